@@ -1,0 +1,21 @@
+//! Analyzers: definitions, the finding model, and reading what tools say.
+//!
+//! Owns everything between "a tool exited" and "these are its findings and
+//! this is its status": the typed analyzer definition, one parser per report
+//! format, the exit-code + output classification, and the built-in `profile`
+//! analyzer. Running processes is `run/`'s job; choosing files and caching is
+//! `engine/`'s.
+
+pub mod classify;
+mod definition;
+mod finding;
+pub mod parsers;
+pub mod profile;
+mod status;
+
+pub use definition::{
+    AnalyzerDef, Engine, ExitClass, ExitCodes, ExternalSpec, Install, RegexSpec, Thresholds,
+};
+pub use finding::{Finding, Location, Package, Severity, sort_findings};
+pub use parsers::TestCounts;
+pub use status::RunStatus;

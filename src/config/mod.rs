@@ -1,0 +1,51 @@
+//! Configuration: `.background-tasks.json` (+ `.background-tasks.local.json`)
+//! and analyzer definitions, parsed in two phases.
+//!
+//! Phase 1 (`load.rs`, `source.rs`) reads the files strictly, locates every
+//! value, merges the local file over the repo one and deserializes the raw
+//! mirror (`raw.rs`) section by section. Phase 2 (`validate.rs`,
+//! `analyzer.rs`) checks meaning and builds the typed [`Config`]. Both phases
+//! report every problem at once with file, line:column and JSON pointer.
+//! Nothing outside this module sees the raw types.
+
+mod analyzer;
+mod error;
+mod load;
+mod model;
+pub mod raw;
+mod schema;
+mod source;
+mod validate;
+
+use std::path::Path;
+
+pub use analyzer::BUILTIN as BUILTIN_ANALYZERS;
+pub use error::{ConfigError, Problem};
+pub use load::{CONFIG_FILE, DEFAULT_CONFIG, LOCAL_CONFIG_FILE};
+pub use model::*;
+pub use schema::schema_json;
+
+/// Loads the config of the worktree at `root`: the repo config (or the
+/// built-in default when there is none) with the local overrides merged over
+/// it.
+pub fn load(root: &Path) -> Result<Config, ConfigError> {
+    let layers = load::Layers::read(root)?;
+    build(&layers)
+}
+
+/// Validates config text as if it were the repo config (no local overrides).
+pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let layers = load::Layers::from_text(path, text)?;
+    build(&layers)
+}
+
+fn build(layers: &load::Layers) -> Result<Config, ConfigError> {
+    let raw = load::to_raw(layers).map_err(invalid)?;
+    validate::validate(layers, raw).map_err(invalid)
+}
+
+/// Problems in file order, as a reader goes through them.
+fn invalid(mut problems: Vec<Problem>) -> ConfigError {
+    problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigError::Invalid { problems }
+}

@@ -1,0 +1,25 @@
+//! bgtask runs code analyzers in the background while developers work, and
+//! in the foreground in CI.
+//!
+//! ```text
+//!  trigger sources                 one scheduler             workers            sinks
+//!  watch/   file saved ─┐
+//!  hooks/   git hook  ──┤ Trigger  schedule/                 run/               store/ (SQLite)
+//!  schedule cron/idle ──┼────────► debounce, coalesce, ─Job─► isolated  ─Run──► notifier/ console
+//!  cli      bgtask run ─┘          priority queue,           subprocess Result          desktop
+//!                                  retries, overflow         + analyze/                 file, email
+//! ```
+//!
+//! Module map (each opens with what it owns):
+//! - [`event`]: the messages between stages (`Trigger`, `Job`, `RunResult`).
+//! - [`config`]: `.background-tasks.json`, two-phase parsing, the schema.
+//! - [`analyze`]: analyzer definitions, findings, parsers, classification.
+//! - [`run`]: one isolated analyzer process: process group, limits, capture.
+//! - [`engine`]: a foreground run: targets, applicability, cache, parallelism.
+//! - [`report`]: console, JSON, SARIF, JUnit and GitHub annotation output.
+//! - [`tools`]: tool discovery and `bgtask tools install`.
+//! - [`cli`]: argument parsing and dispatch.
+
+pub mod analyze;
+pub mod config;
+pub mod globs;
