@@ -23,3 +23,4 @@
 pub mod analyze;
 pub mod config;
 pub mod globs;
+pub mod run;

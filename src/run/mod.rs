@@ -1,0 +1,20 @@
+//! Running one analyzer process in isolation.
+//!
+//! Owns the process and nothing else: spawn with a scrubbed environment in
+//! its own session, drain its output into bounded captures, enforce the
+//! wall-clock, CPU-time and memory limits, stop it by escalating signals to
+//! its whole group, and report why it ended ([`Ended`]) with its peak memory
+//! and CPU time. It knows nothing about analyzers, findings or files.
+
+mod capture;
+mod env;
+mod process;
+mod unix;
+
+pub use capture::{Capture, Captured};
+pub use env::scrubbed as scrubbed_env;
+pub use process::{Ended, Finished, Limits, Spec, run};
+pub use unix::{arg_max, become_subreaper, signal_name, sweep_orphans};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! Supervising one analyzer process from spawn to reap.
+//!
+//! The child gets its own session and process group, `/dev/null` as stdin
+//! and no terminal, the scrubbed environment, niceness and a CPU-time limit.
+//! Both pipes are drained inside the same `select!` as the exit wait, the
+//! wall-clock deadline, cancellation and memory sampling, so a full pipe can
+//! never deadlock it (STYLE 16). Stopping is SIGTERM to the group, a grace
+//! period, then SIGKILL to the group; once the leader exits, the rest of its
+//! group is killed too, so nothing outlives the run.
+//!
+//! The spawn must happen on a thread that outlives the child
+//! (`PR_SET_PDEATHSIG` fires when the spawning *thread* exits): callers run
+//! this on a current-thread runtime.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::io::unix::AsyncFd;
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::capture::{Capture, Captured};
+use super::env;
+use super::unix::{self, ExitStatus, Reaped};
+
+/// How long output is still read after the process exited and its group was
+/// killed (a `setsid` escapee may hold the pipe open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Added to the scrubbed environment.
+    pub env: Vec<(OsString, OsString)>,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+    pub limits: Limits,
+    /// (head, tail) bytes kept of stdout.
+    pub stdout_keep: (usize, usize),
+    /// (head, tail) bytes kept of stderr.
+    pub stderr_keep: (usize, usize),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Resident memory of the process tree, KiB.
+    pub max_rss_kb: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub nice: i32,
+}
+
+/// Why the process ended: never a bool (STYLE 17).
+#[derive(Debug)]
+pub enum Ended {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+    /// `RLIMIT_CPU` reached (SIGXCPU).
+    CpuLimit,
+    OutOfMemory {
+        rss_kb: u64,
+    },
+    Cancelled,
+    SpawnFailed(io::Error),
+}
+
+#[derive(Debug)]
+pub struct Finished {
+    pub ended: Ended,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub wall: Duration,
+    /// Peak resident memory (KiB): the larger of the sampled tree and rusage.
+    pub peak_rss_kb: Option<u64>,
+    pub cpu: Option<Duration>,
+}
+
+impl Finished {
+    fn spawn_failed(e: io::Error, start: Instant) -> Finished {
+        Finished {
+            ended: Ended::SpawnFailed(e),
+            stdout: Captured::default(),
+            stderr: Captured::default(),
+            wall: start.elapsed(),
+            peak_rss_kb: None,
+            cpu: None,
+        }
+    }
+}
+
+pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
+    let start = Instant::now();
+    let mut cmd = std::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(env::scrubbed().iter().map(|(k, v)| (k, v)))
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes async-signal-safe calls (see unix.rs).
+    unsafe {
+        cmd.pre_exec(unix::child_setup(spec.limits.nice, spec.limits.cpu_seconds));
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Finished::spawn_failed(e, start),
+    };
+    let pid = child.id();
+    unix::register_spawned(pid);
+    let mut guard = GroupGuard { pgid: pid, armed: true };
+    let pipes = (
+        child.stdout.take().map(tokio::process::ChildStdout::from_std),
+        child.stderr.take().map(tokio::process::ChildStderr::from_std),
+    );
+    let (Some(Ok(mut stdout)), Some(Ok(mut stderr))) = pipes else {
+        unix::kill_group(pid, libc::SIGKILL);
+        let _ = child.wait();
+        return Finished::spawn_failed(io::Error::other("could not watch the tool's output pipes"), start);
+    };
+    let pidfd = unix::async_pidfd(pid);
+
+    let mut out = Capture::new(spec.stdout_keep.0, spec.stdout_keep.1);
+    let mut err = Capture::new(spec.stderr_keep.0, spec.stderr_keep.1);
+    let (mut out_open, mut err_open) = (true, true);
+    let mut obuf = vec![0u8; 64 * 1024];
+    let mut ebuf = vec![0u8; 64 * 1024];
+    let deadline = start + spec.timeout;
+    let mut stopping: Option<Ended> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut peak_kb = 0;
+    let mut ticker = interval(SAMPLE_EVERY);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+    let reaped: io::Result<Reaped> = loop {
+        tokio::select! {
+            biased;
+            r = wait_exit(pidfd.as_ref(), pid) => break r,
+            n = stdout.read(&mut obuf), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => out.push(&obuf[..n]),
+            },
+            n = stderr.read(&mut ebuf), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => err.push(&ebuf[..n]),
+            },
+            () = sleep_until(deadline), if stopping.is_none() => {
+                stopping = Some(Ended::TimedOut);
+                unix::kill_group(pid, libc::SIGTERM);
+                kill_at = Some(Instant::now() + spec.kill_grace);
+            }
+            () = cancel.cancelled(), if stopping.is_none() => {
+                stopping = Some(Ended::Cancelled);
+                unix::kill_group(pid, libc::SIGTERM);
+                kill_at = Some(Instant::now() + spec.kill_grace);
+            }
+            () = sleep_until(kill_at.unwrap_or(deadline)), if kill_at.is_some() => {
+                unix::kill_group(pid, libc::SIGKILL);
+                kill_at = None;
+            }
+            _ = ticker.tick() => {
+                let rss = unix::tree_rss_kb(pid);
+                peak_kb = peak_kb.max(rss);
+                if let Some(limit) = spec.limits.max_rss_kb
+                    && rss > limit
+                    && !matches!(stopping, Some(Ended::OutOfMemory { .. }))
+                {
+                    stopping = Some(Ended::OutOfMemory { rss_kb: rss });
+                    unix::kill_group(pid, libc::SIGKILL);
+                    kill_at = None;
+                }
+            }
+        }
+    };
+    // The leader is gone; whatever is left of its group goes too.
+    unix::kill_group(pid, libc::SIGKILL);
+    guard.armed = false;
+    unix::unregister_spawned(pid);
+    let drain_until = Instant::now() + DRAIN_AFTER_EXIT;
+    while out_open || err_open {
+        tokio::select! {
+            n = stdout.read(&mut obuf), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => out.push(&obuf[..n]),
+            },
+            n = stderr.read(&mut ebuf), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => err.push(&ebuf[..n]),
+            },
+            () = sleep_until(drain_until) => break,
+        }
+    }
+    let wall = start.elapsed();
+    let (ended, peak_rss_kb, cpu) = match reaped {
+        Ok(r) => {
+            let ended = stopping.unwrap_or(match r.status {
+                ExitStatus::Code(c) => Ended::Exited(c),
+                ExitStatus::Signal(s) if s == libc::SIGXCPU => Ended::CpuLimit,
+                ExitStatus::Signal(s) => Ended::Signaled(s),
+            });
+            (ended, Some(peak_kb.max(r.max_rss_kb)), Some(r.cpu))
+        }
+        Err(e) => (
+            stopping.unwrap_or(Ended::SpawnFailed(e)),
+            (peak_kb > 0).then_some(peak_kb),
+            None,
+        ),
+    };
+    Finished {
+        ended,
+        stdout: out.finish(),
+        stderr: err.finish(),
+        wall,
+        peak_rss_kb,
+        cpu,
+    }
+}
+
+/// Kills the process group if the run is abandoned (its future dropped)
+/// before the process was reaped.
+struct GroupGuard {
+    pgid: u32,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            unix::kill_group(self.pgid, libc::SIGKILL);
+            unix::unregister_spawned(self.pgid);
+        }
+    }
+}
+
+/// Resolves once `pid` has exited, reaping it.
+async fn wait_exit(pidfd: Option<&AsyncFd<std::os::fd::OwnedFd>>, pid: u32) -> io::Result<Reaped> {
+    loop {
+        match pidfd {
+            Some(fd) => {
+                let mut guard = fd.readable().await?;
+                if let Some(r) = unix::try_reap(pid)? {
+                    return Ok(r);
+                }
+                guard.clear_ready();
+            }
+            None => {
+                if let Some(r) = unix::try_reap(pid)? {
+                    return Ok(r);
+                }
+                sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
