@@ -21,6 +21,12 @@
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
+pub mod cli;
 pub mod config;
+pub mod exit;
 pub mod globs;
+pub mod report;
 pub mod run;
+pub mod tools;
+pub mod event;
+pub mod engine;

@@ -14,7 +14,7 @@ mod unix;
 pub use capture::{Capture, Captured};
 pub use env::scrubbed as scrubbed_env;
 pub use process::{Ended, Finished, Limits, Spec, run};
-pub use unix::{arg_max, become_subreaper, signal_name, sweep_orphans};
+pub use unix::{arg_max, become_subreaper, kill_all_spawned, signal_name, sweep_orphans};
 
 #[cfg(test)]
 mod tests;

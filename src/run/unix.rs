@@ -177,6 +177,14 @@ pub fn unregister_spawned(pid: u32) {
     SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&pid);
 }
 
+/// SIGKILL to the group of every analyzer still running (a second Ctrl-C).
+pub fn kill_all_spawned() {
+    let spawned = SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    for pid in spawned {
+        kill_group(pid, libc::SIGKILL);
+    }
+}
+
 /// Kills and reaps processes that were reparented to us (analyzer
 /// descendants that escaped their group with `setsid` and outlived their
 /// parent). Spares analyzers we spawned ourselves and anything in our own

@@ -51,7 +51,7 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         if let Some(cwe) = i.issue_cwe.filter(|c| c.id > 0) {
             message.push_str(&format!(" (CWE-{})", cwe.id));
         }
-        if let Some(conf) = i.issue_confidence {
+        if let Some(conf) = i.issue_confidence.filter(|c| !c.eq_ignore_ascii_case("high")) {
             message.push_str(&format!(" [confidence: {}]", conf.to_lowercase()));
         }
         let end_line = i.line_range.iter().copied().max();

@@ -1,0 +1,71 @@
+//! `bgtask config validate|schema`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Ctx;
+use crate::config::ConfigError;
+use crate::engine::Workspace;
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config (and the local overrides); every problem with file, line:column and JSON pointer.
+    #[command(after_help = "Examples:\n  bgtask config validate\n  bgtask config validate some/other.json\n  bgtask config validate --json")]
+    Validate {
+        /// Validate this file as a repo config instead of the project's.
+        file: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON schema of .background-tasks.json.
+    #[command(after_help = "Example:\n  bgtask config schema > background-tasks.schema.json")]
+    Schema,
+}
+
+pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
+    match cmd {
+        ConfigCommand::Schema => {
+            print!("{}", crate::config::schema_json());
+            Ok(exit::OK)
+        }
+        ConfigCommand::Validate { file, json } => {
+            let result = match &file {
+                Some(f) => {
+                    let path = ctx.cwd.join(f);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                    crate::config::from_text(&path, &text)
+                }
+                None => crate::config::load(&Workspace::discover(&ctx.cwd)?.root),
+            };
+            match result {
+                Ok(config) => {
+                    if json {
+                        println!("{}", json!({ "valid": true, "files": config.files, "tasks": config.tasks.keys().collect::<Vec<_>>(), "problems": [] }));
+                    } else if config.uses_default() {
+                        anstream::println!("no .background-tasks.json here; the built-in tasks apply ({} tasks)", config.tasks.len());
+                    } else {
+                        let files: Vec<String> = config.files.iter().map(|f| f.display().to_string()).collect();
+                        anstream::println!(
+                            "✓ {} is valid: {} task{}, {} analyzers",
+                            files.join(" + "),
+                            config.tasks.len(),
+                            if config.tasks.len() == 1 { "" } else { "s" },
+                            config.analyzers.len()
+                        );
+                    }
+                    Ok(exit::OK)
+                }
+                Err(e @ ConfigError::Invalid { .. }) if json => {
+                    println!("{}", json!({ "valid": false, "problems": e.problems() }));
+                    Ok(exit::CONFIG)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}

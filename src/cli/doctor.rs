@@ -1,0 +1,174 @@
+//! `bgtask doctor`: which analyzers apply to this project, which are
+//! installed (where, which version), and what to do about the rest.
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::engine::{self, Workspace};
+use crate::exit;
+use crate::tools::{self, Origin};
+
+pub const EXAMPLES: &str = "Examples:
+  bgtask doctor            what applies here and what is missing
+  bgtask doctor --json     the same for scripts
+  bgtask doctor -v         also analyzers that do not apply";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    analyzer: String,
+    tasks: Vec<String>,
+    applies: bool,
+    files: Option<usize>,
+    reason: Option<String>,
+    installed: Option<bool>,
+    path: Option<String>,
+    origin: Option<Origin>,
+    version: Option<String>,
+    install_hint: Option<String>,
+    managed_install: bool,
+    network: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Doctor {
+    root: String,
+    git: bool,
+    config_files: Vec<String>,
+    default_config: bool,
+    cache_dir: String,
+    analyzers: Vec<Row>,
+}
+
+pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = crate::config::load(&workspace.root)?;
+    let rt = super::runtime()?;
+    let mut versions = tools::VersionCache::load();
+    let mut rows = Vec::new();
+    for a in engine::applicability(&config, &workspace) {
+        let def = &config.analyzers[&a.analyzer];
+        let mut row = Row {
+            analyzer: a.analyzer.clone(),
+            tasks: a.tasks.clone(),
+            applies: a.applies.is_ok(),
+            files: a.applies.as_ref().ok().copied(),
+            reason: a.applies.as_ref().err().cloned(),
+            installed: None,
+            path: None,
+            origin: None,
+            version: None,
+            install_hint: None,
+            managed_install: def.install.is_managed(),
+            network: def.network,
+        };
+        if let Some(spec) = def.external() {
+            match tools::find(spec, &workspace.root) {
+                Some((path, origin)) => {
+                    let version = match versions.get(&path, &spec.version_args) {
+                        Some(v) => v,
+                        None => {
+                            let v = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
+                            versions.put(&path, &spec.version_args, v.clone());
+                            v
+                        }
+                    };
+                    row.installed = Some(true);
+                    row.path = Some(path.display().to_string());
+                    row.origin = Some(origin);
+                    row.version = version;
+                }
+                None => {
+                    row.installed = Some(false);
+                    row.install_hint = Some(def.install_hint());
+                }
+            }
+        }
+        rows.push(row);
+    }
+    versions.save();
+    let doc = Doctor {
+        root: workspace.root.display().to_string(),
+        git: workspace.git,
+        config_files: config.files.iter().map(|f| f.display().to_string()).collect(),
+        default_config: config.uses_default(),
+        cache_dir: tools::cache_dir().display().to_string(),
+        analyzers: rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_table(&doc, ctx.verbose);
+    }
+    Ok(exit::OK)
+}
+
+fn print_table(doc: &Doctor, verbose: bool) {
+    use anstyle::{AnsiColor, Effects, Style};
+    let bold = Style::new().effects(Effects::BOLD);
+    let dim = Style::new().effects(Effects::DIMMED);
+    let green = AnsiColor::Green.on_default();
+    let red = AnsiColor::Red.on_default();
+    anstream::println!("{bold}project{bold:#}  {}{}", doc.root, if doc.git { " (git)" } else { "" });
+    if doc.default_config {
+        anstream::println!("{bold}config{bold:#}   built-in tasks {dim}(no .background-tasks.json; `bgtask init` writes one){dim:#}");
+    } else {
+        anstream::println!("{bold}config{bold:#}   {} {green}valid{green:#}", doc.config_files.join(" + "));
+    }
+    anstream::println!("{bold}tools{bold:#}    managed installs under {}/tools", doc.cache_dir);
+    anstream::println!();
+    let shown: Vec<&Row> = doc.analyzers.iter().filter(|r| verbose || r.applies || !r.tasks.is_empty()).collect();
+    let w = shown.iter().map(|r| r.analyzer.len()).max().unwrap_or(8);
+    let tw = shown.iter().map(|r| r.tasks.join(",").len()).max().unwrap_or(5).max(5);
+    for r in &shown {
+        let tasks = if r.tasks.is_empty() { "-".to_owned() } else { r.tasks.join(",") };
+        let applies = match (r.applies, r.files) {
+            (true, Some(n)) if n > 0 => format!("applies ({n} files)"),
+            (true, _) => "applies".to_owned(),
+            (false, _) => "does not apply".to_owned(),
+        };
+        let tool = match (r.installed, r.applies) {
+            (Some(true), _) => format!(
+                "{green}{}{green:#} {dim}{} ({}){dim:#}",
+                r.version.as_deref().unwrap_or("?"),
+                r.path.as_deref().unwrap_or(""),
+                r.origin.map_or("", Origin::label)
+            ),
+            (Some(false), true) => format!("{red}missing{red:#}: {}", r.install_hint.as_deref().unwrap_or("")),
+            (Some(false), false) => format!("{dim}not installed{dim:#}"),
+            (None, _) => format!("{dim}built in{dim:#}"),
+        };
+        anstream::println!("  {:<w$}  {dim}{tasks:<tw$}{dim:#}  {:<22}  {tool}", r.analyzer, applies);
+        if !r.applies && verbose
+            && let Some(reason) = &r.reason
+        {
+            anstream::println!("  {:<w$}  {dim}↳ {reason}{dim:#}", "");
+        }
+    }
+    let missing: Vec<&Row> = doc.analyzers.iter().filter(|r| r.applies && r.installed == Some(false) && !r.tasks.is_empty()).collect();
+    let managed: Vec<&str> = missing.iter().filter(|r| r.managed_install).map(|r| r.analyzer.as_str()).collect();
+    anstream::println!();
+    if missing.is_empty() {
+        anstream::println!("{green}✓{green:#} every analyzer that applies here is installed");
+    } else {
+        anstream::println!(
+            "{red}!{red:#} {} analyzer{} that apply here {} not installed",
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            if missing.len() == 1 { "is" } else { "are" }
+        );
+        if !managed.is_empty() {
+            anstream::println!("  run `bgtask tools install` to install {} into bgtask's cache", managed.join(", "));
+        }
+        for r in missing.iter().filter(|r| !r.managed_install) {
+            anstream::println!("  {}: {}", r.analyzer, r.install_hint.as_deref().unwrap_or(""));
+        }
+    }
+}

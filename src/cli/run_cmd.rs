@@ -1,0 +1,217 @@
+//! `bgtask run`: tasks or analyzers now, in the foreground, with the report
+//! in the chosen format and the exit code CI acts on.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::{RunProgress, enabled};
+use super::Ctx;
+use crate::engine::{self, Options, Request, Selection, Shard, Workspace};
+use crate::exit;
+use crate::report::{self, ConsoleOptions, FailOnSetting, Format, Report};
+
+pub const EXAMPLES: &str = "Examples:
+  bgtask run security                      run the `security` task
+  bgtask run all                           every enabled task
+  bgtask run bandit pylint                 analyzers by name
+  bgtask run code --changed                only files changed vs HEAD (also untracked)
+  bgtask run code --staged                 only staged files
+  bgtask run all --since origin/main       what a pull request touches
+  bgtask run code --files src/a.py src/b.py
+  bgtask run all --format sarif --output results.sarif --fail-on high
+  bgtask run all --shard 2/4 --format json --output shard2.json   (then `bgtask report merge`)";
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("selection").args(["changed", "staged", "since", "files"])))]
+pub struct RunArgs {
+    /// Task or analyzer names, or `all`.
+    #[arg(required = true, value_name = "TASK|ANALYZER")]
+    pub names: Vec<String>,
+    /// Only files changed vs HEAD: modified, added and untracked.
+    #[arg(long)]
+    pub changed: bool,
+    /// Only files staged for the next commit.
+    #[arg(long)]
+    pub staged: bool,
+    /// Only files changed since the merge base with REF (a branch, tag or commit).
+    #[arg(long, value_name = "REF")]
+    pub since: Option<String>,
+    /// Only these files.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Console)]
+    pub format: Format,
+    /// Write the report to FILE (a short summary still goes to stderr).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Fail (exit 1) on findings at or above this severity, overriding the tasks' `fail_on`.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOnSetting>,
+    /// Exit 3 when an analyzer that applies is not installed.
+    #[arg(long)]
+    pub strict_tools: bool,
+    /// Run every analyzer even if a cached result matches.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Skip analyzers that need the network (dependency audits).
+    #[arg(long)]
+    pub offline: bool,
+    /// Run only this CI job's share: K of N (files split by path hash).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Wall-clock limit per analyzer process, e.g. 90s or 10m (overrides the config).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Processes to run at once (overrides `execution.max_concurrent_tasks`).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+impl RunArgs {
+    fn selection(&self) -> Selection {
+        if self.changed {
+            Selection::Changed
+        } else if self.staged {
+            Selection::Staged
+        } else if let Some(r) = &self.since {
+            Selection::Since(r.clone())
+        } else if !self.files.is_empty() {
+            Selection::Files(self.files.clone())
+        } else {
+            Selection::All
+        }
+    }
+
+    fn scope(&self, selected: Option<usize>) -> Option<String> {
+        let mut parts = Vec::new();
+        let n = selected.unwrap_or(0);
+        if self.changed {
+            parts.push(format!("changed files ({n})"));
+        } else if self.staged {
+            parts.push(format!("staged files ({n})"));
+        } else if let Some(r) = &self.since {
+            parts.push(format!("files changed since {r} ({n})"));
+        } else if !self.files.is_empty() {
+            parts.push(format!("given files ({n})"));
+        }
+        if let Some(s) = self.shard {
+            parts.push(format!("shard {s}"));
+        }
+        if self.offline {
+            parts.push("offline".to_owned());
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = Arc::new(crate::config::load(&workspace.root)?);
+    if config.uses_default() && args.format == Format::Console && args.output.is_none() {
+        ctx.note("note: no .background-tasks.json here, using the built-in tasks (`bgtask init` writes one)");
+    }
+    crate::run::become_subreaper();
+    let rt = super::runtime()?;
+    let started = SystemTime::now();
+    let request = Request {
+        names: args.names.clone(),
+        selection: args.selection(),
+        shard: args.shard,
+        offline: args.offline,
+        options: Options { no_cache: args.no_cache, timeout: args.timeout, jobs: args.jobs },
+        cwd: ctx.cwd.clone(),
+    };
+    let cancel = CancellationToken::new();
+    let show = enabled(ctx.quiet);
+    let outcome = rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let total = crate::engine::count_analyzers(&config, &request.names).unwrap_or(0);
+        let mut bar = RunProgress::new(show, total as u64);
+        let interrupts = watch_interrupts(cancel.clone());
+        let engine = engine::run(config.clone(), &workspace, request, tx, cancel.clone());
+        let progress = async {
+            while let Some(event) = rx.recv().await {
+                bar.on(&event);
+            }
+        };
+        let (outcome, ()) = tokio::join!(engine, progress);
+        bar.finish();
+        interrupts.abort();
+        outcome
+    })?;
+    let policy = report::policy(&config, args.fail_on, args.strict_tools, outcome.explicit.iter().cloned().collect());
+    let report = Report::new(
+        workspace.root.display().to_string(),
+        started,
+        outcome.duration,
+        args.scope(outcome.selected),
+        policy,
+        outcome.runs,
+    );
+    let console = ConsoleOptions { verbose: ctx.verbose, summary_only: false };
+    let text = report::render(&report, args.format, &console);
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &text).with_context(|| format!("write the report to {}", path.display()))?;
+            if !ctx.quiet {
+                let summary = report::render(&report, Format::Console, &ConsoleOptions { verbose: ctx.verbose, summary_only: true });
+                anstream::eprint!("{summary}");
+                anstream::eprintln!("report written to {}", path.display());
+            }
+        }
+        None if args.format == Format::Console => anstream::print!("{text}"),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    if cancel.is_cancelled() {
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(report.exit_code)
+}
+
+/// First Ctrl-C (or SIGTERM): cancel, which stops analyzers gracefully.
+/// Second: kill every analyzer group and exit at once.
+fn watch_interrupts(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                _ = term.recv() => {}
+            }
+            seen += 1;
+            if seen == 1 {
+                anstream::eprintln!("\ninterrupted: stopping analyzers (again to kill them now)");
+                cancel.cancel();
+            } else {
+                crate::run::kill_all_spawned();
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    })
+}
+
+fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! The result cache: a second run with nothing changed starts no process.
+//!
+//! Key: the analyzer's resolved definition (its digest), the tool's path and
+//! version, and the content hash of every relevant file (targets plus the
+//! tool's config files). Entries are JSON files under
+//! `.bgtask/cache/results/`, written atomically; only trustworthy statuses
+//! are stored (see [`RunStatus::is_cacheable`]). Results of network analyzers
+//! (vulnerability databases change without the files changing) expire after
+//! an hour.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::AnalyzerDef;
+use crate::event::{AnalyzerRun, ToolInfo};
+
+const VERSION: &str = "bgtask-result-cache-v1";
+const NETWORK_MAX_AGE: Duration = Duration::from_secs(3600);
+const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `.bgtask/` under the worktree root, created with a `.gitignore` of `*` so
+/// git never sees it.
+pub fn state_dir(root: &Path) -> std::io::Result<PathBuf> {
+    let dir = root.join(".bgtask");
+    std::fs::create_dir_all(&dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "*\n")?;
+    }
+    Ok(dir)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    created: SystemTime,
+    run: AnalyzerRun,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResultCache {
+    dir: PathBuf,
+}
+
+impl ResultCache {
+    pub fn new(root: &Path) -> ResultCache {
+        ResultCache {
+            dir: root.join(".bgtask").join("cache").join("results"),
+        }
+    }
+
+    /// The key for running `def` with `tool` over `relevant` (repo-relative)
+    /// files. Reads every file; a missing one hashes as missing.
+    pub fn key(def: &AnalyzerDef, tool: Option<&ToolInfo>, root: &Path, relevant: &[PathBuf]) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(VERSION.as_bytes());
+        h.update(&[0]);
+        h.update(def.digest.as_bytes());
+        h.update(&[0]);
+        if let Some(t) = tool {
+            h.update(t.path.as_os_str().as_bytes());
+            h.update(&[0]);
+            h.update(t.version.as_deref().unwrap_or("?").as_bytes());
+            h.update(&[0]);
+        }
+        for p in relevant {
+            h.update(p.as_os_str().as_bytes());
+            h.update(&[0]);
+            match std::fs::read(root.join(p)) {
+                Ok(bytes) => {
+                    h.update(blake3::hash(&bytes).as_bytes());
+                }
+                Err(_) => {
+                    h.update(b"<missing>");
+                }
+            }
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    pub fn get(&self, key: &str, network: bool) -> Option<AnalyzerRun> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        let max_age = if network { NETWORK_MAX_AGE } else { MAX_AGE };
+        let age = SystemTime::now().duration_since(entry.created).unwrap_or_default();
+        (age <= max_age).then_some(entry.run)
+    }
+
+    /// Stores a cacheable run; failures (read-only tree, full disk) only
+    /// cost the cache.
+    pub fn put(&self, key: &str, run: &AnalyzerRun) {
+        // A network analyzer's partial result usually means "offline": retry.
+        let network_partial = run.network && run.status == crate::analyze::RunStatus::Partial;
+        if !run.status.is_cacheable() || network_partial {
+            return;
+        }
+        let Some(root) = self.dir.parent().and_then(Path::parent).and_then(Path::parent) else {
+            return;
+        };
+        if state_dir(root).is_err() || std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        let entry = Entry {
+            created: SystemTime::now(),
+            run: run.clone(),
+        };
+        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&self.dir)
+            && tmp.write_all(&json).is_ok()
+        {
+            let _ = tmp.persist(self.path(key));
+        }
+    }
+
+    /// Deletes entries older than a week.
+    pub fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let now = SystemTime::now();
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > MAX_AGE);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::RunStatus;
+    use crate::analyze::parsers::testing::builtin;
+    use crate::config::raw::Category;
+
+    #[test]
+    fn key_changes_with_content_tool_and_definition() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
+        let bandit = builtin("bandit");
+        let tool = ToolInfo { path: "/bin/bandit".into(), version: Some("1.9.4".into()) };
+        let files = vec![PathBuf::from("a.py")];
+        let k1 = ResultCache::key(&bandit, Some(&tool), root, &files);
+        assert_eq!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
+        let newer = ToolInfo { version: Some("1.9.5".into()), ..tool.clone() };
+        assert_ne!(k1, ResultCache::key(&bandit, Some(&newer), root, &files));
+        assert_ne!(k1, ResultCache::key(&builtin("pylint"), Some(&tool), root, &files));
+        std::fs::write(root.join("a.py"), "x = 2\n").unwrap();
+        assert_ne!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
+    }
+
+    #[test]
+    fn stores_only_cacheable_runs_and_gitignores_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResultCache::new(dir.path());
+        let mut run = AnalyzerRun::skipped("bandit", Category::Security, vec![], RunStatus::ToolError, "x".into());
+        cache.put("k", &run);
+        assert!(cache.get("k", false).is_none());
+        run.status = RunStatus::Clean;
+        cache.put("k", &run);
+        assert_eq!(cache.get("k", false).unwrap().status, RunStatus::Clean);
+        assert_eq!(std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(), "*\n");
+    }
+}

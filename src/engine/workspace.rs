@@ -1,0 +1,278 @@
+//! The worktree being analysed: its root, its files, and git's view of
+//! what changed.
+//!
+//! The root is the nearest directory at or above the start that holds
+//! `.background-tasks.json` (not crossing the git toplevel), else the git
+//! toplevel, else the start. Files are walked with `.gitignore`, `.ignore`
+//! and `.git/info/exclude` honoured, and a few directories that are never
+//! source (virtualenvs, `node_modules`, caches) skipped even without a
+//! `.gitignore`. Our own git calls never take locks (`GIT_OPTIONAL_LOCKS=0`)
+//! and never fire hooks (`BGTASK=0`).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::config::CONFIG_FILE;
+
+/// Directories skipped by the walk wherever they are.
+pub const ALWAYS_SKIPPED: &[&str] = &[
+    ".git",
+    ".bgtask",
+    ".hg",
+    ".svn",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("cannot use {} as the project directory", path.display())]
+    Start {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} needs a git repository, and {} is not in one", root.display())]
+    NotGit { what: &'static str, root: PathBuf },
+    #[error("`git {args}` failed: {message}")]
+    Git { args: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    /// The root with symlinks resolved, to relativise tool-reported paths.
+    pub canonical_root: PathBuf,
+    pub git: bool,
+}
+
+impl Workspace {
+    pub fn discover(start: &Path) -> Result<Workspace, WorkspaceError> {
+        let start = start.canonicalize().map_err(|source| WorkspaceError::Start {
+            path: start.to_owned(),
+            source,
+        })?;
+        let top = git(&start, &["rev-parse", "--show-toplevel"])
+            .ok()
+            .map(|out| PathBuf::from(OsStr::from_bytes(out.trim_ascii_end())));
+        let mut dir = start.clone();
+        let root = loop {
+            if dir.join(CONFIG_FILE).is_file() {
+                break dir;
+            }
+            if top.as_ref() == Some(&dir) || !dir.pop() {
+                break top.clone().unwrap_or_else(|| start.clone());
+            }
+        };
+        Ok(Workspace {
+            canonical_root: root.canonicalize().unwrap_or_else(|_| root.clone()),
+            git: top.is_some(),
+            root,
+        })
+    }
+
+    /// Every file of the project, repo-relative, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let walker = ignore::WalkBuilder::new(&self.root)
+            .hidden(false)
+            .git_ignore(true)
+            .git_exclude(true)
+            .git_global(true)
+            .ignore(true)
+            .require_git(false)
+            .parents(false)
+            .filter_entry(|e| {
+                !(e.file_type().is_some_and(|t| t.is_dir())
+                    && e.file_name().to_str().is_some_and(|n| ALWAYS_SKIPPED.contains(&n)))
+            })
+            .build();
+        for entry in walker.flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            if let Ok(rel) = entry.path().strip_prefix(&self.root) {
+                out.push(rel.to_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn require_git(&self, what: &'static str) -> Result<(), WorkspaceError> {
+        if self.git {
+            Ok(())
+        } else {
+            Err(WorkspaceError::NotGit {
+                what,
+                root: self.root.clone(),
+            })
+        }
+    }
+
+    /// Modified, added, renamed and untracked files (vs HEAD, index and
+    /// worktree together), as `git status` sees them.
+    pub fn changed(&self) -> Result<Vec<PathBuf>, WorkspaceError> {
+        self.require_git("--changed")?;
+        let out = git(
+            &self.root,
+            &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"],
+        )?;
+        let paths = out
+            .split(|b| *b == 0)
+            .filter(|e| e.len() > 3)
+            .map(|e| PathBuf::from(OsStr::from_bytes(&e[3..])));
+        Ok(self.existing(paths))
+    }
+
+    /// Files staged for the next commit (added, copied, modified, renamed).
+    pub fn staged(&self) -> Result<Vec<PathBuf>, WorkspaceError> {
+        self.require_git("--staged")?;
+        let out = git(&self.root, &["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"])?;
+        Ok(self.existing(split_z(&out)))
+    }
+
+    /// Files changed since the merge base of `reference` and HEAD, plus
+    /// untracked files: what a pull request touches.
+    pub fn since(&self, reference: &str) -> Result<Vec<PathBuf>, WorkspaceError> {
+        self.require_git("--since")?;
+        let base = git(&self.root, &["merge-base", reference, "HEAD"])
+            .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
+            .or_else(|_| {
+                git(&self.root, &["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
+                    .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
+            })?;
+        let diff = git(&self.root, &["diff", "--name-only", "-z", "--diff-filter=ACMR", &base, "--"])?;
+        let untracked = git(&self.root, &["ls-files", "--others", "--exclude-standard", "-z"])?;
+        Ok(self.existing(split_z(&diff).chain(split_z(&untracked))))
+    }
+
+    fn existing(&self, paths: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = paths.filter(|p| self.root.join(p).is_file()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// `path` (absolute, or relative to `cwd`) as a repo-relative path, if it
+    /// is inside the root.
+    pub fn relativize(&self, cwd: &Path, path: &Path) -> Option<PathBuf> {
+        let abs = if path.is_absolute() { path.to_owned() } else { cwd.join(path) };
+        let abs = abs.canonicalize().unwrap_or(abs);
+        abs.strip_prefix(&self.canonical_root)
+            .or_else(|_| abs.strip_prefix(&self.root))
+            .ok()
+            .map(Path::to_owned)
+    }
+}
+
+fn split_z(out: &[u8]) -> impl Iterator<Item = PathBuf> + '_ {
+    out.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| PathBuf::from(OsStr::from_bytes(e)))
+}
+
+/// Runs git in `dir` without taking optional locks or firing our hooks.
+pub fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, WorkspaceError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("BGTASK", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| WorkspaceError::Git {
+            args: args.join(" "),
+            message: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(WorkspaceError::Git {
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, script: &str) {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{script}");
+    }
+
+    #[test]
+    fn walk_honours_ignores_and_skips_tool_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        sh(
+            dir.path(),
+            "git init -q && mkdir -p src node_modules/x .venv/lib build && echo 'build/' > .gitignore \
+             && touch src/a.py node_modules/x/i.js .venv/lib/v.py build/b.py .hidden.py 'sp ace.py'",
+        );
+        let ws = Workspace::discover(dir.path()).unwrap();
+        assert!(ws.git);
+        let files: Vec<String> = ws.files().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(files, [".gitignore", ".hidden.py", "sp ace.py", "src/a.py"]);
+    }
+
+    #[test]
+    fn root_is_the_nearest_config_below_the_toplevel() {
+        let dir = tempfile::tempdir().unwrap();
+        sh(dir.path(), "git init -q && mkdir -p sub/deep && echo '{}' > sub/.background-tasks.json");
+        let ws = Workspace::discover(&dir.path().join("sub/deep")).unwrap();
+        assert_eq!(ws.root, dir.path().canonicalize().unwrap().join("sub"));
+        let ws = Workspace::discover(dir.path()).unwrap();
+        assert_eq!(ws.root, dir.path().canonicalize().unwrap());
+    }
+
+    #[test]
+    fn changed_staged_and_since() {
+        let dir = tempfile::tempdir().unwrap();
+        sh(
+            dir.path(),
+            "git init -q -b main && echo a > a.py && echo b > b.py && echo c > c.py && git add . && git commit -qm one \
+             && git checkout -qb feature && echo x >> b.py && git commit -qam two \
+             && echo y >> c.py && git add c.py && echo new > 'new file.py' && rm a.py",
+        );
+        let ws = Workspace::discover(dir.path()).unwrap();
+        let names = |v: Vec<PathBuf>| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(ws.changed().unwrap()), ["c.py", "new file.py"]);
+        assert_eq!(names(ws.staged().unwrap()), ["c.py"]);
+        assert_eq!(names(ws.since("main").unwrap()), ["b.py", "c.py", "new file.py"]);
+        assert!(ws.since("no-such-ref").is_err());
+    }
+
+    #[test]
+    fn not_a_git_repo() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::discover(dir.path()).unwrap();
+        assert!(!ws.git);
+        let err = ws.changed().unwrap_err().to_string();
+        assert!(err.contains("--changed needs a git repository"), "{err}");
+    }
+}

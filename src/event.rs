@@ -1,0 +1,141 @@
+//! The messages that pass between pipeline stages: a [`Trigger`] says why
+//! work should happen, a [`Job`] is one unit of work for a worker, and a
+//! [`RunResult`] (one [`AnalyzerRun`] per analyzer) is what comes back.
+//!
+//! These are plain data: serializable (the JSON report, the result cache and,
+//! later, the store and IPC all carry them), with no behaviour beyond small
+//! derived facts.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::{Finding, RunStatus, Severity, TestCounts};
+use crate::config::raw::Category;
+
+/// Where a request for work came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TriggerSource {
+    /// `bgtask run …` on the command line (or in CI).
+    Manual { command: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trigger {
+    pub source: TriggerSource,
+    pub at: SystemTime,
+}
+
+/// Which files a job looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "files", rename_all = "snake_case")]
+pub enum Targets {
+    /// Every file of the project the analyzers care about.
+    Project,
+    /// Only these repo-relative files (a save, a commit, `--changed`).
+    Files(Vec<PathBuf>),
+}
+
+/// One task (or set of tasks) to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// Task names; `bgtask run all` lists every enabled task.
+    pub tasks: Vec<String>,
+    /// Analyzer names requested directly (`bgtask run bandit`).
+    pub analyzers: Vec<String>,
+    pub targets: Targets,
+    pub trigger: Trigger,
+}
+
+/// The tool that ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// What one analyzer's run amounted to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnalyzerRun {
+    pub analyzer: String,
+    pub category: Category,
+    /// The tasks that asked for this analyzer.
+    pub tasks: Vec<String>,
+    pub status: RunStatus,
+    /// Why, for every status but `clean` and `findings`: the install hint,
+    /// the tool's error, what was not analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub findings: Vec<Finding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolInfo>,
+    /// Exit code of the last invocation, when the tool exited by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// Processes started (batches of files); 0 when cached or skipped.
+    pub invocations: u32,
+    /// Files analysed (batch mode) or considered (project mode).
+    pub files: usize,
+    /// Served from the result cache: no process was started.
+    #[serde(default)]
+    pub cached: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestCounts>,
+    /// The end of the tool's stderr, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
+    #[serde(default)]
+    pub network: bool,
+}
+
+impl AnalyzerRun {
+    /// A run that never started a process.
+    pub fn skipped(
+        analyzer: &str,
+        category: Category,
+        tasks: Vec<String>,
+        status: RunStatus,
+        reason: String,
+    ) -> AnalyzerRun {
+        AnalyzerRun {
+            analyzer: analyzer.to_owned(),
+            category,
+            tasks,
+            status,
+            reason: Some(reason),
+            findings: Vec::new(),
+            tool: None,
+            exit_code: None,
+            duration_ms: 0,
+            peak_rss_kb: None,
+            cpu_ms: None,
+            invocations: 0,
+            files: 0,
+            cached: false,
+            tests: None,
+            output_tail: None,
+            network: false,
+        }
+    }
+
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}
+
+/// Everything a job produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub job: Job,
+    pub started: SystemTime,
+    pub duration_ms: u64,
+    pub runs: Vec<AnalyzerRun>,
+}

@@ -1,0 +1,230 @@
+//! The human report: findings grouped by file and coloured by severity, one
+//! summary line per analyzer (status, count, duration, cached), reasons for
+//! anything that did not run cleanly (with the install hint for missing
+//! tools), and a last line with the exit code and why.
+//!
+//! Renders ANSI styles into a string; the caller prints it through
+//! `anstream`, which drops them for `NO_COLOR`, pipes and files.
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Effects, Style};
+
+use super::model::Report;
+use crate::analyze::{Finding, RunStatus, Severity};
+use crate::event::AnalyzerRun;
+
+fn sev_style(s: Severity) -> Style {
+    match s {
+        Severity::Critical => AnsiColor::Red.on_default().effects(Effects::BOLD),
+        Severity::High => AnsiColor::Red.on_default(),
+        Severity::Medium => AnsiColor::Yellow.on_default(),
+        Severity::Low => AnsiColor::Cyan.on_default(),
+        Severity::Info => Style::new().effects(Effects::DIMMED),
+    }
+}
+
+fn status_style(s: RunStatus) -> Style {
+    match s {
+        RunStatus::Clean => AnsiColor::Green.on_default(),
+        RunStatus::Findings => AnsiColor::Yellow.on_default(),
+        RunStatus::Partial => AnsiColor::Magenta.on_default(),
+        RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom => AnsiColor::Red.on_default().effects(Effects::BOLD),
+        RunStatus::NotInstalled | RunStatus::NotApplicable | RunStatus::Cancelled => Style::new().effects(Effects::DIMMED),
+    }
+}
+
+const BOLD: Style = Style::new().effects(Effects::BOLD);
+const DIM: Style = Style::new().effects(Effects::DIMMED);
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+pub struct ConsoleOptions {
+    /// Show every analyzer line (also not-applicable ones) and stderr tails.
+    pub verbose: bool,
+    /// Only the per-analyzer summary and the verdict, not each finding.
+    pub summary_only: bool,
+}
+
+pub fn render(report: &Report, opts: &ConsoleOptions) -> String {
+    let mut out = String::new();
+    if !opts.summary_only {
+        findings(&mut out, &report.findings);
+    }
+    analyzers(&mut out, report, opts);
+    verdict(&mut out, report);
+    out
+}
+
+fn findings(out: &mut String, findings: &[Finding]) {
+    let mut current: Option<Option<&str>> = None;
+    for f in findings {
+        let path = f.path();
+        if current != Some(path) {
+            if current.is_some() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "{}", paint(BOLD, path.unwrap_or("(no file)")));
+            current = Some(path);
+        }
+        let pos = match f.location.as_ref().and_then(|l| l.line) {
+            Some(line) => match f.location.as_ref().and_then(|l| l.column) {
+                Some(col) => format!("{line}:{col}"),
+                None => line.to_string(),
+            },
+            None => "-".to_owned(),
+        };
+        let rule = match &f.rule_name {
+            Some(name) if *name != f.rule => format!("{} {name}", f.rule),
+            _ => f.rule.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "  {pos:>8}  {}  {}  {}  {}",
+            paint(sev_style(f.severity), &format!("{:<8}", f.severity.as_str())),
+            f.message,
+            paint(DIM, &rule),
+            paint(DIM, &f.analyzer),
+        );
+    }
+    if !findings.is_empty() {
+        out.push('\n');
+    }
+}
+
+/// `1 high, 4 low`
+fn breakdown(findings: &[&Finding]) -> String {
+    Severity::ALL
+        .iter()
+        .filter_map(|s| {
+            let n = findings.iter().filter(|f| f.severity == *s).count();
+            (n > 0).then(|| format!("{n} {s}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `5 (1 high, 4 low)`, or nothing for no findings.
+fn count_line(findings: &[&Finding]) -> String {
+    if findings.is_empty() {
+        return String::new();
+    }
+    format!("{} ({})", findings.len(), breakdown(findings))
+}
+
+fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        #[expect(clippy::cast_precision_loss, reason = "a display value in seconds")]
+        let s = ms as f64 / 1000.0;
+        format!("{s:.1}s")
+    }
+}
+
+fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
+    let shown: Vec<&AnalyzerRun> = report
+        .runs
+        .iter()
+        .filter(|r| opts.verbose || r.status != RunStatus::NotApplicable)
+        .collect();
+    let name_w = shown.iter().map(|r| r.analyzer.len()).max().unwrap_or(8);
+    let ver_w = shown
+        .iter()
+        .map(|r| r.tool.as_ref().and_then(|t| t.version.as_deref()).map_or(1, str::len))
+        .max()
+        .unwrap_or(1);
+    for r in &shown {
+        let fs: Vec<&Finding> = report.findings_of(&r.analyzer).collect();
+        let version = r.tool.as_ref().and_then(|t| t.version.as_deref()).unwrap_or("-");
+        let mut detail = count_line(&fs);
+        if let Some(t) = r.tests {
+            let tests = format!("{} tests, {} failed", t.total, t.failed + t.errors);
+            detail = if detail.is_empty() { tests } else { format!("{detail}; {tests}") };
+        }
+        let ran = !matches!(r.status, RunStatus::NotApplicable | RunStatus::NotInstalled);
+        let timing = if ran {
+            let mut t = duration(r.duration_ms);
+            if r.invocations > 1 {
+                let _ = write!(t, " in {} runs", r.invocations);
+            }
+            if r.cached {
+                t.push_str(", cached");
+            }
+            t
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {:<name_w$}  {}  {}  {}  {}",
+            r.analyzer,
+            paint(DIM, &format!("{version:<ver_w$}")),
+            paint(status_style(r.status), &format!("{:<13}", r.status.label())),
+            detail,
+            paint(DIM, &timing),
+        );
+        if let Some(reason) = &r.reason {
+            let prefix = if r.status == RunStatus::NotInstalled { "install: " } else { "" };
+            let _ = writeln!(out, "  {:<name_w$}  {}", "", paint(DIM, &format!("↳ {prefix}{reason}")));
+        }
+        if opts.verbose
+            && let Some(tail) = &r.output_tail
+        {
+            for line in tail.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+                let _ = writeln!(out, "  {:<name_w$}    {}", "", paint(DIM, line));
+            }
+        }
+    }
+    let hidden = report.runs.len() - shown.len();
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "  {}",
+            paint(DIM, &format!("({hidden} analyzer{} not applicable here; -v lists them)", if hidden == 1 { "" } else { "s" }))
+        );
+    }
+}
+
+fn verdict(out: &mut String, report: &Report) {
+    let (mark, style) = match report.exit_code {
+        0 => ("✓", AnsiColor::Green.on_default().effects(Effects::BOLD)),
+        1 => ("✗", AnsiColor::Red.on_default().effects(Effects::BOLD)),
+        _ => ("!", AnsiColor::Red.on_default().effects(Effects::BOLD)),
+    };
+    let all: Vec<&Finding> = report.findings.iter().collect();
+    let counts = match all.len() {
+        0 => "no findings".to_owned(),
+        1 => format!("1 finding ({})", breakdown(&all)),
+        n => format!("{n} findings ({})", breakdown(&all)),
+    };
+    let mut extras = Vec::new();
+    for (status, word) in [
+        (RunStatus::Partial, "partial"),
+        (RunStatus::NotInstalled, "not installed"),
+        (RunStatus::ToolError, "failed"),
+        (RunStatus::Timeout, "timed out"),
+        (RunStatus::Oom, "out of memory"),
+        (RunStatus::Cancelled, "cancelled"),
+    ] {
+        let n = report.summary.by_status.get(&status).copied().unwrap_or(0);
+        if n > 0 {
+            extras.push(format!("{n} {word}"));
+        }
+    }
+    let cached = report.runs.iter().filter(|r| r.cached).count();
+    if cached > 0 {
+        extras.push(format!("{cached} cached"));
+    }
+    let extras = if extras.is_empty() { String::new() } else { format!(" · {}", extras.join(" · ")) };
+    let _ = writeln!(
+        out,
+        "\n{} {counts}{extras} · {} — exit {}: {}",
+        paint(style, mark),
+        duration(report.duration_ms),
+        report.exit_code,
+        report.verdict
+    );
+}

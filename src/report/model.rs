@@ -1,0 +1,184 @@
+//! The report of a run: what `--format json` writes and `report merge` reads,
+//! and what every other format renders. Self-contained: it carries the
+//! policy (thresholds, strictness) so a merged report gets the same verdict
+//! the separate runs would have.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::verdict::{self, Verdict};
+use crate::analyze::{Finding, RunStatus, Severity, sort_findings};
+use crate::config::{Config, FailOn};
+use crate::event::AnalyzerRun;
+
+pub const SCHEMA: &str = "bgtask-report/1";
+
+/// A task's part of the exit-code policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPolicy {
+    pub name: String,
+    /// `None`: findings never fail this task.
+    pub fail_on: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `--fail-on`, overriding every task's `fail_on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on: Option<FailOnSetting>,
+    pub strict_tools: bool,
+    pub tasks: Vec<TaskPolicy>,
+    /// Analyzers named directly; their absence is an error.
+    pub explicit: Vec<String>,
+}
+
+/// `--fail-on` as given: a severity or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailOnSetting {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    Never,
+}
+
+impl FailOnSetting {
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOnSetting::Info => Some(Severity::Info),
+            FailOnSetting::Low => Some(Severity::Low),
+            FailOnSetting::Medium => Some(Severity::Medium),
+            FailOnSetting::High => Some(Severity::High),
+            FailOnSetting::Critical => Some(Severity::Critical),
+            FailOnSetting::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub findings: usize,
+    pub by_severity: BTreeMap<Severity, usize>,
+    pub by_status: BTreeMap<RunStatus, usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub bgtask_version: String,
+    pub root: String,
+    #[serde(with = "humantime_serde_compat")]
+    pub started: SystemTime,
+    pub duration_ms: u64,
+    /// What was analysed when not everything: `changed`, `shard 1/4`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub policy: Policy,
+    pub summary: Summary,
+    pub exit_code: u8,
+    /// One line saying why the exit code is what it is.
+    pub verdict: String,
+    /// Per-analyzer records; their findings are in `findings` below.
+    pub runs: Vec<AnalyzerRun>,
+    /// Every finding, sorted by path and line.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn new(
+        root: String,
+        started: SystemTime,
+        duration: Duration,
+        scope: Option<String>,
+        policy: Policy,
+        mut runs: Vec<AnalyzerRun>,
+    ) -> Report {
+        let mut findings: Vec<Finding> = runs.iter_mut().flat_map(|r| std::mem::take(&mut r.findings)).collect();
+        sort_findings(&mut findings);
+        let mut report = Report {
+            schema: SCHEMA.to_owned(),
+            bgtask_version: env!("CARGO_PKG_VERSION").to_owned(),
+            root,
+            started,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            scope,
+            policy,
+            summary: Summary::default(),
+            exit_code: 0,
+            verdict: String::new(),
+            runs,
+            findings,
+        };
+        report.refresh();
+        report
+    }
+
+    /// Recomputes the summary and verdict from runs and findings.
+    pub fn refresh(&mut self) {
+        let mut s = Summary {
+            findings: self.findings.len(),
+            ..Summary::default()
+        };
+        for f in &self.findings {
+            *s.by_severity.entry(f.severity).or_default() += 1;
+        }
+        for r in &self.runs {
+            *s.by_status.entry(r.status).or_default() += 1;
+        }
+        self.summary = s;
+        let Verdict { code, explanation } = verdict::decide(&self.policy, &self.runs, &self.findings);
+        self.exit_code = code;
+        self.verdict = explanation;
+    }
+
+    /// Findings of one analyzer.
+    pub fn findings_of<'a>(&'a self, analyzer: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
+        self.findings.iter().filter(move |f| f.analyzer == analyzer)
+    }
+}
+
+/// The policy of a run from the config and the command line.
+pub fn policy(config: &Config, fail_on: Option<FailOnSetting>, strict_tools: bool, explicit: Vec<String>) -> Policy {
+    Policy {
+        fail_on,
+        strict_tools,
+        tasks: config
+            .tasks
+            .values()
+            .map(|t| TaskPolicy {
+                name: t.name.clone(),
+                fail_on: match t.fail_on {
+                    FailOn::Never => None,
+                    other => other.threshold(),
+                },
+                paths: t.paths.as_ref().map(|g| g.patterns().to_vec()),
+                exclude_paths: t.exclude_paths.as_ref().map(|g| g.patterns().to_vec()),
+            })
+            .collect(),
+        explicit,
+    }
+}
+
+/// RFC 3339 timestamps for `SystemTime`, via humantime.
+mod humantime_serde_compat {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&s).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,13 @@
+//! The analyzers' tools: where they are, which version, and installing
+//! them into bgtask's managed cache.
+//!
+//! Owns lookups on disk and `bgtask tools install`; never runs an analysis.
+
+mod dirs;
+pub mod install;
+mod locate;
+mod version;
+
+pub use dirs::{cache_dir, managed_node, managed_venv};
+pub use locate::{Origin, find};
+pub use version::{VersionCache, detect as detect_version};

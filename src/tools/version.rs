@@ -1,0 +1,184 @@
+//! Tool versions: part of every result-cache key and shown by `doctor`.
+//!
+//! Asking a Python tool for its version costs a few hundred milliseconds, so
+//! answers are cached per executable, keyed by its path, size and mtime, for
+//! a day (a rustup proxy's mtime does not change when the toolchain does).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::dirs::cache_dir;
+use crate::analyze::ExternalSpec;
+use crate::run::{self, Ended, Limits, Spec};
+
+const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+static DEFAULT_VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d+\.\d+(?:\.\d+)?(?:[-.+\w]*)?)").expect("valid regex"));
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    size: u64,
+    mtime_ns: u128,
+    checked: u64,
+    version: Option<String>,
+}
+
+/// The version cache file, read once and written back when it changed.
+#[derive(Debug, Default)]
+pub struct VersionCache {
+    path: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    dirty: bool,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn stamp(tool: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(tool).ok()?;
+    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    Some((m.len(), mtime))
+}
+
+impl VersionCache {
+    pub fn load() -> VersionCache {
+        let path = cache_dir().join("tool-versions.json");
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        VersionCache {
+            path,
+            entries,
+            dirty: false,
+        }
+    }
+
+    fn key(tool: &Path, args: &[String]) -> String {
+        format!("{}\u{0}{}", tool.display(), args.join("\u{1}"))
+    }
+
+    pub fn get(&self, tool: &Path, args: &[String]) -> Option<Option<String>> {
+        let e = self.entries.get(&Self::key(tool, args))?;
+        let (size, mtime) = stamp(tool)?;
+        (e.size == size && e.mtime_ns == mtime && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs())
+            .then(|| e.version.clone())
+    }
+
+    pub fn put(&mut self, tool: &Path, args: &[String], version: Option<String>) {
+        if let Some((size, mtime_ns)) = stamp(tool) {
+            self.entries.insert(
+                Self::key(tool, args),
+                Entry {
+                    size,
+                    mtime_ns,
+                    checked: now_secs(),
+                    version,
+                },
+            );
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the cache back (temp file + rename); failures only lose the cache.
+    pub fn save(&self) {
+        if !self.dirty {
+            return;
+        }
+        let Some(dir) = self.path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        if let Ok(json) = serde_json::to_vec(&self.entries)
+            && let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
+            && std::io::Write::write_all(&mut tmp, &json).is_ok()
+        {
+            let _ = tmp.persist(&self.path);
+        }
+    }
+}
+
+/// Runs the tool's version command (isolated, 20 s limit) and extracts the
+/// version. `None` when the tool does not answer with one.
+pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Option<String> {
+    let finished = run::run(
+        Spec {
+            program: tool.to_owned(),
+            args: spec.version_args.iter().map(Into::into).collect(),
+            cwd: root.to_owned(),
+            env: spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            timeout: Duration::from_secs(20),
+            kill_grace: Duration::from_secs(1),
+            limits: Limits::default(),
+            stdout_keep: (64 * 1024, 0),
+            stderr_keep: (64 * 1024, 0),
+        },
+        CancellationToken::new(),
+    )
+    .await;
+    if !matches!(finished.ended, Ended::Exited(0)) {
+        return None;
+    }
+    let mut text = String::from_utf8_lossy(&finished.stdout.bytes).into_owned();
+    text.push('\n');
+    text.push_str(&String::from_utf8_lossy(&finished.stderr.bytes));
+    extract(&text, spec.version_regex.as_ref())
+}
+
+fn extract(text: &str, regex: Option<&Regex>) -> Option<String> {
+    let re = regex.unwrap_or(&DEFAULT_VERSION);
+    re.captures(text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_real_tool_outputs() {
+        let rows = [
+            ("bandit 1.9.4\n  python version = 3.11.7 (main)", Some(r"bandit (\S+)"), "1.9.4"),
+            ("pylint 4.1.4\nastroid 4.0.2\nPython 3.11.7", Some(r"pylint (\S+)"), "4.1.4"),
+            ("v9.39.2", Some(r"v?(\d+\.\d+\.\d+)"), "9.39.2"),
+            ("11.19.1", Some(r"^(\S+)"), "11.19.1"),
+            ("clippy 0.1.95 (59807616e1 2026-04-14)", Some(r"clippy (\S+)"), "0.1.95"),
+            ("radon 6.0.1", None, "6.0.1"),
+        ];
+        for (text, re, want) in rows {
+            let re = re.map(|r| Regex::new(r).unwrap());
+            assert_eq!(extract(text, re.as_ref()).as_deref(), Some(want), "{text}");
+        }
+        assert_eq!(extract("no digits here", None), None);
+    }
+
+    #[test]
+    fn cache_is_keyed_by_the_file_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "a").unwrap();
+        let mut cache = VersionCache {
+            path: dir.path().join("v.json"),
+            ..VersionCache::default()
+        };
+        let args = vec!["--version".to_owned()];
+        cache.put(&tool, &args, Some("1.0".into()));
+        assert_eq!(cache.get(&tool, &args), Some(Some("1.0".into())));
+        assert_eq!(cache.get(&tool, &["-V".to_owned()]), None);
+        std::fs::write(&tool, "changed").unwrap();
+        assert_eq!(cache.get(&tool, &args), None, "size changed");
+        cache.save();
+        assert!(dir.path().join("v.json").exists());
+    }
+}
