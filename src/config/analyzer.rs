@@ -180,7 +180,7 @@ fn validate(
     let mode = raw.mode.unwrap_or(Mode::Batch);
     let files = globs(issues, "/files", raw.files.as_deref());
     let requires = globs(issues, "/requires", raw.requires.as_deref());
-    if mode == Mode::Batch && files.is_none() {
+    if mode == Mode::Batch && raw.files.is_none() {
         issues.at("/files", "a `batch` analyzer needs `files` globs saying which files it reads");
     }
     let timeout = raw
@@ -330,6 +330,8 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
         },
         _ => None,
     };
+    // Only probe versions the definition asks for: `--version` on an arbitrary
+    // script would run it.
     let version = raw.version.clone().unwrap_or_default();
     let version_regex = version
         .regex
@@ -358,11 +360,7 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
                 super::raw::Lookup::Path,
             ]
         }),
-        version_args: if version.args.is_empty() {
-            vec!["--version".to_owned()]
-        } else {
-            version.args
-        },
+        version_args: version.args,
         version_regex,
         args,
         output,

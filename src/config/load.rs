@@ -135,16 +135,14 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
-/// Deserializes the merged value section by section, entry by entry.
-pub fn to_raw(layers: &Layers) -> Result<RawConfig, Vec<Problem>> {
+/// Deserializes the merged value section by section, entry by entry. What
+/// failed is left out of the result, so phase 2 can still check the rest.
+pub fn to_raw(layers: &Layers) -> (RawConfig, Vec<Problem>) {
     let value = layers.merged();
     let mut problems = Vec::new();
     let Value::Object(top) = value else {
-        return Err(vec![layers.problem(
-            "",
-            false,
-            "expected a JSON object at the top level",
-        )]);
+        let p = layers.problem("", false, "expected a JSON object at the top level");
+        return (RawConfig::default(), vec![p]);
     };
     let mut raw = RawConfig::default();
     for (key, val) in top {
@@ -178,11 +176,7 @@ pub fn to_raw(layers: &Layers) -> Result<RawConfig, Vec<Problem>> {
             )),
         }
     }
-    if problems.is_empty() {
-        Ok(raw)
-    } else {
-        Err(problems)
-    }
+    (raw, problems)
 }
 
 struct Section<'a> {
@@ -282,7 +276,8 @@ mod tests {
             r#"{"execution": {"max_retries": 1, "task_timeout": "1m"}, "tasks": {"a": {"analyzers": ["x"]}}}"#,
             Some(r#"{"execution": {"max_retries": 5}}"#),
         );
-        let raw = to_raw(&l).unwrap();
+        let (raw, problems) = to_raw(&l);
+        assert!(problems.is_empty());
         let exec = raw.execution.unwrap();
         assert_eq!(exec.max_retries, Some(5));
         assert_eq!(exec.task_timeout.as_deref(), Some("1m"));
@@ -295,7 +290,7 @@ mod tests {
             "{\n \"tasks\": {\n  \"a\": {\"analyzers\": \"bandit\"},\n  \"b\": {\"analyzers\": [], \"priority\": \"urgent\"},\n  \"c\": {\"analyzers\": [], \"prio\": 1}\n },\n \"colour\": true\n}",
             None,
         );
-        let mut problems = to_raw(&l).unwrap_err();
+        let mut problems = to_raw(&l).1;
         problems.sort_by_key(|p| (p.line, p.column));
         let got: Vec<(usize, usize, &str)> = problems
             .iter()
@@ -323,7 +318,7 @@ mod tests {
             r#"{"tasks": {"a": {"analyzers": []}}}"#,
             Some(r#"{"tasks": {"a": {"priority": "urgent"}}}"#),
         );
-        let problems = to_raw(&l).unwrap_err();
+        let problems = to_raw(&l).1;
         assert_eq!(problems[0].file, Path::new("local.json"));
         assert_eq!(problems[0].pointer, "/tasks/a/priority");
     }
@@ -331,7 +326,7 @@ mod tests {
     #[test]
     fn missing_required_field_points_at_the_entry() {
         let l = layers("{\"tasks\": {\"a\": {\"priority\": \"low\"}}}", None);
-        let problems = to_raw(&l).unwrap_err();
+        let problems = to_raw(&l).1;
         assert_eq!(problems[0].pointer, "/tasks/a");
         assert!(problems[0].message.contains("missing field `analyzers`"));
     }
@@ -339,6 +334,6 @@ mod tests {
     #[test]
     fn the_default_config_parses() {
         let l = Layers::from_text(Path::new(DEFAULT_CONFIG_NAME), DEFAULT_CONFIG).unwrap();
-        to_raw(&l).unwrap();
+        assert!(to_raw(&l).1.is_empty());
     }
 }

@@ -40,8 +40,15 @@ pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 fn build(layers: &load::Layers) -> Result<Config, ConfigError> {
-    let raw = load::to_raw(layers).map_err(invalid)?;
-    validate::validate(layers, raw).map_err(invalid)
+    let (raw, mut problems) = load::to_raw(layers);
+    match validate::validate(layers, raw) {
+        Ok(config) if problems.is_empty() => Ok(config),
+        Ok(_) => Err(invalid(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(invalid(problems))
+        }
+    }
 }
 
 /// Problems in file order, as a reader goes through them.

@@ -424,6 +424,8 @@ pub struct RawAnalyzer {
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVersion {
+    /// Arguments that make the tool print its version, e.g. `["--version"]`.
+    /// Without a `version` section the version is not probed.
     pub args: Vec<String>,
     /// First capture group is the version; default: the first `N.N[.N]` seen.
     pub regex: Option<String>,

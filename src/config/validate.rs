@@ -223,7 +223,10 @@ fn task(
             Err(e) => {
                 issues.at(
                     &format!("{base}/schedule"),
-                    format!("invalid cron expression `{expr}`: {e}; expected 5 fields like \"0 2 * * *\""),
+                    format!(
+                        "invalid cron expression `{expr}`: {}; expected 5 fields like \"0 2 * * *\"",
+                        e.to_string().trim_end_matches('.')
+                    ),
                 );
                 None
             }

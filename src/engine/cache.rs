@@ -65,6 +65,13 @@ impl ResultCache {
             h.update(&[0]);
             h.update(t.version.as_deref().unwrap_or("?").as_bytes());
             h.update(&[0]);
+            // The executable itself: catches upgrades of tools without a version probe.
+            if let Ok(m) = std::fs::metadata(&t.path) {
+                h.update(&m.len().to_le_bytes());
+                if let Ok(mtime) = m.modified().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).map_err(std::io::Error::other)) {
+                    h.update(&mtime.as_nanos().to_le_bytes());
+                }
+            }
         }
         for p in relevant {
             h.update(p.as_os_str().as_bytes());

@@ -28,8 +28,10 @@ use crate::globs::Globs;
 use crate::run::{self, Ended, Limits, Spec, signal_name};
 use crate::tools::{self, VersionCache};
 
-/// Largest report read from stdout or a file.
+/// Largest report read from a file.
 const REPORT_MAX: usize = 256 * 1024 * 1024;
+/// Largest report kept from stdout (held in memory while the tool runs).
+const STDOUT_REPORT_MAX: usize = 64 * 1024 * 1024;
 /// What is kept of output that is not the report.
 const KEEP: (usize, usize) = (1024 * 1024, 1024 * 1024);
 /// Largest source file the profile analyzer reads.
@@ -318,7 +320,8 @@ impl InvocationJob {
         }
         let slots = Slots { root: &self.root, output: &output, output_dir: tmp.path(), files_file: &files_file };
         let args = argv::expand(&spec.args, &self.files, &slots);
-        let report_on_stdout = spec.output == OutputSource::Stdout;
+        // The exit-code parser never reads stdout: keep only its ends.
+        let report_on_stdout = spec.output == OutputSource::Stdout && spec.parser != ParserKind::ExitCode;
         let started_at = SystemTime::now();
         let finished = run::run(
             Spec {
@@ -329,7 +332,7 @@ impl InvocationJob {
                 timeout: self.timeout,
                 kill_grace: self.kill_grace,
                 limits: self.limits,
-                stdout_keep: if report_on_stdout { (REPORT_MAX, 0) } else { KEEP },
+                stdout_keep: if report_on_stdout { (STDOUT_REPORT_MAX, 0) } else { KEEP },
                 stderr_keep: KEEP,
             },
             self.cancel.clone(),
@@ -346,7 +349,7 @@ impl InvocationJob {
                     Classified {
                         status: RunStatus::ToolError,
                         reason: Some(format!(
-                            "the report on stdout was {} bytes, over bgtask's limit of {REPORT_MAX}",
+                            "the report on stdout was {} bytes, over bgtask's limit of {STDOUT_REPORT_MAX}",
                             finished.stdout.total
                         )),
                         findings: Vec::new(),

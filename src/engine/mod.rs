@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use cache::state_dir;
+
 pub use execute::{Options, Progress};
 pub use plan::{Shard, UnknownName};
 pub use workspace::{Workspace, WorkspaceError, git};

@@ -96,7 +96,8 @@ fn run(r: &AnalyzerRun, findings: Vec<&Finding>) -> Value {
             }
             if security {
                 rule["properties"]["security-severity"] = json!(security_severity(*worst));
-                rule["properties"]["tags"] = json!([category_tag(r.category), "security"]);
+                let tag = category_tag(r.category);
+                rule["properties"]["tags"] = if tag == "security" { json!(["security"]) } else { json!([tag, "security"]) };
             }
             rule
         })

@@ -108,8 +108,12 @@ impl VersionCache {
 }
 
 /// Runs the tool's version command (isolated, 20 s limit) and extracts the
-/// version. `None` when the tool does not answer with one.
+/// version. `None` when the definition has no version command or the tool
+/// does not answer with one.
 pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Option<String> {
+    if spec.version_args.is_empty() {
+        return None;
+    }
     let finished = run::run(
         Spec {
             program: tool.to_owned(),

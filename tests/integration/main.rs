@@ -1,0 +1,13 @@
+//! The one integration-test binary: the real `bgtask` against real git
+//! repositories and real analyzers (installed by `scripts/test.sh`).
+
+mod cache;
+mod cli;
+mod config;
+mod harness;
+mod javascript;
+mod python;
+mod reports;
+mod runner;
+mod rust;
+mod selection;
