@@ -23,10 +23,10 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod engine;
+pub mod event;
 pub mod exit;
 pub mod globs;
 pub mod report;
 pub mod run;
 pub mod tools;
-pub mod event;
-pub mod engine;

@@ -8,7 +8,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BGTASK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("BGTASK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -17,7 +18,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { bgtask::exit::USAGE } else { bgtask::exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                bgtask::exit::USAGE
+            } else {
+                bgtask::exit::OK
+            });
         }
     };
     match bgtask::cli::run(cli) {

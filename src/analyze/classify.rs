@@ -13,6 +13,8 @@
 //!    `tool_error` (never silently `clean`);
 //! 8. otherwise `clean`.
 
+use std::fmt::Write;
+
 use super::definition::{AnalyzerDef, ExitClass};
 use super::finding::Finding;
 use super::parsers::{ParseError, Parsed, TestCounts, summary, truncate};
@@ -48,9 +50,10 @@ pub fn classify(
         Err(e) => {
             let (status, reason) = match class {
                 ExitClass::Error => (RunStatus::ToolError, exited()),
-                ExitClass::NotApplicable => {
-                    (RunStatus::NotApplicable, format!("nothing to do (exit code {exit_code})"))
-                }
+                ExitClass::NotApplicable => (
+                    RunStatus::NotApplicable,
+                    format!("nothing to do (exit code {exit_code})"),
+                ),
                 ExitClass::Ok | ExitClass::Findings => {
                     let mut s = format!("could not read {}'s report: {e}", def.name);
                     if let Some(why) = summary(stderr) {
@@ -94,7 +97,9 @@ pub fn classify(
             Some(format!(
                 "{} exited with code {exit_code}, which means problems were found, but its report lists none{}",
                 def.name,
-                summary(stderr).map(|s| format!(": {s}")).unwrap_or_default()
+                summary(stderr)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
             )),
         )
     } else {
@@ -113,7 +118,7 @@ fn incomplete_reason(items: &[String]) -> String {
     let more = items.len().saturating_sub(shown.len());
     let mut s = format!("not everything was analysed: {}", shown.join("; "));
     if more > 0 {
-        s.push_str(&format!("; and {more} more"));
+        let _ = write!(s, "; and {more} more");
     }
     truncate(&s, 600)
 }
@@ -130,26 +135,72 @@ mod tests {
 
     #[test]
     fn table() {
-        let def = builtin("pytest"); // ok [0], findings [1], not_applicable [5]
         type Case = (i32, Result<Parsed, ParseError>, RunStatus);
+        let def = builtin("pytest"); // ok [0], findings [1], not_applicable [5]
         let rows: Vec<Case> = vec![
             (0, Ok(Parsed::default()), RunStatus::Clean),
-            (1, Ok(Parsed { findings: vec![finding()], ..Parsed::default() }), RunStatus::Findings),
-            (0, Ok(Parsed { findings: vec![finding()], ..Parsed::default() }), RunStatus::Findings),
+            (
+                1,
+                Ok(Parsed {
+                    findings: vec![finding()],
+                    ..Parsed::default()
+                }),
+                RunStatus::Findings,
+            ),
+            (
+                0,
+                Ok(Parsed {
+                    findings: vec![finding()],
+                    ..Parsed::default()
+                }),
+                RunStatus::Findings,
+            ),
             (1, Ok(Parsed::default()), RunStatus::ToolError),
-            (2, Ok(Parsed { findings: vec![finding()], ..Parsed::default() }), RunStatus::ToolError),
+            (
+                2,
+                Ok(Parsed {
+                    findings: vec![finding()],
+                    ..Parsed::default()
+                }),
+                RunStatus::ToolError,
+            ),
             (5, Ok(Parsed::default()), RunStatus::NotApplicable),
             (5, Err(ParseError::Missing(None)), RunStatus::NotApplicable),
             (0, Err(ParseError::Missing(None)), RunStatus::ToolError),
             (4, Err(ParseError::Missing(None)), RunStatus::ToolError),
-            (0, Ok(Parsed { incomplete: vec!["a".into()], ..Parsed::default() }), RunStatus::Partial),
             (
-                1,
-                Ok(Parsed { findings: vec![finding()], incomplete: vec!["a".into()], ..Parsed::default() }),
+                0,
+                Ok(Parsed {
+                    incomplete: vec!["a".into()],
+                    ..Parsed::default()
+                }),
                 RunStatus::Partial,
             ),
-            (0, Ok(Parsed { fatal: Some("boom".into()), ..Parsed::default() }), RunStatus::ToolError),
-            (0, Ok(Parsed { nothing_to_do: Some("none".into()), ..Parsed::default() }), RunStatus::NotApplicable),
+            (
+                1,
+                Ok(Parsed {
+                    findings: vec![finding()],
+                    incomplete: vec!["a".into()],
+                    ..Parsed::default()
+                }),
+                RunStatus::Partial,
+            ),
+            (
+                0,
+                Ok(Parsed {
+                    fatal: Some("boom".into()),
+                    ..Parsed::default()
+                }),
+                RunStatus::ToolError,
+            ),
+            (
+                0,
+                Ok(Parsed {
+                    nothing_to_do: Some("none".into()),
+                    ..Parsed::default()
+                }),
+                RunStatus::NotApplicable,
+            ),
         ];
         for (i, (code, parsed, want)) in rows.into_iter().enumerate() {
             let got = classify(&def, code, parsed, b"");
@@ -167,7 +218,11 @@ mod tests {
         let got = classify(
             &def,
             1,
-            Ok(Parsed { findings: vec![finding()], incomplete: items, ..Parsed::default() }),
+            Ok(Parsed {
+                findings: vec![finding()],
+                incomplete: items,
+                ..Parsed::default()
+            }),
             b"",
         );
         assert_eq!(got.findings.len(), 1);
@@ -180,7 +235,12 @@ mod tests {
     #[test]
     fn error_reason_quotes_the_tool() {
         let def = builtin("bandit");
-        let got = classify(&def, 2, Err(ParseError::Missing(None)), b"usage: bandit\nbandit: error: unrecognized arguments: --bad\n");
+        let got = classify(
+            &def,
+            2,
+            Err(ParseError::Missing(None)),
+            b"usage: bandit\nbandit: error: unrecognized arguments: --bad\n",
+        );
         assert_eq!(
             got.reason.unwrap(),
             "bandit exited with code 2: bandit: error: unrecognized arguments: --bad"

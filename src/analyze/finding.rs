@@ -92,6 +92,7 @@ impl Location {
         }
     }
 
+    #[must_use]
     pub fn with_end(mut self, end_line: Option<u32>, end_column: Option<u32>) -> Location {
         self.end_line = end_line.filter(|l| *l > 0);
         self.end_column = end_column.filter(|c| *c > 0);
@@ -226,10 +227,10 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_line_number_but_not_text() {
-        let f1 = Finding::new("bandit", "B105", Severity::Low, "pw")
-            .at(Location::at("a.py", 3, None));
-        let f2 = Finding::new("bandit", "B105", Severity::Low, "pw")
-            .at(Location::at("a.py", 9, None));
+        let f1 =
+            Finding::new("bandit", "B105", Severity::Low, "pw").at(Location::at("a.py", 3, None));
+        let f2 =
+            Finding::new("bandit", "B105", Severity::Low, "pw").at(Location::at("a.py", 9, None));
         assert_eq!(
             f1.compute_fingerprint(Some("  x = 'pw'"), 0),
             f2.compute_fingerprint(Some("x = 'pw'  "), 0)

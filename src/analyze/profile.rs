@@ -25,8 +25,8 @@ enum Family {
 fn family(path: &str) -> Family {
     match path.rsplit('.').next().unwrap_or("") {
         "py" => Family::Python,
-        "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" | "mts" | "cts" | "rs" | "go" | "java" | "kt"
-        | "c" | "h" | "cc" | "cpp" | "hpp" | "cs" | "swift" | "php" => Family::Braces,
+        "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" | "mts" | "cts" | "rs" | "go" | "java"
+        | "kt" | "c" | "h" | "cc" | "cpp" | "hpp" | "cs" | "swift" | "php" => Family::Braces,
         _ => Family::Other,
     }
 }
@@ -157,7 +157,13 @@ fn function_findings(
     }
 }
 
-fn finding(def: &AnalyzerDef, rule: &str, severity: Severity, message: String, loc: Location) -> Finding {
+fn finding(
+    def: &AnalyzerDef,
+    rule: &str,
+    severity: Severity,
+    message: String,
+    loc: Location,
+) -> Finding {
     Finding::new(&def.name, rule, severity, message).at(loc)
 }
 
@@ -198,7 +204,9 @@ fn python_functions(lines: &[&str]) -> Vec<Function> {
         if in_string[i] {
             continue;
         }
-        let Some(c) = PY_DEF.captures(line) else { continue };
+        let Some(c) = PY_DEF.captures(line) else {
+            continue;
+        };
         let def_indent = indent_of(line);
         let mut end = i;
         let mut body_indent = None;
@@ -242,7 +250,9 @@ fn brace_functions(lines: &[&str]) -> Vec<Function> {
         if trimmed.starts_with("//") || trimmed.starts_with('*') || trimmed.starts_with("/*") {
             continue;
         }
-        let Some(c) = BRACE_FN.captures(line) else { continue };
+        let Some(c) = BRACE_FN.captures(line) else {
+            continue;
+        };
         let Some(name) = c.iter().skip(1).flatten().next().map(|m| m.as_str()) else {
             continue;
         };
@@ -329,6 +339,8 @@ fn brace_body(lines: &[&str], start: usize, name: &str) -> Option<Function> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write;
+
     use super::*;
     use crate::analyze::parsers::testing::builtin;
 
@@ -346,8 +358,20 @@ mod tests {
         assert_eq!(
             fs,
             vec![
-                Function { name: "a".into(), start: 3, end: 12, nesting: 3, decisions: 3 },
-                Function { name: "m".into(), start: 16, end: 17, nesting: 0, decisions: 0 },
+                Function {
+                    name: "a".into(),
+                    start: 3,
+                    end: 12,
+                    nesting: 3,
+                    decisions: 3
+                },
+                Function {
+                    name: "m".into(),
+                    start: 16,
+                    end: 17,
+                    nesting: 0,
+                    decisions: 0
+                },
             ]
         );
     }
@@ -382,27 +406,41 @@ fn decl(x: u8);
 "#;
         let lines: Vec<&str> = src.lines().collect();
         let fs = brace_functions(&lines);
-        let got: Vec<(&str, u32, u32, u32)> =
-            fs.iter().map(|f| (f.name.as_str(), f.start, f.end, f.nesting)).collect();
+        let got: Vec<(&str, u32, u32, u32)> = fs
+            .iter()
+            .map(|f| (f.name.as_str(), f.start, f.end, f.nesting))
+            .collect();
         assert_eq!(
             got,
-            [("add", 2, 10, 3), ("check", 12, 14, 0), ("run", 16, 18, 0), ("main", 20, 23, 0)]
+            [
+                ("add", 2, 10, 3),
+                ("check", 12, 14, 0),
+                ("run", 16, 18, 0),
+                ("main", 20, 23, 0)
+            ]
         );
         assert_eq!(fs[0].decisions, 4, "if, &&, for, if");
     }
 
     #[test]
     fn findings_with_recommendations_and_bumped_severity() {
-        let t = Thresholds { function_lines: 5, file_lines: 10, file_kb: 1, nesting: 1, ..Thresholds::default() };
+        let t = Thresholds {
+            function_lines: 5,
+            file_lines: 10,
+            file_kb: 1,
+            nesting: 1,
+            ..Thresholds::default()
+        };
         let def = def_with(t);
         let mut src = String::from("def long(x):\n");
         for i in 0..12 {
-            src.push_str(&format!("    y{i} = x\n"));
+            let _ = writeln!(src, "    y{i} = x");
         }
         src.push_str("    if x:\n        if x:\n            pass\n");
         src.push_str(&"# padding\n".repeat(250));
         let got = profile_file(&def, "a.py", src.as_bytes());
-        let rules: Vec<(&str, Severity)> = got.iter().map(|f| (f.rule.as_str(), f.severity)).collect();
+        let rules: Vec<(&str, Severity)> =
+            got.iter().map(|f| (f.rule.as_str(), f.severity)).collect();
         assert_eq!(
             rules,
             [
@@ -412,7 +450,13 @@ fn decl(x: u8);
                 ("deep-nesting", Severity::Medium),
             ]
         );
-        assert!(got[2].message.contains("function `long` is 16 lines long (limit 5)"), "{}", got[2].message);
+        assert!(
+            got[2]
+                .message
+                .contains("function `long` is 16 lines long (limit 5)"),
+            "{}",
+            got[2].message
+        );
         assert_eq!(got[2].line(), Some(1));
     }
 

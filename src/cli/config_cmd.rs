@@ -13,7 +13,9 @@ use crate::exit;
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check the config (and the local overrides); every problem with file, line:column and JSON pointer.
-    #[command(after_help = "Examples:\n  bgtask config validate\n  bgtask config validate some/other.json\n  bgtask config validate --json")]
+    #[command(
+        after_help = "Examples:\n  bgtask config validate\n  bgtask config validate some/other.json\n  bgtask config validate --json"
+    )]
     Validate {
         /// Validate this file as a repo config instead of the project's.
         file: Option<PathBuf>,
@@ -36,8 +38,11 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let result = match &file {
                 Some(f) => {
                     let path = ctx.cwd.join(f);
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
                     crate::config::from_text(&path, &text)
                 }
                 None => crate::config::load(&Workspace::discover(&ctx.cwd)?.root),
@@ -45,11 +50,21 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
             match result {
                 Ok(config) => {
                     if json {
-                        println!("{}", json!({ "valid": true, "files": config.files, "tasks": config.tasks.keys().collect::<Vec<_>>(), "problems": [] }));
+                        println!(
+                            "{}",
+                            json!({ "valid": true, "files": config.files, "tasks": config.tasks.keys().collect::<Vec<_>>(), "problems": [] })
+                        );
                     } else if config.uses_default() {
-                        anstream::println!("no .background-tasks.json here; the built-in tasks apply ({} tasks)", config.tasks.len());
+                        anstream::println!(
+                            "no .background-tasks.json here; the built-in tasks apply ({} tasks)",
+                            config.tasks.len()
+                        );
                     } else {
-                        let files: Vec<String> = config.files.iter().map(|f| f.display().to_string()).collect();
+                        let files: Vec<String> = config
+                            .files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect();
                         anstream::println!(
                             "✓ {} is valid: {} task{}, {} analyzers",
                             files.join(" + "),

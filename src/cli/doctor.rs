@@ -70,25 +70,21 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
             network: def.network,
         };
         if let Some(spec) = def.external() {
-            match tools::find(spec, &workspace.root) {
-                Some((path, origin)) => {
-                    let version = match versions.get(&path, &spec.version_args) {
-                        Some(v) => v,
-                        None => {
-                            let v = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
-                            versions.put(&path, &spec.version_args, v.clone());
-                            v
-                        }
-                    };
-                    row.installed = Some(true);
-                    row.path = Some(path.display().to_string());
-                    row.origin = Some(origin);
-                    row.version = version;
-                }
-                None => {
-                    row.installed = Some(false);
-                    row.install_hint = Some(def.install_hint());
-                }
+            if let Some((path, origin)) = tools::find(spec, &workspace.root) {
+                let version = if let Some(v) = versions.get(&path, &spec.version_args) {
+                    v
+                } else {
+                    let v = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
+                    versions.put(&path, &spec.version_args, v.clone());
+                    v
+                };
+                row.installed = Some(true);
+                row.path = Some(path.display().to_string());
+                row.origin = Some(origin);
+                row.version = version;
+            } else {
+                row.installed = Some(false);
+                row.install_hint = Some(def.install_hint());
             }
         }
         rows.push(row);
@@ -97,7 +93,11 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
     let doc = Doctor {
         root: workspace.root.display().to_string(),
         git: workspace.git,
-        config_files: config.files.iter().map(|f| f.display().to_string()).collect(),
+        config_files: config
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
         default_config: config.uses_default(),
         cache_dir: tools::cache_dir().display().to_string(),
         analyzers: rows,
@@ -116,19 +116,44 @@ fn print_table(doc: &Doctor, verbose: bool) {
     let dim = Style::new().effects(Effects::DIMMED);
     let green = AnsiColor::Green.on_default();
     let red = AnsiColor::Red.on_default();
-    anstream::println!("{bold}project{bold:#}  {}{}", doc.root, if doc.git { " (git)" } else { "" });
+    anstream::println!(
+        "{bold}project{bold:#}  {}{}",
+        doc.root,
+        if doc.git { " (git)" } else { "" }
+    );
     if doc.default_config {
-        anstream::println!("{bold}config{bold:#}   built-in tasks {dim}(no .background-tasks.json; `bgtask init` writes one){dim:#}");
+        anstream::println!(
+            "{bold}config{bold:#}   built-in tasks {dim}(no .background-tasks.json; `bgtask init` writes one){dim:#}"
+        );
     } else {
-        anstream::println!("{bold}config{bold:#}   {} {green}valid{green:#}", doc.config_files.join(" + "));
+        anstream::println!(
+            "{bold}config{bold:#}   {} {green}valid{green:#}",
+            doc.config_files.join(" + ")
+        );
     }
-    anstream::println!("{bold}tools{bold:#}    managed installs under {}/tools", doc.cache_dir);
+    anstream::println!(
+        "{bold}tools{bold:#}    managed installs under {}/tools",
+        doc.cache_dir
+    );
     anstream::println!();
-    let shown: Vec<&Row> = doc.analyzers.iter().filter(|r| verbose || r.applies || !r.tasks.is_empty()).collect();
+    let shown: Vec<&Row> = doc
+        .analyzers
+        .iter()
+        .filter(|r| verbose || r.applies || !r.tasks.is_empty())
+        .collect();
     let w = shown.iter().map(|r| r.analyzer.len()).max().unwrap_or(8);
-    let tw = shown.iter().map(|r| r.tasks.join(",").len()).max().unwrap_or(5).max(5);
+    let tw = shown
+        .iter()
+        .map(|r| r.tasks.join(",").len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     for r in &shown {
-        let tasks = if r.tasks.is_empty() { "-".to_owned() } else { r.tasks.join(",") };
+        let tasks = if r.tasks.is_empty() {
+            "-".to_owned()
+        } else {
+            r.tasks.join(",")
+        };
         let applies = match (r.applies, r.files) {
             (true, Some(n)) if n > 0 => format!("applies ({n} files)"),
             (true, _) => "applies".to_owned(),
@@ -141,19 +166,42 @@ fn print_table(doc: &Doctor, verbose: bool) {
                 r.path.as_deref().unwrap_or(""),
                 r.origin.map_or("", Origin::label)
             ),
-            (Some(false), true) => format!("{red}missing{red:#}: {}", r.install_hint.as_deref().unwrap_or("")),
+            (Some(false), true) => format!(
+                "{red}missing{red:#}: {}",
+                r.install_hint.as_deref().unwrap_or("")
+            ),
             (Some(false), false) => format!("{dim}not installed{dim:#}"),
             (None, _) => format!("{dim}built in{dim:#}"),
         };
-        anstream::println!("  {:<w$}  {dim}{tasks:<tw$}{dim:#}  {:<22}  {tool}", r.analyzer, applies);
-        if !r.applies && verbose
+        anstream::println!(
+            "  {:<w$}  {dim}{tasks:<tw$}{dim:#}  {:<22}  {tool}",
+            r.analyzer,
+            applies
+        );
+        if !r.applies
+            && verbose
             && let Some(reason) = &r.reason
         {
             anstream::println!("  {:<w$}  {dim}↳ {reason}{dim:#}", "");
         }
     }
-    let missing: Vec<&Row> = doc.analyzers.iter().filter(|r| r.applies && r.installed == Some(false) && !r.tasks.is_empty()).collect();
-    let managed: Vec<&str> = missing.iter().filter(|r| r.managed_install).map(|r| r.analyzer.as_str()).collect();
+    print_advice(doc);
+}
+
+/// What to do about analyzers that apply here but are missing.
+fn print_advice(doc: &Doctor) {
+    let green = anstyle::AnsiColor::Green.on_default();
+    let red = anstyle::AnsiColor::Red.on_default();
+    let missing: Vec<&Row> = doc
+        .analyzers
+        .iter()
+        .filter(|r| r.applies && r.installed == Some(false) && !r.tasks.is_empty())
+        .collect();
+    let managed: Vec<&str> = missing
+        .iter()
+        .filter(|r| r.managed_install)
+        .map(|r| r.analyzer.as_str())
+        .collect();
     anstream::println!();
     if missing.is_empty() {
         anstream::println!("{green}✓{green:#} every analyzer that applies here is installed");
@@ -165,10 +213,17 @@ fn print_table(doc: &Doctor, verbose: bool) {
             if missing.len() == 1 { "is" } else { "are" }
         );
         if !managed.is_empty() {
-            anstream::println!("  run `bgtask tools install` to install {} into bgtask's cache", managed.join(", "));
+            anstream::println!(
+                "  run `bgtask tools install` to install {} into bgtask's cache",
+                managed.join(", ")
+            );
         }
         for r in missing.iter().filter(|r| !r.managed_install) {
-            anstream::println!("  {}: {}", r.analyzer, r.install_hint.as_deref().unwrap_or(""));
+            anstream::println!(
+                "  {}: {}",
+                r.analyzer,
+                r.install_hint.as_deref().unwrap_or("")
+            );
         }
     }
 }

@@ -39,7 +39,8 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
-    let defaults = crate::config::from_text(Path::new("<built-in default config>"), DEFAULT_CONFIG)?;
+    let defaults =
+        crate::config::from_text(Path::new("<built-in default config>"), DEFAULT_CONFIG)?;
     let applies: Vec<String> = engine::applicability(&defaults, &workspace)
         .into_iter()
         .filter(|a| a.applies.is_ok())
@@ -51,7 +52,9 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     if let Some(Value::Object(tasks)) = value.get_mut("tasks") {
         tasks.retain(|name, task| {
             if let Some(Value::Array(list)) = task.get_mut("analyzers") {
-                list.retain(|a| keep_all || a.as_str().is_some_and(|a| applies.iter().any(|x| x == a)));
+                list.retain(|a| {
+                    keep_all || a.as_str().is_some_and(|a| applies.iter().any(|x| x == a))
+                });
                 let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
                 if !names.is_empty() {
                     summary.push(format!("{name} ({})", names.join(", ")));
@@ -69,7 +72,8 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
         print!("{text}");
         return Ok(exit::OK);
     }
-    std::fs::write(&path, &text).map_err(|e| anyhow::anyhow!(e).context(format!("write {}", path.display())))?;
+    std::fs::write(&path, &text)
+        .map_err(|e| anyhow::anyhow!(e).context(format!("write {}", path.display())))?;
     if applies.is_empty() {
         ctx.note("no analyzer applies to the files here yet, so every built-in one was kept");
     }
@@ -77,6 +81,8 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     for s in summary {
         anstream::println!("  task {s}");
     }
-    anstream::println!("next: `bgtask doctor` shows what is installed, `bgtask run all` runs everything");
+    anstream::println!(
+        "next: `bgtask doctor` shows what is installed, `bgtask run all` runs everything"
+    );
     Ok(exit::OK)
 }

@@ -16,11 +16,14 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::exit;
 
-const ABOUT: &str = "Runs code analyzers in the background while you work, and in the foreground in CI.";
+const ABOUT: &str =
+    "Runs code analyzers in the background while you work, and in the foreground in CI.";
 
 #[derive(Debug, Parser)]
 #[command(name = "bgtask", version, about = ABOUT, long_about = None, propagate_version = true)]
-#[command(after_help = "Start with `bgtask init`, then `bgtask doctor`, then `bgtask run all`.\nExit codes: 0 ok · 1 findings · 2 analyzer failed · 3 analyzer missing · 64 usage · 78 bad config.")]
+#[command(
+    after_help = "Start with `bgtask init`, then `bgtask doctor`, then `bgtask run all`.\nExit codes: 0 ok · 1 findings · 2 analyzer failed · 3 analyzer missing · 64 usage · 78 bad config."
+)]
 pub struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
@@ -56,7 +59,9 @@ pub enum Command {
     #[command(subcommand)]
     Report(report_cmd::ReportCommand),
     /// Print shell completions.
-    #[command(after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\"")]
+    #[command(
+        after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\""
+    )]
     Completions(CompletionsArgs),
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  bgtask man > bgtask.1 && man ./bgtask.1")]
@@ -96,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         quiet: cli.quiet,
     };
     match cli.command {
-        Command::Run(args) => run_cmd::run(&ctx, args),
+        Command::Run(args) => run_cmd::run(&ctx, &args),
         Command::Init(args) => init::run(&ctx, &args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
@@ -122,7 +127,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<crate::engine::EngineError>().is_some()
             || cause.downcast_ref::<crate::engine::UnknownName>().is_some()
-            || cause.downcast_ref::<crate::engine::WorkspaceError>().is_some()
+            || cause
+                .downcast_ref::<crate::engine::WorkspaceError>()
+                .is_some()
             || cause.downcast_ref::<UsageError>().is_some()
         {
             return exit::USAGE;
@@ -142,5 +149,7 @@ pub struct UsageError(pub String);
 /// A current-thread runtime: analyzer processes must be spawned from a thread
 /// that outlives them (see `run/process.rs`).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }

@@ -3,6 +3,7 @@
 //! `--quiet`; otherwise every call is a no-op.
 
 use std::collections::BTreeSet;
+use std::fmt::Write;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -32,7 +33,11 @@ impl RunProgress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        RunProgress { bar, running: BTreeSet::new(), failed: 0 }
+        RunProgress {
+            bar,
+            running: BTreeSet::new(),
+            failed: 0,
+        }
     }
 
     pub fn on(&mut self, event: &Progress) {
@@ -41,7 +46,9 @@ impl RunProgress {
             Progress::Started { analyzer, .. } => {
                 self.running.insert(analyzer.clone());
             }
-            Progress::Finished { analyzer, status, .. } => {
+            Progress::Finished {
+                analyzer, status, ..
+            } => {
                 self.running.remove(analyzer);
                 if status.is_failure() || *status == RunStatus::NotInstalled {
                     self.failed += 1;
@@ -50,9 +57,13 @@ impl RunProgress {
             }
         }
         let running: Vec<&str> = self.running.iter().map(String::as_str).collect();
-        let mut msg = if running.is_empty() { String::new() } else { format!("running {}", running.join(", ")) };
+        let mut msg = if running.is_empty() {
+            String::new()
+        } else {
+            format!("running {}", running.join(", "))
+        };
         if self.failed > 0 {
-            msg.push_str(&format!(" ({} not ok)", self.failed));
+            let _ = write!(msg, " ({} not ok)", self.failed);
         }
         bar.set_message(msg);
     }
@@ -70,16 +81,18 @@ impl Spinner {
     pub fn new(enabled: bool) -> Spinner {
         Spinner(enabled.then(|| {
             let s = ProgressBar::new_spinner();
-            s.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}").expect("valid template"));
+            s.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
+                    .expect("valid template"),
+            );
             s.enable_steady_tick(Duration::from_millis(120));
             s
         }))
     }
 
     pub fn say(&self, msg: &str) {
-        match &self.0 {
-            Some(s) => s.set_message(msg.to_owned()),
-            None => {}
+        if let Some(s) = &self.0 {
+            s.set_message(msg.to_owned());
         }
     }
 

@@ -11,7 +11,9 @@ use crate::report::{self, ConsoleOptions, Format};
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Merge JSON reports (from `bgtask run … --shard K/N --format json`) into one; exits like a single run would.
-    #[command(after_help = "Example:\n  bgtask report merge shard1.json shard2.json --format sarif --output results.sarif")]
+    #[command(
+        after_help = "Example:\n  bgtask report merge shard1.json shard2.json --format sarif --output results.sarif"
+    )]
     Merge {
         /// JSON reports written by `bgtask run --format json`.
         #[arg(required = true, value_name = "REPORT")]
@@ -26,13 +28,24 @@ pub enum ReportCommand {
 }
 
 pub fn run(ctx: &Ctx, cmd: ReportCommand) -> anyhow::Result<u8> {
-    let ReportCommand::Merge { reports, format, output } = cmd;
+    let ReportCommand::Merge {
+        reports,
+        format,
+        output,
+    } = cmd;
     let read: Vec<report::Report> = reports
         .iter()
         .map(|p| report::read(&ctx.cwd.join(p)))
         .collect::<Result<_, _>>()?;
     let merged = report::merge(read)?;
-    let text = report::render(&merged, format, &ConsoleOptions { verbose: ctx.verbose, summary_only: false });
+    let text = report::render(
+        &merged,
+        format,
+        &ConsoleOptions {
+            verbose: ctx.verbose,
+            summary_only: false,
+        },
+    );
     match output {
         Some(path) => std::fs::write(ctx.cwd.join(&path), text)?,
         None if format == Format::Console => anstream::print!("{text}"),

@@ -11,8 +11,8 @@ use clap::{ArgGroup, Args};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{RunProgress, enabled};
 use super::Ctx;
+use super::progress::{RunProgress, enabled};
 use crate::engine::{self, Options, Request, Selection, Shard, Workspace};
 use crate::exit;
 use crate::report::{self, ConsoleOptions, FailOnSetting, Format, Report};
@@ -112,7 +112,7 @@ impl RunArgs {
     }
 }
 
-pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = Arc::new(crate::config::load(&workspace.root)?);
     if config.uses_default() && args.format == Format::Console && args.output.is_none() {
@@ -126,7 +126,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
         selection: args.selection(),
         shard: args.shard,
         offline: args.offline,
-        options: Options { no_cache: args.no_cache, timeout: args.timeout, jobs: args.jobs },
+        options: Options {
+            no_cache: args.no_cache,
+            timeout: args.timeout,
+            jobs: args.jobs,
+        },
         cwd: ctx.cwd.clone(),
     };
     let cancel = CancellationToken::new();
@@ -147,7 +151,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
         interrupts.abort();
         outcome
     })?;
-    let policy = report::policy(&config, args.fail_on, args.strict_tools, outcome.explicit.iter().cloned().collect());
+    let policy = report::policy(
+        &config,
+        args.fail_on,
+        args.strict_tools,
+        outcome.explicit.iter().cloned().collect(),
+    );
     let report = Report::new(
         workspace.root.display().to_string(),
         started,
@@ -156,13 +165,24 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
         policy,
         outcome.runs,
     );
-    let console = ConsoleOptions { verbose: ctx.verbose, summary_only: false };
+    let console = ConsoleOptions {
+        verbose: ctx.verbose,
+        summary_only: false,
+    };
     let text = report::render(&report, args.format, &console);
     match &args.output {
         Some(path) => {
-            write_atomic(path, &text).with_context(|| format!("write the report to {}", path.display()))?;
+            write_atomic(path, &text)
+                .with_context(|| format!("write the report to {}", path.display()))?;
             if !ctx.quiet {
-                let summary = report::render(&report, Format::Console, &ConsoleOptions { verbose: ctx.verbose, summary_only: true });
+                let summary = report::render(
+                    &report,
+                    Format::Console,
+                    &ConsoleOptions {
+                        verbose: ctx.verbose,
+                        summary_only: true,
+                    },
+                );
                 anstream::eprint!("{summary}");
                 anstream::eprintln!("report written to {}", path.display());
             }
@@ -184,7 +204,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<u8> {
 /// Second: kill every analyzer group and exit at once.
 fn watch_interrupts(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
             return;
         };
         let mut seen = 0;

@@ -24,7 +24,10 @@ use crate::globs::Globs;
 /// The built-in definitions, embedded from `analyzers/`.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("bandit", include_str!("../../analyzers/bandit.json")),
-    ("cargo-test", include_str!("../../analyzers/cargo-test.json")),
+    (
+        "cargo-test",
+        include_str!("../../analyzers/cargo-test.json"),
+    ),
     ("clippy", include_str!("../../analyzers/clippy.json")),
     ("eslint", include_str!("../../analyzers/eslint.json")),
     ("gradle", include_str!("../../analyzers/gradle.json")),
@@ -79,12 +82,7 @@ pub fn resolve(
                 format!("/analyzers/{}", escape(name)),
                 format!("built-in, overridden in {}", files_label(layers)),
             ),
-            None => (
-                raw,
-                &builtin_layers,
-                String::new(),
-                "built-in".to_owned(),
-            ),
+            None => (raw, &builtin_layers, String::new(), "built-in".to_owned()),
         };
         let mut issues = Issues::new(locator, base, problems);
         if let Some(def) = validate(name, &raw, origin, &mut issues) {
@@ -97,7 +95,9 @@ pub fn resolve(
         if !valid_name(&name) {
             issues.key(
                 "",
-                format!("invalid analyzer name `{name}`: use lowercase letters, digits, `-` and `_`"),
+                format!(
+                    "invalid analyzer name `{name}`: use lowercase letters, digits, `-` and `_`"
+                ),
             );
             continue;
         }
@@ -113,7 +113,12 @@ fn files_label(layers: &Layers) -> String {
     let files = layers.files();
     files
         .iter()
-        .map(|f| f.file_name().unwrap_or(f.as_os_str()).to_string_lossy().into_owned())
+        .map(|f| {
+            f.file_name()
+                .unwrap_or(f.as_os_str())
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect::<Vec<_>>()
         .join(" + ")
 }
@@ -181,7 +186,10 @@ fn validate(
     let files = globs(issues, "/files", raw.files.as_deref());
     let requires = globs(issues, "/requires", raw.requires.as_deref());
     if mode == Mode::Batch && raw.files.is_none() {
-        issues.at("/files", "a `batch` analyzer needs `files` globs saying which files it reads");
+        issues.at(
+            "/files",
+            "a `batch` analyzer needs `files` globs saying which files it reads",
+        );
     }
     let timeout = raw
         .timeout
@@ -248,7 +256,10 @@ fn validate(
 
 fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Option<ExternalSpec> {
     let Some(command) = raw.command.clone().filter(|c| !c.is_empty()) else {
-        issues.at("", "missing `command` (the executable to run), or `builtin`");
+        issues.at(
+            "",
+            "missing `command` (the executable to run), or `builtin`",
+        );
         return None;
     };
     let Some(parser) = raw.parser else {
@@ -256,42 +267,7 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
         return None;
     };
     let args = raw.args.clone().unwrap_or_default();
-    let mut has_files = false;
-    let mut has_output = false;
-    for (i, arg) in args.iter().enumerate() {
-        let pointer = format!("/args/{i}");
-        for ph in placeholders(arg) {
-            if !PLACEHOLDERS.contains(&ph) {
-                issues.at(
-                    &pointer,
-                    format!(
-                        "unknown placeholder `{{{ph}}}`, expected one of {}",
-                        PLACEHOLDERS
-                            .iter()
-                            .map(|p| format!("`{{{p}}}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-            }
-            if ph == "files" && arg != "{files}" {
-                issues.at(&pointer, "`{files}` expands to one argument per file, so it must be a whole argument");
-            }
-            has_files |= ph == "files" || ph == "files_file";
-            has_output |= ph == "output";
-        }
-    }
-    match mode {
-        Mode::Batch if !has_files => issues.at(
-            "/args",
-            "a `batch` analyzer needs `{files}` or `{files_file}` in `args`",
-        ),
-        Mode::Project if has_files => issues.at(
-            "/args",
-            "a `project` analyzer runs once over the whole project and cannot take `{files}`; use `mode: batch`",
-        ),
-        _ => {}
-    }
+    let has_output = check_args(&args, mode, issues);
     let output = raw.output.unwrap_or(OutputSource::Stdout);
     if output == OutputSource::File && !has_output {
         issues.at("/args", "`output: file` needs `{output}` in `args`");
@@ -308,45 +284,14 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
             }
         }
     }
-    let regex = match (parser, &raw.regex) {
-        (ParserKind::Regex, None) => {
-            issues.at("", "`parser: regex` needs a `regex` object with a `pattern`");
-            None
-        }
-        (_, Some(spec)) => match Regex::new(&spec.pattern) {
-            Ok(re) if re.capture_names().flatten().any(|n| n == "message") => Some(RegexSpec {
-                pattern: re,
-                stream: spec.stream.unwrap_or(super::raw::RegexStream::Stdout),
-                rule: spec.rule.clone(),
-            }),
-            Ok(_) => {
-                issues.at("/regex/pattern", "the pattern needs a named group `(?P<message>…)`");
-                None
-            }
-            Err(e) => {
-                issues.at("/regex/pattern", format!("invalid regex: {e}"));
-                None
-            }
-        },
-        _ => None,
-    };
+    let regex = regex_spec(parser, raw.regex.as_ref(), issues);
     // Only probe versions the definition asks for: `--version` on an arbitrary
     // script would run it.
     let version = raw.version.clone().unwrap_or_default();
     let version_regex = version
         .regex
         .as_deref()
-        .and_then(|r| match Regex::new(r) {
-            Ok(re) if re.captures_len() > 1 => Some(re),
-            Ok(_) => {
-                issues.at("/version/regex", "the version regex needs a capture group");
-                None
-            }
-            Err(e) => {
-                issues.at("/version/regex", format!("invalid regex: {e}"));
-                None
-            }
-        });
+        .and_then(|r| version_regex(r, issues));
     let codes = raw.exit_codes.clone().unwrap_or_default();
     let default = ExitCodes::default();
     Some(ExternalSpec {
@@ -375,6 +320,97 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
         },
         env: raw.env.clone().unwrap_or_default(),
     })
+}
+
+/// Checks placeholders in `args`; returns whether `{output}` is used.
+fn check_args(args: &[String], mode: Mode, issues: &mut Issues<'_, '_>) -> bool {
+    let mut has_files = false;
+    let mut has_output = false;
+    for (i, arg) in args.iter().enumerate() {
+        let pointer = format!("/args/{i}");
+        for ph in placeholders(arg) {
+            if !PLACEHOLDERS.contains(&ph) {
+                issues.at(
+                    &pointer,
+                    format!(
+                        "unknown placeholder `{{{ph}}}`, expected one of {}",
+                        PLACEHOLDERS
+                            .iter()
+                            .map(|p| format!("`{{{p}}}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            if ph == "files" && arg != "{files}" {
+                issues.at(
+                    &pointer,
+                    "`{files}` expands to one argument per file, so it must be a whole argument",
+                );
+            }
+            has_files |= ph == "files" || ph == "files_file";
+            has_output |= ph == "output";
+        }
+    }
+    match mode {
+        Mode::Batch if !has_files => {
+            issues.at("/args", "a `batch` analyzer needs `{files}` or `{files_file}` in `args`");
+        }
+        Mode::Project if has_files => issues.at(
+            "/args",
+            "a `project` analyzer runs once over the whole project and cannot take `{files}`; use `mode: batch`",
+        ),
+        _ => {}
+    }
+    has_output
+}
+
+fn regex_spec(
+    parser: ParserKind,
+    raw: Option<&super::raw::RawRegexParser>,
+    issues: &mut Issues<'_, '_>,
+) -> Option<RegexSpec> {
+    let Some(spec) = raw else {
+        if parser == ParserKind::Regex {
+            issues.at(
+                "",
+                "`parser: regex` needs a `regex` object with a `pattern`",
+            );
+        }
+        return None;
+    };
+    match Regex::new(&spec.pattern) {
+        Ok(re) if re.capture_names().flatten().any(|n| n == "message") => Some(RegexSpec {
+            pattern: re,
+            stream: spec.stream.unwrap_or(super::raw::RegexStream::Stdout),
+            rule: spec.rule.clone(),
+        }),
+        Ok(_) => {
+            issues.at(
+                "/regex/pattern",
+                "the pattern needs a named group `(?P<message>…)`",
+            );
+            None
+        }
+        Err(e) => {
+            issues.at("/regex/pattern", format!("invalid regex: {e}"));
+            None
+        }
+    }
+}
+
+fn version_regex(r: &str, issues: &mut Issues<'_, '_>) -> Option<Regex> {
+    match Regex::new(r) {
+        Ok(re) if re.captures_len() > 1 => Some(re),
+        Ok(_) => {
+            issues.at("/version/regex", "the version regex needs a capture group");
+            None
+        }
+        Err(e) => {
+            issues.at("/version/regex", format!("invalid regex: {e}"));
+            None
+        }
+    }
 }
 
 fn globs(issues: &mut Issues<'_, '_>, pointer: &str, patterns: Option<&[String]>) -> Option<Globs> {
@@ -416,10 +452,7 @@ mod tests {
         for (name, def) in &defs {
             assert!(!def.description.is_empty(), "{name} has no description");
             if def.external().is_some() {
-                assert!(
-                    !def.install_hint().is_empty(),
-                    "{name} has no install hint"
-                );
+                assert!(!def.install_hint().is_empty(), "{name} has no install hint");
             }
         }
     }

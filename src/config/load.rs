@@ -199,7 +199,10 @@ impl Section<'_> {
             self.problems.push(self.layers.problem(
                 self.pointer,
                 false,
-                format!("invalid type: {}, expected a map of names to definitions", kind(&value)),
+                format!(
+                    "invalid type: {}, expected a map of names to definitions",
+                    kind(&value)
+                ),
             ));
             return None;
         };
@@ -225,7 +228,7 @@ pub fn deserialize_at<T: DeserializeOwned>(
         Ok(t) => Some(t),
         Err(err) => {
             let mut p = pointer.to_owned();
-            for seg in err.path().iter() {
+            for seg in err.path() {
                 match seg {
                     serde_path_to_error::Segment::Seq { index } => {
                         p.push('/');

@@ -72,7 +72,7 @@ pub struct RawResourceLimits {
     pub max_memory_mb: Option<u64>,
     /// Machine CPU use above which the daemon holds new jobs. Foreground runs ignore it.
     pub max_cpu_percent: Option<u32>,
-    /// CPU seconds an analyzer process may use (RLIMIT_CPU). Default: none.
+    /// CPU seconds an analyzer process may use (the CPU-time rlimit). Default: none.
     pub max_cpu_seconds: Option<u64>,
     /// Scheduling niceness of analyzers (0–19). Default 10; bgtask itself is never niced.
     pub nice: Option<i32>,

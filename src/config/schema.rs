@@ -19,7 +19,8 @@ mod tests {
 
     #[test]
     fn committed_schema_matches_the_types() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/background-tasks.schema.json");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/background-tasks.schema.json");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         let generated = super::schema_json();
         if std::env::var_os("BGTASK_UPDATE_SCHEMA").is_some() {

@@ -77,7 +77,7 @@ impl Source {
         };
         let mut spans = HashMap::new();
         let mut duplicates = Vec::new();
-        index(&ast, String::new(), None, &mut spans, &mut duplicates);
+        index(&ast, "", None, &mut spans, &mut duplicates);
         let mut problems: Vec<Problem> = duplicates
             .into_iter()
             .map(|(pointer, offset, first)| {
@@ -169,7 +169,7 @@ type Duplicate = (String, usize, usize);
 
 fn index(
     ast: &Ast<'_>,
-    pointer: String,
+    pointer: &str,
     key: Option<usize>,
     spans: &mut HashMap<String, Span>,
     duplicates: &mut Vec<Duplicate>,
@@ -183,7 +183,7 @@ fn index(
         Ast::Array(v) => v.range.start,
     };
     spans.insert(
-        pointer.clone(),
+        pointer.to_owned(),
         Span {
             key,
             value: value_start,
@@ -203,12 +203,12 @@ fn index(
                     continue;
                 }
                 seen.insert(name, key_start);
-                index(&prop.value, child, Some(key_start), spans, duplicates);
+                index(&prop.value, &child, Some(key_start), spans, duplicates);
             }
         }
         Ast::Array(arr) => {
             for (i, el) in arr.elements.iter().enumerate() {
-                index(el, format!("{pointer}/{i}"), None, spans, duplicates);
+                index(el, &format!("{pointer}/{i}"), None, spans, duplicates);
             }
         }
         _ => {}
@@ -261,7 +261,8 @@ mod tests {
 
     #[test]
     fn locates_values_and_keys() {
-        let src = parse("{\n  \"tasks\": {\n    \"sec\": { \"priority\": \"urgent\" }\n  }\n}").unwrap();
+        let src =
+            parse("{\n  \"tasks\": {\n    \"sec\": { \"priority\": \"urgent\" }\n  }\n}").unwrap();
         assert_eq!(src.locate("/tasks/sec/priority", false), (3, 26));
         assert_eq!(src.locate("/tasks/sec/priority", true), (3, 14));
         // Falls back to the nearest enclosing value.
@@ -288,12 +289,17 @@ mod tests {
     #[test]
     fn comments_are_rejected() {
         let problems = parse("{ // no\n}").unwrap_err();
-        assert!(problems[0].message.contains("comments"), "{}", problems[0].message);
+        assert!(
+            problems[0].message.contains("comments"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]
     fn duplicate_keys_are_reported_each_time() {
-        let problems = parse("{\"tasks\": {\"a\": {}, \"b\": {}, \"a\": {}}, \"tasks\": {}}").unwrap_err();
+        let problems =
+            parse("{\"tasks\": {\"a\": {}, \"b\": {}, \"a\": {}}, \"tasks\": {}}").unwrap_err();
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].pointer, "/tasks/a");
         assert!(problems[0].message.contains("duplicate key `a`"));

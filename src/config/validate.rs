@@ -90,34 +90,59 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
     if let Some(v) = raw.version
         && v != 1
     {
-        issues.at("/version", format!("unsupported config version {v}; this bgtask reads version 1"));
+        issues.at(
+            "/version",
+            format!("unsupported config version {v}; this bgtask reads version 1"),
+        );
     }
 
     let e = raw.execution.unwrap_or_default();
     let parallelism = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let execution = Execution {
-        max_concurrent: positive(&mut issues, "/execution/max_concurrent_tasks", e.max_concurrent_tasks)
-            .unwrap_or(parallelism),
-        task_timeout: opt_duration(&mut issues, "/execution/task_timeout", e.task_timeout.as_deref())
-            .unwrap_or(Duration::from_secs(600)),
+        max_concurrent: positive(
+            &mut issues,
+            "/execution/max_concurrent_tasks",
+            e.max_concurrent_tasks,
+        )
+        .unwrap_or(parallelism),
+        task_timeout: opt_duration(
+            &mut issues,
+            "/execution/task_timeout",
+            e.task_timeout.as_deref(),
+        )
+        .unwrap_or(Duration::from_secs(600)),
         max_retries: e.max_retries.unwrap_or(3),
-        retry_delay: opt_duration(&mut issues, "/execution/retry_delay", e.retry_delay.as_deref())
-            .unwrap_or(Duration::from_secs(5)),
+        retry_delay: opt_duration(
+            &mut issues,
+            "/execution/retry_delay",
+            e.retry_delay.as_deref(),
+        )
+        .unwrap_or(Duration::from_secs(5)),
         max_queue_size: positive(&mut issues, "/execution/max_queue_size", e.max_queue_size)
             .unwrap_or(100),
-        kill_grace: opt_duration(&mut issues, "/execution/kill_grace", e.kill_grace.as_deref())
-            .unwrap_or(Duration::from_secs(5)),
+        kill_grace: opt_duration(
+            &mut issues,
+            "/execution/kill_grace",
+            e.kill_grace.as_deref(),
+        )
+        .unwrap_or(Duration::from_secs(5)),
     };
 
     let r = raw.resource_limits.unwrap_or_default();
     let nice = r.nice.unwrap_or(10);
     if !(0..=19).contains(&nice) {
-        issues.at("/resource_limits/nice", format!("nice must be between 0 and 19, got {nice}"));
+        issues.at(
+            "/resource_limits/nice",
+            format!("nice must be between 0 and 19, got {nice}"),
+        );
     }
     if let Some(p) = r.max_cpu_percent
         && p == 0
     {
-        issues.at("/resource_limits/max_cpu_percent", "max_cpu_percent must be at least 1");
+        issues.at(
+            "/resource_limits/max_cpu_percent",
+            "max_cpu_percent must be at least 1",
+        );
     }
     let limits = ResourceLimits {
         max_memory_mb: match r.max_memory_mb {
@@ -187,12 +212,18 @@ fn task(
 ) -> Option<Task> {
     let before = issues.count();
     if !valid_name(&name) {
-        issues.key(base, format!("invalid task name `{name}`: use lowercase letters, digits, `-` and `_`"));
+        issues.key(
+            base,
+            format!("invalid task name `{name}`: use lowercase letters, digits, `-` and `_`"),
+        );
     } else if name == "all" {
         issues.key(base, "`all` is reserved: `bgtask run all` runs every task");
     }
     if t.analyzers.is_empty() {
-        issues.at(&format!("{base}/analyzers"), "a task needs at least one analyzer");
+        issues.at(
+            &format!("{base}/analyzers"),
+            "a task needs at least one analyzer",
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, a) in t.analyzers.iter().enumerate() {
@@ -212,7 +243,11 @@ fn task(
     }
     let timeout = opt_duration(issues, &format!("{base}/timeout"), t.timeout.as_deref());
     let paths = globs(issues, &format!("{base}/paths"), t.paths.as_deref());
-    let exclude_paths = globs(issues, &format!("{base}/exclude_paths"), t.exclude_paths.as_deref());
+    let exclude_paths = globs(
+        issues,
+        &format!("{base}/exclude_paths"),
+        t.exclude_paths.as_deref(),
+    );
     let triggers = t.triggers.unwrap_or_default();
     let schedule = match t.schedule {
         Some(expr) => match expr.parse::<croner::Cron>() {
@@ -243,7 +278,10 @@ fn task(
         );
     }
     if let Some(0) = t.idle_minutes {
-        issues.at(&format!("{base}/idle_minutes"), "idle_minutes must be at least 1");
+        issues.at(
+            &format!("{base}/idle_minutes"),
+            "idle_minutes must be at least 1",
+        );
     }
     let n = t.notify.unwrap_or_default();
     let d = NotifyPolicy::default();
@@ -277,9 +315,15 @@ fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {
     let gh = t.git_hooks.unwrap_or_default();
     let sc = t.scheduled.unwrap_or_default();
     let hooks = gh.hooks.unwrap_or_else(|| {
-        ["post-commit", "post-merge", "post-checkout", "post-rewrite", "pre-push"]
-            .map(str::to_owned)
-            .to_vec()
+        [
+            "post-commit",
+            "post-merge",
+            "post-checkout",
+            "post-rewrite",
+            "pre-push",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     });
     let blocking = gh.blocking.unwrap_or_default();
     for (list, field) in [(&hooks, "hooks"), (&blocking, "blocking")] {
@@ -287,7 +331,10 @@ fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {
             if !KNOWN_HOOKS.contains(&h.as_str()) {
                 issues.at(
                     &format!("/triggers/git_hooks/{field}/{i}"),
-                    format!("unknown git hook `{h}`, expected one of {}", KNOWN_HOOKS.join(", ")),
+                    format!(
+                        "unknown git hook `{h}`, expected one of {}",
+                        KNOWN_HOOKS.join(", ")
+                    ),
                 );
             }
         }
@@ -296,9 +343,17 @@ fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {
         file_watch: FileWatch {
             enabled: fw.enabled.unwrap_or(true),
             paths: globs(issues, "/triggers/file_watch/paths", fw.paths.as_deref()),
-            exclude_paths: globs(issues, "/triggers/file_watch/exclude_paths", fw.exclude_paths.as_deref()),
-            debounce: opt_duration(issues, "/triggers/file_watch/debounce", fw.debounce.as_deref())
-                .unwrap_or(Duration::from_secs(2)),
+            exclude_paths: globs(
+                issues,
+                "/triggers/file_watch/exclude_paths",
+                fw.exclude_paths.as_deref(),
+            ),
+            debounce: opt_duration(
+                issues,
+                "/triggers/file_watch/debounce",
+                fw.debounce.as_deref(),
+            )
+            .unwrap_or(Duration::from_secs(2)),
         },
         git_hooks: GitHooks {
             enabled: gh.enabled.unwrap_or(true),
@@ -308,8 +363,12 @@ fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {
         },
         scheduled: Scheduled {
             enabled: sc.enabled.unwrap_or(true),
-            idle_cooldown: opt_duration(issues, "/triggers/scheduled/idle_cooldown", sc.idle_cooldown.as_deref())
-                .unwrap_or(Duration::from_secs(3600)),
+            idle_cooldown: opt_duration(
+                issues,
+                "/triggers/scheduled/idle_cooldown",
+                sc.idle_cooldown.as_deref(),
+            )
+            .unwrap_or(Duration::from_secs(3600)),
         },
     }
 }
@@ -330,7 +389,10 @@ fn notifications(issues: &mut Issues<'_, '_>, n: RawNotifications) -> Notificati
         file: FileChannel {
             enabled: f.enabled.unwrap_or(true),
             min_severity: f.min_severity.unwrap_or(NotifyLevel::Info),
-            path: PathBuf::from(f.path.unwrap_or_else(|| ".bgtask/logs/notifications.jsonl".to_owned())),
+            path: PathBuf::from(
+                f.path
+                    .unwrap_or_else(|| ".bgtask/logs/notifications.jsonl".to_owned()),
+            ),
             max_size_mb: f.max_size_mb.unwrap_or(10).max(1),
             max_files: f.max_files.unwrap_or(5).max(1),
             retention_days: f.retention_days.unwrap_or(30),
@@ -376,12 +438,18 @@ fn email(issues: &mut Issues<'_, '_>, e: RawEmailChannel) -> Option<EmailChannel
     }
     let password = match (e.password_env, e.password_command) {
         (Some(_), Some(_)) => {
-            issues.at(B, "give either `password_env` or `password_command`, not both");
+            issues.at(
+                B,
+                "give either `password_env` or `password_command`, not both",
+            );
             None
         }
         (Some(v), None) => Some(PasswordSource::Env(v)),
         (None, Some(cmd)) if cmd.is_empty() => {
-            issues.at(&format!("{B}/password_command"), "the password command is empty");
+            issues.at(
+                &format!("{B}/password_command"),
+                "the password command is empty",
+            );
             None
         }
         (None, Some(cmd)) => Some(PasswordSource::Command(cmd)),

@@ -26,17 +26,23 @@ fn pep503(name: &str) -> String {
 
 /// 1-based line of `package` in a manifest.
 fn package_line(text: &str, manifest: &str, package: &str) -> Option<u32> {
-    let found = if manifest.ends_with(".json") {
+    let is_json = Path::new(manifest)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let found = if is_json {
         let needle = format!("\"node_modules/{package}\"");
         let plain = format!("\"{package}\"");
-        text.lines()
-            .position(|l| l.contains(&needle))
-            .or_else(|| text.lines().position(|l| l.trim_start().starts_with(&plain)))
+        text.lines().position(|l| l.contains(&needle)).or_else(|| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(&plain))
+        })
     } else {
         let want = pep503(package);
         text.lines().position(|l| {
             let l = l.trim_start();
-            let end = l.find(|c: char| !(c.is_alphanumeric() || "-_.".contains(c))).unwrap_or(l.len());
+            let end = l
+                .find(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)))
+                .unwrap_or(l.len());
             !l.starts_with('#') && end > 0 && pep503(&l[..end]) == want
         })
     };
@@ -102,7 +108,10 @@ mod tests {
     fn package_lines_in_manifests() {
         let req = "# pinned\nRequests==2.19.0\nzope.interface>=5\nurllib3 ; python_version>'3'\n";
         assert_eq!(package_line(req, "requirements.txt", "requests"), Some(2));
-        assert_eq!(package_line(req, "requirements.txt", "zope-interface"), Some(3));
+        assert_eq!(
+            package_line(req, "requirements.txt", "zope-interface"),
+            Some(3)
+        );
         assert_eq!(package_line(req, "requirements.txt", "urllib3"), Some(4));
         assert_eq!(package_line(req, "requirements.txt", "idna"), None);
         let lock = "{\n  \"packages\": {\n    \"node_modules/lodash\": {\n      \"version\": \"4.17.20\"\n";
@@ -112,14 +121,27 @@ mod tests {
     #[test]
     fn audit_findings_are_anchored_and_fingerprinted() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "flask\nrequests==2.19.0\n").unwrap();
+        std::fs::write(
+            dir.path().join("requirements.txt"),
+            "flask\nrequests==2.19.0\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("a.py"), "x = 1\nx = 1\n").unwrap();
         let mut f1 = Finding::new("pip-audit", "PYSEC-1", Severity::High, "vuln");
-        f1.package = Some(Package { name: "requests".into(), version: None, fixed_in: vec![] });
-        let same = |line| Finding::new("pip-audit", "R", Severity::Low, "m").at(Location::at("a.py", line, None));
+        f1.package = Some(Package {
+            name: "requests".into(),
+            version: None,
+            fixed_in: vec![],
+        });
+        let same = |line| {
+            Finding::new("pip-audit", "R", Severity::Low, "m").at(Location::at("a.py", line, None))
+        };
         let mut findings = vec![f1, same(1), same(2)];
         finish(&mut findings, &builtin("pip-audit"), dir.path());
-        assert_eq!(findings[0].location, Some(Location::at("requirements.txt", 2, None)));
+        assert_eq!(
+            findings[0].location,
+            Some(Location::at("requirements.txt", 2, None))
+        );
         assert!(findings.iter().all(|f| !f.fingerprint.is_empty()));
         // Same rule on two identical lines: different occurrences.
         assert_ne!(findings[1].fingerprint, findings[2].fingerprint);

@@ -57,7 +57,11 @@ pub fn files_list(files: &[PathBuf]) -> Vec<u8> {
 
 /// Splits `files` so each batch's arguments stay within `byte_budget` bytes
 /// (counting each argument's pointer and terminator) and `max_files` files.
-pub fn batches(files: &[PathBuf], max_files: Option<usize>, byte_budget: usize) -> Vec<Vec<PathBuf>> {
+pub fn batches(
+    files: &[PathBuf],
+    max_files: Option<usize>,
+    byte_budget: usize,
+) -> Vec<Vec<PathBuf>> {
     let max_files = max_files.unwrap_or(usize::MAX).max(1);
     let mut out: Vec<Vec<PathBuf>> = Vec::new();
     let mut current = Vec::new();
@@ -99,14 +103,35 @@ mod tests {
             output_dir: Path::new("/t"),
             files_file: Path::new("/t/files"),
         };
-        let tpl: Vec<String> = ["-o", "{output}", "--output={output}", "--dir={output_dir}", "@{files_file}", "--", "{files}"]
-            .map(str::to_owned)
-            .to_vec();
+        let tpl: Vec<String> = [
+            "-o",
+            "{output}",
+            "--output={output}",
+            "--dir={output_dir}",
+            "@{files_file}",
+            "--",
+            "{files}",
+        ]
+        .map(str::to_owned)
+        .to_vec();
         let argv = expand(&tpl, &p(&["a.py", "-rf.py", "dir with space/b.py"]), &slots);
-        let argv: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             argv,
-            ["-o", "/t/out.json", "--output=/t/out.json", "--dir=/t", "@/t/files", "--", "a.py", "./-rf.py", "dir with space/b.py"]
+            [
+                "-o",
+                "/t/out.json",
+                "--output=/t/out.json",
+                "--dir=/t",
+                "@/t/files",
+                "--",
+                "a.py",
+                "./-rf.py",
+                "dir with space/b.py"
+            ]
         );
         assert_eq!(files_list(&p(&["-x", "y"])), b"./-x\ny\n");
     }
@@ -118,7 +143,10 @@ mod tests {
         assert_eq!(by_count.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
         let per_file = "f0.py".len() + 3 + 1 + std::mem::size_of::<usize>();
         let by_bytes = batches(&files, None, per_file * 3);
-        assert_eq!(by_bytes.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+        assert_eq!(
+            by_bytes.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
         assert_eq!(batches(&files, None, 1).len(), 10, "one file always fits");
         assert!(batches(&[], None, 100).is_empty());
     }

@@ -54,7 +54,12 @@ impl ResultCache {
 
     /// The key for running `def` with `tool` over `relevant` (repo-relative)
     /// files. Reads every file; a missing one hashes as missing.
-    pub fn key(def: &AnalyzerDef, tool: Option<&ToolInfo>, root: &Path, relevant: &[PathBuf]) -> String {
+    pub fn key(
+        def: &AnalyzerDef,
+        tool: Option<&ToolInfo>,
+        root: &Path,
+        relevant: &[PathBuf],
+    ) -> String {
         let mut h = blake3::Hasher::new();
         h.update(VERSION.as_bytes());
         h.update(&[0]);
@@ -68,7 +73,10 @@ impl ResultCache {
             // The executable itself: catches upgrades of tools without a version probe.
             if let Ok(m) = std::fs::metadata(&t.path) {
                 h.update(&m.len().to_le_bytes());
-                if let Ok(mtime) = m.modified().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).map_err(std::io::Error::other)) {
+                if let Ok(mtime) = m.modified().and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_err(std::io::Error::other)
+                }) {
                     h.update(&mtime.as_nanos().to_le_bytes());
                 }
             }
@@ -96,7 +104,9 @@ impl ResultCache {
         let bytes = std::fs::read(self.path(key)).ok()?;
         let entry: Entry = serde_json::from_slice(&bytes).ok()?;
         let max_age = if network { NETWORK_MAX_AGE } else { MAX_AGE };
-        let age = SystemTime::now().duration_since(entry.created).unwrap_or_default();
+        let age = SystemTime::now()
+            .duration_since(entry.created)
+            .unwrap_or_default();
         (age <= max_age).then_some(entry.run)
     }
 
@@ -108,7 +118,12 @@ impl ResultCache {
         if !run.status.is_cacheable() || network_partial {
             return;
         }
-        let Some(root) = self.dir.parent().and_then(Path::parent).and_then(Path::parent) else {
+        let Some(root) = self
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+        else {
             return;
         };
         if state_dir(root).is_err() || std::fs::create_dir_all(&self.dir).is_err() {
@@ -118,7 +133,9 @@ impl ResultCache {
             created: SystemTime::now(),
             run: run.clone(),
         };
-        let Ok(json) = serde_json::to_vec(&entry) else { return };
+        let Ok(json) = serde_json::to_vec(&entry) else {
+            return;
+        };
         if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&self.dir)
             && tmp.write_all(&json).is_ok()
         {
@@ -128,7 +145,9 @@ impl ResultCache {
 
     /// Deletes entries older than a week.
     pub fn prune(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         let now = SystemTime::now();
         for e in entries.flatten() {
             let old = e
@@ -155,13 +174,22 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
         let bandit = builtin("bandit");
-        let tool = ToolInfo { path: "/bin/bandit".into(), version: Some("1.9.4".into()) };
+        let tool = ToolInfo {
+            path: "/bin/bandit".into(),
+            version: Some("1.9.4".into()),
+        };
         let files = vec![PathBuf::from("a.py")];
         let k1 = ResultCache::key(&bandit, Some(&tool), root, &files);
         assert_eq!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
-        let newer = ToolInfo { version: Some("1.9.5".into()), ..tool.clone() };
+        let newer = ToolInfo {
+            version: Some("1.9.5".into()),
+            ..tool.clone()
+        };
         assert_ne!(k1, ResultCache::key(&bandit, Some(&newer), root, &files));
-        assert_ne!(k1, ResultCache::key(&builtin("pylint"), Some(&tool), root, &files));
+        assert_ne!(
+            k1,
+            ResultCache::key(&builtin("pylint"), Some(&tool), root, &files)
+        );
         std::fs::write(root.join("a.py"), "x = 2\n").unwrap();
         assert_ne!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
     }
@@ -170,12 +198,21 @@ mod tests {
     fn stores_only_cacheable_runs_and_gitignores_the_state_dir() {
         let dir = tempfile::tempdir().unwrap();
         let cache = ResultCache::new(dir.path());
-        let mut run = AnalyzerRun::skipped("bandit", Category::Security, vec![], RunStatus::ToolError, "x".into());
+        let mut run = AnalyzerRun::skipped(
+            "bandit",
+            Category::Security,
+            vec![],
+            RunStatus::ToolError,
+            "x".into(),
+        );
         cache.put("k", &run);
         assert!(cache.get("k", false).is_none());
         run.status = RunStatus::Clean;
         cache.put("k", &run);
         assert_eq!(cache.get("k", false).unwrap().status, RunStatus::Clean);
-        assert_eq!(std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(), "*\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(),
+            "*\n"
+        );
     }
 }

@@ -40,8 +40,15 @@ const PROFILE_READ_MAX: u64 = 32 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// An analyzer's processes are about to start.
-    Started { analyzer: String, invocations: usize },
-    Finished { analyzer: String, status: RunStatus, cached: bool },
+    Started {
+        analyzer: String,
+        invocations: usize,
+    },
+    Finished {
+        analyzer: String,
+        status: RunStatus,
+        cached: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,7 +106,10 @@ pub async fn execute(
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    ctx.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).save();
+    ctx.versions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .save();
     ctx.cache.prune();
     runs.sort_by_key(|r| order.iter().position(|n| *n == r.analyzer));
     runs
@@ -108,7 +118,8 @@ pub async fn execute(
 async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     let def = plan.def.clone();
     let base = |status, reason: String| {
-        let mut r = AnalyzerRun::skipped(&def.name, def.category, plan.tasks.clone(), status, reason);
+        let mut r =
+            AnalyzerRun::skipped(&def.name, def.category, plan.tasks.clone(), status, reason);
         r.network = def.network;
         r
     };
@@ -129,7 +140,8 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         }
     };
     let key = ResultCache::key(&def, tool.as_ref(), &ctx.root, &relevant);
-    if def.cache && !ctx.opts.no_cache
+    if def.cache
+        && !ctx.opts.no_cache
         && let Some(mut hit) = ctx.cache.get(&key, def.network)
     {
         hit.cached = true;
@@ -142,7 +154,10 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     let started = Instant::now();
     let mut run = match &def.engine {
         Engine::Builtin(Builtin::Profile) => {
-            let _ = ctx.progress.send(Progress::Started { analyzer: def.name.clone(), invocations: 0 });
+            let _ = ctx.progress.send(Progress::Started {
+                analyzer: def.name.clone(),
+                invocations: 0,
+            });
             profile_run(ctx, &def, &targets)
         }
         Engine::External(_) => {
@@ -155,7 +170,11 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     run.tasks = plan.tasks;
     run.tool = tool;
     run.network = def.network;
-    run.files = if def.mode == Mode::Batch { targets.len() } else { relevant.len() };
+    run.files = if def.mode == Mode::Batch {
+        targets.len()
+    } else {
+        relevant.len()
+    };
     run.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     anchor::finish(&mut run.findings, &def, &ctx.root);
     crate::analyze::sort_findings(&mut run.findings);
@@ -195,14 +214,22 @@ fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> AnalyzerRun
     let mut findings = Vec::new();
     for t in targets {
         let path = ctx.root.join(t);
-        let Ok(file) = std::fs::File::open(&path) else { continue };
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
         let mut bytes = Vec::new();
-        if std::io::Read::read_to_end(&mut std::io::Read::take(file, PROFILE_READ_MAX), &mut bytes).is_err() {
+        if std::io::Read::read_to_end(&mut std::io::Read::take(file, PROFILE_READ_MAX), &mut bytes)
+            .is_err()
+        {
             continue;
         }
         findings.extend(profile::profile_file(def, &t.to_string_lossy(), &bytes));
     }
-    let status = if findings.is_empty() { RunStatus::Clean } else { RunStatus::Findings };
+    let status = if findings.is_empty() {
+        RunStatus::Clean
+    } else {
+        RunStatus::Findings
+    };
     let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
     run.reason = None;
     run.findings = findings;
@@ -300,7 +327,12 @@ impl InvocationJob {
     async fn run(self) -> Invocation {
         let spec = self.def.external().expect("external analyzer");
         let fail = |status, reason: String| Invocation {
-            classified: Classified { status, reason: Some(reason), findings: Vec::new(), tests: None },
+            classified: Classified {
+                status,
+                reason: Some(reason),
+                findings: Vec::new(),
+                tests: None,
+            },
             exit_code: None,
             peak_rss_kb: None,
             cpu: None,
@@ -308,20 +340,38 @@ impl InvocationJob {
         };
         let tmp = match tempfile::Builder::new().prefix("bgtask-").tempdir() {
             Ok(t) => t,
-            Err(e) => return fail(RunStatus::ToolError, format!("could not create a temporary directory: {e}")),
+            Err(e) => {
+                return fail(
+                    RunStatus::ToolError,
+                    format!("could not create a temporary directory: {e}"),
+                );
+            }
         };
-        let ext = if spec.parser == ParserKind::JunitXml { "xml" } else { "json" };
+        let ext = if spec.parser == ParserKind::JunitXml {
+            "xml"
+        } else {
+            "json"
+        };
         let output = tmp.path().join(format!("report.{ext}"));
         let files_file = tmp.path().join("files.txt");
         if spec.args.iter().any(|a| a.contains("{files_file}"))
             && let Err(e) = std::fs::write(&files_file, argv::files_list(&self.files))
         {
-            return fail(RunStatus::ToolError, format!("could not write the file list: {e}"));
+            return fail(
+                RunStatus::ToolError,
+                format!("could not write the file list: {e}"),
+            );
         }
-        let slots = Slots { root: &self.root, output: &output, output_dir: tmp.path(), files_file: &files_file };
+        let slots = Slots {
+            root: &self.root,
+            output: &output,
+            output_dir: tmp.path(),
+            files_file: &files_file,
+        };
         let args = argv::expand(&spec.args, &self.files, &slots);
         // The exit-code parser never reads stdout: keep only its ends.
-        let report_on_stdout = spec.output == OutputSource::Stdout && spec.parser != ParserKind::ExitCode;
+        let report_on_stdout =
+            spec.output == OutputSource::Stdout && spec.parser != ParserKind::ExitCode;
         let started_at = SystemTime::now();
         let finished = run::run(
             Spec {
@@ -332,7 +382,11 @@ impl InvocationJob {
                 timeout: self.timeout,
                 kill_grace: self.kill_grace,
                 limits: self.limits,
-                stdout_keep: if report_on_stdout { (STDOUT_REPORT_MAX, 0) } else { KEEP },
+                stdout_keep: if report_on_stdout {
+                    (STDOUT_REPORT_MAX, 0)
+                } else {
+                    KEEP
+                },
                 stderr_keep: KEEP,
             },
             self.cancel.clone(),
@@ -343,44 +397,14 @@ impl InvocationJob {
             Ended::Exited(c) => Some(c),
             _ => None,
         };
-        let classified = match finished.ended {
-            Ended::Exited(code) => {
-                if report_on_stdout && finished.stdout.truncated {
-                    Classified {
-                        status: RunStatus::ToolError,
-                        reason: Some(format!(
-                            "the report on stdout was {} bytes, over bgtask's limit of {STDOUT_REPORT_MAX}",
-                            finished.stdout.total
-                        )),
-                        findings: Vec::new(),
-                        tests: None,
-                    }
-                } else {
-                    let reports = read_reports(spec, &self.root, tmp.path(), &output, started_at);
-                    match reports {
-                        Err(reason) => fail(RunStatus::ToolError, reason).classified,
-                        Ok(reports) => {
-                            let out = ToolOutput {
-                                def: &self.def,
-                                spec,
-                                exit_code: code,
-                                exit_class: spec.exit_codes.classify(code),
-                                stdout: &finished.stdout.bytes,
-                                stderr: &finished.stderr.bytes,
-                                reports: &reports,
-                                root: &self.root,
-                                canonical_root: &self.canonical_root,
-                            };
-                            classify(&self.def, code, parsers::parse(&out), &finished.stderr.bytes)
-                        }
-                    }
-                }
-            }
-            ref other => {
-                let (status, reason) = ended_reason(other, &self.tool, self.timeout, &self.limits, &finished.stderr.bytes);
-                Classified { status, reason: Some(reason), findings: Vec::new(), tests: None }
-            }
-        };
+        let classified = self.classify(
+            spec,
+            &finished,
+            tmp.path(),
+            &output,
+            report_on_stdout,
+            started_at,
+        );
         Invocation {
             classified,
             exit_code,
@@ -389,20 +413,99 @@ impl InvocationJob {
             stderr_tail,
         }
     }
+
+    /// What the finished process amounts to: its reports parsed and
+    /// classified with its exit code, or why it never got that far.
+    fn classify(
+        &self,
+        spec: &ExternalSpec,
+        finished: &run::Finished,
+        output_dir: &Path,
+        output: &Path,
+        report_on_stdout: bool,
+        started_at: SystemTime,
+    ) -> Classified {
+        let failed = |status, reason: String| Classified {
+            status,
+            reason: Some(reason),
+            findings: Vec::new(),
+            tests: None,
+        };
+        let code = match &finished.ended {
+            Ended::Exited(code) => *code,
+            other => {
+                let (status, reason) = ended_reason(
+                    other,
+                    &self.tool,
+                    self.timeout,
+                    &self.limits,
+                    &finished.stderr.bytes,
+                );
+                return failed(status, reason);
+            }
+        };
+        if report_on_stdout && finished.stdout.truncated {
+            return failed(
+                RunStatus::ToolError,
+                format!(
+                    "the report on stdout was {} bytes, over bgtask's limit of {STDOUT_REPORT_MAX}",
+                    finished.stdout.total
+                ),
+            );
+        }
+        let reports = match read_reports(spec, &self.root, output_dir, output, started_at) {
+            Ok(r) => r,
+            Err(reason) => return failed(RunStatus::ToolError, reason),
+        };
+        let out = ToolOutput {
+            def: &self.def,
+            spec,
+            exit_code: code,
+            exit_class: spec.exit_codes.classify(code),
+            stdout: &finished.stdout.bytes,
+            stderr: &finished.stderr.bytes,
+            reports: &reports,
+            root: &self.root,
+            canonical_root: &self.canonical_root,
+        };
+        classify(
+            &self.def,
+            code,
+            parsers::parse(&out),
+            &finished.stderr.bytes,
+        )
+    }
 }
 
-fn ended_reason(ended: &Ended, tool: &Path, timeout: Duration, limits: &Limits, stderr: &[u8]) -> (RunStatus, String) {
-    let said = summary(stderr).map(|s| format!(": {s}")).unwrap_or_default();
+fn ended_reason(
+    ended: &Ended,
+    tool: &Path,
+    timeout: Duration,
+    limits: &Limits,
+    stderr: &[u8],
+) -> (RunStatus, String) {
+    let said = summary(stderr)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
     match ended {
         Ended::Exited(_) => unreachable!("handled by the caller"),
-        Ended::Signaled(sig) => (RunStatus::ToolError, format!("killed by {}{said}", signal_name(*sig))),
+        Ended::Signaled(sig) => (
+            RunStatus::ToolError,
+            format!("killed by {}{said}", signal_name(*sig)),
+        ),
         Ended::TimedOut => (
             RunStatus::Timeout,
-            format!("timed out after {} and was stopped (SIGTERM to its process group, then SIGKILL)", humantime::format_duration(timeout)),
+            format!(
+                "timed out after {} and was stopped (SIGTERM to its process group, then SIGKILL)",
+                humantime::format_duration(timeout)
+            ),
         ),
         Ended::CpuLimit => (
             RunStatus::Timeout,
-            format!("used its CPU-time limit of {} s and was stopped", limits.cpu_seconds.unwrap_or(0)),
+            format!(
+                "used its CPU-time limit of {} s and was stopped",
+                limits.cpu_seconds.unwrap_or(0)
+            ),
         ),
         Ended::OutOfMemory { rss_kb } => (
             RunStatus::Oom,
@@ -419,15 +522,21 @@ fn ended_reason(ended: &Ended, tool: &Path, timeout: Duration, limits: &Limits, 
             } else {
                 ""
             };
-            (RunStatus::ToolError, format!("could not start {}: {e}{hint}", tool.display()))
+            (
+                RunStatus::ToolError,
+                format!("could not start {}: {e}{hint}", tool.display()),
+            )
         }
     }
 }
 
 fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
     if len > REPORT_MAX as u64 {
-        return Err(format!("the report {} is {len} bytes, over bgtask's limit of {REPORT_MAX}", path.display()));
+        return Err(format!(
+            "the report {} is {len} bytes, over bgtask's limit of {REPORT_MAX}",
+            path.display()
+        ));
     }
     std::fs::read(path).map_err(|e| format!("could not read the report {}: {e}", path.display()))
 }
@@ -443,7 +552,10 @@ fn read_reports(
         OutputSource::Stdout => Ok(Vec::new()),
         OutputSource::File => {
             if output.is_file() {
-                Ok(vec![Report { path: output.to_owned(), bytes: read_capped(output)? }])
+                Ok(vec![Report {
+                    path: output.to_owned(),
+                    bytes: read_capped(output)?,
+                }])
             } else {
                 Ok(Vec::new())
             }
@@ -463,15 +575,27 @@ fn read_reports(
                 .map(|rd| {
                     rd.flatten()
                         .map(|e| e.path())
-                        .filter(|p| p.file_name().is_some_and(|n| globs.is_match(&n.to_string_lossy())))
-                        .filter(|p| p.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= fresh))
+                        .filter(|p| {
+                            p.file_name()
+                                .is_some_and(|n| globs.is_match(&n.to_string_lossy()))
+                        })
+                        .filter(|p| {
+                            p.metadata()
+                                .and_then(|m| m.modified())
+                                .is_ok_and(|t| t >= fresh)
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
             found.sort();
             found
                 .into_iter()
-                .map(|p| Ok(Report { bytes: read_capped(&p)?, path: p }))
+                .map(|p| {
+                    Ok(Report {
+                        bytes: read_capped(&p)?,
+                        path: p,
+                    })
+                })
                 .collect()
         }
     }
@@ -509,13 +633,20 @@ fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
         exit_code = inv.exit_code.or(exit_code);
         peak = peak.max(inv.peak_rss_kb);
         cpu += inv.cpu.unwrap_or_default();
-        if (c.status.is_failure() || c.status == RunStatus::Partial) && tail.is_none() && !inv.stderr_tail.is_empty() {
+        if (c.status.is_failure() || c.status == RunStatus::Partial)
+            && tail.is_none()
+            && !inv.stderr_tail.is_empty()
+        {
             tail = Some(inv.stderr_tail);
         }
     }
     let status = status.unwrap_or(RunStatus::Clean);
     // A split run whose batches were clean and findings is "findings".
-    let status = if status == RunStatus::Clean && !findings.is_empty() { RunStatus::Findings } else { status };
+    let status = if status == RunStatus::Clean && !findings.is_empty() {
+        RunStatus::Findings
+    } else {
+        status
+    };
     let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
     run.reason = (!reasons.is_empty()).then(|| truncate(&reasons.join("; "), 2000));
     run.findings = findings;

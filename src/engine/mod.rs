@@ -87,8 +87,11 @@ pub struct Applicability {
 /// applies to the project (for `doctor`, `init` and `tools install`).
 pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicability> {
     let files = workspace.files();
-    let mut wanted: std::collections::BTreeMap<String, (Vec<String>, bool)> =
-        config.analyzers.keys().map(|a| (a.clone(), (Vec::new(), true))).collect();
+    let mut wanted: std::collections::BTreeMap<String, (Vec<String>, bool)> = config
+        .analyzers
+        .keys()
+        .map(|a| (a.clone(), (Vec::new(), true)))
+        .collect();
     for t in config.tasks.values() {
         for a in &t.analyzers {
             if let Some(e) = wanted.get_mut(a) {
@@ -96,14 +99,24 @@ pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicabilit
             }
         }
     }
-    let inputs = plan::Inputs { config, files: &files, selection: None, shard: None, offline: false };
+    let inputs = plan::Inputs {
+        config,
+        files: &files,
+        selection: None,
+        shard: None,
+        offline: false,
+    };
     plan::plan(&inputs, wanted)
         .into_iter()
         .map(|p| Applicability {
             analyzer: p.def.name.clone(),
             tasks: p.tasks,
             applies: match p.work {
-                plan::Work::Run { targets, relevant } => Ok(if targets.is_empty() { relevant.len() } else { targets.len() }),
+                plan::Work::Run { targets, relevant } => Ok(if targets.is_empty() {
+                    relevant.len()
+                } else {
+                    targets.len()
+                }),
                 plan::Work::Skip { reason, .. } => Err(reason),
             },
         })
@@ -125,7 +138,11 @@ pub async fn run(
 ) -> Result<Outcome, EngineError> {
     let started = Instant::now();
     let wanted = plan::resolve(&config, &request.names)?;
-    let explicit = wanted.iter().filter(|(_, (_, e))| *e).map(|(n, _)| n.clone()).collect();
+    let explicit = wanted
+        .iter()
+        .filter(|(_, (_, e))| *e)
+        .map(|(n, _)| n.clone())
+        .collect();
     let selection: Option<BTreeSet<PathBuf>> = match &request.selection {
         Selection::All => None,
         Selection::Changed => Some(workspace.changed()?.into_iter().collect()),

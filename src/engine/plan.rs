@@ -43,7 +43,7 @@ impl fmt::Display for Shard {
 }
 
 impl Shard {
-    /// Deterministic across machines: a hash of the bytes, not of a HashMap.
+    /// Deterministic across machines: a hash of the bytes, not of a `HashMap`.
     fn owns(self, key: &[u8]) -> bool {
         let h = blake3::hash(key);
         let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
@@ -60,7 +60,10 @@ pub struct Planned {
 
 #[derive(Debug, Clone)]
 pub enum Work {
-    Skip { status: RunStatus, reason: String },
+    Skip {
+        status: RunStatus,
+        reason: String,
+    },
     Run {
         /// Files passed to a batch analyzer (empty for project analyzers).
         targets: Vec<PathBuf>,
@@ -78,7 +81,10 @@ pub struct UnknownName {
 }
 
 /// What the user asked for, resolved: analyzer → (tasks, explicit).
-pub fn resolve(config: &Config, names: &[String]) -> Result<BTreeMap<String, (Vec<String>, bool)>, UnknownName> {
+pub fn resolve(
+    config: &Config,
+    names: &[String],
+) -> Result<BTreeMap<String, (Vec<String>, bool)>, UnknownName> {
     let mut out: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
     for name in names {
         let tasks: Vec<&crate::config::Task> = if name == "all" {
@@ -95,7 +101,12 @@ pub fn resolve(config: &Config, names: &[String]) -> Result<BTreeMap<String, (Ve
                     .chain(config.tasks.keys().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join(", "),
-                analyzers: config.analyzers.keys().cloned().collect::<Vec<_>>().join(", "),
+                analyzers: config
+                    .analyzers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         };
         for t in tasks {
@@ -141,12 +152,18 @@ pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) 
 }
 
 fn skip(status: RunStatus, reason: impl Into<String>) -> Work {
-    Work::Skip { status, reason: reason.into() }
+    Work::Skip {
+        status,
+        reason: reason.into(),
+    }
 }
 
 fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: bool) -> Work {
     if inputs.offline && def.network {
-        return skip(RunStatus::NotApplicable, "needs the network; skipped by --offline");
+        return skip(
+            RunStatus::NotApplicable,
+            "needs the network; skipped by --offline",
+        );
     }
     let all: Vec<(String, &PathBuf)> = inputs.files.iter().map(|p| (rel(p), p)).collect();
     if let Some(req) = &def.requires
@@ -158,15 +175,20 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
         );
     }
     // A file passes if any of the analyzer's tasks (or an explicit request) allows it.
-    let task_defs: Vec<&crate::config::Task> = tasks.iter().filter_map(|t| inputs.config.tasks.get(t)).collect();
+    let task_defs: Vec<&crate::config::Task> = tasks
+        .iter()
+        .filter_map(|t| inputs.config.tasks.get(t))
+        .collect();
     let allowed = |r: &str| {
         explicit
             || task_defs.is_empty()
             || task_defs.iter().any(|t| {
-                t.paths.as_ref().is_none_or(|g| g.is_match(r)) && !matches(t.exclude_paths.as_ref(), r)
+                t.paths.as_ref().is_none_or(|g| g.is_match(r))
+                    && !matches(t.exclude_paths.as_ref(), r)
             })
     };
-    let config_files = Globs::new(&def.config_files).unwrap_or_else(|_| Globs::new::<&str>(&[]).expect("empty globs"));
+    let config_files = Globs::new(&def.config_files)
+        .unwrap_or_else(|_| Globs::new::<&str>(&[]).expect("empty globs"));
     // Tool config (and the files that make it apply) key the cache too.
     let configs: Vec<PathBuf> = all
         .iter()
@@ -179,61 +201,94 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
         files.dedup();
         files
     };
+    let candidate = |r: &str| matches(def.files.as_ref(), r) && allowed(r);
     match def.mode {
-        Mode::Batch => {
-            let mut targets: Vec<PathBuf> = all
-                .iter()
-                .filter(|(r, _)| matches(def.files.as_ref(), r) && allowed(r))
-                .filter(|(_, p)| inputs.selection.is_none_or(|s| s.contains(*p)))
-                .map(|(_, p)| (*p).clone())
-                .collect();
-            if let Some(sel) = inputs.selection {
-                // Explicitly selected files count even when ignored by the walk.
-                for p in sel {
-                    let r = rel(p);
-                    if !targets.contains(p) && matches(def.files.as_ref(), &r) && allowed(&r) {
-                        targets.push(p.clone());
-                    }
-                }
-                targets.sort();
-            }
-            if let Some(shard) = inputs.shard {
-                targets.retain(|p| shard.owns(p.as_os_str().as_encoded_bytes()));
-                if targets.is_empty() {
-                    return skip(RunStatus::NotApplicable, format!("no matching files in shard {shard}"));
-                }
-            }
-            if targets.is_empty() {
-                let what = def.files.as_ref().map_or_else(String::new, |g| g.patterns().join(", "));
-                let scope = if inputs.selection.is_some() { "selected" } else { "matching" };
-                return skip(RunStatus::NotApplicable, format!("no {scope} files ({what})"));
-            }
-            let relevant = with_configs(targets.clone());
-            Work::Run { targets, relevant }
-        }
+        Mode::Batch => batch_work(inputs, def, &all, &candidate, with_configs),
         Mode::Project => {
             if let Some(sel) = inputs.selection {
                 let touched = sel.iter().any(|p| {
                     let r = rel(p);
-                    matches(def.files.as_ref(), &r) || matches(def.requires.as_ref(), &r) || config_files.is_match(&r)
+                    matches(def.files.as_ref(), &r)
+                        || matches(def.requires.as_ref(), &r)
+                        || config_files.is_match(&r)
                 });
                 if !touched {
-                    return skip(RunStatus::NotApplicable, "none of the selected files concern it");
+                    return skip(
+                        RunStatus::NotApplicable,
+                        "none of the selected files concern it",
+                    );
                 }
             }
             if let Some(shard) = inputs.shard
                 && !shard.owns(def.name.as_bytes())
             {
-                return skip(RunStatus::NotApplicable, format!("runs in another shard than {shard}"));
+                return skip(
+                    RunStatus::NotApplicable,
+                    format!("runs in another shard than {shard}"),
+                );
             }
             let sources: Vec<PathBuf> = all
                 .iter()
-                .filter(|(r, _)| matches(def.files.as_ref(), r) && allowed(r))
+                .filter(|(r, _)| candidate(r))
                 .map(|(_, p)| (*p).clone())
                 .collect();
-            Work::Run { targets: Vec::new(), relevant: with_configs(sources) }
+            Work::Run {
+                targets: Vec::new(),
+                relevant: with_configs(sources),
+            }
         }
     }
+}
+
+/// A batch analyzer's files: the candidates, narrowed to the selection
+/// (explicitly selected files count even when the walk ignores them) and
+/// the shard.
+fn batch_work(
+    inputs: &Inputs<'_>,
+    def: &AnalyzerDef,
+    all: &[(String, &PathBuf)],
+    candidate: &dyn Fn(&str) -> bool,
+    with_configs: impl Fn(Vec<PathBuf>) -> Vec<PathBuf>,
+) -> Work {
+    let mut targets: Vec<PathBuf> = all
+        .iter()
+        .filter(|(r, p)| candidate(r) && inputs.selection.is_none_or(|s| s.contains(*p)))
+        .map(|(_, p)| (*p).clone())
+        .collect();
+    if let Some(sel) = inputs.selection {
+        for p in sel {
+            if !targets.contains(p) && candidate(&rel(p)) {
+                targets.push(p.clone());
+            }
+        }
+        targets.sort();
+    }
+    if let Some(shard) = inputs.shard {
+        targets.retain(|p| shard.owns(p.as_os_str().as_encoded_bytes()));
+        if targets.is_empty() {
+            return skip(
+                RunStatus::NotApplicable,
+                format!("no matching files in shard {shard}"),
+            );
+        }
+    }
+    if targets.is_empty() {
+        let what = def
+            .files
+            .as_ref()
+            .map_or_else(String::new, |g| g.patterns().join(", "));
+        let scope = if inputs.selection.is_some() {
+            "selected"
+        } else {
+            "matching"
+        };
+        return skip(
+            RunStatus::NotApplicable,
+            format!("no {scope} files ({what})"),
+        );
+    }
+    let relevant = with_configs(targets.clone());
+    Work::Run { targets, relevant }
 }
 
 #[cfg(test)]
@@ -257,12 +312,22 @@ mod tests {
 
     #[test]
     fn names_resolve_to_analyzers_with_their_tasks() {
-        let c = config(r#"{"tasks": {"sec": {"analyzers": ["bandit", "pip-audit"]}, "lint": {"analyzers": ["bandit"]}}}"#);
+        let c = config(
+            r#"{"tasks": {"sec": {"analyzers": ["bandit", "pip-audit"]}, "lint": {"analyzers": ["bandit"]}}}"#,
+        );
         let r = resolve(&c, &["all".into(), "radon".into()]).unwrap();
-        assert_eq!(r["bandit"], (vec!["lint".to_owned(), "sec".to_owned()], false));
+        assert_eq!(
+            r["bandit"],
+            (vec!["lint".to_owned(), "sec".to_owned()], false)
+        );
         assert_eq!(r["radon"], (vec![], true));
         let err = resolve(&c, &["nope".into()]).unwrap_err().to_string();
-        assert!(err.starts_with("unknown task or analyzer `nope`; tasks: all, lint, sec; analyzers: bandit,"), "{err}");
+        assert!(
+            err.starts_with(
+                "unknown task or analyzer `nope`; tasks: all, lint, sec; analyzers: bandit,"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -270,39 +335,84 @@ mod tests {
         let c = config(
             r#"{"tasks": {"t": {"analyzers": ["bandit", "pip-audit", "eslint", "pytest"], "exclude_paths": ["vendor/**"]}}}"#,
         );
-        let files = paths(&["src/a.py", "src/b.py", "vendor/v.py", "tests/test_a.py", "requirements.txt", "web/x.js"]);
+        let files = paths(&[
+            "src/a.py",
+            "src/b.py",
+            "vendor/v.py",
+            "tests/test_a.py",
+            "requirements.txt",
+            "web/x.js",
+        ]);
         let wanted = resolve(&c, &["t".into()]).unwrap();
-        let inputs = Inputs { config: &c, files: &files, selection: None, shard: None, offline: false };
+        let inputs = Inputs {
+            config: &c,
+            files: &files,
+            selection: None,
+            shard: None,
+            offline: false,
+        };
         let planned = plan(&inputs, wanted.clone());
-        let by: BTreeMap<&str, Vec<String>> = planned.iter().map(|p| (p.def.name.as_str(), run_targets(p))).collect();
+        let by: BTreeMap<&str, Vec<String>> = planned
+            .iter()
+            .map(|p| (p.def.name.as_str(), run_targets(p)))
+            .collect();
         assert_eq!(by["bandit"], ["src/a.py", "src/b.py", "tests/test_a.py"]);
         assert_eq!(by["pip-audit"], Vec::<String>::new());
         assert_eq!(by["pytest"], Vec::<String>::new());
-        assert!(by["eslint"][0].starts_with("skip: no /eslint.config.js or"), "{:?}", by["eslint"]);
+        assert!(
+            by["eslint"][0].starts_with("skip: no /eslint.config.js or"),
+            "{:?}",
+            by["eslint"]
+        );
 
         let sel: BTreeSet<PathBuf> = paths(&["src/b.py", "web/x.js"]).into_iter().collect();
-        let inputs = Inputs { selection: Some(&sel), offline: true, ..inputs };
+        let inputs = Inputs {
+            selection: Some(&sel),
+            offline: true,
+            ..inputs
+        };
         let planned = plan(&inputs, wanted);
-        let by: BTreeMap<&str, Vec<String>> = planned.iter().map(|p| (p.def.name.as_str(), run_targets(p))).collect();
+        let by: BTreeMap<&str, Vec<String>> = planned
+            .iter()
+            .map(|p| (p.def.name.as_str(), run_targets(p)))
+            .collect();
         assert_eq!(by["bandit"], ["src/b.py"]);
-        assert_eq!(by["pip-audit"], ["skip: needs the network; skipped by --offline"]);
-        assert_eq!(by["pytest"], Vec::<String>::new(), "a .py change reruns the suite");
+        assert_eq!(
+            by["pip-audit"],
+            ["skip: needs the network; skipped by --offline"]
+        );
+        assert_eq!(
+            by["pytest"],
+            Vec::<String>::new(),
+            "a .py change reruns the suite"
+        );
     }
 
     #[test]
     fn shards_partition_files_deterministically() {
         let c = config(r#"{"tasks": {"t": {"analyzers": ["bandit"]}}}"#);
-        let files: Vec<PathBuf> = (0..200).map(|i| PathBuf::from(format!("m{i}.py"))).collect();
+        let files: Vec<PathBuf> = (0..200)
+            .map(|i| PathBuf::from(format!("m{i}.py")))
+            .collect();
         let mut seen = BTreeSet::new();
         for k in 1..=3 {
-            let inputs = Inputs { config: &c, files: &files, selection: None, shard: Some(Shard { index: k, count: 3 }), offline: false };
+            let inputs = Inputs {
+                config: &c,
+                files: &files,
+                selection: None,
+                shard: Some(Shard { index: k, count: 3 }),
+                offline: false,
+            };
             let planned = plan(&inputs, resolve(&c, &["t".into()]).unwrap());
             for t in run_targets(&planned[0]) {
                 assert!(seen.insert(t), "a file in two shards");
             }
         }
         assert_eq!(seen.len(), 200);
-        assert_eq!("2/3".parse::<Shard>().unwrap(), Shard { index: 2, count: 3 });
+        assert_eq!(
+            "2/3".parse::<Shard>().unwrap(),
+            Shard { index: 2, count: 3 }
+        );
         for bad in ["0/3", "4/3", "x", "1/0", "1-2"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }

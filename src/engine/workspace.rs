@@ -57,10 +57,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn discover(start: &Path) -> Result<Workspace, WorkspaceError> {
-        let start = start.canonicalize().map_err(|source| WorkspaceError::Start {
-            path: start.to_owned(),
-            source,
-        })?;
+        let start = start
+            .canonicalize()
+            .map_err(|source| WorkspaceError::Start {
+                path: start.to_owned(),
+                source,
+            })?;
         let top = git(&start, &["rev-parse", "--show-toplevel"])
             .ok()
             .map(|out| PathBuf::from(OsStr::from_bytes(out.trim_ascii_end())));
@@ -93,7 +95,9 @@ impl Workspace {
             .parents(false)
             .filter_entry(|e| {
                 !(e.file_type().is_some_and(|t| t.is_dir())
-                    && e.file_name().to_str().is_some_and(|n| ALWAYS_SKIPPED.contains(&n)))
+                    && e.file_name()
+                        .to_str()
+                        .is_some_and(|n| ALWAYS_SKIPPED.contains(&n)))
             })
             .build();
         for entry in walker.flatten() {
@@ -125,7 +129,13 @@ impl Workspace {
         self.require_git("--changed")?;
         let out = git(
             &self.root,
-            &["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"],
+            &[
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--untracked-files=all",
+                "--no-renames",
+            ],
         )?;
         let paths = out
             .split(|b| *b == 0)
@@ -137,7 +147,16 @@ impl Workspace {
     /// Files staged for the next commit (added, copied, modified, renamed).
     pub fn staged(&self) -> Result<Vec<PathBuf>, WorkspaceError> {
         self.require_git("--staged")?;
-        let out = git(&self.root, &["diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR"])?;
+        let out = git(
+            &self.root,
+            &[
+                "diff",
+                "--cached",
+                "--name-only",
+                "-z",
+                "--diff-filter=ACMR",
+            ],
+        )?;
         Ok(self.existing(split_z(&out)))
     }
 
@@ -148,11 +167,32 @@ impl Workspace {
         let base = git(&self.root, &["merge-base", reference, "HEAD"])
             .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
             .or_else(|_| {
-                git(&self.root, &["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
-                    .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
+                git(
+                    &self.root,
+                    &[
+                        "rev-parse",
+                        "--verify",
+                        "--quiet",
+                        &format!("{reference}^{{commit}}"),
+                    ],
+                )
+                .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
             })?;
-        let diff = git(&self.root, &["diff", "--name-only", "-z", "--diff-filter=ACMR", &base, "--"])?;
-        let untracked = git(&self.root, &["ls-files", "--others", "--exclude-standard", "-z"])?;
+        let diff = git(
+            &self.root,
+            &[
+                "diff",
+                "--name-only",
+                "-z",
+                "--diff-filter=ACMR",
+                &base,
+                "--",
+            ],
+        )?;
+        let untracked = git(
+            &self.root,
+            &["ls-files", "--others", "--exclude-standard", "-z"],
+        )?;
         Ok(self.existing(split_z(&diff).chain(split_z(&untracked))))
     }
 
@@ -166,7 +206,11 @@ impl Workspace {
     /// `path` (absolute, or relative to `cwd`) as a repo-relative path, if it
     /// is inside the root.
     pub fn relativize(&self, cwd: &Path, path: &Path) -> Option<PathBuf> {
-        let abs = if path.is_absolute() { path.to_owned() } else { cwd.join(path) };
+        let abs = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            cwd.join(path)
+        };
         let abs = abs.canonicalize().unwrap_or(abs);
         abs.strip_prefix(&self.canonical_root)
             .or_else(|_| abs.strip_prefix(&self.root))
@@ -243,7 +287,10 @@ mod tests {
     #[test]
     fn root_is_the_nearest_config_below_the_toplevel() {
         let dir = tempfile::tempdir().unwrap();
-        sh(dir.path(), "git init -q && mkdir -p sub/deep && echo '{}' > sub/.background-tasks.json");
+        sh(
+            dir.path(),
+            "git init -q && mkdir -p sub/deep && echo '{}' > sub/.background-tasks.json",
+        );
         let ws = Workspace::discover(&dir.path().join("sub/deep")).unwrap();
         assert_eq!(ws.root, dir.path().canonicalize().unwrap().join("sub"));
         let ws = Workspace::discover(dir.path()).unwrap();
@@ -260,10 +307,17 @@ mod tests {
              && echo y >> c.py && git add c.py && echo new > 'new file.py' && rm a.py",
         );
         let ws = Workspace::discover(dir.path()).unwrap();
-        let names = |v: Vec<PathBuf>| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        let names = |v: Vec<PathBuf>| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(ws.changed().unwrap()), ["c.py", "new file.py"]);
         assert_eq!(names(ws.staged().unwrap()), ["c.py"]);
-        assert_eq!(names(ws.since("main").unwrap()), ["b.py", "c.py", "new file.py"]);
+        assert_eq!(
+            names(ws.since("main").unwrap()),
+            ["b.py", "c.py", "new file.py"]
+        );
         assert!(ws.since("no-such-ref").is_err());
     }
 

@@ -29,8 +29,12 @@ fn status_style(s: RunStatus) -> Style {
         RunStatus::Clean => AnsiColor::Green.on_default(),
         RunStatus::Findings => AnsiColor::Yellow.on_default(),
         RunStatus::Partial => AnsiColor::Magenta.on_default(),
-        RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom => AnsiColor::Red.on_default().effects(Effects::BOLD),
-        RunStatus::NotInstalled | RunStatus::NotApplicable | RunStatus::Cancelled => Style::new().effects(Effects::DIMMED),
+        RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom => {
+            AnsiColor::Red.on_default().effects(Effects::BOLD)
+        }
+        RunStatus::NotInstalled | RunStatus::NotApplicable | RunStatus::Cancelled => {
+            Style::new().effects(Effects::DIMMED)
+        }
     }
 }
 
@@ -83,7 +87,10 @@ fn findings(out: &mut String, findings: &[Finding]) {
         let _ = writeln!(
             out,
             "  {pos:>8}  {}  {}  {}  {}",
-            paint(sev_style(f.severity), &format!("{:<8}", f.severity.as_str())),
+            paint(
+                sev_style(f.severity),
+                &format!("{:<8}", f.severity.as_str())
+            ),
             f.message,
             paint(DIM, &rule),
             paint(DIM, &f.analyzer),
@@ -133,16 +140,29 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
     let name_w = shown.iter().map(|r| r.analyzer.len()).max().unwrap_or(8);
     let ver_w = shown
         .iter()
-        .map(|r| r.tool.as_ref().and_then(|t| t.version.as_deref()).map_or(1, str::len))
+        .map(|r| {
+            r.tool
+                .as_ref()
+                .and_then(|t| t.version.as_deref())
+                .map_or(1, str::len)
+        })
         .max()
         .unwrap_or(1);
     for r in &shown {
         let fs: Vec<&Finding> = report.findings_of(&r.analyzer).collect();
-        let version = r.tool.as_ref().and_then(|t| t.version.as_deref()).unwrap_or("-");
+        let version = r
+            .tool
+            .as_ref()
+            .and_then(|t| t.version.as_deref())
+            .unwrap_or("-");
         let mut detail = count_line(&fs);
         if let Some(t) = r.tests {
             let tests = format!("{} tests, {} failed", t.total, t.failed + t.errors);
-            detail = if detail.is_empty() { tests } else { format!("{detail}; {tests}") };
+            detail = if detail.is_empty() {
+                tests
+            } else {
+                format!("{detail}; {tests}")
+            };
         }
         let ran = !matches!(r.status, RunStatus::NotApplicable | RunStatus::NotInstalled);
         let timing = if ran {
@@ -167,13 +187,29 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
             paint(DIM, &timing),
         );
         if let Some(reason) = &r.reason {
-            let prefix = if r.status == RunStatus::NotInstalled { "install: " } else { "" };
-            let _ = writeln!(out, "  {:<name_w$}  {}", "", paint(DIM, &format!("↳ {prefix}{reason}")));
+            let prefix = if r.status == RunStatus::NotInstalled {
+                "install: "
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {:<name_w$}  {}",
+                "",
+                paint(DIM, &format!("↳ {prefix}{reason}"))
+            );
         }
         if opts.verbose
             && let Some(tail) = &r.output_tail
         {
-            for line in tail.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+            for line in tail
+                .lines()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 let _ = writeln!(out, "  {:<name_w$}    {}", "", paint(DIM, line));
             }
         }
@@ -183,7 +219,13 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
         let _ = writeln!(
             out,
             "  {}",
-            paint(DIM, &format!("({hidden} analyzer{} not applicable here; -v lists them)", if hidden == 1 { "" } else { "s" }))
+            paint(
+                DIM,
+                &format!(
+                    "({hidden} analyzer{} not applicable here; -v lists them)",
+                    if hidden == 1 { "" } else { "s" }
+                )
+            )
         );
     }
 }
@@ -218,7 +260,11 @@ fn verdict(out: &mut String, report: &Report) {
     if cached > 0 {
         extras.push(format!("{cached} cached"));
     }
-    let extras = if extras.is_empty() { String::new() } else { format!(" · {}", extras.join(" · ")) };
+    let extras = if extras.is_empty() {
+        String::new()
+    } else {
+        format!(" · {}", extras.join(" · "))
+    };
     let _ = writeln!(
         out,
         "\n{} {counts}{extras} · {} — exit {}: {}",

@@ -10,7 +10,9 @@ use crate::analyze::{RunStatus, Severity};
 
 /// Escaping for the message part.
 fn data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escaping for property values.
@@ -37,12 +39,18 @@ pub fn render(report: &Report) -> String {
             }
             if let Some(c) = loc.column {
                 props.push(format!("col={c}"));
-                if let Some(ec) = loc.end_column.filter(|ec| *ec > c && loc.end_line.is_none_or(|e| Some(e) == loc.line)) {
+                if let Some(ec) = loc
+                    .end_column
+                    .filter(|ec| *ec > c && loc.end_line.is_none_or(|e| Some(e) == loc.line))
+                {
                     props.push(format!("endColumn={ec}"));
                 }
             }
         }
-        props.push(format!("title={}", prop(&format!("{} {} ({})", f.analyzer, f.rule, f.severity))));
+        props.push(format!(
+            "title={}",
+            prop(&format!("{} {} ({})", f.analyzer, f.rule, f.severity))
+        ));
         let _ = writeln!(out, "::{cmd} {}::{}", props.join(","), data(&f.message));
     }
     for r in &report.runs {

@@ -32,7 +32,10 @@ fn case_name(f: &Finding) -> String {
     let place = match (f.path(), f.line()) {
         (Some(p), Some(l)) => format!("{p}:{l}"),
         (Some(p), None) => p.to_owned(),
-        _ => f.package.as_ref().map_or_else(|| "-".to_owned(), |p| p.name.clone()),
+        _ => f
+            .package
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |p| p.name.clone()),
     };
     format!("{place} {}", f.rule)
 }
@@ -44,7 +47,10 @@ pub fn render(report: &Report) -> String {
         let findings: Vec<&Finding> = report.findings_of(&r.analyzer).collect();
         let mut cases = String::new();
         let (mut tests, mut failures, mut errors, mut skipped) = (0, 0, 0, 0);
-        let secs = format!("{:.3}", std::time::Duration::from_millis(r.duration_ms).as_secs_f64());
+        let secs = format!(
+            "{:.3}",
+            std::time::Duration::from_millis(r.duration_ms).as_secs_f64()
+        );
         match r.status {
             RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom | RunStatus::Cancelled => {
                 tests += 1;
@@ -72,7 +78,11 @@ pub fn render(report: &Report) -> String {
             RunStatus::Clean | RunStatus::Findings | RunStatus::Partial => {
                 if findings.is_empty() {
                     tests += 1;
-                    let _ = writeln!(cases, "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\"/>", a = esc(&r.analyzer));
+                    let _ = writeln!(
+                        cases,
+                        "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\"/>",
+                        a = esc(&r.analyzer)
+                    );
                 }
                 for f in &findings {
                     tests += 1;
@@ -113,7 +123,10 @@ pub fn render(report: &Report) -> String {
             esc(&r.analyzer)
         );
     }
-    let total = format!("{:.3}", std::time::Duration::from_millis(report.duration_ms).as_secs_f64());
+    let total = format!(
+        "{:.3}",
+        std::time::Duration::from_millis(report.duration_ms).as_secs_f64()
+    );
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"bgtask\" tests=\"{t_tests}\" failures=\"{t_fail}\" errors=\"{t_err}\" skipped=\"{t_skip}\" time=\"{total}\">\n{suites}</testsuites>\n"
     )
@@ -123,6 +136,9 @@ pub fn render(report: &Report) -> String {
 mod tests {
     #[test]
     fn escaping_drops_invalid_characters() {
-        assert_eq!(super::esc("a<b & \"c\" \u{1}\td"), "a&lt;b &amp; &quot;c&quot; \td");
+        assert_eq!(
+            super::esc("a<b & \"c\" \u{1}\td"),
+            "a&lt;b &amp; &quot;c&quot; \td"
+        );
     }
 }

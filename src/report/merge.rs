@@ -30,7 +30,10 @@ pub enum MergeError {
 }
 
 pub fn read(path: &Path) -> Result<Report, MergeError> {
-    let bytes = std::fs::read(path).map_err(|source| MergeError::Read { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| MergeError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let report: Report = serde_json::from_slice(&bytes).map_err(|e| MergeError::Parse {
         path: path.to_owned(),
         line: e.line(),
@@ -38,7 +41,10 @@ pub fn read(path: &Path) -> Result<Report, MergeError> {
         message: e.to_string(),
     })?;
     if report.schema != SCHEMA {
-        return Err(MergeError::Schema { path: path.to_owned(), found: report.schema });
+        return Err(MergeError::Schema {
+            path: path.to_owned(),
+            found: report.schema,
+        });
     }
     Ok(report)
 }
@@ -78,8 +84,11 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     let mut iter = reports.into_iter();
     let mut base = iter.next().ok_or(MergeError::Empty)?;
     let mut count = 1;
-    let mut seen: BTreeSet<(String, String)> =
-        base.findings.iter().map(|f| (f.analyzer.clone(), f.fingerprint.clone())).collect();
+    let mut seen: BTreeSet<(String, String)> = base
+        .findings
+        .iter()
+        .map(|f| (f.analyzer.clone(), f.fingerprint.clone()))
+        .collect();
     for r in iter {
         count += 1;
         base.started = base.started.min(r.started);

@@ -101,7 +101,10 @@ impl Report {
         policy: Policy,
         mut runs: Vec<AnalyzerRun>,
     ) -> Report {
-        let mut findings: Vec<Finding> = runs.iter_mut().flat_map(|r| std::mem::take(&mut r.findings)).collect();
+        let mut findings: Vec<Finding> = runs
+            .iter_mut()
+            .flat_map(|r| std::mem::take(&mut r.findings))
+            .collect();
         sort_findings(&mut findings);
         let mut report = Report {
             schema: SCHEMA.to_owned(),
@@ -134,7 +137,8 @@ impl Report {
             *s.by_status.entry(r.status).or_default() += 1;
         }
         self.summary = s;
-        let Verdict { code, explanation } = verdict::decide(&self.policy, &self.runs, &self.findings);
+        let Verdict { code, explanation } =
+            verdict::decide(&self.policy, &self.runs, &self.findings);
         self.exit_code = code;
         self.verdict = explanation;
     }
@@ -146,7 +150,12 @@ impl Report {
 }
 
 /// The policy of a run from the config and the command line.
-pub fn policy(config: &Config, fail_on: Option<FailOnSetting>, strict_tools: bool, explicit: Vec<String>) -> Policy {
+pub fn policy(
+    config: &Config,
+    fail_on: Option<FailOnSetting>,
+    strict_tools: bool,
+    explicit: Vec<String>,
+) -> Policy {
     Policy {
         fail_on,
         strict_tools,

@@ -10,6 +10,7 @@
 //! scanning that every earlier alert of that tool was fixed.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use serde_json::{Value, json};
 
@@ -46,7 +47,7 @@ fn uri(path: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -56,8 +57,13 @@ pub fn render(report: &Report) -> String {
     let runs: Vec<Value> = report
         .runs
         .iter()
-        .filter(|r| matches!(r.status, RunStatus::Clean | RunStatus::Findings | RunStatus::Partial))
-        .map(|r| run(r, report.findings_of(&r.analyzer).collect()))
+        .filter(|r| {
+            matches!(
+                r.status,
+                RunStatus::Clean | RunStatus::Findings | RunStatus::Partial
+            )
+        })
+        .map(|r| run(r, &report.findings_of(&r.analyzer).collect::<Vec<_>>()))
         .collect();
     let doc = json!({
         "$schema": SCHEMA_URI,
@@ -69,11 +75,11 @@ pub fn render(report: &Report) -> String {
     s
 }
 
-fn run(r: &AnalyzerRun, findings: Vec<&Finding>) -> Value {
+fn run(r: &AnalyzerRun, findings: &[&Finding]) -> Value {
     let security = matches!(r.category, Category::Security | Category::Audit);
     // One rule per rule id, described by its name or first message.
     let mut rules: BTreeMap<&str, (&Finding, Severity)> = BTreeMap::new();
-    for f in &findings {
+    for f in findings {
         let e = rules.entry(f.rule.as_str()).or_insert((f, f.severity));
         e.1 = e.1.max(f.severity);
     }
@@ -81,7 +87,10 @@ fn run(r: &AnalyzerRun, findings: Vec<&Finding>) -> Value {
     let rules_json: Vec<Value> = rules
         .iter()
         .map(|(id, (f, worst))| {
-            let short = f.rule_name.clone().unwrap_or_else(|| first_sentence(&f.message));
+            let short = f
+                .rule_name
+                .clone()
+                .unwrap_or_else(|| first_sentence(&f.message));
             let mut rule = json!({
                 "id": id,
                 "shortDescription": { "text": short },
@@ -97,12 +106,19 @@ fn run(r: &AnalyzerRun, findings: Vec<&Finding>) -> Value {
             if security {
                 rule["properties"]["security-severity"] = json!(security_severity(*worst));
                 let tag = category_tag(r.category);
-                rule["properties"]["tags"] = if tag == "security" { json!(["security"]) } else { json!([tag, "security"]) };
+                rule["properties"]["tags"] = if tag == "security" {
+                    json!(["security"])
+                } else {
+                    json!([tag, "security"])
+                };
             }
             rule
         })
         .collect();
-    let results: Vec<Value> = findings.iter().map(|f| result(f, index[f.rule.as_str()])).collect();
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| result(f, index[f.rule.as_str()]))
+        .collect();
     let mut driver = json!({
         "name": r.analyzer,
         "rules": rules_json,
@@ -115,7 +131,8 @@ fn run(r: &AnalyzerRun, findings: Vec<&Finding>) -> Value {
         invocation["exitCode"] = json!(code);
     }
     if let Some(reason) = &r.reason {
-        invocation["toolExecutionNotifications"] = json!([{ "level": "warning", "message": { "text": reason } }]);
+        invocation["toolExecutionNotifications"] =
+            json!([{ "level": "warning", "message": { "text": reason } }]);
     }
     json!({
         "tool": { "driver": driver },
@@ -205,7 +222,10 @@ mod tests {
 
     #[test]
     fn first_sentence_is_short() {
-        assert_eq!(first_sentence("Use of assert. Removed in -O."), "Use of assert.");
+        assert_eq!(
+            first_sentence("Use of assert. Removed in -O."),
+            "Use of assert."
+        );
         assert_eq!(first_sentence("one"), "one");
     }
 }

@@ -22,13 +22,23 @@ const DEFAULT_THRESHOLD: Severity = Severity::High;
 
 fn task_allows(t: &TaskPolicy, path: Option<&str>) -> bool {
     let Some(path) = path else { return true };
-    let inc = t.paths.as_ref().is_none_or(|p| Globs::new(p).is_ok_and(|g| g.is_match(path)));
-    let exc = t.exclude_paths.as_ref().is_some_and(|p| Globs::new(p).is_ok_and(|g| g.is_match(path)));
+    let inc = t
+        .paths
+        .as_ref()
+        .is_none_or(|p| Globs::new(p).is_ok_and(|g| g.is_match(path)));
+    let exc = t
+        .exclude_paths
+        .as_ref()
+        .is_some_and(|p| Globs::new(p).is_ok_and(|g| g.is_match(path)));
     inc && !exc
 }
 
 /// The threshold for one finding, and the task it comes from.
-fn threshold(policy: &Policy, run: Option<&AnalyzerRun>, f: &Finding) -> (Option<Severity>, Option<String>) {
+fn threshold(
+    policy: &Policy,
+    run: Option<&AnalyzerRun>,
+    f: &Finding,
+) -> (Option<Severity>, Option<String>) {
     if let Some(o) = policy.fail_on {
         return (o.threshold(), None);
     }
@@ -64,7 +74,10 @@ pub fn decide(policy: &Policy, runs: &[AnalyzerRun], findings: &[Finding]) -> Ve
         .filter(|r| r.status.is_failure() && r.status != RunStatus::Cancelled)
         .collect();
     if !failed.is_empty() {
-        let names: Vec<String> = failed.iter().map(|r| format!("{} ({})", r.analyzer, r.status.label())).collect();
+        let names: Vec<String> = failed
+            .iter()
+            .map(|r| format!("{} ({})", r.analyzer, r.status.label()))
+            .collect();
         return Verdict {
             code: exit::TOOL_ERROR,
             explanation: format!("analyzer failure: {}", names.join(", ")),
@@ -73,12 +86,17 @@ pub fn decide(policy: &Policy, runs: &[AnalyzerRun], findings: &[Finding]) -> Ve
     let missing: Vec<&str> = runs
         .iter()
         .filter(|r| {
-            r.status == RunStatus::NotInstalled && (policy.strict_tools || policy.explicit.contains(&r.analyzer))
+            r.status == RunStatus::NotInstalled
+                && (policy.strict_tools || policy.explicit.contains(&r.analyzer))
         })
         .map(|r| r.analyzer.as_str())
         .collect();
     if !missing.is_empty() {
-        let why = if policy.strict_tools { "--strict-tools" } else { "named explicitly" };
+        let why = if policy.strict_tools {
+            "--strict-tools"
+        } else {
+            "named explicitly"
+        };
         return Verdict {
             code: exit::NOT_INSTALLED,
             explanation: format!("not installed ({why}): {}", missing.join(", ")),
@@ -105,7 +123,10 @@ pub fn decide(policy: &Policy, runs: &[AnalyzerRun], findings: &[Finding]) -> Ve
         };
         return Verdict {
             code: exit::FINDINGS,
-            explanation: format!("{over} finding{} at or above the threshold ({source})", if over == 1 { "" } else { "s" }),
+            explanation: format!(
+                "{over} finding{} at or above the threshold ({source})",
+                if over == 1 { "" } else { "s" }
+            ),
         };
     }
     Verdict {
@@ -125,7 +146,13 @@ mod tests {
     use crate::report::model::FailOnSetting;
 
     fn run(name: &str, status: RunStatus, tasks: &[&str]) -> AnalyzerRun {
-        AnalyzerRun::skipped(name, Category::Lint, tasks.iter().map(|s| (*s).to_owned()).collect(), status, String::new())
+        AnalyzerRun::skipped(
+            name,
+            Category::Lint,
+            tasks.iter().map(|s| (*s).to_owned()).collect(),
+            status,
+            String::new(),
+        )
     }
 
     fn finding(analyzer: &str, sev: Severity, path: &str) -> Finding {
@@ -133,7 +160,12 @@ mod tests {
     }
 
     fn policy(tasks: Vec<TaskPolicy>) -> Policy {
-        Policy { fail_on: None, strict_tools: false, tasks, explicit: vec![] }
+        Policy {
+            fail_on: None,
+            strict_tools: false,
+            tasks,
+            explicit: vec![],
+        }
     }
 
     fn task(name: &str, fail_on: Option<Severity>, exclude: Option<&str>) -> TaskPolicy {
@@ -147,25 +179,69 @@ mod tests {
 
     #[test]
     fn exit_code_table() {
-        let p = policy(vec![task("sec", Some(Severity::High), None), task("style", None, None)]);
+        let p = policy(vec![
+            task("sec", Some(Severity::High), None),
+            task("style", None, None),
+        ]);
         let clean = run("bandit", RunStatus::Clean, &["sec"]);
         let findings = run("bandit", RunStatus::Findings, &["sec"]);
         let lint = run("pylint", RunStatus::Findings, &["style"]);
         let rows: Vec<(Vec<AnalyzerRun>, Vec<Finding>, &Policy, u8)> = vec![
             (vec![clean.clone()], vec![], &p, exit::OK),
-            (vec![findings.clone()], vec![finding("bandit", Severity::Medium, "a.py")], &p, exit::OK),
-            (vec![findings.clone()], vec![finding("bandit", Severity::High, "a.py")], &p, exit::FINDINGS),
-            (vec![lint.clone()], vec![finding("pylint", Severity::Critical, "a.py")], &p, exit::OK),
             (
-                vec![findings.clone(), run("pylint", RunStatus::ToolError, &["style"])],
+                vec![findings.clone()],
+                vec![finding("bandit", Severity::Medium, "a.py")],
+                &p,
+                exit::OK,
+            ),
+            (
+                vec![findings.clone()],
+                vec![finding("bandit", Severity::High, "a.py")],
+                &p,
+                exit::FINDINGS,
+            ),
+            (
+                vec![lint.clone()],
+                vec![finding("pylint", Severity::Critical, "a.py")],
+                &p,
+                exit::OK,
+            ),
+            (
+                vec![
+                    findings.clone(),
+                    run("pylint", RunStatus::ToolError, &["style"]),
+                ],
                 vec![finding("bandit", Severity::High, "a.py")],
                 &p,
                 exit::TOOL_ERROR,
             ),
-            (vec![clean.clone(), run("eslint", RunStatus::NotInstalled, &["sec"])], vec![], &p, exit::OK),
-            (vec![run("x", RunStatus::Timeout, &[])], vec![], &p, exit::TOOL_ERROR),
-            (vec![run("x", RunStatus::Oom, &[])], vec![], &p, exit::TOOL_ERROR),
-            (vec![run("x", RunStatus::Partial, &["sec"])], vec![], &p, exit::OK),
+            (
+                vec![
+                    clean.clone(),
+                    run("eslint", RunStatus::NotInstalled, &["sec"]),
+                ],
+                vec![],
+                &p,
+                exit::OK,
+            ),
+            (
+                vec![run("x", RunStatus::Timeout, &[])],
+                vec![],
+                &p,
+                exit::TOOL_ERROR,
+            ),
+            (
+                vec![run("x", RunStatus::Oom, &[])],
+                vec![],
+                &p,
+                exit::TOOL_ERROR,
+            ),
+            (
+                vec![run("x", RunStatus::Partial, &["sec"])],
+                vec![],
+                &p,
+                exit::OK,
+            ),
         ];
         for (i, (runs, findings, policy, want)) in rows.into_iter().enumerate() {
             let v = decide(policy, &runs, &findings);
@@ -178,7 +254,10 @@ mod tests {
         let missing = run("eslint", RunStatus::NotInstalled, &["code"]);
         let mut p = policy(vec![task("code", Some(Severity::High), None)]);
         p.strict_tools = true;
-        assert_eq!(decide(&p, &[missing.clone()], &[]).code, exit::NOT_INSTALLED);
+        assert_eq!(
+            decide(&p, std::slice::from_ref(&missing), &[]).code,
+            exit::NOT_INSTALLED
+        );
         let mut p = policy(vec![]);
         p.explicit = vec!["eslint".into()];
         let v = decide(&p, &[run("eslint", RunStatus::NotInstalled, &[])], &[]);
@@ -188,10 +267,23 @@ mod tests {
         let mut p = policy(vec![task("code", None, None)]);
         p.fail_on = Some(FailOnSetting::Low);
         let r = run("pylint", RunStatus::Findings, &["code"]);
-        let v = decide(&p, &[r.clone()], &[finding("pylint", Severity::Low, "a.py")]);
-        assert_eq!((v.code, v.explanation.as_str()), (exit::FINDINGS, "1 finding at or above the threshold (--fail-on low)"));
+        let v = decide(
+            &p,
+            std::slice::from_ref(&r),
+            &[finding("pylint", Severity::Low, "a.py")],
+        );
+        assert_eq!(
+            (v.code, v.explanation.as_str()),
+            (
+                exit::FINDINGS,
+                "1 finding at or above the threshold (--fail-on low)"
+            )
+        );
         p.fail_on = Some(FailOnSetting::Never);
-        assert_eq!(decide(&p, &[r], &[finding("pylint", Severity::Critical, "a.py")]).code, exit::OK);
+        assert_eq!(
+            decide(&p, &[r], &[finding("pylint", Severity::Critical, "a.py")]).code,
+            exit::OK
+        );
     }
 
     #[test]
@@ -201,10 +293,22 @@ mod tests {
             task("lax", Some(Severity::Critical), None),
         ]);
         let r = run("bandit", RunStatus::Findings, &["strict", "lax"]);
-        let v = decide(&p, &[r.clone()], &[finding("bandit", Severity::Medium, "src/a.py")]);
+        let v = decide(
+            &p,
+            std::slice::from_ref(&r),
+            &[finding("bandit", Severity::Medium, "src/a.py")],
+        );
         assert_eq!(v.code, exit::FINDINGS);
-        assert!(v.explanation.contains("task `strict` fails on low"), "{}", v.explanation);
-        let v = decide(&p, &[r], &[finding("bandit", Severity::Medium, "vendor/a.py")]);
+        assert!(
+            v.explanation.contains("task `strict` fails on low"),
+            "{}",
+            v.explanation
+        );
+        let v = decide(
+            &p,
+            &[r],
+            &[finding("bandit", Severity::Medium, "vendor/a.py")],
+        );
         assert_eq!(v.code, exit::OK, "vendor/ is only covered by the lax task");
     }
 }

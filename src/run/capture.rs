@@ -61,7 +61,9 @@ impl Capture {
         let dropped = self.total - kept;
         let mut bytes = self.head;
         if dropped > 0 {
-            bytes.extend_from_slice(format!("\n[... {dropped} bytes omitted by bgtask ...]\n").as_bytes());
+            bytes.extend_from_slice(
+                format!("\n[... {dropped} bytes omitted by bgtask ...]\n").as_bytes(),
+            );
         }
         bytes.extend(self.tail);
         Captured {
@@ -96,7 +98,10 @@ mod tests {
         let got = c.finish();
         assert!(got.truncated);
         assert_eq!(got.total, 13);
-        assert_eq!(got.bytes, b"012\n[... 7 bytes omitted by bgtask ...]\n\xff\xfeZ");
+        assert_eq!(
+            got.bytes,
+            b"012\n[... 7 bytes omitted by bgtask ...]\n\xff\xfeZ"
+        );
     }
 
     #[test]

@@ -41,7 +41,12 @@ const ALSO_REMOVED: &[&str] = &[
     "PY_COLORS",
 ];
 
-const REMOVED_PREFIXES: &[&str] = &["GIT_AUTHOR_", "GIT_COMMITTER_", "GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"];
+const REMOVED_PREFIXES: &[&str] = &[
+    "GIT_AUTHOR_",
+    "GIT_COMMITTER_",
+    "GIT_CONFIG_KEY_",
+    "GIT_CONFIG_VALUE_",
+];
 
 const SET: &[(&str, &str)] = &[
     ("NO_COLOR", "1"),
@@ -61,7 +66,12 @@ fn git_local_vars() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect::<Vec<_>>())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let mut all: Vec<String> = GIT_LOCAL_VARS.iter().map(|s| (*s).to_owned()).collect();
     all.extend(printed);
@@ -92,7 +102,10 @@ fn scrub(
     let mut out: Vec<(OsString, OsString)> = vars
         .filter(|(k, _)| !removed(k, git_vars) && !SET.iter().any(|(s, _)| k == *s))
         .collect();
-    out.extend(SET.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    out.extend(
+        SET.iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+    );
     out
 }
 
@@ -117,7 +130,14 @@ mod tests {
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
         let out = scrub(vars.into_iter(), &git_local_vars());
         let names: Vec<&str> = out.iter().map(|(k, _)| k.to_str().unwrap()).collect();
-        for gone in ["GIT_DIR", "GIT_INDEX_FILE", "GIT_AUTHOR_NAME", "GIT_COMMITTER_DATE", "GIT_EDITOR", "FORCE_COLOR"] {
+        for gone in [
+            "GIT_DIR",
+            "GIT_INDEX_FILE",
+            "GIT_AUTHOR_NAME",
+            "GIT_COMMITTER_DATE",
+            "GIT_EDITOR",
+            "FORCE_COLOR",
+        ] {
             assert!(!names.contains(&gone), "{gone} kept");
         }
         for kept in ["PATH", "HOME", "GIT_SSH_COMMAND"] {

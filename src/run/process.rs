@@ -96,8 +96,16 @@ impl Finished {
     }
 }
 
-pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
-    let start = Instant::now();
+/// A spawned child with its pipes registered with the runtime.
+struct Child {
+    pid: u32,
+    stdout: tokio::process::ChildStdout,
+    stderr: tokio::process::ChildStderr,
+    pidfd: Option<AsyncFd<std::os::fd::OwnedFd>>,
+    guard: GroupGuard,
+}
+
+fn spawn(spec: &Spec) -> io::Result<Child> {
     let mut cmd = std::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
@@ -111,47 +119,147 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
     unsafe {
         cmd.pre_exec(unix::child_setup(spec.limits.nice, spec.limits.cpu_seconds));
     }
-    let mut child = match cmd.spawn() {
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    unix::register_spawned(pid);
+    let guard = GroupGuard {
+        pgid: pid,
+        armed: true,
+    };
+    let pipes = (
+        child
+            .stdout
+            .take()
+            .map(tokio::process::ChildStdout::from_std),
+        child
+            .stderr
+            .take()
+            .map(tokio::process::ChildStderr::from_std),
+    );
+    let (Some(Ok(stdout)), Some(Ok(stderr))) = pipes else {
+        drop(guard);
+        let _ = child.wait();
+        return Err(io::Error::other("could not watch the tool's output pipes"));
+    };
+    Ok(Child {
+        pid,
+        stdout,
+        stderr,
+        pidfd: unix::async_pidfd(pid),
+        guard,
+    })
+}
+
+/// Output being collected from both pipes.
+struct Pipes {
+    out: Capture,
+    err: Capture,
+    out_open: bool,
+    err_open: bool,
+    obuf: Vec<u8>,
+    ebuf: Vec<u8>,
+}
+
+impl Pipes {
+    fn new(spec: &Spec) -> Pipes {
+        Pipes {
+            out: Capture::new(spec.stdout_keep.0, spec.stdout_keep.1),
+            err: Capture::new(spec.stderr_keep.0, spec.stderr_keep.1),
+            out_open: true,
+            err_open: true,
+            obuf: vec![0u8; 64 * 1024],
+            ebuf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    /// Reads whatever is left after the process exited, until EOF or the
+    /// deadline (a `setsid` escapee may hold a pipe open forever).
+    async fn drain(&mut self, child: &mut Child) {
+        let until = Instant::now() + DRAIN_AFTER_EXIT;
+        while self.out_open || self.err_open {
+            tokio::select! {
+                n = child.stdout.read(&mut self.obuf), if self.out_open => match n {
+                    Ok(0) | Err(_) => self.out_open = false,
+                    Ok(n) => self.out.push(&self.obuf[..n]),
+                },
+                n = child.stderr.read(&mut self.ebuf), if self.err_open => match n {
+                    Ok(0) | Err(_) => self.err_open = false,
+                    Ok(n) => self.err.push(&self.ebuf[..n]),
+                },
+                () = sleep_until(until) => break,
+            }
+        }
+    }
+}
+
+pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
+    let start = Instant::now();
+    let mut child = match spawn(&spec) {
         Ok(c) => c,
         Err(e) => return Finished::spawn_failed(e, start),
     };
-    let pid = child.id();
-    unix::register_spawned(pid);
-    let mut guard = GroupGuard { pgid: pid, armed: true };
-    let pipes = (
-        child.stdout.take().map(tokio::process::ChildStdout::from_std),
-        child.stderr.take().map(tokio::process::ChildStderr::from_std),
-    );
-    let (Some(Ok(mut stdout)), Some(Ok(mut stderr))) = pipes else {
-        unix::kill_group(pid, libc::SIGKILL);
-        let _ = child.wait();
-        return Finished::spawn_failed(io::Error::other("could not watch the tool's output pipes"), start);
+    let mut pipes = Pipes::new(&spec);
+    let (reaped, stopping, peak_kb) =
+        supervise(&spec, &mut child, &mut pipes, &cancel, start).await;
+    // The leader is gone; whatever is left of its group goes too.
+    unix::kill_group(child.pid, libc::SIGKILL);
+    child.guard.armed = false;
+    unix::unregister_spawned(child.pid);
+    pipes.drain(&mut child).await;
+    let wall = start.elapsed();
+    let (ended, peak_rss_kb, cpu) = match reaped {
+        Ok(r) => {
+            let ended = stopping.unwrap_or(match r.status {
+                ExitStatus::Code(c) => Ended::Exited(c),
+                ExitStatus::Signal(s) if s == libc::SIGXCPU => Ended::CpuLimit,
+                ExitStatus::Signal(s) => Ended::Signaled(s),
+            });
+            (ended, Some(peak_kb.max(r.max_rss_kb)), Some(r.cpu))
+        }
+        Err(e) => (
+            stopping.unwrap_or(Ended::SpawnFailed(e)),
+            (peak_kb > 0).then_some(peak_kb),
+            None,
+        ),
     };
-    let pidfd = unix::async_pidfd(pid);
+    Finished {
+        ended,
+        stdout: pipes.out.finish(),
+        stderr: pipes.err.finish(),
+        wall,
+        peak_rss_kb,
+        cpu,
+    }
+}
 
-    let mut out = Capture::new(spec.stdout_keep.0, spec.stdout_keep.1);
-    let mut err = Capture::new(spec.stderr_keep.0, spec.stderr_keep.1);
-    let (mut out_open, mut err_open) = (true, true);
-    let mut obuf = vec![0u8; 64 * 1024];
-    let mut ebuf = vec![0u8; 64 * 1024];
+/// Waits for the child while draining its pipes and enforcing the deadline,
+/// cancellation and the memory limit. Returns the reaped status, why we
+/// stopped it (if we did) and the peak sampled tree RSS.
+async fn supervise(
+    spec: &Spec,
+    child: &mut Child,
+    pipes: &mut Pipes,
+    cancel: &CancellationToken,
+    start: Instant,
+) -> (io::Result<Reaped>, Option<Ended>, u64) {
+    let pid = child.pid;
     let deadline = start + spec.timeout;
     let mut stopping: Option<Ended> = None;
     let mut kill_at: Option<Instant> = None;
     let mut peak_kb = 0;
     let mut ticker = interval(SAMPLE_EVERY);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-
-    let reaped: io::Result<Reaped> = loop {
+    let reaped = loop {
         tokio::select! {
             biased;
-            r = wait_exit(pidfd.as_ref(), pid) => break r,
-            n = stdout.read(&mut obuf), if out_open => match n {
-                Ok(0) | Err(_) => out_open = false,
-                Ok(n) => out.push(&obuf[..n]),
+            r = wait_exit(child.pidfd.as_ref(), pid) => break r,
+            n = child.stdout.read(&mut pipes.obuf), if pipes.out_open => match n {
+                Ok(0) | Err(_) => pipes.out_open = false,
+                Ok(n) => pipes.out.push(&pipes.obuf[..n]),
             },
-            n = stderr.read(&mut ebuf), if err_open => match n {
-                Ok(0) | Err(_) => err_open = false,
-                Ok(n) => err.push(&ebuf[..n]),
+            n = child.stderr.read(&mut pipes.ebuf), if pipes.err_open => match n {
+                Ok(0) | Err(_) => pipes.err_open = false,
+                Ok(n) => pipes.err.push(&pipes.ebuf[..n]),
             },
             () = sleep_until(deadline), if stopping.is_none() => {
                 stopping = Some(Ended::TimedOut);
@@ -181,48 +289,7 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
             }
         }
     };
-    // The leader is gone; whatever is left of its group goes too.
-    unix::kill_group(pid, libc::SIGKILL);
-    guard.armed = false;
-    unix::unregister_spawned(pid);
-    let drain_until = Instant::now() + DRAIN_AFTER_EXIT;
-    while out_open || err_open {
-        tokio::select! {
-            n = stdout.read(&mut obuf), if out_open => match n {
-                Ok(0) | Err(_) => out_open = false,
-                Ok(n) => out.push(&obuf[..n]),
-            },
-            n = stderr.read(&mut ebuf), if err_open => match n {
-                Ok(0) | Err(_) => err_open = false,
-                Ok(n) => err.push(&ebuf[..n]),
-            },
-            () = sleep_until(drain_until) => break,
-        }
-    }
-    let wall = start.elapsed();
-    let (ended, peak_rss_kb, cpu) = match reaped {
-        Ok(r) => {
-            let ended = stopping.unwrap_or(match r.status {
-                ExitStatus::Code(c) => Ended::Exited(c),
-                ExitStatus::Signal(s) if s == libc::SIGXCPU => Ended::CpuLimit,
-                ExitStatus::Signal(s) => Ended::Signaled(s),
-            });
-            (ended, Some(peak_kb.max(r.max_rss_kb)), Some(r.cpu))
-        }
-        Err(e) => (
-            stopping.unwrap_or(Ended::SpawnFailed(e)),
-            (peak_kb > 0).then_some(peak_kb),
-            None,
-        ),
-    };
-    Finished {
-        ended,
-        stdout: out.finish(),
-        stderr: err.finish(),
-        wall,
-        peak_rss_kb,
-        cpu,
-    }
+    (reaped, stopping, peak_kb)
 }
 
 /// Kills the process group if the run is abandoned (its future dropped)
@@ -244,20 +311,17 @@ impl Drop for GroupGuard {
 /// Resolves once `pid` has exited, reaping it.
 async fn wait_exit(pidfd: Option<&AsyncFd<std::os::fd::OwnedFd>>, pid: u32) -> io::Result<Reaped> {
     loop {
-        match pidfd {
-            Some(fd) => {
-                let mut guard = fd.readable().await?;
-                if let Some(r) = unix::try_reap(pid)? {
-                    return Ok(r);
-                }
-                guard.clear_ready();
+        if let Some(fd) = pidfd {
+            let mut guard = fd.readable().await?;
+            if let Some(r) = unix::try_reap(pid)? {
+                return Ok(r);
             }
-            None => {
-                if let Some(r) = unix::try_reap(pid)? {
-                    return Ok(r);
-                }
-                sleep(Duration::from_millis(20)).await;
+            guard.clear_ready();
+        } else {
+            if let Some(r) = unix::try_reap(pid)? {
+                return Ok(r);
             }
+            sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -23,9 +23,11 @@ fn sh(script: &str) -> Spec {
 
 fn running(pid: i32) -> bool {
     // A zombie is dead but still listed; look at its state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// SIGKILL is delivered asynchronously: give the process a moment to die.
@@ -41,7 +43,11 @@ fn alive(pid: i32) -> bool {
 
 #[tokio::test]
 async fn exit_code_and_output() {
-    let f = run(sh("echo out; echo err >&2; exit 3"), CancellationToken::new()).await;
+    let f = run(
+        sh("echo out; echo err >&2; exit 3"),
+        CancellationToken::new(),
+    )
+    .await;
     assert!(matches!(f.ended, Ended::Exited(3)), "{:?}", f.ended);
     assert_eq!(f.stdout.bytes, b"out\n");
     assert_eq!(f.stderr.bytes, b"err\n");
@@ -74,7 +80,10 @@ async fn sigterm_ignorer_and_its_child_are_killed_after_the_grace() {
     let f = run(spec, CancellationToken::new()).await;
     let took = started.elapsed();
     assert!(matches!(f.ended, Ended::TimedOut), "{:?}", f.ended);
-    assert!(took < Duration::from_millis(500 + 300 + 1000), "slot freed late: {took:?}");
+    assert!(
+        took < Duration::from_millis(500 + 300 + 1000),
+        "slot freed late: {took:?}"
+    );
     let text = std::fs::read_to_string(&pids).unwrap();
     for pid in text.split_whitespace() {
         let pid: i32 = pid.parse().unwrap();
@@ -95,7 +104,10 @@ async fn grandchildren_do_not_outlive_the_run() {
     let f = run(sh(&script), CancellationToken::new()).await;
     assert!(matches!(f.ended, Ended::Exited(0)), "{:?}", f.ended);
     let text = std::fs::read_to_string(&pids).unwrap();
-    let pids: Vec<i32> = text.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let pids: Vec<i32> = text
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert!(!alive(pids[0]), "grandchild in the group survived");
     // The setsid escapee was reparented to us; the sweep kills it.
     assert!(sweep_orphans() >= 1);

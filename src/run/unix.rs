@@ -8,14 +8,17 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::sync::Mutex;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Set up in the child between fork and exec: a new session (own process
 /// group, no controlling terminal), niceness, CPU-time limit, and death with
 /// the parent. Only async-signal-safe calls.
-pub fn child_setup(nice: i32, cpu_seconds: Option<u64>) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
+pub fn child_setup(
+    nice: i32,
+    cpu_seconds: Option<u64>,
+) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
     move || {
         // SAFETY: called in the forked child before exec; setsid, setpriority,
         // setrlimit and prctl are async-signal-safe and touch only this process.
@@ -49,7 +52,9 @@ pub fn async_pidfd(pid: u32) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
     let fd = pidfd_open(pid)?;
     // SAFETY: the OwnedFd is moved into the AsyncFd, so it stays open and
     // refers to the same pidfd for the AsyncFd's whole lifetime.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE).ok() }
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE).ok()
+    }
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
@@ -79,7 +84,8 @@ pub enum ExitStatus {
 
 /// Reaps `pid` if it has exited (`WNOHANG`).
 pub fn try_reap(pid: u32) -> io::Result<Option<Reaped>> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; zeroed is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -139,7 +145,10 @@ pub fn tree_rss_kb(root: u32) -> u64 {
             break;
         }
         if let Ok(statm) = fs::read_to_string(format!("/proc/{pid}/statm"))
-            && let Some(rss) = statm.split_whitespace().nth(1).and_then(|s| s.parse::<u64>().ok())
+            && let Some(rss) = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<u64>().ok())
         {
             total += rss * page;
         }
@@ -148,7 +157,11 @@ pub fn tree_rss_kb(root: u32) -> u64 {
         };
         for task in tasks.flatten() {
             if let Ok(children) = fs::read_to_string(task.path().join("children")) {
-                stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                stack.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -170,16 +183,25 @@ pub fn become_subreaper() {
 static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 pub fn register_spawned(pid: u32) {
-    SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pid);
+    SPAWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(pid);
 }
 
 pub fn unregister_spawned(pid: u32) {
-    SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&pid);
+    SPAWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&pid);
 }
 
 /// SIGKILL to the group of every analyzer still running (a second Ctrl-C).
 pub fn kill_all_spawned() {
-    let spawned = SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let spawned = SPAWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     for pid in spawned {
         kill_group(pid, libc::SIGKILL);
     }
@@ -193,7 +215,10 @@ pub fn sweep_orphans() -> usize {
     let me = std::process::id();
     // SAFETY: getsid(0) has no preconditions.
     let my_sid = unsafe { libc::getsid(0) };
-    let spawned = SPAWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let spawned = SPAWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let Ok(entries) = fs::read_dir("/proc") else {
         return 0;
     };
@@ -213,13 +238,13 @@ pub fn sweep_orphans() -> usize {
             continue;
         };
         let fields: Vec<&str> = after.split_whitespace().take(4).collect();
-        let (Some(ppid), Some(sid)) = (
+        let (Some(parent), Some(session)) = (
             fields.get(1).and_then(|p| p.parse::<u32>().ok()),
             fields.get(3).and_then(|s| s.parse::<i32>().ok()),
         ) else {
             continue;
         };
-        if ppid == me && sid != my_sid {
+        if parent == me && session != my_sid {
             found.push(pid);
         }
     }

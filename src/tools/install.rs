@@ -64,8 +64,16 @@ impl Step {
 
 /// Groups the installable analyzers into at most one pip and one npm step.
 pub fn plan(defs: &[Arc<AnalyzerDef>]) -> Vec<Step> {
-    let mut py = Step { ecosystem: Ecosystem::Python, packages: Vec::new(), analyzers: Vec::new() };
-    let mut node = Step { ecosystem: Ecosystem::Node, packages: Vec::new(), analyzers: Vec::new() };
+    let mut py = Step {
+        ecosystem: Ecosystem::Python,
+        packages: Vec::new(),
+        analyzers: Vec::new(),
+    };
+    let mut node = Step {
+        ecosystem: Ecosystem::Node,
+        packages: Vec::new(),
+        analyzers: Vec::new(),
+    };
     for d in defs {
         for (step, pkgs) in [(&mut py, &d.install.pip), (&mut node, &d.install.npm)] {
             if pkgs.is_empty() {
@@ -79,12 +87,17 @@ pub fn plan(defs: &[Arc<AnalyzerDef>]) -> Vec<Step> {
             }
         }
     }
-    [py, node].into_iter().filter(|s| !s.packages.is_empty()).collect()
+    [py, node]
+        .into_iter()
+        .filter(|s| !s.packages.is_empty())
+        .collect()
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn python() -> Option<PathBuf> {
@@ -109,8 +122,15 @@ pub fn run_step(step: &Step, say: &dyn Fn(&str)) -> Result<(), InstallError> {
             }
             say(&step.describe());
             let mut cmd = Command::new(&py);
-            cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q"])
-                .args(&step.packages);
+            cmd.args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+            ])
+            .args(&step.packages);
             exec(cmd)
         }
         Ecosystem::Node => {
@@ -122,7 +142,12 @@ pub fn run_step(step: &Step, say: &dyn Fn(&str)) -> Result<(), InstallError> {
             cmd.arg("install")
                 .arg("--prefix")
                 .arg(&prefix)
-                .args(["--no-audit", "--no-fund", "--loglevel=error", "--save-exact"])
+                .args([
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--save-exact",
+                ])
                 .args(&step.packages);
             exec(cmd)
         }
@@ -130,11 +155,18 @@ pub fn run_step(step: &Step, say: &dyn Fn(&str)) -> Result<(), InstallError> {
 }
 
 fn ensure_package_json(prefix: &Path) -> Result<(), InstallError> {
-    let io = |source| InstallError::Io { path: prefix.to_owned(), source };
+    let io = |source| InstallError::Io {
+        path: prefix.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(prefix).map_err(io)?;
     let pj = prefix.join("package.json");
     if !pj.exists() {
-        std::fs::write(&pj, "{\n  \"name\": \"bgtask-managed-tools\",\n  \"private\": true\n}\n").map_err(io)?;
+        std::fs::write(
+            &pj,
+            "{\n  \"name\": \"bgtask-managed-tools\",\n  \"private\": true\n}\n",
+        )
+        .map_err(io)?;
     }
     Ok(())
 }
@@ -143,14 +175,20 @@ fn exec(mut cmd: Command) -> Result<(), InstallError> {
     let command = format!(
         "{} {}",
         cmd.get_program().to_string_lossy(),
-        cmd.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let out = cmd
         .stdin(Stdio::null())
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("NPM_CONFIG_UPDATE_NOTIFIER", "false")
         .output()
-        .map_err(|source| InstallError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| InstallError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if out.status.success() {
         return Ok(());
     }
@@ -172,7 +210,9 @@ mod tests {
 
     #[test]
     fn plan_groups_by_ecosystem() {
-        let defs: Vec<_> = ["bandit", "pylint", "eslint", "npm-audit", "clippy"].map(builtin).to_vec();
+        let defs: Vec<_> = ["bandit", "pylint", "eslint", "npm-audit", "clippy"]
+            .map(builtin)
+            .to_vec();
         let steps = plan(&defs);
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].ecosystem, Ecosystem::Python);

@@ -53,10 +53,15 @@ fn find_one(name: &str, lookup: &[Lookup], root: &Path) -> Option<(PathBuf, Orig
                 .iter()
                 .map(|v| (root.join(v).join("bin").join(name), Origin::Project))
                 .collect(),
-            Lookup::NodeModules => vec![(root.join("node_modules/.bin").join(name), Origin::Project)],
+            Lookup::NodeModules => {
+                vec![(root.join("node_modules/.bin").join(name), Origin::Project)]
+            }
             Lookup::Managed => vec![
                 (managed_venv().join("bin").join(name), Origin::Managed),
-                (managed_node().join("node_modules/.bin").join(name), Origin::Managed),
+                (
+                    managed_node().join("node_modules/.bin").join(name),
+                    Origin::Managed,
+                ),
             ],
             Lookup::Path => std::env::var_os("PATH")
                 .map(|p| {

@@ -45,7 +45,12 @@ fn now_secs() -> u64 {
 
 fn stamp(tool: &Path) -> Option<(u64, u128)> {
     let m = std::fs::metadata(tool).ok()?;
-    let mtime = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
     Some((m.len(), mtime))
 }
 
@@ -70,8 +75,10 @@ impl VersionCache {
     pub fn get(&self, tool: &Path, args: &[String]) -> Option<Option<String>> {
         let e = self.entries.get(&Self::key(tool, args))?;
         let (size, mtime) = stamp(tool)?;
-        (e.size == size && e.mtime_ns == mtime && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs())
-            .then(|| e.version.clone())
+        (e.size == size
+            && e.mtime_ns == mtime
+            && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs())
+        .then(|| e.version.clone())
     }
 
     pub fn put(&mut self, tool: &Path, args: &[String], version: Option<String>) {
@@ -94,7 +101,9 @@ impl VersionCache {
         if !self.dirty {
             return;
         }
-        let Some(dir) = self.path.parent() else { return };
+        let Some(dir) = self.path.parent() else {
+            return;
+        };
         if std::fs::create_dir_all(dir).is_err() {
             return;
         }
@@ -153,11 +162,23 @@ mod tests {
     #[test]
     fn versions_from_real_tool_outputs() {
         let rows = [
-            ("bandit 1.9.4\n  python version = 3.11.7 (main)", Some(r"bandit (\S+)"), "1.9.4"),
-            ("pylint 4.1.4\nastroid 4.0.2\nPython 3.11.7", Some(r"pylint (\S+)"), "4.1.4"),
+            (
+                "bandit 1.9.4\n  python version = 3.11.7 (main)",
+                Some(r"bandit (\S+)"),
+                "1.9.4",
+            ),
+            (
+                "pylint 4.1.4\nastroid 4.0.2\nPython 3.11.7",
+                Some(r"pylint (\S+)"),
+                "4.1.4",
+            ),
             ("v9.39.2", Some(r"v?(\d+\.\d+\.\d+)"), "9.39.2"),
             ("11.19.1", Some(r"^(\S+)"), "11.19.1"),
-            ("clippy 0.1.95 (59807616e1 2026-04-14)", Some(r"clippy (\S+)"), "0.1.95"),
+            (
+                "clippy 0.1.95 (59807616e1 2026-04-14)",
+                Some(r"clippy (\S+)"),
+                "0.1.95",
+            ),
             ("radon 6.0.1", None, "6.0.1"),
         ];
         for (text, re, want) in rows {

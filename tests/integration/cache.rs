@@ -9,7 +9,9 @@ fn project() -> Project {
             "parser": "regex", "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"},
             "exit_codes": {"ok": [0]}, "config_files": ["counter.cfg"]}}}"#,
     );
-    p.file("a.txt", "a\n").file("b.txt", "b\n").file("counter.cfg", "v1\n");
+    p.file("a.txt", "a\n")
+        .file("b.txt", "b\n")
+        .file("counter.cfg", "v1\n");
     p
 }
 
@@ -20,9 +22,15 @@ fn runs(p: &Project) -> usize {
 #[test]
 fn second_run_spawns_nothing_and_reports_the_same_findings_as_cached() {
     let p = project();
-    let first = p.bgtask(&["run", "counter", "--format", "json"]).code(0).json();
+    let first = p
+        .bgtask(&["run", "counter", "--format", "json"])
+        .code(0)
+        .json();
     assert_eq!(runs(&p), 1);
-    let second = p.bgtask(&["run", "counter", "--format", "json"]).code(0).json();
+    let second = p
+        .bgtask(&["run", "counter", "--format", "json"])
+        .code(0)
+        .json();
     assert_eq!(runs(&p), 1, "the analyzer ran again");
     assert_eq!(run_of(&second, "counter")["cached"], true);
     assert_eq!(run_of(&second, "counter")["invocations"], 0);
@@ -44,7 +52,9 @@ fn content_config_and_no_cache_invalidate() {
     p.bgtask(&["run", "counter", "--no-cache"]).code(0);
     assert_eq!(runs(&p), 4, "--no-cache");
     // The definition itself is part of the key.
-    let cfg = p.read(".background-tasks.json").replace("\"exit_codes\"", "\"description\": \"x\", \"exit_codes\"");
+    let cfg = p
+        .read(".background-tasks.json")
+        .replace("\"exit_codes\"", "\"description\": \"x\", \"exit_codes\"");
     p.config(&cfg);
     p.bgtask(&["run", "counter"]).code(0);
     assert_eq!(runs(&p), 5, "definition change");

@@ -21,7 +21,11 @@ fn every_command_has_help_with_examples() {
         args.push("--help");
         let run = p.bgtask(&args);
         run.code(0);
-        assert!(run.stdout.contains("Example"), "{cmd:?} help has no examples:\n{}", run.stdout);
+        assert!(
+            run.stdout.contains("Example"),
+            "{cmd:?} help has no examples:\n{}",
+            run.stdout
+        );
     }
     let top = p.bgtask(&["--help"]);
     assert!(top.stdout.contains("Exit codes"), "{}", top.stdout);
@@ -35,7 +39,11 @@ fn completions_and_man_page() {
     assert!(bash.stdout.contains("bgtask") && bash.stdout.len() > 1000);
     let man = p.bgtask(&["man"]);
     man.code(0);
-    assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH bgtask"), "{}", &man.stdout[..200]);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH bgtask"),
+        "{}",
+        &man.stdout[..200]
+    );
 }
 
 #[test]
@@ -46,7 +54,13 @@ fn usage_errors_exit_64() {
     p.bgtask(&["run", "all", "--shard", "3/2"]).code(64);
     let unknown = p.bgtask(&["run", "nope"]);
     unknown.code(64);
-    assert!(unknown.stderr.contains("unknown task or analyzer `nope`; tasks: all, code, complexity, security, tests"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains(
+            "unknown task or analyzer `nope`; tasks: all, code, complexity, security, tests"
+        ),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]
@@ -55,7 +69,15 @@ fn doctor_reports_what_applies_and_what_is_installed() {
     let run = p.bgtask(&["doctor", "--json"]);
     run.code(0);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let row = |name: &str| doc["analyzers"].as_array().unwrap().iter().find(|r| r["analyzer"] == name).unwrap().clone();
+    let row = |name: &str| {
+        doc["analyzers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["analyzer"] == name)
+            .unwrap()
+            .clone()
+    };
     let bandit = row("bandit");
     assert_eq!(bandit["applies"], true);
     assert_eq!(bandit["installed"], true);

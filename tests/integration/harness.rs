@@ -54,28 +54,45 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     #[track_caller]
     pub fn code(&self, want: i32) -> &Run {
-        assert_eq!(self.code, want, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, want,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 impl Project {
     pub fn empty() -> Project {
-        let dir = tempfile::Builder::new().prefix("bgtask-it-").tempdir().unwrap();
-        let p = Project { dir, env: Vec::new() };
+        let dir = tempfile::Builder::new()
+            .prefix("bgtask-it-")
+            .tempdir()
+            .unwrap();
+        let p = Project {
+            dir,
+            env: Vec::new(),
+        };
         p.git(&["init", "-q", "-b", "main"]);
         p
     }
 
     pub fn fixture(name: &str) -> Project {
         let p = Project::empty();
-        copy_dir(&manifest_dir().join("tests/fixtures/projects").join(name), p.path());
+        copy_dir(
+            &manifest_dir().join("tests/fixtures/projects").join(name),
+            p.path(),
+        );
         p
     }
 
@@ -124,7 +141,11 @@ impl Project {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -187,7 +208,12 @@ pub fn rules_lines(report: &Value, analyzer: &str) -> Vec<(String, u64)> {
         .unwrap()
         .iter()
         .filter(|f| f["analyzer"] == analyzer)
-        .map(|f| (f["rule"].as_str().unwrap().to_owned(), f["location"]["line"].as_u64().unwrap_or(0)))
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                f["location"]["line"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -195,7 +221,9 @@ pub fn rules_lines(report: &Value, analyzer: &str) -> Vec<(String, u64)> {
 
 /// Whether a process is still running (zombies count as dead).
 pub fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }

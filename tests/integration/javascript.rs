@@ -23,12 +23,22 @@ fn eslint_findings_match_eslint_itself() {
         .unwrap()
         .iter()
         .flat_map(|f| f["messages"].as_array().cloned().unwrap_or_default())
-        .map(|m| (m["ruleId"].as_str().unwrap().to_owned(), m["line"].as_u64().unwrap()))
+        .map(|m| {
+            (
+                m["ruleId"].as_str().unwrap().to_owned(),
+                m["line"].as_u64().unwrap(),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(rules_lines(&report, "eslint"), want);
     assert_eq!(want.len(), 4);
-    let f = report["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "no-unused-vars").unwrap();
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "no-unused-vars")
+        .unwrap();
     assert_eq!(f["location"]["path"], "src/index.js");
     assert_eq!(f["location"]["column"], 7);
     assert_eq!(f["severity"], "high");
@@ -44,7 +54,13 @@ fn eslint_exit_2_on_a_broken_config_is_a_tool_error() {
     let eslint = run_of(&report, "eslint");
     assert_eq!(eslint["status"], "tool_error");
     assert_eq!(eslint["exit_code"], 2);
-    assert!(eslint["reason"].as_str().unwrap().contains("config exploded"), "{eslint:#}");
+    assert!(
+        eslint["reason"]
+            .as_str()
+            .unwrap()
+            .contains("config exploded"),
+        "{eslint:#}"
+    );
     assert_eq!(report["findings"].as_array().unwrap().len(), 0);
 }
 
@@ -52,10 +68,18 @@ fn eslint_exit_2_on_a_broken_config_is_a_tool_error() {
 fn eslint_without_a_config_does_not_apply() {
     let p = Project::fixture("js-app");
     std::fs::remove_file(p.path().join("eslint.config.js")).unwrap();
-    let report = p.bgtask(&["run", "code", "--format", "json"]).code(0).json();
+    let report = p
+        .bgtask(&["run", "code", "--format", "json"])
+        .code(0)
+        .json();
     let eslint = run_of(&report, "eslint");
     assert_eq!(eslint["status"], "not_applicable");
-    assert!(eslint["reason"].as_str().unwrap().contains("eslint.config.js"));
+    assert!(
+        eslint["reason"]
+            .as_str()
+            .unwrap()
+            .contains("eslint.config.js")
+    );
 }
 
 #[test]
@@ -70,11 +94,14 @@ fn npm_audit_endpoint_failure_is_a_tool_error_not_clean() {
         "tool_error" => {
             run.code(2);
             let reason = audit["reason"].as_str().unwrap();
-            assert!(reason.contains("npm audit could not get advisories"), "{reason}");
+            assert!(
+                reason.contains("npm audit could not get advisories"),
+                "{reason}"
+            );
         }
         "clean" => {
             run.code(0);
         }
         other => panic!("unexpected npm audit status {other}: {audit:#}"),
-    };
+    }
 }

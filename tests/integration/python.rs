@@ -7,17 +7,35 @@ use serde_json::Value;
 
 use crate::harness::{Project, rules_lines, run_of, tool};
 
-const PY_FILES: &[&str] = &["src/shop/__init__.py", "src/shop/orders.py", "src/shop/util.py", "tests/test_util.py"];
+const PY_FILES: &[&str] = &[
+    "src/shop/__init__.py",
+    "src/shop/orders.py",
+    "src/shop/util.py",
+    "tests/test_util.py",
+];
 
 fn tool_json(p: &Project, cmd: &str, args: &[&str]) -> Value {
-    let out = Command::new(tool(cmd)).args(args).current_dir(p.path()).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(tool(cmd))
+        .args(args)
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
 fn findings_match_what_bandit_pylint_and_radon_report() {
     let p = Project::fixture("python-app");
-    let run = p.bgtask(&["run", "bandit", "pylint", "radon", "--format", "json", "--no-cache"]);
+    let run = p.bgtask(&[
+        "run",
+        "bandit",
+        "pylint",
+        "radon",
+        "--format",
+        "json",
+        "--no-cache",
+    ]);
     run.code(1);
     let report = run.json();
 
@@ -28,7 +46,12 @@ fn findings_match_what_bandit_pylint_and_radon_report() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["test_id"].as_str().unwrap().to_owned(), r["line_number"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["test_id"].as_str().unwrap().to_owned(),
+                r["line_number"].as_u64().unwrap(),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(rules_lines(&report, "bandit"), want);
@@ -41,11 +64,19 @@ fn findings_match_what_bandit_pylint_and_radon_report() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["messageId"].as_str().unwrap().to_owned(), m["line"].as_u64().unwrap()))
+        .map(|m| {
+            (
+                m["messageId"].as_str().unwrap().to_owned(),
+                m["line"].as_u64().unwrap(),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(rules_lines(&report, "pylint"), want);
-    assert!(want.iter().any(|(r, l)| r == "W0611" && *l == 2), "unused import os");
+    assert!(
+        want.iter().any(|(r, l)| r == "W0611" && *l == 2),
+        "unused import os"
+    );
 
     let mut args = vec!["cc", "-j", "-s"];
     args.extend(PY_FILES);
@@ -56,15 +87,28 @@ fn findings_match_what_bandit_pylint_and_radon_report() {
         .values()
         .flat_map(|blocks| blocks.as_array().cloned().unwrap_or_default())
         .filter(|b| b["complexity"].as_u64().unwrap() >= 11)
-        .map(|b| ("cyclomatic-complexity".to_owned(), b["lineno"].as_u64().unwrap()))
+        .map(|b| {
+            (
+                "cyclomatic-complexity".to_owned(),
+                b["lineno"].as_u64().unwrap(),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(rules_lines(&report, "radon"), want);
     assert_eq!(want, [("cyclomatic-complexity".to_owned(), 20)]);
 
     // Columns are 1-based and paths repo-relative.
-    let b602 = report["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "B602").unwrap();
-    assert_eq!(b602["location"], serde_json::json!({"path": "src/shop/orders.py", "line": 17, "column": 5, "end_line": 17, "end_column": 64}));
+    let b602 = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "B602")
+        .unwrap();
+    assert_eq!(
+        b602["location"],
+        serde_json::json!({"path": "src/shop/orders.py", "line": 17, "column": 5, "end_line": 17, "end_column": 64})
+    );
     assert_eq!(b602["severity"], "high");
     assert_eq!(run_of(&report, "bandit")["tool"]["version"], "1.9.4");
 }
@@ -72,13 +116,25 @@ fn findings_match_what_bandit_pylint_and_radon_report() {
 #[test]
 fn a_failing_pytest_test_is_a_finding_on_its_assert_line() {
     let p = Project::fixture("python-app");
-    let report = p.bgtask(&["run", "pytest", "--format", "json"]).code(1).json();
-    assert_eq!(rules_lines(&report, "pytest"), [("test-failure".to_owned(), 9)]);
+    let report = p
+        .bgtask(&["run", "pytest", "--format", "json"])
+        .code(1)
+        .json();
+    assert_eq!(
+        rules_lines(&report, "pytest"),
+        [("test-failure".to_owned(), 9)]
+    );
     let run = run_of(&report, "pytest");
     assert_eq!(run["status"], "findings");
-    assert_eq!(run["tests"], serde_json::json!({"total": 3, "failed": 1, "errors": 0, "skipped": 0}));
+    assert_eq!(
+        run["tests"],
+        serde_json::json!({"total": 3, "failed": 1, "errors": 0, "skipped": 0})
+    );
     let f = &report["findings"][0];
-    assert_eq!(f["message"], "tests.test_util::test_is_even_fails failed: assert False");
+    assert_eq!(
+        f["message"],
+        "tests.test_util::test_is_even_fails failed: assert False"
+    );
     assert_eq!(f["location"]["path"], "tests/test_util.py");
 }
 
@@ -86,11 +142,16 @@ fn a_failing_pytest_test_is_a_finding_on_its_assert_line() {
 fn bandit_errors_make_the_run_partial_although_bandit_exits_0_or_1() {
     let p = Project::fixture("python-app");
     p.file("src/shop/broken.py", "def broken(:\n    pass\n");
-    let report = p.bgtask(&["run", "bandit", "pylint", "--format", "json"]).json();
+    let report = p
+        .bgtask(&["run", "bandit", "pylint", "--format", "json"])
+        .json();
     let bandit = run_of(&report, "bandit");
     assert_eq!(bandit["status"], "partial");
     let reason = bandit["reason"].as_str().unwrap();
-    assert!(reason.contains("src/shop/broken.py: syntax error"), "{reason}");
+    assert!(
+        reason.contains("src/shop/broken.py: syntax error"),
+        "{reason}"
+    );
     // Findings in the other files are kept.
     assert_eq!(rules_lines(&report, "bandit").len(), 8);
     // pylint reports the syntax error as an error finding instead.
@@ -107,7 +168,13 @@ fn pylint_usage_error_bit_32_is_a_tool_error() {
     let pylint = run_of(&r, "pylint");
     assert_eq!(pylint["status"], "tool_error");
     assert_eq!(pylint["exit_code"], 32);
-    assert!(pylint["reason"].as_str().unwrap().contains("no-such-option"), "{pylint:#}");
+    assert!(
+        pylint["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-option"),
+        "{pylint:#}"
+    );
 }
 
 #[test]
@@ -127,6 +194,8 @@ fn pip_audit_offline_is_never_clean() {
     }
     assert_eq!(audit["network"], true);
     // --offline skips it with a reason.
-    let report = p.bgtask(&["run", "pip-audit", "--format", "json", "--offline"]).json();
+    let report = p
+        .bgtask(&["run", "pip-audit", "--format", "json", "--offline"])
+        .json();
     assert_eq!(run_of(&report, "pip-audit")["status"], "not_applicable");
 }

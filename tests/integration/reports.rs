@@ -9,36 +9,62 @@ fn sarif_validator() -> jsonschema::Validator {
     // The official schema's `run.language` pattern has a stray `]` that the
     // validator's regex engine rejects; bgtask never writes `language`, so
     // that one pattern is replaced by its intent and everything else is kept.
-    let text = include_str!("../fixtures/sarif-schema-2.1.0.json")
-        .replace("^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$", "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$");
+    let text = include_str!("../fixtures/sarif-schema-2.1.0.json").replace(
+        "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$",
+        "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$",
+    );
     let schema: Value = serde_json::from_str(&text).unwrap();
     jsonschema::draft7::new(&schema).unwrap()
 }
 
 fn check_sarif(doc: &Value) {
     let validator = sarif_validator();
-    let errors: Vec<String> = validator.iter_errors(doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "SARIF schema errors: {errors:#?}");
     // What GitHub code scanning adds to the schema.
     let runs = doc["runs"].as_array().unwrap();
-    let mut names: Vec<&str> = runs.iter().map(|r| r["tool"]["driver"]["name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = runs
+        .iter()
+        .map(|r| r["tool"]["driver"]["name"].as_str().unwrap())
+        .collect();
     names.sort_unstable();
     let n = names.len();
     names.dedup();
     assert_eq!(names.len(), n, "one run per tool");
     for run in runs {
-        let results = run["results"].as_array().expect("results is always present");
-        let rules: Vec<&str> = run["tool"]["driver"]["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        let results = run["results"]
+            .as_array()
+            .expect("results is always present");
+        let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
         for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
-            assert!(rule["shortDescription"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+            assert!(
+                rule["shortDescription"]["text"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+            );
         }
         for r in results {
             assert!(rules.contains(&r["ruleId"].as_str().unwrap()));
-            assert!(r["partialFingerprints"]["primaryLocationLineHash"].as_str().is_some_and(|h| !h.is_empty()));
+            assert!(
+                r["partialFingerprints"]["primaryLocationLineHash"]
+                    .as_str()
+                    .is_some_and(|h| !h.is_empty())
+            );
             for loc in r["locations"].as_array().unwrap() {
                 let pl = &loc["physicalLocation"];
                 let uri = pl["artifactLocation"]["uri"].as_str().unwrap();
-                assert!(!uri.starts_with('/') && !uri.contains("://"), "relative uri: {uri}");
+                assert!(
+                    !uri.starts_with('/') && !uri.contains("://"),
+                    "relative uri: {uri}"
+                );
                 for k in ["startLine", "startColumn", "endLine", "endColumn"] {
                     if let Some(v) = pl["region"].get(k) {
                         assert!(v.as_u64().unwrap() >= 1, "{k} must be >= 1 in {r:#}");
@@ -53,17 +79,43 @@ fn check_sarif(doc: &Value) {
 fn sarif_is_valid_and_github_ready() {
     let p = Project::fixture("python-app");
     let out = p.path().join("results.sarif");
-    let run = p.bgtask(&["run", "bandit", "pylint", "radon", "pytest", "profile", "--format", "sarif", "--output", out.to_str().unwrap()]);
+    let run = p.bgtask(&[
+        "run",
+        "bandit",
+        "pylint",
+        "radon",
+        "pytest",
+        "profile",
+        "--format",
+        "sarif",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     run.code(1);
     assert!(run.stderr.contains("report written to"), "{}", run.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     check_sarif(&doc);
-    let bandit = doc["runs"].as_array().unwrap().iter().find(|r| r["tool"]["driver"]["name"] == "bandit").unwrap();
+    let bandit = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tool"]["driver"]["name"] == "bandit")
+        .unwrap();
     assert_eq!(bandit["results"].as_array().unwrap().len(), 8);
-    let b602 = bandit["tool"]["driver"]["rules"].as_array().unwrap().iter().find(|r| r["id"] == "B602").unwrap();
+    let b602 = bandit["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "B602")
+        .unwrap();
     assert_eq!(b602["properties"]["security-severity"], "8.0");
     // The clean profile run is present with an empty result list.
-    let profile = doc["runs"].as_array().unwrap().iter().find(|r| r["tool"]["driver"]["name"] == "profile").unwrap();
+    let profile = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tool"]["driver"]["name"] == "profile")
+        .unwrap();
     assert_eq!(profile["results"], serde_json::json!([]));
 }
 
@@ -74,13 +126,22 @@ fn sarif_of_dependency_findings_and_odd_paths_is_valid() {
         r#"{"analyzers": {"counter": {"command": "./bin/count-runs.sh", "files": ["*.txt"], "args": ["{root}/runs.log", "{files}"],
             "parser": "regex", "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"}, "exit_codes": {"ok": [0]}}}}"#,
     );
-    let doc: Value = serde_json::from_str(&p.bgtask(&["run", "counter", "--format", "sarif"]).code(0).stdout).unwrap();
+    let doc: Value = serde_json::from_str(
+        &p.bgtask(&["run", "counter", "--format", "sarif"])
+            .code(0)
+            .stdout,
+    )
+    .unwrap();
     check_sarif(&doc);
     let uris: Vec<&str> = doc["runs"][0]["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
+        .map(|r| {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(uris, ["a.txt", "dir%20with%20space/%C3%BC.txt"]);
 }
@@ -93,13 +154,23 @@ fn junit_and_github_annotations() {
     let xml = &junit.stdout;
     assert!(xml.starts_with("<?xml"));
     // 8 bandit findings + 1 pytest failure; only the high ones fail with the default threshold.
-    assert!(xml.contains("<testsuite name=\"bandit\" tests=\"8\" failures=\"1\""), "{xml}");
-    assert!(xml.contains("<testsuite name=\"pytest\" tests=\"1\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"bandit\" tests=\"8\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testsuite name=\"pytest\" tests=\"1\" failures=\"1\""),
+        "{xml}"
+    );
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut cases = 0;
     loop {
         match reader.read_event().unwrap() {
-            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) if e.name().as_ref() == "testcase" => cases += 1,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == "testcase" =>
+            {
+                cases += 1;
+            }
             quick_xml::events::Event::Eof => break,
             _ => {}
         }
@@ -109,31 +180,70 @@ fn junit_and_github_annotations() {
     let gh = p.bgtask(&["run", "bandit", "--format", "github"]);
     gh.code(1);
     assert!(
-        gh.stdout.contains("::error file=src/shop/orders.py,line=17,endLine=17,col=5,"),
+        gh.stdout
+            .contains("::error file=src/shop/orders.py,line=17,endLine=17,col=5,"),
         "{}",
         gh.stdout
     );
-    assert!(gh.stdout.lines().filter(|l| l.starts_with("::notice ")).count() >= 6);
+    assert!(
+        gh.stdout
+            .lines()
+            .filter(|l| l.starts_with("::notice "))
+            .count()
+            >= 6
+    );
 }
 
 #[test]
 fn shard_reports_merge_into_the_full_result() {
     let p = Project::fixture("python-app");
-    let full = p.bgtask(&["run", "bandit", "pylint", "--format", "json", "--no-cache"]).json();
+    let full = p
+        .bgtask(&["run", "bandit", "pylint", "--format", "json", "--no-cache"])
+        .json();
     for k in 1..=2 {
         let out = format!("shard{k}.json");
-        p.bgtask(&["run", "bandit", "pylint", "--format", "json", "--shard", &format!("{k}/2"), "--output", &out]);
+        p.bgtask(&[
+            "run",
+            "bandit",
+            "pylint",
+            "--format",
+            "json",
+            "--shard",
+            &format!("{k}/2"),
+            "--output",
+            &out,
+        ]);
     }
-    let merged = p.bgtask(&["report", "merge", "shard1.json", "shard2.json", "--format", "json"]);
+    let merged = p.bgtask(&[
+        "report",
+        "merge",
+        "shard1.json",
+        "shard2.json",
+        "--format",
+        "json",
+    ]);
     merged.code(1);
     let merged = merged.json();
     for a in ["bandit", "pylint"] {
         assert_eq!(rules_lines(&merged, a), rules_lines(&full, a), "{a}");
     }
     assert_eq!(merged["exit_code"], full["exit_code"]);
-    let sarif: Value = serde_json::from_str(&p.bgtask(&["report", "merge", "shard1.json", "shard2.json", "--format", "sarif"]).stdout).unwrap();
+    let sarif: Value = serde_json::from_str(
+        &p.bgtask(&[
+            "report",
+            "merge",
+            "shard1.json",
+            "shard2.json",
+            "--format",
+            "sarif",
+        ])
+        .stdout,
+    )
+    .unwrap();
     check_sarif(&sarif);
-    let bad = p.file("bad.json", "{\"schema\": 1}").bgtask(&["report", "merge", "bad.json"]);
+    let bad = p
+        .file("bad.json", "{\"schema\": 1}")
+        .bgtask(&["report", "merge", "bad.json"]);
     bad.code(65);
     assert!(bad.stderr.contains("bad.json:1:"), "{}", bad.stderr);
 }

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use crate::harness::{Project, run_of, running};
 
 fn pids(p: &Project) -> Vec<u32> {
-    p.read("pids").split_whitespace().map(|s| s.parse().unwrap()).collect()
+    p.read("pids")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect()
 }
 
 fn dead_soon(pid: u32) -> bool {
@@ -32,8 +35,11 @@ fn timeout_kills_an_analyzer_that_ignores_sigterm_and_its_grandchild() {
     let report = run.json();
     let r = run_of(&report, "stubborn");
     assert_eq!(r["status"], "timeout");
-    assert!(r["reason"].as_str().unwrap().contains("timed out after 1s"), "{r:#}");
-    assert!(took < Duration::from_millis(1000 + 500 + 1500), "slot freed late: {took:?}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("timed out after 1s"),
+        "{r:#}"
+    );
+    assert!(took < Duration::from_secs(3), "slot freed late: {took:?}");
     for pid in pids(&p) {
         assert!(dead_soon(pid), "pid {pid} outlived the run");
     }
@@ -48,7 +54,10 @@ fn grandchildren_do_not_outlive_the_run_even_after_setsid() {
     let started = Instant::now();
     let run = p.bgtask(&["run", "leaky", "--format", "json"]);
     run.code(0);
-    assert!(started.elapsed() < Duration::from_secs(5), "a grandchild held the pipes");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a grandchild held the pipes"
+    );
     assert_eq!(run_of(&run.json(), "leaky")["status"], "clean");
     for pid in pids(&p) {
         assert!(dead_soon(pid), "pid {pid} outlived the run");
@@ -61,7 +70,11 @@ fn a_2_gb_flood_without_newlines_is_capped_and_memory_stays_flat() {
     p.script("flood.sh").config(
         r#"{"analyzers": {"flood": {"command": "./bin/flood.sh", "mode": "project", "args": ["2147483648"], "parser": "exit-code", "exit_codes": {"ok": [], "findings": [0]}}}}"#,
     );
-    let mut child = p.command(&["run", "flood", "--format", "json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = p
+        .command(&["run", "flood", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let mut peak_kb = 0u64;
     let stdout = child.stdout.take().unwrap();
@@ -77,9 +90,16 @@ fn a_2_gb_flood_without_newlines_is_capped_and_memory_stays_flat() {
     let report: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
     let f = &report["findings"][0];
     // The finding quotes the end of the output, never the whole flood.
-    assert!(f["message"].as_str().unwrap().chars().count() < 1000, "{}", f["message"]);
+    assert!(
+        f["message"].as_str().unwrap().chars().count() < 1000,
+        "{}",
+        f["message"]
+    );
     assert!(f["message"].as_str().unwrap().contains("flood done"));
-    assert!(peak_kb < 64 * 1024, "bgtask peaked at {peak_kb} KiB while 2 GiB went through");
+    assert!(
+        peak_kb < 64 * 1024,
+        "bgtask peaked at {peak_kb} KiB while 2 GiB went through"
+    );
 }
 
 #[test]
@@ -88,7 +108,10 @@ fn analyzers_get_no_stdin_and_no_terminal() {
     p.script("read-stdin.sh").config(
         r#"{"analyzers": {"reader": {"command": "./bin/read-stdin.sh", "mode": "project", "parser": "exit-code"}}}"#,
     );
-    let report = p.bgtask(&["run", "reader", "--format", "json"]).code(0).json();
+    let report = p
+        .bgtask(&["run", "reader", "--format", "json"])
+        .code(0)
+        .json();
     assert_eq!(run_of(&report, "reader")["status"], "clean");
 }
 
@@ -105,7 +128,12 @@ fn a_memory_eater_is_killed_at_the_limit() {
     let hog = run_of(&r, "hog");
     assert_eq!(hog["status"], "oom");
     assert!(hog["peak_rss_kb"].as_u64().unwrap() > 200 * 1024);
-    assert!(hog["reason"].as_str().unwrap().contains("over the memory limit of 200 MiB"));
+    assert!(
+        hog["reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the memory limit of 200 MiB")
+    );
 }
 
 #[test]
@@ -120,7 +148,12 @@ fn git_variables_are_scrubbed_and_colour_is_off() {
             "regex": {"pattern": "^env:1: (?P<message>.*)$"}, "exit_codes": {"ok": [0]}, "cache": false}}}"#,
     );
     let report = p.bgtask(&["run", "env", "--format", "json"]).json();
-    let msgs: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap()).collect();
+    let msgs: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
     assert_eq!(msgs, ["NO_COLOR=1", "BGTASK=0"]);
 }
 
@@ -136,13 +169,31 @@ fn long_file_lists_are_split_into_batches_and_merged() {
         p.file(&format!("f{i}.txt"), "x\n");
     }
     p.file("-starts-with-dash.txt", "x\n");
-    let report = p.bgtask(&["run", "counter", "--format", "json"]).code(0).json();
+    let report = p
+        .bgtask(&["run", "counter", "--format", "json"])
+        .code(0)
+        .json();
     let r = run_of(&report, "counter");
     assert_eq!(r["invocations"], 3);
     assert_eq!(r["files"], 6);
     assert_eq!(p.read("runs.log").lines().count(), 3);
-    let paths: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["location"]["path"].as_str().unwrap()).collect();
-    assert_eq!(paths, ["-starts-with-dash.txt", "f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt"]);
+    let paths: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "-starts-with-dash.txt",
+            "f0.txt",
+            "f1.txt",
+            "f2.txt",
+            "f3.txt",
+            "f4.txt"
+        ]
+    );
 }
 
 #[test]
@@ -156,11 +207,21 @@ fn a_missing_tool_is_not_installed_with_a_hint_never_clean_or_failed() {
     let run = p.bgtask(&["run", "check"]);
     run.code(0);
     assert!(run.stdout.contains("not installed"), "{}", run.stdout);
-    assert!(run.stdout.contains("install: pip install ghost-analyzer"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("install: pip install ghost-analyzer"),
+        "{}",
+        run.stdout
+    );
     let report = p.bgtask(&["run", "check", "--format", "json"]).json();
     assert_eq!(run_of(&report, "ghost")["status"], "not_installed");
     p.bgtask(&["run", "check", "--strict-tools"]).code(3);
     let named = p.bgtask(&["run", "ghost"]);
     named.code(3);
-    assert!(named.stdout.contains("not installed (named explicitly): ghost"), "{}", named.stdout);
+    assert!(
+        named
+            .stdout
+            .contains("not installed (named explicitly): ghost"),
+        "{}",
+        named.stdout
+    );
 }

@@ -2,6 +2,8 @@
 //! could not analyse (missing, unparsable) — it still exits 0 or 1 for them,
 //! so they make the run `partial` here.
 
+use std::fmt::Write;
+
 use serde::Deserialize;
 
 use super::{ParseError, Parsed, ToolOutput};
@@ -49,15 +51,30 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     for i in report.results {
         let mut message = i.issue_text;
         if let Some(cwe) = i.issue_cwe.filter(|c| c.id > 0) {
-            message.push_str(&format!(" (CWE-{})", cwe.id));
+            let _ = write!(message, " (CWE-{})", cwe.id);
         }
-        if let Some(conf) = i.issue_confidence.filter(|c| !c.eq_ignore_ascii_case("high")) {
-            message.push_str(&format!(" [confidence: {}]", conf.to_lowercase()));
+        if let Some(conf) = i
+            .issue_confidence
+            .filter(|c| !c.eq_ignore_ascii_case("high"))
+        {
+            let _ = write!(message, " [confidence: {}]", conf.to_lowercase());
         }
         let end_line = i.line_range.iter().copied().max();
-        let mut f = Finding::new(out.name(), i.test_id, out.def.severity_for(&i.issue_severity), message)
-            .at(Location::at(out.rel_path(&i.filename), i.line_number, i.col_offset.map(|c| c + 1))
-                .with_end(end_line.filter(|e| *e == i.line_number), i.end_col_offset.map(|c| c + 1)));
+        let mut f = Finding::new(
+            out.name(),
+            i.test_id,
+            out.def.severity_for(&i.issue_severity),
+            message,
+        )
+        .at(Location::at(
+            out.rel_path(&i.filename),
+            i.line_number,
+            i.col_offset.map(|c| c + 1),
+        )
+        .with_end(
+            end_line.filter(|e| *e == i.line_number),
+            i.end_col_offset.map(|c| c + 1),
+        ));
         f.rule_name = i.test_name;
         f.help_uri = i.more_info;
         parsed.findings.push(f);
@@ -81,8 +98,14 @@ mod tests {
         let parsed = Case::new("bandit", 1).report(&report).parse().unwrap();
         assert_eq!(
             rules_and_lines(&parsed),
-            [("B403", 3), ("B404", 4), ("B105", 7), ("B301", 12), ("B602", 17)]
-                .map(|(r, l)| (r.to_owned(), Some(l)))
+            [
+                ("B403", 3),
+                ("B404", 4),
+                ("B105", 7),
+                ("B301", 12),
+                ("B602", 17)
+            ]
+            .map(|(r, l)| (r.to_owned(), Some(l)))
         );
         let f = &parsed.findings[4];
         assert_eq!(f.severity, Severity::High);

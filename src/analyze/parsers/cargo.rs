@@ -63,7 +63,8 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         if raw.is_empty() || raw[0] != b'{' {
             continue;
         }
-        let line: Line = serde_json::from_slice(raw).map_err(|e| ParseError::malformed("cargo JSON", e))?;
+        let line: Line =
+            serde_json::from_slice(raw).map_err(|e| ParseError::malformed("cargo JSON", e))?;
         if line.reason != "compiler-message" {
             continue;
         }
@@ -80,7 +81,13 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         if path.starts_with('/') {
             continue; // inside a dependency outside the worktree
         }
-        if !seen.insert((code.map(str::to_owned), path.clone(), span.line_start, span.column_start, d.message.clone())) {
+        if !seen.insert((
+            code.map(str::to_owned),
+            path.clone(),
+            span.line_start,
+            span.column_start,
+            d.message.clone(),
+        )) {
             continue; // the same lint seen by the lib and the test build
         }
         let compile_error = d.level == "error" && is_compile_error(code);
@@ -94,19 +101,24 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             Some(c) => c.to_owned(),
             None => "rustc::error".to_owned(),
         };
-        let mut f = Finding::new(out.name(), rule, out.def.severity_for(&d.level), d.message).at(
-            Location::at(path, span.line_start, Some(span.column_start))
-                .with_end(Some(span.line_end), Some(span.column_end)),
-        );
+        let mut f = Finding::new(out.name(), rule, out.def.severity_for(&d.level), d.message)
+            .at(Location::at(path, span.line_start, Some(span.column_start))
+                .with_end(Some(span.line_end), Some(span.column_end)));
         if let Some(lint) = code.and_then(|c| c.strip_prefix("clippy::")) {
-            f.help_uri = Some(format!("https://rust-lang.github.io/rust-clippy/master/index.html#{lint}"));
+            f.help_uri = Some(format!(
+                "https://rust-lang.github.io/rust-clippy/master/index.html#{lint}"
+            ));
         }
         parsed.findings.push(f);
     }
     if !compile_errors.is_empty() {
         parsed.fatal = Some(format!(
             "build failed, so not every lint ran: {}",
-            compile_errors.into_iter().take(3).collect::<Vec<_>>().join("; ")
+            compile_errors
+                .into_iter()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     } else if out.exit_code != 0 && lint_errors == 0 {
         parsed.fatal = Some(format!(
@@ -131,8 +143,11 @@ mod tests {
         let parsed = case.parse().unwrap();
         assert_eq!(
             rules_and_lines(&parsed),
-            [("clippy::needless_return", 5), ("clippy::approx_constant", 10)]
-                .map(|(r, l)| (r.to_owned(), Some(l)))
+            [
+                ("clippy::needless_return", 5),
+                ("clippy::approx_constant", 10)
+            ]
+            .map(|(r, l)| (r.to_owned(), Some(l)))
         );
         assert_eq!(parsed.findings[0].severity, Severity::Medium);
         assert_eq!(parsed.findings[1].severity, Severity::High);

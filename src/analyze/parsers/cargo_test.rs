@@ -8,13 +8,16 @@ use std::collections::BTreeMap;
 use super::{ParseError, Parsed, TestCounts, ToolOutput, summary, truncate};
 use crate::analyze::{Finding, Location};
 
+/// Where a test panicked (file, line, column) and its first message line.
+type Panic = (Option<(String, u32, u32)>, String);
+
 pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     let text = String::from_utf8_lossy(out.document()?);
     let mut parsed = Parsed::default();
     let mut counts = TestCounts::default();
     let mut saw_result = false;
     let mut failed: Vec<String> = Vec::new();
-    let mut panics: BTreeMap<String, (Option<(String, u32, u32)>, String)> = BTreeMap::new();
+    let mut panics: BTreeMap<String, Panic> = BTreeMap::new();
     let mut section: Option<String> = None;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
@@ -38,7 +41,7 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             if let Some(loc) = line.split(" panicked at ").nth(1) {
                 entry.0 = panic_location(loc.trim_end_matches(':'));
             } else if entry.0.is_some() && entry.1.is_empty() && !line.trim().is_empty() {
-                entry.1 = line.trim().to_owned();
+                line.trim().clone_into(&mut entry.1);
             }
         }
     }
@@ -48,7 +51,8 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         } else {
             parsed.fatal = Some(format!(
                 "the tests did not run (build failed?): {}",
-                summary(out.stderr).unwrap_or_else(|| format!("cargo exited with code {}", out.exit_code))
+                summary(out.stderr)
+                    .unwrap_or_else(|| format!("cargo exited with code {}", out.exit_code))
             ));
         }
         return Ok(parsed);
@@ -60,7 +64,12 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         } else {
             format!("{name} failed: {}", truncate(&msg, 300))
         };
-        let mut f = Finding::new(out.name(), "test-failure", out.def.severity_for("failure"), message);
+        let mut f = Finding::new(
+            out.name(),
+            "test-failure",
+            out.def.severity_for("failure"),
+            message,
+        );
         if let Some((file, line, col)) = loc {
             f.location = Some(Location::at(out.rel_path(&file), line, Some(col)));
         }
@@ -106,22 +115,33 @@ fn panic_location(s: &str) -> Option<(String, u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::super::TestCounts;
+    use crate::analyze::RunStatus;
     use crate::analyze::classify::classify;
     use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
-    use crate::analyze::RunStatus;
 
     #[test]
     fn real_failed_run() {
         let doc = fixture("cargo-test-failed.stdout");
         let parsed = Case::new("cargo-test", 101).stdout(&doc).parse().unwrap();
-        assert_eq!(rules_and_lines(&parsed), [("test-failure".to_owned(), Some(29))]);
+        assert_eq!(
+            rules_and_lines(&parsed),
+            [("test-failure".to_owned(), Some(29))]
+        );
         let f = &parsed.findings[0];
         assert_eq!(f.path(), Some("src/lib.rs"));
         assert_eq!(
             f.message,
             "tests::adds_wrong failed: assertion `left == right` failed: deliberately failing"
         );
-        assert_eq!(parsed.tests, Some(TestCounts { total: 2, failed: 1, errors: 0, skipped: 0 }));
+        assert_eq!(
+            parsed.tests,
+            Some(TestCounts {
+                total: 2,
+                failed: 1,
+                errors: 0,
+                skipped: 0
+            })
+        );
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                 (None, true) => "parse-error".to_owned(),
                 (None, false) => "eslint".to_owned(),
             };
-            let mut f = Finding::new(out.name(), rule, out.def.severity_for(label), m.message).at(
-                Location::at(path.clone(), m.line.unwrap_or(0), m.column).with_end(m.end_line, m.end_column),
-            );
+            let mut f = Finding::new(out.name(), rule, out.def.severity_for(label), m.message)
+                .at(Location::at(path.clone(), m.line.unwrap_or(0), m.column)
+                    .with_end(m.end_line, m.end_column));
             if let Some(r) = m.rule_id.filter(|r| !r.contains('/')) {
                 f.help_uri = Some(format!("https://eslint.org/docs/latest/rules/{r}"));
             }
@@ -75,8 +75,13 @@ mod tests {
         let got = rules_and_lines(&parsed);
         assert_eq!(
             got,
-            [("no-unused-vars", 3), ("eqeqeq", 6), ("no-undef", 9), ("no-eval", 13)]
-                .map(|(r, l)| (r.to_owned(), Some(l)))
+            [
+                ("no-unused-vars", 3),
+                ("eqeqeq", 6),
+                ("no-undef", 9),
+                ("no-eval", 13)
+            ]
+            .map(|(r, l)| (r.to_owned(), Some(l)))
         );
         assert_eq!(parsed.findings[0].path(), Some("src/index.js"));
         assert_eq!(parsed.findings[0].severity, Severity::High);
@@ -89,7 +94,10 @@ mod tests {
     fn fatal_parse_error_is_a_high_finding() {
         let report = fixture("eslint-fatal.json");
         let parsed = Case::new("eslint", 1).report(&report).parse().unwrap();
-        assert_eq!(rules_and_lines(&parsed), [("parse-error".to_owned(), Some(1))]);
+        assert_eq!(
+            rules_and_lines(&parsed),
+            [("parse-error".to_owned(), Some(1))]
+        );
         assert_eq!(parsed.findings[0].severity, Severity::High);
     }
 

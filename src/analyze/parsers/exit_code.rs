@@ -18,22 +18,29 @@ pub fn parse(out: &ToolOutput<'_>) -> Parsed {
             message.push_str(": ");
             message.push_str(&tail);
         }
-        parsed
-            .findings
-            .push(Finding::new(out.name(), "failed", out.def.default_severity, message));
+        parsed.findings.push(Finding::new(
+            out.name(),
+            "failed",
+            out.def.default_severity,
+            message,
+        ));
     }
     parsed
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::analyze::RunStatus;
     use crate::analyze::classify::classify;
     use crate::analyze::parsers::testing::Case;
-    use crate::analyze::RunStatus;
 
     #[test]
     fn exit_code_decides() {
-        let rows = [(0, RunStatus::Clean), (1, RunStatus::Findings), (7, RunStatus::ToolError)];
+        let rows = [
+            (0, RunStatus::Clean),
+            (1, RunStatus::Findings),
+            (7, RunStatus::ToolError),
+        ];
         for (code, want) in rows {
             let case = Case::new("npm-test", code).stdout(b"> test\n> node --test\n# fail 1\n");
             let run = classify(&case.def(), code, case.parse(), b"");
@@ -41,6 +48,9 @@ mod tests {
         }
         let case = Case::new("npm-test", 1).stdout(b"# fail 1\n");
         let parsed = case.parse().unwrap();
-        assert_eq!(parsed.findings[0].message, "npm-test failed (exit code 1): # fail 1");
+        assert_eq!(
+            parsed.findings[0].message,
+            "npm-test failed (exit code 1): # fail 1"
+        );
     }
 }

@@ -49,11 +49,19 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                 format!("{}::{}", case.classname, case.name)
             };
             let detail = if message.trim().is_empty() {
-                text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+                text.lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
             } else {
                 message.lines().next().unwrap_or("").trim().to_owned()
             };
-            let verb = if kind == "failure" { "failed" } else { "errored" };
+            let verb = if kind == "failure" {
+                "failed"
+            } else {
+                "errored"
+            };
             let mut f = Finding::new(
                 out.name(),
                 format!("test-{kind}"),
@@ -79,9 +87,13 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
         .flatten()
         .find(|a| a.key.as_ref() == name)
         .and_then(|a| a.normalized_value(XmlVersion::Implicit1_0).ok())
-        .map(|v| v.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one XML event loop; splitting it would scatter its state"
+)]
 fn cases(doc: &[u8]) -> Result<Vec<Case>, ParseError> {
     let malformed = |e: &dyn std::fmt::Display| ParseError::malformed("JUnit XML", e);
     let mut reader = Reader::from_reader(doc);
@@ -91,15 +103,16 @@ fn cases(doc: &[u8]) -> Result<Vec<Case>, ParseError> {
     let mut capture: Option<(&'static str, String, String)> = None;
     let mut saw_root = false;
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| malformed(&e))?;
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| malformed(&e))?;
         match event {
             Event::Start(e) | Event::Empty(e) if !saw_root => {
                 let n = e.name();
                 let n = n.as_ref();
                 if n != "testsuites" && n != "testsuite" {
                     return Err(malformed(&format!(
-                        "root element is <{}>, expected <testsuites> or <testsuite>",
-                        n
+                        "root element is <{n}>, expected <testsuites> or <testsuite>"
                     )));
                 }
                 saw_root = true;
@@ -107,7 +120,11 @@ fn cases(doc: &[u8]) -> Result<Vec<Case>, ParseError> {
             Event::Start(e) => match e.name().as_ref() {
                 "testcase" => current = Some(new_case(&e)),
                 "failure" | "error" if current.is_some() => {
-                    let kind = if e.name().as_ref() == "failure" { "failure" } else { "error" };
+                    let kind = if e.name().as_ref() == "failure" {
+                        "failure"
+                    } else {
+                        "error"
+                    };
                     capture = Some((kind, attr(&e, "message").unwrap_or_default(), String::new()));
                 }
                 "skipped" => {
@@ -121,8 +138,16 @@ fn cases(doc: &[u8]) -> Result<Vec<Case>, ParseError> {
                 "testcase" => out.push(new_case(&e)),
                 "failure" | "error" => {
                     if let Some(c) = current.as_mut() {
-                        let kind = if e.name().as_ref() == "failure" { "failure" } else { "error" };
-                        c.outcome.get_or_insert((kind, attr(&e, "message").unwrap_or_default(), String::new()));
+                        let kind = if e.name().as_ref() == "failure" {
+                            "failure"
+                        } else {
+                            "error"
+                        };
+                        c.outcome.get_or_insert((
+                            kind,
+                            attr(&e, "message").unwrap_or_default(),
+                            String::new(),
+                        ));
                     }
                 }
                 "skipped" => {
@@ -199,19 +224,33 @@ fn traceback_line(text: &str, file: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::super::TestCounts;
-    use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
     use crate::analyze::Severity;
+    use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
 
     #[test]
     fn real_pytest_xunit1_report() {
         let doc = fixture("pytest-xunit1.xml");
         let parsed = Case::new("pytest", 1).report(&doc).parse().unwrap();
-        assert_eq!(rules_and_lines(&parsed), [("test-failure".to_owned(), Some(9))]);
+        assert_eq!(
+            rules_and_lines(&parsed),
+            [("test-failure".to_owned(), Some(9))]
+        );
         let f = &parsed.findings[0];
         assert_eq!(f.path(), Some("tests/test_util.py"));
         assert_eq!(f.severity, Severity::High);
-        assert_eq!(f.message, "tests.test_util::test_is_even_fails failed: assert False");
-        assert_eq!(parsed.tests, Some(TestCounts { total: 3, failed: 1, errors: 0, skipped: 0 }));
+        assert_eq!(
+            f.message,
+            "tests.test_util::test_is_even_fails failed: assert False"
+        );
+        assert_eq!(
+            parsed.tests,
+            Some(TestCounts {
+                total: 3,
+                failed: 1,
+                errors: 0,
+                skipped: 0
+            })
+        );
     }
 
     #[test]
@@ -222,12 +261,23 @@ mod tests {
         assert_eq!(parsed.findings[0].rule, "test-error");
         assert_eq!(parsed.findings[0].message, "b errored: boom");
         assert!(parsed.findings[0].location.is_none());
-        assert_eq!(parsed.tests, Some(TestCounts { total: 3, failed: 0, errors: 1, skipped: 1 }));
+        assert_eq!(
+            parsed.tests,
+            Some(TestCounts {
+                total: 3,
+                failed: 0,
+                errors: 1,
+                skipped: 1
+            })
+        );
 
         // node --test: <testcase> directly under <testsuites>.
         let node = br#"<testsuites><testcase name="adds" time="0.1" classname="test"/><testcase name="fails" classname="test"><failure message="Expected values to be strictly equal" type="testCodeFailure">AssertionError [ERR_ASSERTION]</failure></testcase></testsuites>"#;
         let parsed = Case::new("pytest", 1).report(node).parse().unwrap();
-        assert_eq!(parsed.findings[0].message, "test::fails failed: Expected values to be strictly equal");
+        assert_eq!(
+            parsed.findings[0].message,
+            "test::fails failed: Expected values to be strictly equal"
+        );
     }
 
     #[test]
@@ -242,14 +292,30 @@ mod tests {
                 "com.example.AppTest::testParse errored: For input string: \"x\""
             ]
         );
-        assert_eq!(parsed.tests, Some(TestCounts { total: 4, failed: 1, errors: 1, skipped: 1 }));
+        assert_eq!(
+            parsed.tests,
+            Some(TestCounts {
+                total: 4,
+                failed: 1,
+                errors: 1,
+                skipped: 1
+            })
+        );
     }
 
     #[test]
     fn no_tests_is_nothing_to_do_and_garbage_is_an_error() {
-        let parsed = Case::new("pytest", 0).report(b"<testsuites/>").parse().unwrap();
+        let parsed = Case::new("pytest", 0)
+            .report(b"<testsuites/>")
+            .parse()
+            .unwrap();
         assert_eq!(parsed.nothing_to_do.as_deref(), Some("no tests ran"));
-        assert!(Case::new("pytest", 0).report(b"<html><body/></html>").parse().is_err());
+        assert!(
+            Case::new("pytest", 0)
+                .report(b"<html><body/></html>")
+                .parse()
+                .is_err()
+        );
         assert!(Case::new("pytest", 0).report(b"not xml").parse().is_err());
     }
 }

@@ -86,11 +86,14 @@ pub enum ParseError {
     #[error("the tool wrote no report{}", .0.as_deref().map(|w| format!(" ({w})")).unwrap_or_default())]
     Missing(Option<String>),
     #[error("report is not valid {format}: {detail}")]
-    Malformed { format: &'static str, detail: String },
+    Malformed {
+        format: &'static str,
+        detail: String,
+    },
 }
 
 impl ParseError {
-    pub fn malformed(format: &'static str, detail: impl ToString) -> ParseError {
+    pub fn malformed(format: &'static str, detail: impl std::fmt::Display) -> ParseError {
         ParseError::Malformed {
             format,
             detail: detail.to_string(),
@@ -121,15 +124,16 @@ impl ToolOutput<'_> {
     pub fn document(&self) -> Result<&[u8], ParseError> {
         match self.reports.first() {
             Some(r) => Ok(&r.bytes),
-            None if self.spec.output == crate::config::raw::OutputSource::Stdout => {
-                Ok(self.stdout)
-            }
+            None if self.spec.output == crate::config::raw::OutputSource::Stdout => Ok(self.stdout),
             None => Err(ParseError::Missing(None)),
         }
     }
 
     /// Parses the report document as JSON, treating empty output as missing.
-    pub fn json<T: serde::de::DeserializeOwned>(&self, format: &'static str) -> Result<T, ParseError> {
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        format: &'static str,
+    ) -> Result<T, ParseError> {
         let doc = self.document()?;
         if doc.iter().all(u8::is_ascii_whitespace) {
             return Err(ParseError::Missing(Some("it was empty".to_owned())));
@@ -158,7 +162,9 @@ impl ToolOutput<'_> {
 
     /// The last few meaningful lines of stderr (or stdout), for messages.
     pub fn stderr_summary(&self) -> String {
-        summary(self.stderr).or_else(|| summary(self.stdout)).unwrap_or_default()
+        summary(self.stderr)
+            .or_else(|| summary(self.stdout))
+            .unwrap_or_default()
     }
 
     pub fn name(&self) -> &str {
@@ -175,8 +181,19 @@ fn slashes(p: &Path) -> String {
 /// last), else the last three lines; at most 400 characters.
 pub fn summary(bytes: &[u8]) -> Option<String> {
     const KEYWORDS: &[&str] = &[
-        "error", "couldn't", "could not", "cannot", "can't", "failed", "not found", "no such",
-        "denied", "refused", "invalid", "unrecognized", "unable",
+        "error",
+        "couldn't",
+        "could not",
+        "cannot",
+        "can't",
+        "failed",
+        "not found",
+        "no such",
+        "denied",
+        "refused",
+        "invalid",
+        "unrecognized",
+        "unable",
     ];
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text

@@ -44,14 +44,19 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             .message
             .or_else(|| report.error.as_ref().and_then(error_text))
             .unwrap_or_else(|| "no `vulnerabilities` in the report".to_owned());
-        let status = report.status_code.map(|c| format!(" (HTTP {c})")).unwrap_or_default();
+        let status = report
+            .status_code
+            .map(|c| format!(" (HTTP {c})"))
+            .unwrap_or_default();
         parsed.fatal = Some(format!(
             "npm audit could not get advisories{status}: {detail}; the registry's audit endpoint is unreachable or refused the request"
         ));
         return Ok(parsed);
     };
     if let Some(v) = report.version.filter(|v| *v != 2) {
-        parsed.incomplete.push(format!("unexpected npm audit report version {v}"));
+        parsed
+            .incomplete
+            .push(format!("unexpected npm audit report version {v}"));
     }
     for (key, v) in vulns {
         let name = v.name.unwrap_or(key);
@@ -75,7 +80,10 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                         .map(str::to_owned)
                         .or_else(|| adv.get("source").map(|s| format!("npm-advisory-{s}")))
                         .unwrap_or_else(|| "npm-advisory".to_owned());
-                    let title = adv.get("title").and_then(Value::as_str).unwrap_or("vulnerability");
+                    let title = adv
+                        .get("title")
+                        .and_then(Value::as_str)
+                        .unwrap_or("vulnerability");
                     let adv_range = adv.get("range").and_then(Value::as_str).unwrap_or(&range);
                     let severity = adv
                         .get("severity")
@@ -100,7 +108,10 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                 out.name(),
                 "vulnerable-dependency",
                 out.def.severity_for(&v.severity),
-                format!("{name} {range} depends on vulnerable {}; {fix}", through.join(", ")),
+                format!(
+                    "{name} {range} depends on vulnerable {}; {fix}",
+                    through.join(", ")
+                ),
             );
             f.package = Some(package);
             parsed.findings.push(f);
@@ -110,8 +121,14 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
 }
 
 fn error_text(e: &Value) -> Option<String> {
-    let summary = e.get("summary").and_then(Value::as_str).filter(|s| !s.is_empty());
-    let detail = e.get("detail").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let summary = e
+        .get("summary")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let detail = e
+        .get("detail")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
     match (summary, detail) {
         (Some(s), Some(d)) => Some(format!("{s} {d}")),
         (Some(s), None) | (None, Some(s)) => Some(s.to_owned()),
@@ -157,7 +174,13 @@ mod tests {
         let got: Vec<(&str, Severity, &str)> = parsed
             .findings
             .iter()
-            .map(|f| (f.rule.as_str(), f.severity, f.package.as_ref().unwrap().name.as_str()))
+            .map(|f| {
+                (
+                    f.rule.as_str(),
+                    f.severity,
+                    f.package.as_ref().unwrap().name.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -168,16 +191,28 @@ mod tests {
                 ("GHSA-vh95-rmgr-6w4m", Severity::Medium, "minimist"),
             ]
         );
-        assert!(parsed.findings[1].message.contains("fix: upgrade to lodash@4.17.21"));
+        assert!(
+            parsed.findings[1]
+                .message
+                .contains("fix: upgrade to lodash@4.17.21")
+        );
         assert!(parsed.findings[3].message.contains("no fix available"));
-        assert_eq!(parsed.findings[1].package.as_ref().unwrap().fixed_in, ["lodash@4.17.21"]);
+        assert_eq!(
+            parsed.findings[1].package.as_ref().unwrap().fixed_in,
+            ["lodash@4.17.21"]
+        );
     }
 
     #[test]
     fn endpoint_error_is_a_tool_error_not_clean() {
         let doc = fixture("npm-audit-endpoint-error.json");
         let case = Case::new("npm-audit", 1).stdout(&doc);
-        let run = classify(&case.def(), 1, case.parse(), b"npm error audit endpoint returned an error");
+        let run = classify(
+            &case.def(),
+            1,
+            case.parse(),
+            b"npm error audit endpoint returned an error",
+        );
         assert_eq!(run.status, RunStatus::ToolError);
         let reason = run.reason.unwrap();
         assert!(reason.contains("HTTP 405"), "{reason}");

@@ -63,7 +63,11 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                 out.name(),
                 v.id.clone(),
                 out.def.default_severity,
-                format!("{} {version}{aliases}: {}; {fix}", dep.name, truncate(first_line, 240)),
+                format!(
+                    "{} {version}{aliases}: {}; {fix}",
+                    dep.name,
+                    truncate(first_line, 240)
+                ),
             );
             f.package = Some(Package {
                 name: dep.name.clone(),
@@ -103,10 +107,18 @@ mod tests {
     fn offline_run_that_skipped_everything_is_partial_not_clean() {
         let doc = fixture("pip-audit-all-skipped.json");
         let case = Case::new("pip-audit", 0).report(&doc);
-        let run = classify(&case.def(), 0, case.parse(), b"No known vulnerabilities found\n");
+        let run = classify(
+            &case.def(),
+            0,
+            case.parse(),
+            b"No known vulnerabilities found\n",
+        );
         assert_eq!(run.status, RunStatus::Partial);
         let reason = run.reason.unwrap();
-        assert!(reason.contains("none of the 5 dependencies could be audited"), "{reason}");
+        assert!(
+            reason.contains("none of the 5 dependencies could be audited"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -115,11 +127,23 @@ mod tests {
         let case = Case::new("pip-audit", 1).report(&doc);
         let parsed = case.parse().unwrap();
         let ids: Vec<&str> = parsed.findings.iter().map(|f| f.rule.as_str()).collect();
-        assert_eq!(ids, ["PYSEC-2018-28", "GHSA-j8r2-6x86-q33q", "PYSEC-2019-132"]);
+        assert_eq!(
+            ids,
+            ["PYSEC-2018-28", "GHSA-j8r2-6x86-q33q", "PYSEC-2019-132"]
+        );
         assert!(parsed.findings.iter().all(|f| f.severity == Severity::High));
         let f = &parsed.findings[0];
         assert_eq!(f.package.as_ref().unwrap().fixed_in, ["2.20.0"]);
-        assert!(f.message.starts_with("requests 2.19.0 (CVE-2018-18074"), "{}", f.message);
-        assert_eq!(parsed.incomplete, ["1 of 4 dependencies were not audited (mylocalpkg: Dependency not found on PyPI and could not be audited: mylocalpkg (0.1))"]);
+        assert!(
+            f.message.starts_with("requests 2.19.0 (CVE-2018-18074"),
+            "{}",
+            f.message
+        );
+        assert_eq!(
+            parsed.incomplete,
+            [
+                "1 of 4 dependencies were not audited (mylocalpkg: Dependency not found on PyPI and could not be audited: mylocalpkg (0.1))"
+            ]
+        );
     }
 }

@@ -41,10 +41,18 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     for m in messages {
         let path = out.rel_path(&m.path);
         if m.kind == "fatal" {
-            parsed.incomplete.push(format!("{path}: {} ({})", m.message, m.message_id));
+            parsed
+                .incomplete
+                .push(format!("{path}: {} ({})", m.message, m.message_id));
             continue;
         }
-        let mut f = Finding::new(out.name(), m.message_id, out.def.severity_for(&m.kind), m.message).at(
+        let mut f = Finding::new(
+            out.name(),
+            m.message_id,
+            out.def.severity_for(&m.kind),
+            m.message,
+        )
+        .at(
             Location::at(path, m.line.unwrap_or(0), m.column.map(|c| c + 1))
                 .with_end(m.end_line, m.end_column.map(|c| c + 1)),
         );
@@ -56,10 +64,10 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
 
 #[cfg(test)]
 mod tests {
+    use crate::analyze::RunStatus;
     use crate::analyze::Severity;
     use crate::analyze::classify::classify;
     use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
-    use crate::analyze::RunStatus;
 
     #[test]
     fn real_json2_report() {
@@ -80,7 +88,10 @@ mod tests {
     fn fatal_messages_make_it_partial_and_syntax_errors_are_findings() {
         let report = fixture("pylint-fatal.json");
         let parsed = Case::new("pylint", 3).report(&report).parse().unwrap();
-        assert_eq!(parsed.incomplete, ["missing.py: No module named missing.py (F0001)"]);
+        assert_eq!(
+            parsed.incomplete,
+            ["missing.py: No module named missing.py (F0001)"]
+        );
         assert_eq!(parsed.findings[0].rule, "E0001");
         assert_eq!(parsed.findings[0].severity, Severity::High);
     }

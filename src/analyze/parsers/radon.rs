@@ -54,7 +54,11 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                     let Some(severity) = out.def.thresholds.complexity(b.complexity) else {
                         continue;
                     };
-                    let what = if b.kind == "method" { "method" } else { "function" };
+                    let what = if b.kind == "method" {
+                        "method"
+                    } else {
+                        "function"
+                    };
                     let name = match &b.classname {
                         Some(c) => format!("{c}.{}", b.name),
                         None => b.name.clone(),
@@ -74,7 +78,9 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             }
         }
     }
-    parsed.findings.sort_by_key(|f| (f.path().map(str::to_owned), f.line()));
+    parsed
+        .findings
+        .sort_by_key(|f| (f.path().map(str::to_owned), f.line()));
     Ok(parsed)
 }
 
@@ -102,10 +108,18 @@ mod tests {
     fn real_report_with_our_thresholds() {
         let doc = fixture("radon-cc.json");
         let parsed = Case::new("radon", 0).stdout(&doc).parse().unwrap();
-        assert_eq!(rules_and_lines(&parsed), [("cyclomatic-complexity".to_owned(), Some(20))]);
+        assert_eq!(
+            rules_and_lines(&parsed),
+            [("cyclomatic-complexity".to_owned(), Some(20))]
+        );
         let f = &parsed.findings[0];
         assert_eq!(f.severity, Severity::Low);
-        assert!(f.message.contains("`price` has cyclomatic complexity 14 (rank C"), "{}", f.message);
+        assert!(
+            f.message
+                .contains("`price` has cyclomatic complexity 14 (rank C"),
+            "{}",
+            f.message
+        );
         assert_eq!(f.location.as_ref().unwrap().end_line, Some(45));
     }
 
@@ -126,6 +140,9 @@ mod tests {
     fn syntax_errors_make_it_partial() {
         let doc = fixture("radon-syntax-error.json");
         let parsed = Case::new("radon", 0).stdout(&doc).parse().unwrap();
-        assert_eq!(parsed.incomplete, ["broken.py: invalid syntax (<unknown>, line 1)"]);
+        assert_eq!(
+            parsed.incomplete,
+            ["broken.py: invalid syntax (<unknown>, line 1)"]
+        );
     }
 }

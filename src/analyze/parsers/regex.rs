@@ -12,7 +12,11 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         .regex
         .as_ref()
         .ok_or_else(|| ParseError::malformed("regex", "no regex in the definition"))?;
-    let stdout = if out.reports.is_empty() { out.stdout } else { out.document()? };
+    let stdout = if out.reports.is_empty() {
+        out.stdout
+    } else {
+        out.document()?
+    };
     let text = match spec.stream {
         RegexStream::Stdout => String::from_utf8_lossy(stdout).into_owned(),
         RegexStream::Stderr => String::from_utf8_lossy(out.stderr).into_owned(),
@@ -24,15 +28,23 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     };
     let mut parsed = Parsed::default();
     for line in text.lines() {
-        let Some(c) = spec.pattern.captures(line) else { continue };
+        let Some(c) = spec.pattern.captures(line) else {
+            continue;
+        };
         let get = |n: &str| c.name(n).map(|m| m.as_str());
         let num = |n: &str| get(n).and_then(|s| s.parse::<u32>().ok());
-        let severity = get("severity").map_or(out.def.default_severity, |s| out.def.severity_for(s));
+        let severity =
+            get("severity").map_or(out.def.default_severity, |s| out.def.severity_for(s));
         let rule = get("rule")
             .map(str::to_owned)
             .or_else(|| spec.rule.clone())
             .unwrap_or_else(|| out.name().to_owned());
-        let mut f = Finding::new(out.name(), rule, severity, get("message").unwrap_or("").trim());
+        let mut f = Finding::new(
+            out.name(),
+            rule,
+            severity,
+            get("message").unwrap_or("").trim(),
+        );
         if let Some(file) = get("file") {
             f.location = Some(
                 Location::at(out.rel_path(file), num("line").unwrap_or(0), num("column"))
@@ -68,7 +80,11 @@ mod tests {
         def.default_severity = Severity::Low;
         let out = b"src/a.c:3:5: error: unused variable 'x' [unused-variable]\nnoise\n";
         let err = b"./b.c:10:1: note: declared here\n";
-        let parsed = Case::new("eslint", 1).stdout(out).stderr(err).parse_with(&def).unwrap();
+        let parsed = Case::new("eslint", 1)
+            .stdout(out)
+            .stderr(err)
+            .parse_with(&def)
+            .unwrap();
         let got: Vec<(&str, Severity, Option<&str>, Option<u32>)> = parsed
             .findings
             .iter()

@@ -17,8 +17,19 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             .and_then(Value::as_array)
             .map(|a| a.iter().collect())
             .unwrap_or_default();
-        for project in results.get("projects").and_then(Value::as_array).into_iter().flatten() {
-            files.extend(project.get("files").and_then(Value::as_array).into_iter().flatten());
+        for project in results
+            .get("projects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            files.extend(
+                project
+                    .get("files")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            );
         }
         for file in files {
             scan_file(out, file, &mut parsed);
@@ -49,7 +60,12 @@ fn scan_file(out: &ToolOutput<'_>, file: &Value, parsed: &mut Parsed) {
         .flatten();
     for dep in deps {
         let name = str_of(dep, "name").unwrap_or("?");
-        for spec in dep.get("specifications").and_then(Value::as_array).into_iter().flatten() {
+        for spec in dep
+            .get("specifications")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let raw = str_of(spec, "raw").unwrap_or(name);
             let recommended = spec
                 .pointer("/vulnerabilities/remediation/recommended")
@@ -66,10 +82,17 @@ fn scan_file(out: &ToolOutput<'_>, file: &Value, parsed: &mut Parsed) {
                 let id = str_of(v, "id").unwrap_or("?");
                 let spec_text = match v.get("vulnerable_spec") {
                     Some(Value::String(s)) => s.clone(),
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     _ => String::new(),
                 };
-                let fix = recommended.map_or_else(|| "no fix recommended".to_owned(), |r| format!("fix: upgrade to {r}"));
+                let fix = recommended.map_or_else(
+                    || "no fix recommended".to_owned(),
+                    |r| format!("fix: upgrade to {r}"),
+                );
                 let mut f = Finding::new(
                     out.name(),
                     format!("safety-{id}"),
@@ -105,15 +128,26 @@ fn check_vuln(out: &ToolOutput<'_>, v: &Value, parsed: &mut Parsed) {
     let fixed: Vec<String> = v
         .get("fixed_versions")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let advisory = str_of(v, "advisory").unwrap_or("");
-    let cve = str_of(v, "CVE").map(|c| format!(" ({c})")).unwrap_or_default();
+    let cve = str_of(v, "CVE")
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
     let mut f = Finding::new(
         out.name(),
         format!("safety-{id}"),
         severity,
-        format!("{name} {}{cve}: {}", version.unwrap_or("?"), truncate(advisory.trim(), 240)),
+        format!(
+            "{name} {}{cve}: {}",
+            version.unwrap_or("?"),
+            truncate(advisory.trim(), 240)
+        ),
     );
     f.package = Some(Package {
         name: name.to_owned(),
@@ -135,17 +169,39 @@ mod tests {
         let doc = fixture("safety-scan.json");
         let parsed = Case::new("safety", 64).stdout(&doc).parse().unwrap();
         let ids: Vec<&str> = parsed.findings.iter().map(|f| f.rule.as_str()).collect();
-        assert_eq!(ids, ["safety-36546", "safety-58755"], "the ignored one is left out");
+        assert_eq!(
+            ids,
+            ["safety-36546", "safety-58755"],
+            "the ignored one is left out"
+        );
         assert_eq!(parsed.findings[0].path(), Some("requirements.txt"));
-        assert_eq!(parsed.findings[0].package.as_ref().unwrap().version.as_deref(), Some("2.19.0"));
+        assert_eq!(
+            parsed.findings[0]
+                .package
+                .as_ref()
+                .unwrap()
+                .version
+                .as_deref(),
+            Some("2.19.0")
+        );
     }
 
     #[test]
     fn check_json_with_cvss_severity() {
         let doc = fixture("safety-check.json");
         let parsed = Case::new("safety", 64).stdout(&doc).parse().unwrap();
-        let got: Vec<(&str, Severity)> = parsed.findings.iter().map(|f| (f.rule.as_str(), f.severity)).collect();
-        assert_eq!(got, [("safety-36546", Severity::Medium), ("safety-58755", Severity::High)]);
+        let got: Vec<(&str, Severity)> = parsed
+            .findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("safety-36546", Severity::Medium),
+                ("safety-58755", Severity::High)
+            ]
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     let mut parsed = Parsed::default();
     for run in runs {
         let rules = rule_index(run);
-        for r in run.get("results").and_then(Value::as_array).into_iter().flatten() {
+        for r in run
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let rule_id = r
                 .get("ruleId")
                 .and_then(Value::as_str)
@@ -32,15 +37,27 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             let level = r
                 .get("level")
                 .and_then(Value::as_str)
-                .or_else(|| rule.and_then(|r| r.pointer("/defaultConfiguration/level")).and_then(Value::as_str))
+                .or_else(|| {
+                    rule.and_then(|r| r.pointer("/defaultConfiguration/level"))
+                        .and_then(Value::as_str)
+                })
                 .unwrap_or("warning");
             let security = r
                 .pointer("/properties/security-severity")
                 .or_else(|| rule.and_then(|r| r.pointer("/properties/security-severity")))
-                .and_then(|v| v.as_str().and_then(|s| s.parse::<f64>().ok()).or_else(|| v.as_f64()));
+                .and_then(|v| {
+                    v.as_str()
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .or_else(|| v.as_f64())
+                });
             let severity = match security {
                 Some(score) => from_score(score),
-                None if out.def.severity_map.keys().any(|k| k.eq_ignore_ascii_case(level)) => {
+                None if out
+                    .def
+                    .severity_map
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case(level)) =>
+                {
                     out.def.severity_for(level)
                 }
                 None => match level {
@@ -57,9 +74,17 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
                 .unwrap_or("")
                 .to_owned();
             let mut f = Finding::new(out.name(), rule_id, severity, message);
-            f.location = r.pointer("/locations/0/physicalLocation").and_then(|p| location(out, p));
-            f.help_uri = rule.and_then(|r| r.get("helpUri")).and_then(Value::as_str).map(str::to_owned);
-            f.rule_name = rule.and_then(|r| r.get("name")).and_then(Value::as_str).map(str::to_owned);
+            f.location = r
+                .pointer("/locations/0/physicalLocation")
+                .and_then(|p| location(out, p));
+            f.help_uri = rule
+                .and_then(|r| r.get("helpUri"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            f.rule_name = rule
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             parsed.findings.push(f);
         }
         for n in run
@@ -69,7 +94,10 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             .flatten()
         {
             if n.get("level").and_then(Value::as_str) == Some("error") {
-                let text = n.pointer("/message/text").and_then(Value::as_str).unwrap_or("tool error");
+                let text = n
+                    .pointer("/message/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("tool error");
                 parsed.incomplete.push(text.to_owned());
             }
         }
@@ -109,7 +137,11 @@ fn location(out: &ToolOutput<'_>, p: &Value) -> Option<Location> {
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
     };
-    let loc = Location::at(out.rel_path(&path), num("startLine").unwrap_or(0), num("startColumn"));
+    let loc = Location::at(
+        out.rel_path(&path),
+        num("startLine").unwrap_or(0),
+        num("startColumn"),
+    );
     Some(loc.with_end(num("endLine"), num("endColumn")))
 }
 
@@ -138,8 +170,8 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::parsers::testing::{Case, ROOT, builtin};
     use crate::analyze::AnalyzerDef;
+    use crate::analyze::parsers::testing::{Case, ROOT, builtin};
     use crate::config::raw::ParserKind;
 
     fn sarif_def() -> AnalyzerDef {
@@ -165,7 +197,10 @@ mod tests {
               "invocations":[{{"executionSuccessful":true,"toolExecutionNotifications":[{{"level":"error","message":{{"text":"could not parse src/d.py"}}}}]}}]}}]}}"#
         );
         let def = sarif_def();
-        let parsed = Case::new("eslint", 1).report(doc.as_bytes()).parse_with(&def).unwrap();
+        let parsed = Case::new("eslint", 1)
+            .report(doc.as_bytes())
+            .parse_with(&def)
+            .unwrap();
         let got: Vec<(&str, Severity, Option<&str>, Option<u32>)> = parsed
             .findings
             .iter()
@@ -179,13 +214,21 @@ mod tests {
                 ("R3", Severity::High, None, None),
             ]
         );
-        assert_eq!(parsed.findings[0].location.as_ref().unwrap().end_column, Some(9));
+        assert_eq!(
+            parsed.findings[0].location.as_ref().unwrap().end_column,
+            Some(9)
+        );
         assert_eq!(parsed.incomplete, ["could not parse src/d.py"]);
     }
 
     #[test]
     fn not_sarif_is_malformed() {
         let def = sarif_def();
-        assert!(Case::new("eslint", 0).report(b"{}").parse_with(&def).is_err());
+        assert!(
+            Case::new("eslint", 0)
+                .report(b"{}")
+                .parse_with(&def)
+                .is_err()
+        );
     }
 }
