@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::engine::{self, Workspace};
 use crate::exit;
-use crate::tools::{self, Origin};
+use crate::tools::{self, Origin, Probe};
 
 pub const EXAMPLES: &str = "Examples:
   bgtask doctor            what applies here and what is missing
@@ -71,17 +71,29 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
         };
         if let Some(spec) = def.external() {
             if let Some((path, origin)) = tools::find(spec, &workspace.root) {
-                let version = if let Some(v) = versions.get(&path, &spec.version_args) {
-                    v
+                let probe = if let Some(p) = versions.get(&path, &spec.version_args) {
+                    p
                 } else {
-                    let v = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
-                    versions.put(&path, &spec.version_args, v.clone());
-                    v
+                    let p = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
+                    versions.put(&path, &spec.version_args, &p);
+                    p
                 };
-                row.installed = Some(true);
                 row.path = Some(path.display().to_string());
                 row.origin = Some(origin);
-                row.version = version;
+                match probe {
+                    Probe::Version(v) => {
+                        row.installed = Some(true);
+                        row.version = v;
+                    }
+                    Probe::Failed(why) => {
+                        row.installed = Some(false);
+                        row.install_hint = Some(format!(
+                            "{} ({} is there, but {why})",
+                            def.install_hint(),
+                            path.display()
+                        ));
+                    }
+                }
             } else {
                 row.installed = Some(false);
                 row.install_hint = Some(def.install_hint());
@@ -139,7 +151,7 @@ fn print_table(doc: &Doctor, verbose: bool) {
     let shown: Vec<&Row> = doc
         .analyzers
         .iter()
-        .filter(|r| verbose || r.applies || !r.tasks.is_empty())
+        .filter(|r| verbose || !r.tasks.is_empty())
         .collect();
     let w = shown.iter().map(|r| r.analyzer.len()).max().unwrap_or(8);
     let tw = shown

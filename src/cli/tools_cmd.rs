@@ -177,14 +177,23 @@ fn install_all(ctx: &Ctx, workspace: &Workspace, defs: &[Arc<AnalyzerDef>]) -> a
     for d in defs {
         let Some(spec) = d.external() else { continue };
         if let Some((path, origin)) = tools::find(spec, &workspace.root) {
-            let v = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
-            anstream::println!(
-                "  ✓ {:<10} {} {} ({})",
-                d.name,
-                v.as_deref().unwrap_or("?"),
-                path.display(),
-                origin.label()
-            );
+            match rt.block_on(tools::detect_version(&path, spec, &workspace.root)) {
+                tools::Probe::Version(v) => anstream::println!(
+                    "  ✓ {:<10} {} {} ({})",
+                    d.name,
+                    v.as_deref().unwrap_or("?"),
+                    path.display(),
+                    origin.label()
+                ),
+                tools::Probe::Failed(why) => {
+                    failed = true;
+                    anstream::println!(
+                        "  ✗ {:<10} {} does not work: {why}",
+                        d.name,
+                        path.display()
+                    );
+                }
+            }
         } else {
             failed = true;
             anstream::println!("  ✗ {:<10} still not found", d.name);

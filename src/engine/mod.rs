@@ -10,6 +10,7 @@ mod anchor;
 mod argv;
 mod cache;
 mod execute;
+mod invocation;
 mod plan;
 mod workspace;
 
@@ -96,6 +97,7 @@ pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicabilit
         for a in &t.analyzers {
             if let Some(e) = wanted.get_mut(a) {
                 e.0.push(t.name.clone());
+                e.1 = false;
             }
         }
     }

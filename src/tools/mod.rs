@@ -10,4 +10,4 @@ mod version;
 
 pub use dirs::{cache_dir, managed_node, managed_venv};
 pub use locate::{Origin, find};
-pub use version::{VersionCache, detect as detect_version};
+pub use version::{Probe, VersionCache, detect as detect_version};

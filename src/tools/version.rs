@@ -15,11 +15,31 @@ use tokio_util::sync::CancellationToken;
 
 use super::dirs::cache_dir;
 use crate::analyze::ExternalSpec;
+use crate::analyze::parsers::summary;
 use crate::run::{self, Ended, Limits, Spec};
 
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 static DEFAULT_VERSION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(\d+\.\d+(?:\.\d+)?(?:[-.+\w]*)?)").expect("valid regex"));
+
+/// What asking a tool for its version told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// It answered (with a version, if one could be read).
+    Version(Option<String>),
+    /// The version command failed: the tool is there but not usable (a
+    /// `cargo` without clippy, a `python` without the module).
+    Failed(String),
+}
+
+impl Probe {
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Probe::Version(v) => v.as_deref(),
+            Probe::Failed(_) => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
@@ -27,6 +47,8 @@ struct Entry {
     mtime_ns: u128,
     checked: u64,
     version: Option<String>,
+    #[serde(default)]
+    failed: Option<String>,
 }
 
 /// The version cache file, read once and written back when it changed.
@@ -56,7 +78,7 @@ fn stamp(tool: &Path) -> Option<(u64, u128)> {
 
 impl VersionCache {
     pub fn load() -> VersionCache {
-        let path = cache_dir().join("tool-versions.json");
+        let path = cache_dir().join("tool-versions-v2.json");
         let entries = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -72,16 +94,19 @@ impl VersionCache {
         format!("{}\u{0}{}", tool.display(), args.join("\u{1}"))
     }
 
-    pub fn get(&self, tool: &Path, args: &[String]) -> Option<Option<String>> {
+    pub fn get(&self, tool: &Path, args: &[String]) -> Option<Probe> {
         let e = self.entries.get(&Self::key(tool, args))?;
         let (size, mtime) = stamp(tool)?;
-        (e.size == size
+        let fresh = e.size == size
             && e.mtime_ns == mtime
-            && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs())
-        .then(|| e.version.clone())
+            && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs();
+        fresh.then(|| match &e.failed {
+            Some(why) => Probe::Failed(why.clone()),
+            None => Probe::Version(e.version.clone()),
+        })
     }
 
-    pub fn put(&mut self, tool: &Path, args: &[String], version: Option<String>) {
+    pub fn put(&mut self, tool: &Path, args: &[String], probe: &Probe) {
         if let Some((size, mtime_ns)) = stamp(tool) {
             self.entries.insert(
                 Self::key(tool, args),
@@ -89,7 +114,11 @@ impl VersionCache {
                     size,
                     mtime_ns,
                     checked: now_secs(),
-                    version,
+                    version: probe.version().map(str::to_owned),
+                    failed: match probe {
+                        Probe::Failed(why) => Some(why.clone()),
+                        Probe::Version(_) => None,
+                    },
                 },
             );
             self.dirty = true;
@@ -117,11 +146,10 @@ impl VersionCache {
 }
 
 /// Runs the tool's version command (isolated, 20 s limit) and extracts the
-/// version. `None` when the definition has no version command or the tool
-/// does not answer with one.
-pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Option<String> {
+/// version; without a version command there is nothing to ask.
+pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
     if spec.version_args.is_empty() {
-        return None;
+        return Probe::Version(None);
     }
     let finished = run::run(
         Spec {
@@ -138,13 +166,27 @@ pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Option<Str
         CancellationToken::new(),
     )
     .await;
-    if !matches!(finished.ended, Ended::Exited(0)) {
-        return None;
-    }
     let mut text = String::from_utf8_lossy(&finished.stdout.bytes).into_owned();
     text.push('\n');
     text.push_str(&String::from_utf8_lossy(&finished.stderr.bytes));
-    extract(&text, spec.version_regex.as_ref())
+    let asked = format!(
+        "`{} {}`",
+        tool.file_name()
+            .unwrap_or(tool.as_os_str())
+            .to_string_lossy(),
+        spec.version_args.join(" ")
+    );
+    match finished.ended {
+        Ended::Exited(0) => Probe::Version(extract(&text, spec.version_regex.as_ref())),
+        Ended::Exited(code) => Probe::Failed(format!(
+            "{asked} exited with code {code}{}",
+            summary(text.as_bytes())
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        )),
+        Ended::TimedOut => Probe::Failed(format!("{asked} did not answer within 20 s")),
+        other => Probe::Failed(format!("{asked} failed: {other:?}")),
+    }
 }
 
 fn extract(text: &str, regex: Option<&Regex>) -> Option<String> {
@@ -198,8 +240,11 @@ mod tests {
             ..VersionCache::default()
         };
         let args = vec!["--version".to_owned()];
-        cache.put(&tool, &args, Some("1.0".into()));
-        assert_eq!(cache.get(&tool, &args), Some(Some("1.0".into())));
+        cache.put(&tool, &args, &Probe::Version(Some("1.0".into())));
+        assert_eq!(
+            cache.get(&tool, &args),
+            Some(Probe::Version(Some("1.0".into())))
+        );
         assert_eq!(cache.get(&tool, &["-V".to_owned()]), None);
         std::fs::write(&tool, "changed").unwrap();
         assert_eq!(cache.get(&tool, &args), None, "size changed");

@@ -199,3 +199,24 @@ fn pip_audit_offline_is_never_clean() {
         .json();
     assert_eq!(run_of(&report, "pip-audit")["status"], "not_applicable");
 }
+
+#[test]
+fn unittest_suites_through_xmlrunner_reports() {
+    let p = Project::empty();
+    p.file(
+        "test_math.py",
+        "import unittest\n\n\nclass MathTest(unittest.TestCase):\n    def test_ok(self):\n        self.assertEqual(1 + 1, 2)\n\n    def test_wrong(self):\n        self.assertEqual(1 + 1, 3)\n",
+    );
+    let run = p.bgtask(&["run", "unittest", "--format", "json"]);
+    run.code(1);
+    let report = run.json();
+    let r = run_of(&report, "unittest");
+    assert_eq!(r["status"], "findings");
+    assert_eq!(r["tests"]["total"], 2);
+    assert_eq!(r["tests"]["failed"], 1);
+    let f = &report["findings"][0];
+    assert!(
+        f["message"].as_str().unwrap().contains("test_wrong failed"),
+        "{f:#}"
+    );
+}

@@ -225,3 +225,29 @@ fn a_missing_tool_is_not_installed_with_a_hint_never_clean_or_failed() {
         named.stdout
     );
 }
+
+#[test]
+fn a_tool_whose_version_probe_fails_is_not_installed() {
+    let p = Project::empty();
+    p.file("a.txt", "x\n").file(
+        "bin/half-installed.sh",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'ModuleNotFoundError: No module named halfmod' >&2; exit 1; fi\nexit 0\n",
+    );
+    std::fs::set_permissions(
+        p.path().join("bin/half-installed.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    p.config(
+        r#"{"analyzers": {"half": {"command": "./bin/half-installed.sh", "version": {"args": ["--version"]}, "mode": "project",
+            "parser": "exit-code", "install": {"hint": "pip install halfmod"}}}}"#,
+    );
+    let run = p.bgtask(&["run", "half", "--format", "json"]);
+    run.code(3);
+    let r = run.json();
+    let half = run_of(&r, "half");
+    assert_eq!(half["status"], "not_installed");
+    let reason = half["reason"].as_str().unwrap();
+    assert!(reason.starts_with("pip install halfmod ("), "{reason}");
+    assert!(reason.contains("No module named halfmod"), "{reason}");
+}

@@ -1,0 +1,329 @@
+//! One analyzer process over one batch of files: expand the argv, run it
+//! isolated, read the reports it wrote, and classify the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::argv::{self, Slots};
+use crate::analyze::classify::{Classified, classify};
+use crate::analyze::parsers::{self, Report, ToolOutput, summary};
+use crate::analyze::{AnalyzerDef, ExternalSpec, RunStatus};
+use crate::config::raw::{OutputSource, ParserKind};
+use crate::globs::Globs;
+use crate::run::{self, Ended, Limits, Spec, signal_name};
+
+/// Largest report read from a file.
+const REPORT_MAX: usize = 256 * 1024 * 1024;
+/// Largest report kept from stdout (held in memory while the tool runs).
+const STDOUT_REPORT_MAX: usize = 64 * 1024 * 1024;
+/// What is kept of output that is not the report.
+const KEEP: (usize, usize) = (1024 * 1024, 1024 * 1024);
+
+/// One process's result, classified.
+pub struct Invocation {
+    pub classified: Classified,
+    pub exit_code: Option<i32>,
+    pub peak_rss_kb: Option<u64>,
+    pub cpu: Option<Duration>,
+    pub stderr_tail: String,
+}
+
+pub struct InvocationJob {
+    pub def: Arc<AnalyzerDef>,
+    pub tool: PathBuf,
+    pub root: PathBuf,
+    pub canonical_root: PathBuf,
+    pub limits: Limits,
+    pub kill_grace: Duration,
+    pub timeout: Duration,
+    pub files: Vec<PathBuf>,
+    pub cancel: CancellationToken,
+}
+
+impl InvocationJob {
+    pub async fn run(self) -> Invocation {
+        let spec = self.def.external().expect("external analyzer");
+        let fail = |status, reason: String| Invocation {
+            classified: Classified {
+                status,
+                reason: Some(reason),
+                findings: Vec::new(),
+                tests: None,
+            },
+            exit_code: None,
+            peak_rss_kb: None,
+            cpu: None,
+            stderr_tail: String::new(),
+        };
+        let tmp = match tempfile::Builder::new().prefix("bgtask-").tempdir() {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(
+                    RunStatus::ToolError,
+                    format!("could not create a temporary directory: {e}"),
+                );
+            }
+        };
+        let ext = if spec.parser == ParserKind::JunitXml {
+            "xml"
+        } else {
+            "json"
+        };
+        let output = tmp.path().join(format!("report.{ext}"));
+        let files_file = tmp.path().join("files.txt");
+        if spec.args.iter().any(|a| a.contains("{files_file}"))
+            && let Err(e) = std::fs::write(&files_file, argv::files_list(&self.files))
+        {
+            return fail(
+                RunStatus::ToolError,
+                format!("could not write the file list: {e}"),
+            );
+        }
+        let slots = Slots {
+            root: &self.root,
+            output: &output,
+            output_dir: tmp.path(),
+            files_file: &files_file,
+        };
+        let args = argv::expand(&spec.args, &self.files, &slots);
+        // The exit-code parser never reads stdout: keep only its ends.
+        let report_on_stdout =
+            spec.output == OutputSource::Stdout && spec.parser != ParserKind::ExitCode;
+        let started_at = SystemTime::now();
+        let finished = run::run(
+            Spec {
+                program: self.tool.clone(),
+                args,
+                cwd: self.root.clone(),
+                env: spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                timeout: self.timeout,
+                kill_grace: self.kill_grace,
+                limits: self.limits,
+                stdout_keep: if report_on_stdout {
+                    (STDOUT_REPORT_MAX, 0)
+                } else {
+                    KEEP
+                },
+                stderr_keep: KEEP,
+            },
+            self.cancel.clone(),
+        )
+        .await;
+        let stderr_tail = tail_text(&finished.stderr.bytes, 2000);
+        let exit_code = match finished.ended {
+            Ended::Exited(c) => Some(c),
+            _ => None,
+        };
+        let classified = self.classify(
+            spec,
+            &finished,
+            tmp.path(),
+            &output,
+            report_on_stdout,
+            started_at,
+        );
+        Invocation {
+            classified,
+            exit_code,
+            peak_rss_kb: finished.peak_rss_kb,
+            cpu: finished.cpu,
+            stderr_tail,
+        }
+    }
+
+    /// What the finished process amounts to: its reports parsed and
+    /// classified with its exit code, or why it never got that far.
+    fn classify(
+        &self,
+        spec: &ExternalSpec,
+        finished: &run::Finished,
+        output_dir: &Path,
+        output: &Path,
+        report_on_stdout: bool,
+        started_at: SystemTime,
+    ) -> Classified {
+        let failed = |status, reason: String| Classified {
+            status,
+            reason: Some(reason),
+            findings: Vec::new(),
+            tests: None,
+        };
+        let code = match &finished.ended {
+            Ended::Exited(code) => *code,
+            other => {
+                let (status, reason) = ended_reason(
+                    other,
+                    &self.tool,
+                    self.timeout,
+                    &self.limits,
+                    &finished.stderr.bytes,
+                );
+                return failed(status, reason);
+            }
+        };
+        if report_on_stdout && finished.stdout.truncated {
+            return failed(
+                RunStatus::ToolError,
+                format!(
+                    "the report on stdout was {} bytes, over bgtask's limit of {STDOUT_REPORT_MAX}",
+                    finished.stdout.total
+                ),
+            );
+        }
+        let reports = match read_reports(spec, &self.root, output_dir, output, started_at) {
+            Ok(r) => r,
+            Err(reason) => return failed(RunStatus::ToolError, reason),
+        };
+        let out = ToolOutput {
+            def: &self.def,
+            spec,
+            exit_code: code,
+            exit_class: spec.exit_codes.classify(code),
+            stdout: &finished.stdout.bytes,
+            stderr: &finished.stderr.bytes,
+            reports: &reports,
+            root: &self.root,
+            canonical_root: &self.canonical_root,
+        };
+        classify(
+            &self.def,
+            code,
+            parsers::parse(&out),
+            &finished.stderr.bytes,
+        )
+    }
+}
+
+fn ended_reason(
+    ended: &Ended,
+    tool: &Path,
+    timeout: Duration,
+    limits: &Limits,
+    stderr: &[u8],
+) -> (RunStatus, String) {
+    let said = summary(stderr)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    match ended {
+        Ended::Exited(_) => unreachable!("handled by the caller"),
+        Ended::Signaled(sig) => (
+            RunStatus::ToolError,
+            format!("killed by {}{said}", signal_name(*sig)),
+        ),
+        Ended::TimedOut => (
+            RunStatus::Timeout,
+            format!(
+                "timed out after {} and was stopped (SIGTERM to its process group, then SIGKILL)",
+                humantime::format_duration(timeout)
+            ),
+        ),
+        Ended::CpuLimit => (
+            RunStatus::Timeout,
+            format!(
+                "used its CPU-time limit of {} s and was stopped",
+                limits.cpu_seconds.unwrap_or(0)
+            ),
+        ),
+        Ended::OutOfMemory { rss_kb } => (
+            RunStatus::Oom,
+            format!(
+                "used {} MiB, over the memory limit of {} MiB, and was killed",
+                rss_kb / 1024,
+                limits.max_rss_kb.unwrap_or(0) / 1024
+            ),
+        ),
+        Ended::Cancelled => (RunStatus::Cancelled, "cancelled".to_owned()),
+        Ended::SpawnFailed(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (its interpreter is missing: a broken shebang or a deleted virtualenv?)"
+            } else {
+                ""
+            };
+            (
+                RunStatus::ToolError,
+                format!("could not start {}: {e}{hint}", tool.display()),
+            )
+        }
+    }
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    if len > REPORT_MAX as u64 {
+        return Err(format!(
+            "the report {} is {len} bytes, over bgtask's limit of {REPORT_MAX}",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("could not read the report {}: {e}", path.display()))
+}
+
+fn read_reports(
+    spec: &ExternalSpec,
+    root: &Path,
+    output_dir: &Path,
+    output: &Path,
+    since: SystemTime,
+) -> Result<Vec<Report>, String> {
+    match spec.output {
+        OutputSource::Stdout => Ok(Vec::new()),
+        OutputSource::File => {
+            if output.is_file() {
+                Ok(vec![Report {
+                    path: output.to_owned(),
+                    bytes: read_capped(output)?,
+                }])
+            } else {
+                Ok(Vec::new())
+            }
+        }
+        OutputSource::Glob => {
+            let pattern = spec.output_glob.as_deref().unwrap_or("*");
+            let (dir, name) = match pattern.strip_prefix("{output_dir}/") {
+                Some(rest) => (output_dir.to_owned(), rest),
+                None => match pattern.rsplit_once('/') {
+                    Some((d, n)) => (root.join(d), n),
+                    None => (root.to_owned(), pattern),
+                },
+            };
+            let globs = Globs::new(&[name]).map_err(|e| e.to_string())?;
+            let fresh = since.checked_sub(Duration::from_secs(2)).unwrap_or(since);
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.file_name()
+                                .is_some_and(|n| globs.is_match(&n.to_string_lossy()))
+                        })
+                        .filter(|p| {
+                            p.metadata()
+                                .and_then(|m| m.modified())
+                                .is_ok_and(|t| t >= fresh)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            found
+                .into_iter()
+                .map(|p| {
+                    Ok(Report {
+                        bytes: read_capped(&p)?,
+                        path: p,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn tail_text(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    let start = text.char_indices().rev().nth(max).map_or(0, |(i, _)| i);
+    text[start..].to_owned()
+}
