@@ -7,20 +7,25 @@
 //! A leading `/` anchors a pattern at the root. Brace alternatives
 //! (`*.{js,ts}`) work in both.
 
+use std::sync::OnceLock;
+
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
+/// Compiled patterns. Each pattern is checked when the config is read; the
+/// matcher (a regex automaton, the costly part) is built on first use, so
+/// analyzers that are not run cost nothing.
 #[derive(Debug, Clone)]
 pub struct Globs {
     patterns: Vec<String>,
-    by_name: GlobSet,
-    by_path: GlobSet,
+    /// Each glob, and whether it matches the whole path (else the name).
+    globs: Vec<(Glob, bool)>,
+    sets: OnceLock<(GlobSet, GlobSet)>,
 }
 
 impl Globs {
-    /// Compiles `patterns`; the error names the bad pattern and why.
+    /// Checks `patterns`; the error names the bad pattern and why.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Globs, GlobError> {
-        let mut by_name = GlobSetBuilder::new();
-        let mut by_path = GlobSetBuilder::new();
+        let mut globs = Vec::with_capacity(patterns.len());
         for (index, pattern) in patterns.iter().enumerate() {
             let pattern = pattern.as_ref();
             let glob = compile(pattern).map_err(|e| GlobError {
@@ -28,17 +33,28 @@ impl Globs {
                 pattern: pattern.to_owned(),
                 reason: e.kind().to_string(),
             })?;
-            if pattern.contains('/') {
-                by_path.add(glob);
-            } else {
-                by_name.add(glob);
-            }
+            globs.push((glob, pattern.contains('/')));
         }
-        let build = |b: GlobSetBuilder| b.build().expect("globs compiled one by one");
         Ok(Globs {
             patterns: patterns.iter().map(|p| p.as_ref().to_owned()).collect(),
-            by_name: build(by_name),
-            by_path: build(by_path),
+            globs,
+            sets: OnceLock::new(),
+        })
+    }
+
+    fn sets(&self) -> &(GlobSet, GlobSet) {
+        self.sets.get_or_init(|| {
+            let mut by_name = GlobSetBuilder::new();
+            let mut by_path = GlobSetBuilder::new();
+            for (glob, whole_path) in &self.globs {
+                if *whole_path {
+                    by_path.add(glob.clone());
+                } else {
+                    by_name.add(glob.clone());
+                }
+            }
+            let build = |b: GlobSetBuilder| b.build().unwrap_or_else(|_| GlobSet::empty());
+            (build(by_name), build(by_path))
         })
     }
 
@@ -52,8 +68,9 @@ impl Globs {
 
     /// `rel` is repo-relative with `/` separators.
     pub fn is_match(&self, rel: &str) -> bool {
+        let (by_name, by_path) = self.sets();
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        self.by_name.is_match(name) || self.by_path.is_match(rel)
+        by_name.is_match(name) || by_path.is_match(rel)
     }
 }
 

@@ -55,7 +55,7 @@ pub struct ExternalSpec {
     pub alternatives: Vec<String>,
     pub lookup: Vec<Lookup>,
     pub version_args: Vec<String>,
-    pub version_regex: Option<Regex>,
+    pub version_regex: Option<LazyRegex>,
     pub args: Vec<String>,
     pub output: OutputSource,
     pub output_glob: Option<String>,
@@ -63,6 +63,36 @@ pub struct ExternalSpec {
     pub regex: Option<RegexSpec>,
     pub exit_codes: ExitCodes,
     pub env: BTreeMap<String, String>,
+}
+
+/// A regex whose syntax is checked when the config is read but which is
+/// compiled only when first used (compiling every built-in definition's
+/// regexes would dominate a cached run).
+#[derive(Debug, Clone)]
+pub struct LazyRegex {
+    pattern: String,
+    compiled: std::sync::Arc<std::sync::OnceLock<Option<Regex>>>,
+}
+
+impl LazyRegex {
+    /// Checks `pattern`; returns it with its number of capture groups.
+    pub fn new(pattern: &str) -> Result<(LazyRegex, usize), String> {
+        let hir = regex_syntax::Parser::new()
+            .parse(pattern)
+            .map_err(|e| e.to_string())?;
+        let lazy = LazyRegex {
+            pattern: pattern.to_owned(),
+            compiled: std::sync::Arc::default(),
+        };
+        Ok((lazy, hir.properties().explicit_captures_len()))
+    }
+
+    /// The compiled regex; `None` only if it exceeds the regex size limits.
+    pub fn get(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| Regex::new(&self.pattern).ok())
+            .as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -14,7 +14,8 @@ pub mod profile;
 mod status;
 
 pub use definition::{
-    AnalyzerDef, Engine, ExitClass, ExitCodes, ExternalSpec, Install, RegexSpec, Thresholds,
+    AnalyzerDef, Engine, ExitClass, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec,
+    Thresholds,
 };
 pub use finding::{Finding, Location, Package, Severity, sort_findings};
 pub use parsers::TestCounts;

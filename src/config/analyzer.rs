@@ -17,7 +17,8 @@ use super::raw::{Mode, OutputSource, ParserKind, RawAnalyzer, RawThresholds};
 use super::source::{Source, escape};
 use super::validate::{Issues, duration};
 use crate::analyze::{
-    AnalyzerDef, Engine, ExitCodes, ExternalSpec, Install, RegexSpec, Severity, Thresholds,
+    AnalyzerDef, Engine, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec, Severity,
+    Thresholds,
 };
 use crate::globs::Globs;
 
@@ -399,9 +400,9 @@ fn regex_spec(
     }
 }
 
-fn version_regex(r: &str, issues: &mut Issues<'_, '_>) -> Option<Regex> {
-    match Regex::new(r) {
-        Ok(re) if re.captures_len() > 1 => Some(re),
+fn version_regex(r: &str, issues: &mut Issues<'_, '_>) -> Option<LazyRegex> {
+    match LazyRegex::new(r) {
+        Ok((re, captures)) if captures > 0 => Some(re),
         Ok(_) => {
             issues.at("/version/regex", "the version regex needs a capture group");
             None

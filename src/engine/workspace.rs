@@ -63,9 +63,13 @@ impl Workspace {
                 path: start.to_owned(),
                 source,
             })?;
-        let top = git(&start, &["rev-parse", "--show-toplevel"])
-            .ok()
-            .map(|out| PathBuf::from(OsStr::from_bytes(out.trim_ascii_end())));
+        // The worktree top is the nearest directory holding `.git` (a
+        // directory, or a file in linked worktrees and submodules), as git
+        // itself finds it; no need to start a git process for that.
+        let top = start
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .map(Path::to_owned);
         let mut dir = start.clone();
         let root = loop {
             if dir.join(CONFIG_FILE).is_file() {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::dirs::cache_dir;
-use crate::analyze::ExternalSpec;
 use crate::analyze::parsers::summary;
+use crate::analyze::{ExternalSpec, LazyRegex};
 use crate::run::{self, Ended, Limits, Spec};
 
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -177,7 +177,10 @@ pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
         spec.version_args.join(" ")
     );
     match finished.ended {
-        Ended::Exited(0) => Probe::Version(extract(&text, spec.version_regex.as_ref())),
+        Ended::Exited(0) => Probe::Version(extract(
+            &text,
+            spec.version_regex.as_ref().and_then(LazyRegex::get),
+        )),
         Ended::Exited(code) => Probe::Failed(format!(
             "{asked} exited with code {code}{}",
             summary(text.as_bytes())
