@@ -125,8 +125,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return exit::CONFIG;
         }
-        if cause.downcast_ref::<crate::engine::EngineError>().is_some()
-            || cause.downcast_ref::<crate::engine::UnknownName>().is_some()
+        if cause.downcast_ref::<crate::engine::UnknownName>().is_some()
             || cause
                 .downcast_ref::<crate::engine::WorkspaceError>()
                 .is_some()

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use super::progress::{RunProgress, enabled};
-use crate::engine::{self, Options, Request, Selection, Shard, Workspace};
+use crate::engine::{self, Options, RunOptions, Selection, Shard, Workspace};
+use crate::event::{Targets, Trigger, TriggerSource};
 use crate::exit;
 use crate::report::{self, ConsoleOptions, FailOnSetting, Format, Report};
 
@@ -118,29 +119,37 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     if config.uses_default() && args.format == Format::Console && args.output.is_none() {
         ctx.note("note: no .background-tasks.json here, using the built-in tasks (`bgtask init` writes one)");
     }
-    crate::run::become_subreaper();
-    let rt = super::runtime()?;
-    let started = SystemTime::now();
-    let request = Request {
-        names: args.names.clone(),
-        selection: args.selection(),
+    let targets = workspace.select(&args.selection(), &ctx.cwd)?;
+    let selected = match &targets {
+        Targets::Files(f) => Some(f.len()),
+        Targets::Project => None,
+    };
+    let trigger = Trigger {
+        source: TriggerSource::Manual {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        },
+        at: SystemTime::now(),
+    };
+    let job = engine::job(&config, &args.names, targets, trigger)?;
+    let opts = RunOptions {
         shard: args.shard,
         offline: args.offline,
-        options: Options {
+        execution: Options {
             no_cache: args.no_cache,
             timeout: args.timeout,
             jobs: args.jobs,
         },
-        cwd: ctx.cwd.clone(),
     };
+    crate::run::become_subreaper();
+    let rt = super::runtime()?;
+    let started = SystemTime::now();
     let cancel = CancellationToken::new();
     let show = enabled(ctx.quiet);
     let outcome = rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let total = crate::engine::count_analyzers(&config, &request.names).unwrap_or(0);
-        let mut bar = RunProgress::new(show, total as u64);
+        let mut bar = RunProgress::new(show, engine::count_analyzers(&config, &job) as u64);
         let interrupts = watch_interrupts(cancel.clone());
-        let engine = engine::run(config.clone(), &workspace, request, tx, cancel.clone());
+        let engine = engine::run(config.clone(), &workspace, &job, opts, tx, cancel.clone());
         let progress = async {
             while let Some(event) = rx.recv().await {
                 bar.on(&event);
@@ -155,13 +164,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         &config,
         args.fail_on,
         args.strict_tools,
-        outcome.explicit.iter().cloned().collect(),
+        job.analyzers.clone(),
     );
     let report = Report::new(
         workspace.root.display().to_string(),
         started,
         outcome.duration,
-        args.scope(outcome.selected),
+        args.scope(selected),
         policy,
         outcome.runs,
     );

@@ -148,6 +148,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         && !ctx.opts.no_cache
         && let Some(mut hit) = ctx.cache.get(&key, def.network)
     {
+        tracing::debug!(analyzer = %def.name, key = %key, "result cache hit");
         hit.cached = true;
         hit.invocations = 0;
         hit.tasks.clone_from(&plan.tasks);
@@ -190,6 +191,14 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
 }
 
 fn finished(ctx: &Ctx, run: &AnalyzerRun) {
+    tracing::debug!(
+        analyzer = %run.analyzer,
+        status = %run.status,
+        findings = run.findings.len(),
+        duration_ms = run.duration_ms,
+        cached = run.cached,
+        "analyzer finished"
+    );
     let _ = ctx.progress.send(Progress::Finished {
         analyzer: run.analyzer.clone(),
         status: run.status,
@@ -262,6 +271,7 @@ async fn external_run(
         Mode::Batch => argv::batches(targets, def.batch_size, argv::default_budget()),
         Mode::Project => vec![Vec::new()],
     };
+    tracing::debug!(analyzer = %def.name, invocations = batches.len(), files = targets.len(), "starting analyzer");
     let _ = ctx.progress.send(Progress::Started {
         analyzer: def.name.clone(),
         invocations: batches.len(),

@@ -23,56 +23,89 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use cache::state_dir;
-
 pub use execute::{Options, Progress};
 pub use plan::{Shard, UnknownName};
-pub use workspace::{Workspace, WorkspaceError, git};
+pub use workspace::{Selection, Workspace, WorkspaceError, git};
 
 use crate::config::Config;
-use crate::event::AnalyzerRun;
+use crate::event::{AnalyzerRun, Job, Targets, Trigger};
 
-/// Which files to look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
-    All,
-    /// Modified, added and untracked files (`--changed`).
-    Changed,
-    /// Staged files (`--staged`).
-    Staged,
-    /// Changed since the merge base with a ref (`--since REF`).
-    Since(String),
-    /// These files, absolute or relative to the current directory.
-    Files(Vec<PathBuf>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Task or analyzer names, or `all`.
-    pub names: Vec<String>,
-    pub selection: Selection,
+/// How a job is run, as opposed to what it asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Only this CI job's share of the files.
     pub shard: Option<Shard>,
+    /// Skip analyzers that need the network.
     pub offline: bool,
-    pub options: Options,
-    /// For resolving relative `--files`.
-    pub cwd: PathBuf,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
-    #[error(transparent)]
-    UnknownName(#[from] UnknownName),
+    pub execution: Options,
 }
 
 #[derive(Debug)]
 pub struct Outcome {
     pub runs: Vec<AnalyzerRun>,
-    /// Analyzers named directly on the command line.
-    pub explicit: BTreeSet<String>,
-    /// Files selected, when a selection was given.
-    pub selected: Option<usize>,
     pub duration: Duration,
+}
+
+/// A job from command-line names (`all`, tasks, analyzers) over `targets`.
+pub fn job(
+    config: &Config,
+    names: &[String],
+    targets: Targets,
+    trigger: Trigger,
+) -> Result<Job, UnknownName> {
+    let (tasks, analyzers) = plan::split_names(config, names)?;
+    Ok(Job {
+        tasks,
+        analyzers,
+        targets,
+        trigger,
+    })
+}
+
+/// How many analyzers a job resolves to (for progress display).
+pub fn count_analyzers(config: &Config, job: &Job) -> usize {
+    plan::resolve(config, &job.tasks, &job.analyzers).map_or(0, |w| w.len())
+}
+
+/// Plans and runs `job`; progress is sent on `progress`.
+pub async fn run(
+    config: Arc<Config>,
+    workspace: &Workspace,
+    job: &Job,
+    opts: RunOptions,
+    progress: mpsc::UnboundedSender<Progress>,
+    cancel: CancellationToken,
+) -> Result<Outcome, UnknownName> {
+    let started = Instant::now();
+    let wanted = plan::resolve(&config, &job.tasks, &job.analyzers)?;
+    let selection: Option<BTreeSet<PathBuf>> = match &job.targets {
+        Targets::Project => None,
+        Targets::Files(files) => Some(files.iter().cloned().collect()),
+    };
+    let files = workspace.files();
+    let inputs = plan::Inputs {
+        config: &config,
+        files: &files,
+        selection: selection.as_ref(),
+        shard: opts.shard,
+        offline: opts.offline,
+    };
+    let plans = plan::plan(&inputs, wanted);
+    let runs = execute::execute(
+        config.clone(),
+        &workspace.root,
+        &workspace.canonical_root,
+        plans,
+        opts.execution,
+        progress,
+        cancel,
+    )
+    .await;
+    crate::run::sweep_orphans();
+    Ok(Outcome {
+        runs,
+        duration: started.elapsed(),
+    })
 }
 
 /// Whether an analyzer applies to this project, and with how many files.
@@ -123,65 +156,4 @@ pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicabilit
             },
         })
         .collect()
-}
-
-/// How many analyzers `names` resolve to (for progress display).
-pub fn count_analyzers(config: &Config, names: &[String]) -> Result<usize, UnknownName> {
-    Ok(plan::resolve(config, names)?.len())
-}
-
-/// Plans and runs `request`; progress is sent on `progress`.
-pub async fn run(
-    config: Arc<Config>,
-    workspace: &Workspace,
-    request: Request,
-    progress: mpsc::UnboundedSender<Progress>,
-    cancel: CancellationToken,
-) -> Result<Outcome, EngineError> {
-    let started = Instant::now();
-    let wanted = plan::resolve(&config, &request.names)?;
-    let explicit = wanted
-        .iter()
-        .filter(|(_, (_, e))| *e)
-        .map(|(n, _)| n.clone())
-        .collect();
-    let selection: Option<BTreeSet<PathBuf>> = match &request.selection {
-        Selection::All => None,
-        Selection::Changed => Some(workspace.changed()?.into_iter().collect()),
-        Selection::Staged => Some(workspace.staged()?.into_iter().collect()),
-        Selection::Since(r) => Some(workspace.since(r)?.into_iter().collect()),
-        Selection::Files(files) => Some(
-            files
-                .iter()
-                .filter_map(|f| workspace.relativize(&request.cwd, f))
-                .filter(|p| workspace.root.join(p).is_file())
-                .collect(),
-        ),
-    };
-    let files = workspace.files();
-    let inputs = plan::Inputs {
-        config: &config,
-        files: &files,
-        selection: selection.as_ref(),
-        shard: request.shard,
-        offline: request.offline,
-    };
-    let plans = plan::plan(&inputs, wanted);
-    let runs = execute::execute(
-        config.clone(),
-        &workspace.root,
-        &workspace.canonical_root,
-        plans,
-        request.options,
-        progress,
-        cancel,
-    )
-    .await;
-    crate::run::sweep_orphans();
-    Ok(Outcome {
-        runs,
-        explicit,
-        selected: selection.map(|s| s.len()),
-        duration: started.elapsed(),
-    })
 }

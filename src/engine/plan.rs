@@ -80,36 +80,66 @@ pub struct UnknownName {
     pub analyzers: String,
 }
 
-/// What the user asked for, resolved: analyzer → (tasks, explicit).
-pub fn resolve(
+fn unknown(config: &Config, name: &str) -> UnknownName {
+    UnknownName {
+        name: name.to_owned(),
+        tasks: std::iter::once("all")
+            .chain(config.tasks.keys().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", "),
+        analyzers: config
+            .analyzers
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Splits command-line names into task names (including `all`) and analyzer
+/// names; a task wins over an analyzer of the same name.
+pub fn split_names(
     config: &Config,
     names: &[String],
+) -> Result<(Vec<String>, Vec<String>), UnknownName> {
+    let (mut tasks, mut analyzers) = (Vec::new(), Vec::new());
+    for name in names {
+        if name == "all" || config.tasks.contains_key(name) {
+            tasks.push(name.clone());
+        } else if config.analyzers.contains_key(name) {
+            analyzers.push(name.clone());
+        } else {
+            return Err(unknown(config, name));
+        }
+    }
+    Ok((tasks, analyzers))
+}
+
+/// What a job asks for, resolved: analyzer → (tasks, named directly).
+pub fn resolve(
+    config: &Config,
+    tasks: &[String],
+    analyzers: &[String],
 ) -> Result<BTreeMap<String, (Vec<String>, bool)>, UnknownName> {
     let mut out: BTreeMap<String, (Vec<String>, bool)> = BTreeMap::new();
-    for name in names {
-        let tasks: Vec<&crate::config::Task> = if name == "all" {
+    for name in analyzers {
+        if !config.analyzers.contains_key(name) {
+            return Err(unknown(config, name));
+        }
+        out.entry(name.clone()).or_default().1 = true;
+    }
+    for name in tasks {
+        let chosen: Vec<&crate::config::Task> = if name == "all" {
             config.tasks.values().filter(|t| t.enabled).collect()
-        } else if let Some(t) = config.tasks.get(name) {
-            vec![t]
-        } else if config.analyzers.contains_key(name) {
-            out.entry(name.clone()).or_default().1 = true;
-            continue;
         } else {
-            return Err(UnknownName {
-                name: name.clone(),
-                tasks: std::iter::once("all")
-                    .chain(config.tasks.keys().map(String::as_str))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                analyzers: config
-                    .analyzers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
+            vec![
+                config
+                    .tasks
+                    .get(name)
+                    .ok_or_else(|| unknown(config, name))?,
+            ]
         };
-        for t in tasks {
+        for t in chosen {
             for a in &t.analyzers {
                 let entry = out.entry(a.clone()).or_default();
                 if !entry.0.contains(&t.name) {
@@ -315,13 +345,18 @@ mod tests {
         let c = config(
             r#"{"tasks": {"sec": {"analyzers": ["bandit", "pip-audit"]}, "lint": {"analyzers": ["bandit"]}}}"#,
         );
-        let r = resolve(&c, &["all".into(), "radon".into()]).unwrap();
+        let (tasks, analyzers) = split_names(&c, &["all".into(), "radon".into()]).unwrap();
+        assert_eq!(
+            (tasks, analyzers.clone()),
+            (vec!["all".to_owned()], vec!["radon".to_owned()])
+        );
+        let r = resolve(&c, &["all".into()], &analyzers).unwrap();
         assert_eq!(
             r["bandit"],
             (vec!["lint".to_owned(), "sec".to_owned()], false)
         );
         assert_eq!(r["radon"], (vec![], true));
-        let err = resolve(&c, &["nope".into()]).unwrap_err().to_string();
+        let err = split_names(&c, &["nope".into()]).unwrap_err().to_string();
         assert!(
             err.starts_with(
                 "unknown task or analyzer `nope`; tasks: all, lint, sec; analyzers: bandit,"
@@ -343,7 +378,7 @@ mod tests {
             "requirements.txt",
             "web/x.js",
         ]);
-        let wanted = resolve(&c, &["t".into()]).unwrap();
+        let wanted = resolve(&c, &["t".into()], &[]).unwrap();
         let inputs = Inputs {
             config: &c,
             files: &files,
@@ -403,7 +438,7 @@ mod tests {
                 shard: Some(Shard { index: k, count: 3 }),
                 offline: false,
             };
-            let planned = plan(&inputs, resolve(&c, &["t".into()]).unwrap());
+            let planned = plan(&inputs, resolve(&c, &["t".into()], &[]).unwrap());
             for t in run_targets(&planned[0]) {
                 assert!(seen.insert(t), "a file in two shards");
             }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::config::CONFIG_FILE;
+use crate::event::Targets;
 
 /// Directories skipped by the walk wherever they are.
 pub const ALWAYS_SKIPPED: &[&str] = &[
@@ -45,6 +46,20 @@ pub enum WorkspaceError {
     NotGit { what: &'static str, root: PathBuf },
     #[error("`git {args}` failed: {message}")]
     Git { args: String, message: String },
+}
+
+/// Which files a command-line run looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    /// Modified, added and untracked files (`--changed`).
+    Changed,
+    /// Staged files (`--staged`).
+    Staged,
+    /// Changed since the merge base with a ref (`--since REF`).
+    Since(String),
+    /// These files, absolute or relative to the current directory.
+    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +220,21 @@ impl Workspace {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// The job targets for a selection: the project, or the repo-relative
+    /// files that exist (files outside the worktree are dropped).
+    pub fn select(&self, selection: &Selection, cwd: &Path) -> Result<Targets, WorkspaceError> {
+        let files = match selection {
+            Selection::All => return Ok(Targets::Project),
+            Selection::Changed => self.changed()?,
+            Selection::Staged => self.staged()?,
+            Selection::Since(r) => self.since(r)?,
+            Selection::Files(files) => {
+                self.existing(files.iter().filter_map(|f| self.relativize(cwd, f)))
+            }
+        };
+        Ok(Targets::Files(files))
     }
 
     /// `path` (absolute, or relative to `cwd`) as a repo-relative path, if it

@@ -198,6 +198,7 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
         Ok(c) => c,
         Err(e) => return Finished::spawn_failed(e, start),
     };
+    tracing::debug!(pid = child.pid, program = %spec.program.display(), args = spec.args.len(), "spawned");
     let mut pipes = Pipes::new(&spec);
     let (reaped, stopping, peak_kb) =
         supervise(&spec, &mut child, &mut pipes, &cancel, start).await;
@@ -222,6 +223,7 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
             None,
         ),
     };
+    tracing::debug!(pid = child.pid, ended = ?ended, wall_ms = wall.as_millis(), peak_rss_kb, "process ended");
     Finished {
         ended,
         stdout: pipes.out.finish(),

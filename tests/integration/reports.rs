@@ -247,3 +247,60 @@ fn shard_reports_merge_into_the_full_result() {
     bad.code(65);
     assert!(bad.stderr.contains("bad.json:1:"), "{}", bad.stderr);
 }
+
+const SNAPSHOT_CONFIG: &str = r#"{
+  "tasks": { "check": { "analyzers": ["counter", "emit", "broken", "ghost"], "fail_on": "high" } },
+  "analyzers": {
+    "counter": { "command": "./bin/count-runs.sh", "files": ["*.txt"], "args": ["{root}/runs.log", "{files}"],
+      "parser": "regex", "regex": { "pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$", "rule": "CR1" },
+      "exit_codes": { "ok": [0] }, "default_severity": "low" },
+    "emit": { "command": "./bin/emit-sarif.sh", "files": ["*.txt"], "args": ["{output}", "{files}"], "output": "file",
+      "parser": "sarif", "category": "security" },
+    "broken": { "command": "./bin/broken-tool.sh", "mode": "project", "parser": "exit-code" },
+    "ghost": { "command": "ghost-analyzer-that-does-not-exist", "mode": "project", "parser": "exit-code",
+      "install": { "hint": "pip install ghost-analyzer" } }
+  }
+}"#;
+
+fn snapshot_project() -> Project {
+    let p = Project::empty();
+    p.script("count-runs.sh")
+        .script("emit-sarif.sh")
+        .script("broken-tool.sh")
+        .config(SNAPSHOT_CONFIG);
+    p.file("notes.txt", "TODO\n")
+        .file("docs/plan.txt", "TODO\n")
+        .file(".gitignore", "runs.log\n");
+    p
+}
+
+#[test]
+fn console_report_snapshot() {
+    let p = snapshot_project();
+    let run = p.bgtask(&["run", "check"]);
+    run.code(2);
+    insta::with_settings!({ filters => vec![(r"\d+(\.\d+)?(ms|s)\b", "[time]")] }, {
+        insta::assert_snapshot!(run.stdout);
+    });
+}
+
+#[test]
+fn sarif_report_snapshot_and_user_sarif_analyzer() {
+    let p = snapshot_project();
+    let run = p.bgtask(&["run", "check", "--format", "sarif"]);
+    run.code(2);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    check_sarif(&doc);
+    // The user's SARIF tool was read: its security-severity 7.5 is high.
+    let report = p.bgtask(&["run", "emit", "--format", "json"]).json();
+    let sev: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(sev, ["high", "high"]);
+    insta::with_settings!({ filters => vec![(r#""durationMs": \d+"#, r#""durationMs": "[ms]""#)] }, {
+        insta::assert_snapshot!(run.stdout);
+    });
+}
