@@ -1,0 +1,479 @@
+//! Finding functions in source text, by language, without a parser.
+//!
+//! Python by indentation. Brace languages in two steps: a small lexer
+//! blanks out comments and string/char literals (raw strings and template
+//! literals may span lines) so that only code remains, then a per-language
+//! signature pattern finds function starts and brace matching finds their
+//! ends. Good enough to size functions; not a compiler.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Python,
+    Rust,
+    Go,
+    Js,
+    /// C, C++, Java, C#.
+    CLike,
+    Kotlin,
+    Swift,
+    Php,
+    /// File-level checks only.
+    Other,
+}
+
+impl Lang {
+    pub fn of(path: &str) -> Lang {
+        match path.rsplit('.').next().unwrap_or("") {
+            "py" => Lang::Python,
+            "rs" => Lang::Rust,
+            "go" => Lang::Go,
+            "js" | "jsx" | "mjs" | "cjs" | "ts" | "tsx" | "mts" | "cts" => Lang::Js,
+            "c" | "h" | "cc" | "cpp" | "hpp" | "java" | "cs" => Lang::CLike,
+            "kt" => Lang::Kotlin,
+            "swift" => Lang::Swift,
+            "php" => Lang::Php,
+            _ => Lang::Other,
+        }
+    }
+
+    fn signature(self) -> Option<&'static Regex> {
+        static RUST: LazyLock<Regex> = LazyLock::new(|| {
+            re(
+                r#"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:const|async|unsafe|default|extern(?:\s+"[^"]*")?)\s+)*fn\s+([A-Za-z_]\w*)"#,
+            )
+        });
+        static GO: LazyLock<Regex> =
+            LazyLock::new(|| re(r"^\s*func\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)"));
+        static JS: LazyLock<Regex> = LazyLock::new(|| {
+            re(concat!(
+                r"\bfunction\b\s*\*?\s*([A-Za-z_$][\w$]*)\s*\(",
+                r"|\b([A-Za-z_$][\w$]*)\s*[=:]\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*(?::[^=]+)?=>|[A-Za-z_$][\w$]*\s*=>)",
+                r"|^\s*(?:(?:static|async|get|set|public|private|protected|readonly|override|export|default)\s+)*\*?([A-Za-z_$][\w$]*)\s*\([^;{}]*\)\s*(?::\s*[^={;]+)?\{\s*$",
+            ))
+        });
+        static CLIKE: LazyLock<Regex> =
+            LazyLock::new(|| re(r"^\s*(?:[\w<>\[\],.*&:~?]+\s+)+\**&?([A-Za-z_~]\w*)\s*\([^;]*$"));
+        static KOTLIN: LazyLock<Regex> =
+            LazyLock::new(|| re(r"\bfun\s+(?:<[^>]*>\s*)?(?:[\w.]+\.)?([A-Za-z_]\w*)\s*\("));
+        static SWIFT: LazyLock<Regex> = LazyLock::new(|| re(r"\bfunc\s+([A-Za-z_]\w*)"));
+        static PHP: LazyLock<Regex> = LazyLock::new(|| re(r"\bfunction\s+&?([A-Za-z_]\w*)\s*\("));
+        match self {
+            Lang::Rust => Some(&RUST),
+            Lang::Go => Some(&GO),
+            Lang::Js => Some(&JS),
+            Lang::CLike => Some(&CLIKE),
+            Lang::Kotlin => Some(&KOTLIN),
+            Lang::Swift => Some(&SWIFT),
+            Lang::Php => Some(&PHP),
+            Lang::Python | Lang::Other => None,
+        }
+    }
+
+    /// Decision points: branches, loops, boolean operators, match arms.
+    fn decisions(self) -> &'static Regex {
+        static RUST: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:if|for|while)\b|=>|&&|\|\|"));
+        static JS: LazyLock<Regex> =
+            LazyLock::new(|| re(r"\b(?:if|for|while|case|catch)\b|&&|\|\||\?\?|\?\s*[^:?.=\s]"));
+        static PYTHON: LazyLock<Regex> =
+            LazyLock::new(|| re(r"\b(?:if|elif|for|while|except|and|or|case)\b"));
+        static OTHER: LazyLock<Regex> = LazyLock::new(|| {
+            re(r"\b(?:if|for|while|case|catch|foreach|elseif)\b|&&|\|\||\?\s*[^:?.\s]")
+        });
+        match self {
+            Lang::Rust => &RUST,
+            Lang::Js => &JS,
+            Lang::Python => &PYTHON,
+            _ => &OTHER,
+        }
+    }
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("built-in pattern is valid")
+}
+
+const NOT_FUNCTIONS: &[&str] = &[
+    "if",
+    "for",
+    "while",
+    "switch",
+    "catch",
+    "return",
+    "else",
+    "new",
+    "sizeof",
+    "match",
+    "loop",
+    "do",
+    "try",
+    "with",
+    "when",
+    "elif",
+    "foreach",
+    "using",
+    "lock",
+    "fixed",
+    "typeof",
+    "await",
+    "function",
+    "throw",
+    "delete",
+    "synchronized",
+];
+
+/// One function as found by the heuristics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    /// 1-based first and last line.
+    pub start: u32,
+    pub end: u32,
+    /// Blocks nested inside the body (the body itself is 0).
+    pub nesting: u32,
+    pub decisions: u32,
+}
+
+fn line_no(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+fn count(re: &Regex, s: &str) -> u32 {
+    u32::try_from(re.find_iter(s).count()).unwrap_or(u32::MAX)
+}
+
+pub fn functions(lang: Lang, lines: &[&str]) -> Vec<Function> {
+    match lang {
+        Lang::Python => python(lines),
+        Lang::Other => Vec::new(),
+        _ => braces(lang, &strip(lang, lines)),
+    }
+}
+
+/// Lexer state carried from line to line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Code,
+    BlockComment,
+    /// Inside a string that may span lines: its closing quote.
+    Str(char),
+    /// Inside a Rust raw string with this many `#`.
+    Raw(usize),
+}
+
+/// The code of each line with comments and literals blanked out (literals
+/// become `""`), so braces and keywords inside them do not count.
+fn strip(lang: Lang, lines: &[&str]) -> Vec<String> {
+    let mut state = State::Code;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let chars: Vec<char> = line.chars().collect();
+        let mut code = String::with_capacity(line.len());
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            match state {
+                State::BlockComment => {
+                    if c == '*' && next == Some('/') {
+                        state = State::Code;
+                        i += 1;
+                    }
+                }
+                State::Str(q) => {
+                    if c == '\\' {
+                        i += 1;
+                    } else if c == q {
+                        state = State::Code;
+                        code.push_str("\"\"");
+                    }
+                }
+                State::Raw(hashes) => {
+                    if c == '"'
+                        && chars[i + 1..]
+                            .iter()
+                            .take(hashes)
+                            .filter(|h| **h == '#')
+                            .count()
+                            == hashes
+                    {
+                        state = State::Code;
+                        code.push_str("\"\"");
+                        i += hashes;
+                    }
+                }
+                State::Code => match c {
+                    '/' if next == Some('/') => break,
+                    '/' if next == Some('*') => {
+                        state = State::BlockComment;
+                        i += 1;
+                    }
+                    'r' if lang == Lang::Rust
+                        && matches!(next, Some('"' | '#'))
+                        && !chars
+                            .get(i.wrapping_sub(1))
+                            .is_some_and(|p| p.is_alphanumeric() || *p == '_') =>
+                    {
+                        let hashes = chars[i + 1..].iter().take_while(|h| **h == '#').count();
+                        if chars.get(i + 1 + hashes) == Some(&'"') {
+                            state = State::Raw(hashes);
+                            i += 1 + hashes;
+                        } else {
+                            code.push(c);
+                        }
+                    }
+                    '"' => state = State::Str('"'),
+                    '`' if matches!(lang, Lang::Js | Lang::Go) => state = State::Str('`'),
+                    '\'' if lang == Lang::Rust => {
+                        // A char literal ('x', '\n', '\u{1F600}'); otherwise a lifetime.
+                        let close = if next == Some('\\') {
+                            chars[i + 2..]
+                                .iter()
+                                .take(10)
+                                .position(|ch| *ch == '\'')
+                                .map(|p| i + 2 + p)
+                        } else if chars.get(i + 2) == Some(&'\'') {
+                            Some(i + 2)
+                        } else {
+                            None
+                        };
+                        match close {
+                            Some(end) => {
+                                code.push_str("''");
+                                i = end;
+                            }
+                            None => code.push(c),
+                        }
+                    }
+                    '\'' => state = State::Str('\''),
+                    _ => code.push(c),
+                },
+            }
+            i += 1;
+        }
+        // Plain strings do not span lines (except template literals).
+        if matches!(state, State::Str('"' | '\'')) {
+            state = State::Code;
+        }
+        out.push(code);
+    }
+    out
+}
+
+fn braces(lang: Lang, code: &[String]) -> Vec<Function> {
+    let Some(signature) = lang.signature() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, line) in code.iter().enumerate() {
+        let Some(c) = signature.captures(line) else {
+            continue;
+        };
+        let Some(name) = c.iter().skip(1).flatten().next().map(|m| m.as_str()) else {
+            continue;
+        };
+        if NOT_FUNCTIONS.contains(&name) {
+            continue;
+        }
+        if let Some(f) = body(lang, code, i, name) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// Follows braces from the signature at `start` (the body must open within
+/// three lines, before any `;`) to its closing brace.
+fn body(lang: Lang, code: &[String], start: usize, name: &str) -> Option<Function> {
+    let decisions = lang.decisions();
+    let mut depth: u32 = 0;
+    let mut max_depth = 0;
+    let mut opened = false;
+    let mut count_from = 0;
+    let mut total = 0;
+    for (j, line) in code.iter().enumerate().skip(start) {
+        if !opened && j > start + 3 {
+            return None;
+        }
+        for (pos, ch) in line.char_indices() {
+            match ch {
+                ';' if !opened => return None,
+                '{' => {
+                    if !opened {
+                        count_from = pos;
+                    }
+                    opened = true;
+                    depth += 1;
+                    max_depth = max_depth.max(depth);
+                }
+                '}' if opened => {
+                    depth -= 1;
+                    if depth == 0 {
+                        let from = if j == start { count_from } else { 0 };
+                        total += count(decisions, &line[from.min(pos)..pos]);
+                        return Some(Function {
+                            name: name.to_owned(),
+                            start: line_no(start),
+                            end: line_no(j),
+                            nesting: max_depth.saturating_sub(1),
+                            decisions: total,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if opened {
+            let from = if j == start { count_from } else { 0 };
+            total += count(decisions, &line[from..]);
+        }
+    }
+    None
+}
+
+fn indent_of(line: &str) -> usize {
+    line.chars()
+        .take_while(|c| c.is_whitespace())
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+fn python(lines: &[&str]) -> Vec<Function> {
+    static DEF: LazyLock<Regex> = LazyLock::new(|| re(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)"));
+    // Lines inside triple-quoted strings belong to whatever encloses them.
+    let mut in_string = vec![false; lines.len()];
+    let mut open = false;
+    for (i, l) in lines.iter().enumerate() {
+        in_string[i] = open;
+        let quotes = l.matches("\"\"\"").count() + l.matches("'''").count();
+        if quotes % 2 == 1 {
+            open = !open;
+        }
+    }
+    let decisions = Lang::Python.decisions();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if in_string[i] {
+            continue;
+        }
+        let Some(c) = DEF.captures(line) else {
+            continue;
+        };
+        let def_indent = indent_of(line);
+        let mut end = i;
+        let mut body_indent = None;
+        let mut nesting = 0;
+        let mut total = 0;
+        for (j, l) in lines.iter().enumerate().skip(i + 1) {
+            let trimmed = l.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') || in_string[j] {
+                continue;
+            }
+            let ind = indent_of(l);
+            if ind <= def_indent {
+                break;
+            }
+            end = j;
+            let base = *body_indent.get_or_insert(ind);
+            let unit = base.saturating_sub(def_indent).max(1);
+            nesting = nesting.max(u32::try_from(ind.saturating_sub(base) / unit).unwrap_or(0));
+            total += count(decisions, trimmed);
+        }
+        out.push(Function {
+            name: c[2].to_owned(),
+            start: line_no(i),
+            end: line_no(end),
+            nesting,
+            decisions: total,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(lang: Lang, src: &str) -> Vec<(String, u32, u32, u32, u32)> {
+        let lines: Vec<&str> = src.lines().collect();
+        functions(lang, &lines)
+            .into_iter()
+            .map(|f| (f.name, f.start, f.end, f.nesting, f.decisions))
+            .collect()
+    }
+
+    fn row(
+        name: &str,
+        start: u32,
+        end: u32,
+        nesting: u32,
+        decisions: u32,
+    ) -> (String, u32, u32, u32, u32) {
+        (name.to_owned(), start, end, nesting, decisions)
+    }
+
+    #[test]
+    fn python_extents_ignore_docstrings() {
+        let src = "import os\n\ndef a(x):\n    \"\"\"Doc.\n\nstill doc\n\"\"\"\n    if x:\n        for i in x:\n            if i and x:\n                pass\n    return 1\n\n\nclass C:\n    async def m(self):\n        return 2\n";
+        assert_eq!(
+            found(Lang::Python, src),
+            [row("a", 3, 12, 3, 4), row("m", 16, 17, 0, 0)]
+        );
+    }
+
+    #[test]
+    fn rust_raw_strings_lifetimes_chars_and_if_let_are_not_functions() {
+        let src = r##"// fn commented() {
+pub fn add<'a>(a: &'a str) -> usize {
+    let s = "}{";
+    let c = '{';
+    let esc = '\'';
+    if let Some(x) = a.find('}') {
+        for _ in 0..x { if x == 2 { return 1; } }
+    }
+    match a.len() { 0 => 0, _ => a.len() }
+}
+
+fn json() -> &'static str {
+    r#"{
+  "tasks": { "a": { "analyzers": ["x"] } }
+}"#
+}
+
+fn decl(x: u8);
+pub(crate) async fn later() -> Result<(), E> { fetch().await?; Ok(()) }
+"##;
+        assert_eq!(
+            found(Lang::Rust, src),
+            [
+                row("add", 2, 10, 3, 5),
+                row("json", 12, 16, 0, 0),
+                row("later", 19, 19, 0, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn javascript_functions_methods_arrows_and_templates() {
+        let src = "function check(value) {\n  return value == null ? false : a?.b ?? true;\n}\n\nconst run = async (code) => {\n  const t = `${code} {`;\n  return eval(code);\n};\n\nclass A {\n  method(x) {\n    if (x) { return 1; }\n  }\n}\nfoo(bar);\nif (x) {\n}\n";
+        assert_eq!(
+            found(Lang::Js, src),
+            [
+                row("check", 1, 3, 0, 2),
+                row("run", 5, 8, 0, 0),
+                row("method", 11, 13, 1, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn c_like_and_go() {
+        let c = "int main(int argc, char **argv)\n{\n    int x = foo(1);\n    return 0;\n}\n\nstatic void helper(void);\n";
+        assert_eq!(found(Lang::CLike, c), [row("main", 1, 5, 0, 0)]);
+        let go = "func (s *Server) Serve(l net.Listener) error {\n\tfor {\n\t\tif err != nil { return err }\n\t}\n}\n";
+        assert_eq!(found(Lang::Go, go), [row("Serve", 1, 5, 2, 2)]);
+    }
+}
