@@ -251,3 +251,98 @@ fn a_tool_whose_version_probe_fails_is_not_installed() {
     assert!(reason.starts_with("pip install halfmod ("), "{reason}");
     assert!(reason.contains("No module named halfmod"), "{reason}");
 }
+
+#[test]
+fn ctrl_c_stops_analyzers_gracefully_and_exits_130() {
+    let p = Project::empty();
+    p.script("ignore-sigterm.sh").config(
+        r#"{"execution": {"kill_grace": "300ms"},
+            "analyzers": {"stubborn": {"command": "./bin/ignore-sigterm.sh", "mode": "project", "args": ["{root}/pids"], "parser": "exit-code"}}}"#,
+    );
+    let mut child = p
+        .command(&["run", "stubborn", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the analyzer is running, then interrupt bgtask.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.read("pids").is_empty() {
+        assert!(Instant::now() < deadline, "analyzer never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run_of(&report, "stubborn")["status"], "cancelled");
+    for pid in pids(&p) {
+        assert!(dead_soon(pid), "pid {pid} outlived the interrupted run");
+    }
+}
+
+#[test]
+fn odd_file_names_and_a_symlinked_root() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Project::empty();
+    p.script("count-runs.sh").config(
+        r#"{"analyzers": {"counter": {"command": "./bin/count-runs.sh", "files": ["*.txt"], "args": ["{root}/runs.log", "{files}"],
+            "parser": "regex", "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"}, "exit_codes": {"ok": [0]}}}}"#,
+    );
+    p.file("plain.txt", "x\n")
+        .file("deep/a/b/c/d/e/f/g.txt", "x\n")
+        .file("-rf.txt", "x\n");
+    std::fs::write(
+        p.path().join(std::ffi::OsStr::from_bytes(b"latin\xe9.txt")),
+        "x\n",
+    )
+    .unwrap();
+    std::fs::write(p.path().join("new\nline.txt"), "x\n").unwrap();
+    let link = tempfile::tempdir().unwrap();
+    let linked = link.path().join("repo");
+    std::os::unix::fs::symlink(p.path(), &linked).unwrap();
+    let out = p
+        .command(&[
+            "-C",
+            linked.to_str().unwrap(),
+            "run",
+            "counter",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = run_of(&report, "counter");
+    assert_eq!(r["status"], "findings");
+    assert_eq!(r["files"], 5, "every file was passed to the tool");
+    let paths: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    for want in [
+        "-rf.txt",
+        "deep/a/b/c/d/e/f/g.txt",
+        "latin\u{fffd}.txt",
+        "plain.txt",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert_eq!(p.read("runs.log").lines().count(), 1);
+}
