@@ -259,7 +259,7 @@ fn ctrl_c_stops_analyzers_gracefully_and_exits_130() {
         r#"{"execution": {"kill_grace": "300ms"},
             "analyzers": {"stubborn": {"command": "./bin/ignore-sigterm.sh", "mode": "project", "args": ["{root}/pids"], "parser": "exit-code"}}}"#,
     );
-    let mut child = p
+    let child = p
         .command(&["run", "stubborn", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .spawn()
