@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use super::progress::{RunProgress, enabled};
+use crate::config::FailOn;
 use crate::engine::{self, Options, RunOptions, Selection, Shard, Workspace};
 use crate::event::{Targets, Trigger, TriggerSource};
 use crate::exit;
-use crate::report::{self, ConsoleOptions, FailOnSetting, Format, Report};
+use crate::report::{self, ConsoleOptions, Format, Report};
 
 pub const EXAMPLES: &str = "Examples:
   bgtask run security                      run the `security` task
@@ -55,7 +56,7 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
     /// Fail (exit 1) on findings at or above this severity, overriding the tasks' `fail_on`.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<FailOnSetting>,
+    pub fail_on: Option<FailOn>,
     /// Exit 3 when an analyzer that applies is not installed.
     #[arg(long)]
     pub strict_tools: bool,

@@ -15,7 +15,7 @@ use super::error::Problem;
 use super::load::{Layers, deserialize_at};
 use super::raw::{Mode, OutputSource, ParserKind, RawAnalyzer, RawThresholds};
 use super::source::{Source, escape};
-use super::validate::{Issues, duration};
+use super::validate::{Issues, duration, globs};
 use crate::analyze::{
     AnalyzerDef, Engine, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec, Severity,
     Thresholds,
@@ -409,17 +409,6 @@ fn version_regex(r: &str, issues: &mut Issues<'_, '_>) -> Option<LazyRegex> {
         }
         Err(e) => {
             issues.at("/version/regex", format!("invalid regex: {e}"));
-            None
-        }
-    }
-}
-
-fn globs(issues: &mut Issues<'_, '_>, pointer: &str, patterns: Option<&[String]>) -> Option<Globs> {
-    let patterns = patterns?;
-    match Globs::new(patterns) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            issues.at(&format!("{pointer}/{}", e.index), e.to_string());
             None
         }
     }

@@ -110,7 +110,9 @@ pub enum TriggerKind {
 }
 
 /// The severity at or above which a run counts as failed (exit code 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FailOn {
     Info,

@@ -71,7 +71,11 @@ pub fn duration(issues: &mut Issues<'_, '_>, pointer: &str, s: &str) -> Option<D
     }
 }
 
-fn globs(issues: &mut Issues<'_, '_>, pointer: &str, patterns: Option<&[String]>) -> Option<Globs> {
+pub fn globs(
+    issues: &mut Issues<'_, '_>,
+    pointer: &str,
+    patterns: Option<&[String]>,
+) -> Option<Globs> {
     let patterns = patterns?;
     match Globs::new(patterns) {
         Ok(g) => Some(g),

@@ -14,7 +14,7 @@ mod verdict;
 
 pub use console::ConsoleOptions;
 pub use merge::{MergeError, merge, read};
-pub use model::{FailOnSetting, Policy, Report, SCHEMA, TaskPolicy, policy};
+pub use model::{Policy, Report, SCHEMA, TaskPolicy, policy};
 
 /// An output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

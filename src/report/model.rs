@@ -31,36 +31,11 @@ pub struct TaskPolicy {
 pub struct Policy {
     /// `--fail-on`, overriding every task's `fail_on`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail_on: Option<FailOnSetting>,
+    pub fail_on: Option<FailOn>,
     pub strict_tools: bool,
     pub tasks: Vec<TaskPolicy>,
     /// Analyzers named directly; their absence is an error.
     pub explicit: Vec<String>,
-}
-
-/// `--fail-on` as given: a severity or `never`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum FailOnSetting {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-    Never,
-}
-
-impl FailOnSetting {
-    pub fn threshold(self) -> Option<Severity> {
-        match self {
-            FailOnSetting::Info => Some(Severity::Info),
-            FailOnSetting::Low => Some(Severity::Low),
-            FailOnSetting::Medium => Some(Severity::Medium),
-            FailOnSetting::High => Some(Severity::High),
-            FailOnSetting::Critical => Some(Severity::Critical),
-            FailOnSetting::Never => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +127,7 @@ impl Report {
 /// The policy of a run from the config and the command line.
 pub fn policy(
     config: &Config,
-    fail_on: Option<FailOnSetting>,
+    fail_on: Option<FailOn>,
     strict_tools: bool,
     explicit: Vec<String>,
 ) -> Policy {

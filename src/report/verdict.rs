@@ -142,8 +142,8 @@ pub fn decide(policy: &Policy, runs: &[AnalyzerRun], findings: &[Finding]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::FailOn;
     use crate::config::raw::Category;
-    use crate::report::model::FailOnSetting;
 
     fn run(name: &str, status: RunStatus, tasks: &[&str]) -> AnalyzerRun {
         AnalyzerRun::skipped(
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(v.explanation, "not installed (named explicitly): eslint");
 
         let mut p = policy(vec![task("code", None, None)]);
-        p.fail_on = Some(FailOnSetting::Low);
+        p.fail_on = Some(FailOn::Low);
         let r = run("pylint", RunStatus::Findings, &["code"]);
         let v = decide(
             &p,
@@ -279,7 +279,7 @@ mod tests {
                 "1 finding at or above the threshold (--fail-on low)"
             )
         );
-        p.fail_on = Some(FailOnSetting::Never);
+        p.fail_on = Some(FailOn::Never);
         assert_eq!(
             decide(&p, &[r], &[finding("pylint", Severity::Critical, "a.py")]).code,
             exit::OK
