@@ -346,3 +346,36 @@ fn odd_file_names_and_a_symlinked_root() {
     }
     assert_eq!(p.read("runs.log").lines().count(), 1);
 }
+
+#[test]
+fn analyzers_run_in_parallel_up_to_the_limit() {
+    let p = Project::empty();
+    p.script("stamp.sh").config(
+        r#"{"tasks": {"both": {"analyzers": ["one", "two", "three"]}},
+            "analyzers": {
+              "one": {"command": "./bin/stamp.sh", "mode": "project", "args": ["{root}/stamps"], "parser": "exit-code", "cache": false},
+              "two": {"command": "./bin/stamp.sh", "mode": "project", "args": ["{root}/stamps"], "parser": "exit-code", "cache": false},
+              "three": {"command": "./bin/stamp.sh", "mode": "project", "args": ["{root}/stamps"], "parser": "exit-code", "cache": false}}}"#,
+    );
+    let most_at_once = |p: &Project| {
+        let spans: Vec<(u128, u128)> = p
+            .read("stamps")
+            .lines()
+            .map(|l| {
+                let mut it = l.split_whitespace().map(|n| n.parse::<u128>().unwrap());
+                (it.next().unwrap(), it.next().unwrap())
+            })
+            .collect();
+        assert_eq!(spans.len(), 3);
+        spans
+            .iter()
+            .map(|(s, _)| spans.iter().filter(|(a, b)| a <= s && s < b).count())
+            .max()
+            .unwrap()
+    };
+    p.bgtask(&["run", "both", "-j", "2"]).code(0);
+    assert_eq!(most_at_once(&p), 2, "two at a time with -j 2");
+    std::fs::remove_file(p.path().join("stamps")).unwrap();
+    p.bgtask(&["run", "both", "-j", "1"]).code(0);
+    assert_eq!(most_at_once(&p), 1, "one at a time with -j 1");
+}
