@@ -22,7 +22,7 @@ pub enum TriggerSource {
     Manual { command: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
     pub source: TriggerSource,
     pub at: SystemTime,

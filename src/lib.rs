@@ -27,6 +27,8 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod globs;
+pub mod ipc;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod tools;

@@ -1,0 +1,272 @@
+//! The daemon protocol, version [`VERSION`]: every frame is an
+//! [`Envelope`] around a [`Request`] (client → daemon) or a [`Response`]
+//! (daemon → client). A request gets exactly one response, except
+//! `Logs { follow: true }`, which gets `LogChunk`s until `LogEnd`.
+//! Errors are typed ([`ErrorKind`]) so clients can act on them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Priority;
+use crate::event::TriggerSource;
+use crate::report::Report;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub v: u32,
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(body: T) -> Envelope<T> {
+        Envelope { v: VERSION, body }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    Status,
+    Submit(Submit),
+    Queue,
+    History { task: Option<String>, limit: u32 },
+    Show { run_id: i64 },
+    Logs { run_id: i64, follow: bool },
+    Cancel { job_id: i64 },
+    Retry { run_id: i64 },
+    Metrics,
+    Health,
+    Cleanup,
+    Reload,
+    Stop,
+}
+
+/// Work requested from outside the daemon (`bgtask submit`, later hooks).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Submit {
+    pub tasks: Vec<String>,
+    /// Repo-relative files; `None` for the whole project.
+    pub files: Option<Vec<PathBuf>>,
+    /// Overrides the tasks' configured priority.
+    pub priority: Option<Priority>,
+    pub source: TriggerSource,
+    /// Apply the tasks' debounce window (saves); submits run at once.
+    #[serde(default)]
+    pub debounce: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Pong {
+        pid: u32,
+        version: String,
+    },
+    Status(Box<Status>),
+    Submitted {
+        jobs: Vec<Admitted>,
+    },
+    Queue {
+        entries: Vec<QueueEntry>,
+    },
+    History {
+        runs: Vec<RunSummary>,
+    },
+    Report {
+        report: Box<Report>,
+    },
+    LogChunk {
+        analyzer: String,
+        data: String,
+    },
+    LogEnd {
+        finished: bool,
+    },
+    Cancelled {
+        job_id: i64,
+        was: String,
+    },
+    Retried {
+        job_id: i64,
+    },
+    Metrics(Metrics),
+    Health(Health),
+    Cleaned(CleanupCounts),
+    Reloaded {
+        applied: bool,
+        problems: Vec<String>,
+    },
+    Stopping {
+        pid: u32,
+    },
+    Error(IpcError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The peer speaks another protocol version.
+    Version,
+    /// Not valid protocol JSON.
+    Malformed,
+    /// Over the frame limit.
+    TooLarge,
+    /// A frame started but did not finish in time.
+    Timeout,
+    /// No such run, job or task.
+    NotFound,
+    /// The request cannot be carried out as asked.
+    Invalid,
+    /// The daemon is stopping and takes no new work.
+    ShuttingDown,
+    /// The peer is another user.
+    Forbidden,
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct IpcError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl IpcError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> IpcError {
+        IpcError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// What happened to one submitted task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Admitted {
+    pub task: String,
+    pub job_id: i64,
+    /// `queued`, `merged` (into a waiting job), `rerun_after` (a run of this
+    /// task is in progress), `dropped` (queue full).
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub version: String,
+    pub root: String,
+    pub started: String,
+    pub uptime_s: u64,
+    pub config: ConfigState,
+    pub workers: usize,
+    pub queue_depth: usize,
+    pub running: Vec<RunningJob>,
+    pub last_runs: Vec<RunSummary>,
+    pub health: Health,
+    /// Why new jobs are being held back, if they are.
+    pub holding: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfigState {
+    pub files: Vec<String>,
+    /// The config on disk is invalid; the last good one is in use.
+    pub stale: bool,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunningJob {
+    pub job_id: i64,
+    pub task: String,
+    pub attempt: u32,
+    pub running_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub job_id: i64,
+    pub task: String,
+    pub dedup_key: String,
+    pub priority: Priority,
+    /// Effective ordering score (priority level × 100 + adaptive bonus).
+    pub score: i32,
+    /// Why the score differs from the configured priority.
+    pub why: Option<String>,
+    /// `queued`, `debouncing` or `retry_wait`.
+    pub state: String,
+    pub waiting_s: f64,
+    /// Seconds until it may start (debounce or retry backoff).
+    pub ready_in_s: Option<f64>,
+    pub attempt: u32,
+    /// Files to analyse; `None` for the whole project.
+    pub files: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub task: String,
+    pub started: String,
+    pub duration_ms: u64,
+    pub exit_code: u8,
+    pub verdict: String,
+    pub findings: usize,
+    pub attempt: u32,
+    pub trigger: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    pub task: String,
+    pub runs: u64,
+    pub success_rate: f64,
+    pub mean_ms: u64,
+    pub p95_ms: u64,
+    pub mean_wait_ms: u64,
+    pub peak_rss_kb: u64,
+    pub cpu_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub tasks: Vec<TaskMetrics>,
+    pub queue_length: usize,
+    pub running: usize,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub level: Level,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub level: Level,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CleanupCounts {
+    pub runs: u64,
+    pub findings: u64,
+    pub metrics: u64,
+    pub events: u64,
+    pub log_files: u64,
+}

@@ -1,0 +1,16 @@
+//! Scheduling: which job runs next, and when.
+//!
+//! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`) has no tokio and
+//! no I/O and is tested directly, including against a reference model. The
+//! daemon's scheduler loop is a thin shell around it that persists every
+//! [`Effect`] before acting on it.
+
+pub mod adaptive;
+mod backoff;
+mod queue;
+
+pub use backoff::Backoff;
+pub use queue::*;
+
+#[cfg(test)]
+mod model_tests;

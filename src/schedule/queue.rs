@@ -1,0 +1,581 @@
+//! The job queue: pure logic, no I/O, no clock (time is a parameter).
+//!
+//! Rules (RELIABILITY 5–7):
+//! - At most one *waiting* and one *running* job per dedup key. A trigger
+//!   for a key that is waiting merges into it (file sets union, higher
+//!   priority wins); a trigger for a key that is running becomes the waiting
+//!   job, which starts only when the running one ends ("run again after").
+//! - Order: highest score first, then oldest, then lowest id; a job starts
+//!   only once its `not_before` (debounce, retry backoff) has passed.
+//! - Overflow: past `max_size` waiting jobs, the lowest-score, oldest waiting
+//!   job is dropped (possibly the newcomer); running jobs are never dropped.
+//! - A transient failure waits and retries with the backoff the caller
+//!   computes, up to `max_retries`; a newer trigger for the same key
+//!   supersedes a pending retry (its files are kept).
+//!
+//! Every change is returned as an [`Effect`] for the caller to persist.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use crate::config::Priority;
+use crate::event::Trigger;
+
+pub type JobId = i64;
+/// Wall-clock milliseconds (persisted, so they survive restarts).
+pub type Millis = i64;
+
+/// Files of a job: `None` is the whole project and absorbs any set.
+pub type Files = Option<BTreeSet<PathBuf>>;
+
+fn merge_files(a: &mut Files, b: Files) {
+    match (a.as_mut(), b) {
+        (Some(set), Some(more)) => set.extend(more),
+        (Some(_), None) => *a = None,
+        (None, _) => {}
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    Queued,
+    /// Waiting to retry after a transient failure.
+    RetryWait,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub id: JobId,
+    pub task: String,
+    pub key: String,
+    pub priority: Priority,
+    pub score: i32,
+    pub why: Option<String>,
+    pub files: Files,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    pub enqueued: Millis,
+    pub not_before: Millis,
+    pub kind: WaitKind,
+    /// Re-queued by crash recovery; interrupted again, it is not re-run.
+    pub recovered: bool,
+}
+
+/// A request for work.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub task: String,
+    pub key: String,
+    pub priority: Priority,
+    pub score: i32,
+    pub why: Option<String>,
+    pub files: Files,
+    pub trigger: Trigger,
+    /// Debounce window (0: none).
+    pub debounce: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A new waiting job.
+    Queued(JobId),
+    /// Merged into a waiting job.
+    Merged(JobId),
+    /// Queued behind a running job of the same key.
+    RerunAfter(JobId),
+    /// Dropped because the queue is full.
+    Dropped(JobId),
+}
+
+impl Admission {
+    pub fn job_id(self) -> JobId {
+        match self {
+            Admission::Queued(id)
+            | Admission::Merged(id)
+            | Admission::RerunAfter(id)
+            | Admission::Dropped(id) => id,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Admission::Queued(_) => "queued",
+            Admission::Merged(_) => "merged",
+            Admission::RerunAfter(_) => "rerun_after",
+            Admission::Dropped(_) => "dropped",
+        }
+    }
+}
+
+/// How a finished job ends in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalState {
+    Done,
+    /// Failed for good (permanent failure, or a newer trigger superseded
+    /// its retry).
+    Failed,
+    /// Retries exhausted.
+    Dead,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A new waiting job (also a dropped newcomer's record, see `Drop`).
+    Insert(Waiting),
+    /// A waiting job changed (merge, debounce, retry wait).
+    Update(Waiting),
+    /// A job was dropped: the queue was full.
+    Drop { id: JobId, reason: String },
+    Finish {
+        id: JobId,
+        state: FinalState,
+        note: Option<String>,
+    },
+}
+
+/// How a run ended, as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Succeeded,
+    Failed { permanent: bool, error: String },
+}
+
+#[derive(Debug, Clone)]
+struct Running {
+    id: JobId,
+    waiting: Waiting,
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    waiting: BTreeMap<JobId, Waiting>,
+    by_key: HashMap<String, JobId>,
+    running: HashMap<String, Running>,
+    next_id: JobId,
+    max_size: usize,
+}
+
+impl Queue {
+    pub fn new(next_id: JobId, max_size: usize) -> Queue {
+        Queue {
+            waiting: BTreeMap::new(),
+            by_key: HashMap::new(),
+            running: HashMap::new(),
+            next_id,
+            max_size: max_size.max(1),
+        }
+    }
+
+    pub fn set_max_size(&mut self, max_size: usize) {
+        self.max_size = max_size.max(1);
+    }
+
+    /// Puts back a waiting job read from the store at start. A second job
+    /// for the same key (which the rules never produce) is merged into the
+    /// first.
+    pub fn restore(&mut self, w: Waiting) -> Vec<Effect> {
+        self.next_id = self.next_id.max(w.id + 1);
+        if let Some(&first) = self.by_key.get(&w.key) {
+            let existing = self
+                .waiting
+                .get_mut(&first)
+                .expect("by_key points at a waiting job");
+            merge_files(&mut existing.files, w.files);
+            return vec![
+                Effect::Update(existing.clone()),
+                Effect::Finish {
+                    id: w.id,
+                    state: FinalState::Failed,
+                    note: Some(format!("merged into job {first}")),
+                },
+            ];
+        }
+        self.by_key.insert(w.key.clone(), w.id);
+        self.waiting.insert(w.id, w);
+        Vec::new()
+    }
+
+    pub fn waiting(&self) -> impl Iterator<Item = &Waiting> {
+        self.waiting.values()
+    }
+
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn running_len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_running(&self, key: &str) -> bool {
+        self.running.contains_key(key)
+    }
+
+    pub fn offer(&mut self, offer: Offer, now: Millis) -> (Admission, Vec<Effect>) {
+        let ready_at = now + offer.debounce;
+        if let Some(&id) = self.by_key.get(&offer.key) {
+            let w = self
+                .waiting
+                .get_mut(&id)
+                .expect("by_key points at a waiting job");
+            merge_files(&mut w.files, offer.files);
+            if offer.score > w.score {
+                w.score = offer.score;
+                w.priority = offer.priority;
+                w.why = offer.why;
+            }
+            w.trigger = offer.trigger;
+            if w.kind == WaitKind::RetryWait {
+                // A newer trigger supersedes the pending retry.
+                w.kind = WaitKind::Queued;
+                w.attempt = 0;
+                w.not_before = ready_at;
+            } else if offer.debounce > 0 {
+                // Trailing debounce, capped at ten windows after the first trigger.
+                let cap = w.enqueued + 10 * offer.debounce;
+                w.not_before = w.not_before.max(ready_at).min(cap);
+            }
+            return (Admission::Merged(id), vec![Effect::Update(w.clone())]);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let w = Waiting {
+            id,
+            task: offer.task,
+            key: offer.key.clone(),
+            priority: offer.priority,
+            score: offer.score,
+            why: offer.why,
+            files: offer.files,
+            trigger: offer.trigger,
+            attempt: 0,
+            enqueued: now,
+            not_before: ready_at,
+            kind: WaitKind::Queued,
+            recovered: false,
+        };
+        let behind_running = self.running.contains_key(&offer.key);
+        let mut effects = vec![Effect::Insert(w.clone())];
+        if !self.insert(w, &mut effects) {
+            return (Admission::Dropped(id), effects);
+        }
+        let admission = if behind_running {
+            Admission::RerunAfter(id)
+        } else {
+            Admission::Queued(id)
+        };
+        (admission, effects)
+    }
+
+    /// Adds a waiting job, first dropping the lowest-score, oldest waiting
+    /// job (possibly this one) when the queue is full. Returns whether `w`
+    /// stayed.
+    fn insert(&mut self, w: Waiting, effects: &mut Vec<Effect>) -> bool {
+        if self.waiting.len() >= self.max_size {
+            let victim = self
+                .waiting
+                .values()
+                .chain(std::iter::once(&w))
+                .min_by_key(|c| (c.score, c.enqueued, c.id))
+                .map(|c| c.id)
+                .expect("at least the newcomer");
+            let reason = format!("queue full ({} waiting jobs)", self.max_size);
+            effects.push(Effect::Drop { id: victim, reason });
+            if victim == w.id {
+                return false;
+            }
+            let dropped = self.waiting.remove(&victim).expect("victim is waiting");
+            self.by_key.remove(&dropped.key);
+        }
+        self.by_key.insert(w.key.clone(), w.id);
+        self.waiting.insert(w.id, w);
+        true
+    }
+
+    /// The best job that may start now, which becomes running.
+    pub fn pop_ready(&mut self, now: Millis) -> Option<Waiting> {
+        let id = self
+            .waiting
+            .values()
+            .filter(|w| w.not_before <= now && !self.running.contains_key(&w.key))
+            .max_by_key(|w| {
+                (
+                    w.score,
+                    std::cmp::Reverse(w.enqueued),
+                    std::cmp::Reverse(w.id),
+                )
+            })
+            .map(|w| w.id)?;
+        let w = self.waiting.remove(&id).expect("found above");
+        self.by_key.remove(&w.key);
+        self.running.insert(
+            w.key.clone(),
+            Running {
+                id,
+                waiting: w.clone(),
+            },
+        );
+        Some(w)
+    }
+
+    /// When the next waiting job becomes ready, if one is waiting on time.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        self.waiting
+            .values()
+            .filter(|w| !self.running.contains_key(&w.key))
+            .map(|w| w.not_before)
+            .min()
+    }
+
+    /// Removes a waiting job (`bgtask cancel`).
+    pub fn cancel(&mut self, id: JobId) -> Option<Waiting> {
+        let w = self.waiting.remove(&id)?;
+        self.by_key.remove(&w.key);
+        Some(w)
+    }
+
+    /// The running job of `key` ended. `backoff(attempt)` is the wait before
+    /// retry number `attempt + 1`.
+    pub fn complete(
+        &mut self,
+        key: &str,
+        outcome: &Completion,
+        now: Millis,
+        max_retries: u32,
+        backoff: &mut dyn FnMut(u32) -> Millis,
+    ) -> Vec<Effect> {
+        let Some(Running {
+            id,
+            waiting: mut job,
+        }) = self.running.remove(key)
+        else {
+            return Vec::new();
+        };
+        match outcome {
+            Completion::Succeeded => vec![Effect::Finish {
+                id,
+                state: FinalState::Done,
+                note: None,
+            }],
+            Completion::Failed {
+                permanent: true,
+                error,
+            } => {
+                vec![Effect::Finish {
+                    id,
+                    state: FinalState::Failed,
+                    note: Some(error.clone()),
+                }]
+            }
+            Completion::Failed {
+                permanent: false,
+                error,
+            } => {
+                if let Some(&next) = self.by_key.get(key) {
+                    // A newer trigger is already waiting: it supersedes the retry.
+                    let newer = self
+                        .waiting
+                        .get_mut(&next)
+                        .expect("by_key points at a waiting job");
+                    merge_files(&mut newer.files, job.files);
+                    return vec![
+                        Effect::Update(newer.clone()),
+                        Effect::Finish {
+                            id,
+                            state: FinalState::Failed,
+                            note: Some(format!("{error} (superseded by job {next})")),
+                        },
+                    ];
+                }
+                if job.attempt >= max_retries {
+                    return vec![Effect::Finish {
+                        id,
+                        state: FinalState::Dead,
+                        note: Some(format!(
+                            "{error} (gave up after {} attempts)",
+                            job.attempt + 1
+                        )),
+                    }];
+                }
+                job.not_before = now + backoff(job.attempt);
+                job.attempt += 1;
+                job.kind = WaitKind::RetryWait;
+                job.recovered = false;
+                let mut effects = vec![Effect::Update(job.clone())];
+                self.insert(job, &mut effects);
+                effects
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::event::TriggerSource;
+
+    fn trigger() -> Trigger {
+        Trigger {
+            source: TriggerSource::Manual {
+                command: "t".into(),
+            },
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn offer(key: &str, score: i32, files: &[&str]) -> Offer {
+        Offer {
+            task: key.to_owned(),
+            key: key.to_owned(),
+            priority: Priority::Medium,
+            score,
+            why: None,
+            files: (!files.is_empty()).then(|| files.iter().map(PathBuf::from).collect()),
+            trigger: trigger(),
+            debounce: 0,
+        }
+    }
+
+    #[test]
+    fn priority_then_age_orders_the_queue() {
+        let mut q = Queue::new(1, 10);
+        q.offer(offer("low", 100, &[]), 0);
+        q.offer(offer("high", 300, &[]), 1);
+        q.offer(offer("high2", 300, &[]), 2);
+        let order: Vec<String> = std::iter::from_fn(|| q.pop_ready(10).map(|w| w.task)).collect();
+        assert_eq!(order, ["high", "high2", "low"]);
+    }
+
+    #[test]
+    fn coalescing_merges_files_and_runs_again_after() {
+        let mut q = Queue::new(1, 10);
+        let (first, _) = q.offer(offer("sec", 200, &["a.py"]), 0);
+        let (second, _) = q.offer(offer("sec", 300, &["b.py"]), 1);
+        assert_eq!(first, Admission::Queued(1));
+        assert_eq!(second, Admission::Merged(1));
+        let job = q.pop_ready(2).unwrap();
+        assert_eq!(job.score, 300);
+        assert_eq!(job.files.unwrap().len(), 2);
+        // A trigger while it runs waits behind it.
+        let (third, _) = q.offer(offer("sec", 200, &["c.py"]), 3);
+        assert_eq!(third, Admission::RerunAfter(2));
+        assert!(q.pop_ready(4).is_none(), "same key is running");
+        let (fourth, _) = q.offer(offer("sec", 200, &[]), 5);
+        assert_eq!(fourth, Admission::Merged(2));
+        q.complete("sec", &Completion::Succeeded, 6, 3, &mut |_| 0);
+        let next = q.pop_ready(7).unwrap();
+        assert_eq!(
+            (next.id, next.files),
+            (2, None),
+            "project absorbs file sets"
+        );
+    }
+
+    #[test]
+    fn debounce_is_trailing_and_capped() {
+        let mut q = Queue::new(1, 10);
+        let mut o = offer("save", 200, &["a"]);
+        o.debounce = 100;
+        q.offer(o.clone(), 0);
+        assert!(q.pop_ready(99).is_none());
+        q.offer(o.clone(), 90);
+        assert_eq!(q.next_wakeup(), Some(190));
+        for t in (100..2000).step_by(50) {
+            q.offer(o.clone(), t);
+        }
+        assert_eq!(q.next_wakeup(), Some(1000), "capped at ten windows");
+        assert!(q.pop_ready(1000).is_some());
+    }
+
+    #[test]
+    fn overflow_drops_the_lowest_oldest_waiting_job_never_a_running_one() {
+        let mut q = Queue::new(1, 2);
+        q.offer(offer("run", 100, &[]), 0);
+        q.pop_ready(0);
+        q.offer(offer("a", 100, &[]), 1);
+        q.offer(offer("b", 100, &[]), 2);
+        let (adm, eff) = q.offer(offer("c", 200, &[]), 3);
+        assert_eq!(adm, Admission::Queued(4));
+        assert!(eff.contains(&Effect::Drop {
+            id: 2,
+            reason: "queue full (2 waiting jobs)".into()
+        }));
+        let (adm, _) = q.offer(offer("d", 50, &[]), 4);
+        assert_eq!(adm, Admission::Dropped(5), "the newcomer is the lowest");
+        assert_eq!(q.waiting_len(), 2);
+        assert_eq!(q.running_len(), 1);
+    }
+
+    #[test]
+    fn transient_failures_retry_with_backoff_then_die() {
+        let mut q = Queue::new(1, 10);
+        q.offer(offer("t", 100, &[]), 0);
+        let fail = Completion::Failed {
+            permanent: false,
+            error: "boom".into(),
+        };
+        let mut waits = Vec::new();
+        let mut now = 0;
+        loop {
+            let job = q.pop_ready(now).expect("ready");
+            let effects = q.complete(&job.key, &fail, now, 2, &mut |a| 1000 << a);
+            if let [Effect::Finish { state, note, .. }] = effects.as_slice() {
+                assert_eq!(*state, FinalState::Dead);
+                assert_eq!(note.as_deref(), Some("boom (gave up after 3 attempts)"));
+                break;
+            }
+            let w = q.waiting().next().unwrap();
+            assert_eq!(w.kind, WaitKind::RetryWait);
+            waits.push(w.not_before - now);
+            now = w.not_before;
+        }
+        assert_eq!(waits, [1000, 2000]);
+    }
+
+    #[test]
+    fn permanent_failures_do_not_retry_and_newer_triggers_supersede_retries() {
+        let mut q = Queue::new(1, 10);
+        q.offer(offer("t", 100, &["a"]), 0);
+        let job = q.pop_ready(0).unwrap();
+        let eff = q.complete(
+            &job.key,
+            &Completion::Failed {
+                permanent: true,
+                error: "exit 127".into(),
+            },
+            1,
+            5,
+            &mut |_| 10,
+        );
+        assert!(matches!(
+            eff.as_slice(),
+            [Effect::Finish {
+                state: FinalState::Failed,
+                ..
+            }]
+        ));
+        assert_eq!(q.waiting_len(), 0);
+
+        q.offer(offer("t", 100, &["a"]), 2);
+        let job = q.pop_ready(2).unwrap();
+        q.complete(
+            &job.key,
+            &Completion::Failed {
+                permanent: false,
+                error: "x".into(),
+            },
+            3,
+            5,
+            &mut |_| 10_000,
+        );
+        let (adm, _) = q.offer(offer("t", 100, &["b"]), 4);
+        assert_eq!(adm, Admission::Merged(job.id));
+        let w = q
+            .pop_ready(4)
+            .expect("the newer trigger runs at once, not after the backoff");
+        assert_eq!(w.attempt, 0);
+        assert_eq!(w.files.unwrap().len(), 2);
+    }
+}
