@@ -31,4 +31,5 @@ pub mod ipc;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod store;
 pub mod tools;

@@ -99,6 +99,38 @@ pub enum Priority {
     Critical,
 }
 
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        [
+            Priority::Low,
+            Priority::Medium,
+            Priority::High,
+            Priority::Critical,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+
+    /// The queue's ordering score before adaptive adjustments: level × 100.
+    pub fn score(self) -> i32 {
+        match self {
+            Priority::Low => 100,
+            Priority::Medium => 200,
+            Priority::High => 300,
+            Priority::Critical => 400,
+        }
+    }
+}
+
 /// What may start a task without anyone asking (`bgtask run` always can).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

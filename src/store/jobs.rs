@@ -1,0 +1,402 @@
+//! Jobs in the store: the scheduler's effects applied in one transaction,
+//! the running state with the process groups it started, and recovery of
+//! jobs an earlier daemon left running.
+
+use std::collections::BTreeSet;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError};
+use crate::config::Priority;
+use crate::schedule::{Effect, FinalState, JobId, Millis, WaitKind, Waiting};
+
+/// A job as `bgtask show`/`cancel`/`retry` see it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: JobId,
+    pub task: String,
+    pub state: String,
+    pub attempt: u32,
+    pub note: Option<String>,
+    pub last_run_id: Option<i64>,
+}
+
+/// A job found `running` at start: what was killed and whether it runs again.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub job_id: JobId,
+    pub task: String,
+    pub processes: Vec<(u32, u64)>,
+    /// Re-queued to run once more (false: it was already a recovery run).
+    pub requeued: bool,
+}
+
+fn state_of(kind: WaitKind) -> &'static str {
+    match kind {
+        WaitKind::Queued => "queued",
+        WaitKind::RetryWait => "retry_wait",
+    }
+}
+
+fn final_state(s: FinalState) -> &'static str {
+    match s {
+        FinalState::Done => "done",
+        FinalState::Failed => "failed",
+        FinalState::Dead => "dead",
+    }
+}
+
+fn write_files(tx: &Transaction<'_>, w: &Waiting) -> Result<(), StoreError> {
+    match &w.files {
+        None => {
+            tx.execute("DELETE FROM job_files WHERE job_id = ?1", params![w.id])?;
+        }
+        Some(files) => {
+            // File sets only grow while a job waits, so existing rows stay.
+            let mut stmt = tx
+                .prepare_cached("INSERT OR IGNORE INTO job_files (job_id, path) VALUES (?1, ?2)")?;
+            for f in files {
+                stmt.execute(params![w.id, f.as_os_str().as_bytes()])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn next_job_id(&self) -> Result<JobId, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM jobs", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Applies scheduler effects atomically.
+    pub fn apply(&mut self, effects: &[Effect], now: Millis) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for e in effects {
+            match e {
+                Effect::Insert(w) => {
+                    tx.prepare_cached(
+                        "INSERT INTO jobs (id, task, dedup_key, priority, score, why, state, project, trigger,
+                                           attempt, enqueued_ms, not_before_ms, recovered)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )?
+                    .execute(params![
+                        w.id,
+                        w.task,
+                        w.key,
+                        w.priority.as_str(),
+                        w.score,
+                        w.why,
+                        state_of(w.kind),
+                        w.files.is_none(),
+                        serde_json::to_string(&w.trigger)?,
+                        w.attempt,
+                        w.enqueued,
+                        w.not_before,
+                        w.recovered,
+                    ])?;
+                    write_files(&tx, w)?;
+                }
+                Effect::Update(w) => {
+                    tx.prepare_cached(
+                        "UPDATE jobs SET priority = ?2, score = ?3, why = ?4, state = ?5, project = ?6, trigger = ?7,
+                                         attempt = ?8, not_before_ms = ?9, recovered = ?10
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        w.id,
+                        w.priority.as_str(),
+                        w.score,
+                        w.why,
+                        state_of(w.kind),
+                        w.files.is_none(),
+                        serde_json::to_string(&w.trigger)?,
+                        w.attempt,
+                        w.not_before,
+                        w.recovered,
+                    ])?;
+                    write_files(&tx, w)?;
+                }
+                Effect::Drop { id, reason } => {
+                    tx.execute(
+                        "UPDATE jobs SET state = 'dropped', note = ?2, finished_ms = ?3 WHERE id = ?1",
+                        params![id, format!("dropped: {reason}"), now],
+                    )?;
+                }
+                Effect::Finish { id, state, note } => {
+                    tx.execute(
+                        "UPDATE jobs SET state = ?2, note = ?3, finished_ms = ?4 WHERE id = ?1",
+                        params![id, final_state(*state), note, now],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Committed before any analyzer process starts.
+    pub fn mark_running(
+        &mut self,
+        id: JobId,
+        boot_id: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'running', started_ms = ?2, boot_id = ?3 WHERE id = ?1",
+            params![id, now, boot_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn add_process(&self, job_id: JobId, pid: u32, start_ticks: u64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO processes (job_id, pid, start_ticks) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                job_id,
+                pid,
+                i64::try_from(start_ticks).unwrap_or(i64::MAX)
+            ])?;
+        Ok(())
+    }
+
+    pub fn clear_processes(&self, job_id: JobId) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM processes WHERE job_id = ?1", params![job_id])?;
+        Ok(())
+    }
+
+    pub fn set_last_run(&self, job_id: JobId, run_id: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET last_run_id = ?2 WHERE id = ?1",
+            params![job_id, run_id],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a job with a final state outside the scheduler's effects
+    /// (cancelled while waiting, interrupted by shutdown).
+    pub fn set_state(
+        &self,
+        id: JobId,
+        state: &str,
+        note: Option<&str>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET state = ?2, note = coalesce(?3, note), finished_ms = ?4 WHERE id = ?1",
+            params![id, state, note, now],
+        )?;
+        Ok(())
+    }
+
+    pub fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, task, state, attempt, note, last_run_id FROM jobs WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(JobRow {
+                        id: r.get(0)?,
+                        task: r.get(1)?,
+                        state: r.get(2)?,
+                        attempt: r.get(3)?,
+                        note: r.get(4)?,
+                        last_run_id: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn files_of(&self, id: JobId) -> Result<BTreeSet<PathBuf>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path FROM job_files WHERE job_id = ?1")?;
+        let rows = stmt.query_map(params![id], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = BTreeSet::new();
+        for r in rows {
+            out.insert(PathBuf::from(std::ffi::OsString::from_vec(r?)));
+        }
+        Ok(out)
+    }
+
+    /// Jobs waiting to run (queued or waiting to retry), to rebuild the queue.
+    pub fn waiting_jobs(&self) -> Result<Vec<Waiting>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, task, dedup_key, priority, score, why, state, project, trigger, attempt,
+                    enqueued_ms, not_before_ms, recovered
+             FROM jobs WHERE state IN ('queued', 'retry_wait') ORDER BY id",
+        )?;
+        let rows: Vec<(Waiting, bool)> = stmt
+            .query_map([], |r| {
+                let priority: String = r.get(3)?;
+                let trigger: String = r.get(8)?;
+                Ok((
+                    Waiting {
+                        id: r.get(0)?,
+                        task: r.get(1)?,
+                        key: r.get(2)?,
+                        priority: Priority::parse(&priority).unwrap_or(Priority::Medium),
+                        score: r.get(4)?,
+                        why: r.get(5)?,
+                        files: None,
+                        trigger: serde_json::from_str(&trigger).map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                8,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?,
+                        attempt: r.get(9)?,
+                        enqueued: r.get(10)?,
+                        not_before: r.get(11)?,
+                        kind: if r.get::<_, String>(6)? == "retry_wait" {
+                            WaitKind::RetryWait
+                        } else {
+                            WaitKind::Queued
+                        },
+                        recovered: r.get(12)?,
+                    },
+                    r.get::<_, bool>(7)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(mut w, project)| {
+                if !project {
+                    w.files = Some(self.files_of(w.id)?);
+                }
+                Ok(w)
+            })
+            .collect()
+    }
+
+    /// At start: every job still `running` was left by a daemon that died.
+    /// Its recorded process groups are returned (to be killed); it runs once
+    /// more, unless it already was such a second run.
+    pub fn recover(&mut self, now: Millis) -> Result<Vec<Recovered>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let jobs: Vec<(JobId, String, bool)> = tx
+            .prepare("SELECT id, task, recovered FROM jobs WHERE state = 'running' ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (id, task, already) in jobs {
+            let processes: Vec<(u32, u64)> = tx
+                .prepare("SELECT pid, start_ticks FROM processes WHERE job_id = ?1")?
+                .query_map(params![id], |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            tx.execute("DELETE FROM processes WHERE job_id = ?1", params![id])?;
+            if already {
+                tx.execute(
+                    "UPDATE jobs SET state = 'interrupted', finished_ms = ?2,
+                            note = 'interrupted again while re-running after a crash; not retried'
+                     WHERE id = ?1",
+                    params![id, now],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE jobs SET state = 'queued', recovered = 1, not_before_ms = ?2, started_ms = NULL,
+                            note = 'interrupted when the daemon stopped; running it again'
+                     WHERE id = ?1",
+                    params![id, now],
+                )?;
+            }
+            out.push(Recovered {
+                job_id: id,
+                task,
+                processes,
+                requeued: !already,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::event::{Trigger, TriggerSource};
+    use crate::schedule::{Offer, Queue};
+
+    fn offer(key: &str, files: &[&str]) -> Offer {
+        Offer {
+            task: key.into(),
+            key: key.into(),
+            priority: Priority::High,
+            score: 300,
+            why: Some("why".into()),
+            files: (!files.is_empty()).then(|| files.iter().map(PathBuf::from).collect()),
+            trigger: Trigger {
+                source: TriggerSource::Manual {
+                    command: "x".into(),
+                },
+                at: SystemTime::UNIX_EPOCH,
+            },
+            debounce: 0,
+        }
+    }
+
+    #[test]
+    fn effects_round_trip_through_the_store() {
+        let mut store = Store::in_memory().unwrap();
+        let mut q = Queue::new(store.next_job_id().unwrap(), 10);
+        let (_, e1) = q.offer(offer("sec", &["a.py"]), 5);
+        store.apply(&e1, 5).unwrap();
+        let weird = PathBuf::from(std::ffi::OsString::from_vec(b"odd\xff name.py".to_vec()));
+        let mut o = offer("sec", &[]);
+        o.files = Some([weird.clone()].into());
+        let (_, e2) = q.offer(o, 6);
+        store.apply(&e2, 6).unwrap();
+        let (_, e3) = q.offer(offer("lint", &[]), 7);
+        store.apply(&e3, 7).unwrap();
+        let mut loaded = store.waiting_jobs().unwrap();
+        loaded.sort_by_key(|w| w.id);
+        let mut expected: Vec<Waiting> = q.waiting().cloned().collect();
+        expected.sort_by_key(|w| w.id);
+        assert_eq!(loaded, expected);
+        assert!(loaded[0].files.as_ref().unwrap().contains(&weird));
+        assert_eq!(store.next_job_id().unwrap(), 3);
+    }
+
+    #[test]
+    fn running_jobs_are_recovered_once() {
+        let mut store = Store::in_memory().unwrap();
+        let mut q = Queue::new(1, 10);
+        let (_, e) = q.offer(offer("sec", &[]), 0);
+        store.apply(&e, 0).unwrap();
+        let job = q.pop_ready(0).unwrap();
+        store.mark_running(job.id, "boot-1", 1).unwrap();
+        store.add_process(job.id, 4242, 99).unwrap();
+        let rec = store.recover(2).unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].processes, [(4242, 99)]);
+        assert!(rec[0].requeued);
+        let waiting = store.waiting_jobs().unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert!(waiting[0].recovered);
+        // Interrupted again during the re-run: not re-run a second time.
+        store.mark_running(job.id, "boot-2", 3).unwrap();
+        let rec = store.recover(4).unwrap();
+        assert!(!rec[0].requeued);
+        assert_eq!(store.job(job.id).unwrap().unwrap().state, "interrupted");
+        assert!(store.waiting_jobs().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,291 @@
+//! The daemon's state: `.bgtask/state.db`, SQLite in WAL mode.
+//!
+//! Owns the schema (`schema.rs`), jobs and their files (`jobs.rs`), runs,
+//! findings, metrics and retention (`runs.rs`), analyzer health and events.
+//! Every state change the scheduler makes is committed here before it is
+//! acted on, so a job survives `kill -9` (RELIABILITY 1–3): WAL with
+//! `synchronous=NORMAL` gives old-or-new state after a crash, `quick_check`
+//! runs at open, and a corrupt or foreign file is moved aside.
+
+mod jobs;
+mod runs;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use jobs::{JobRow, Recovered};
+pub use runs::RunRecord;
+
+pub const FILE: &str = "state.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{} was written by a newer bgtask (schema {found}; this one reads up to {supported}); upgrade bgtask or move the file away", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("move the corrupt {} aside", path.display())]
+    MoveAside {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state database")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON")]
+    Json(#[from] serde_json::Error),
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// A freshly opened store, and where a corrupt predecessor was moved.
+pub struct Opened {
+    pub store: Store,
+    pub moved_aside: Option<PathBuf>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/state.db`. A file that fails
+    /// `quick_check` or is not SQLite is moved to `state.db.corrupt-<time>`
+    /// and an empty store is started in its place.
+    pub fn open(dir: &Path) -> Result<Opened, StoreError> {
+        let path = dir.join(FILE);
+        match Store::open_checked(&path) {
+            Ok(store) => Ok(Opened {
+                store,
+                moved_aside: None,
+            }),
+            Err(e @ StoreError::TooNew { .. }) => Err(e),
+            Err(_) if path.exists() => {
+                let secs = now_ms() / 1000;
+                let aside = dir.join(format!("{FILE}.corrupt-{secs}"));
+                std::fs::rename(&path, &aside).map_err(|source| StoreError::MoveAside {
+                    path: path.clone(),
+                    source,
+                })?;
+                for ext in ["-wal", "-shm"] {
+                    let side = dir.join(format!("{FILE}{ext}"));
+                    if side.exists() {
+                        let _ =
+                            std::fs::rename(&side, dir.join(format!("{FILE}.corrupt-{secs}{ext}")));
+                    }
+                }
+                let store = Store::open_checked(&path)?;
+                Ok(Opened {
+                    store,
+                    moved_aside: Some(aside),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_checked(path: &Path) -> Result<Store, StoreError> {
+        let open = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open)?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(open)?;
+        if check != "ok" {
+            return Err(open(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(check),
+            )));
+        }
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn version(&self) -> Result<u32, StoreError> {
+        let has_meta: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)?;
+        if !has_meta {
+            return Ok(0);
+        }
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found = self.version()?;
+        if found > schema::CURRENT {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                supported: schema::CURRENT,
+            });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![(i + 1).to_string()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Size of the database and its WAL, for the health check.
+    pub fn size_bytes(&self) -> u64 {
+        ["", "-wal"]
+            .iter()
+            .filter_map(|ext| std::fs::metadata(format!("{}{ext}", self.path.display())).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Records a daemon event (config reloads, health alerts, recoveries).
+    pub fn event(&self, level: &str, kind: &str, message: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO events (at_ms, level, kind, message) VALUES (?1, ?2, ?3, ?4)",
+            params![now_ms(), level, kind, message],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_refuses_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = Store::open(dir.path()).unwrap();
+        assert!(opened.moved_aside.is_none());
+        assert_eq!(opened.store.version().unwrap(), schema::CURRENT);
+        drop(opened);
+        // Reopening keeps the data and does not re-run migrations.
+        let opened = Store::open(dir.path()).unwrap();
+        opened
+            .store
+            .conn
+            .execute(
+                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        drop(opened);
+        let Err(err) = Store::open(dir.path()) else {
+            panic!("newer schema accepted")
+        };
+        assert!(err.to_string().contains("newer bgtask (schema 99"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            b"this is not a database, just text that is long enough",
+        )
+        .unwrap();
+        let opened = Store::open(dir.path()).unwrap();
+        let aside = opened.moved_aside.expect("moved aside");
+        assert!(
+            aside
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("state.db.corrupt-")
+        );
+        assert!(aside.exists());
+        assert_eq!(opened.store.version().unwrap(), schema::CURRENT);
+    }
+
+    #[test]
+    fn a_truncated_database_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let opened = Store::open(dir.path()).unwrap();
+            for i in 0..200 {
+                opened
+                    .store
+                    .event("info", "t", &format!("event {i} {}", "x".repeat(200)))
+                    .unwrap();
+            }
+            opened
+                .store
+                .conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+                .unwrap();
+        }
+        let path = dir.path().join(FILE);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 3).unwrap();
+        drop(f);
+        let opened = Store::open(dir.path()).unwrap();
+        assert!(
+            opened.moved_aside.is_some(),
+            "a truncated file fails quick_check"
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Runs in the store: each finished job's report, its findings, the
+//! numbers metrics are computed from, analyzer health (crash counts and
+//! quarantine), and retention.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+use crate::analyze::RunStatus;
+use crate::ipc::{CleanupCounts, RunSummary, TaskMetrics};
+use crate::report::Report;
+use crate::schedule::Millis;
+use crate::schedule::adaptive::Past;
+
+/// What a finished job wrote.
+pub struct RunRecord<'a> {
+    pub job_id: i64,
+    pub task: &'a str,
+    pub attempt: u32,
+    pub trigger: &'a str,
+    pub started_ms: Millis,
+    pub wait_ms: Millis,
+    pub report: &'a Report,
+}
+
+/// Consecutive crashes after which an analyzer is quarantined.
+pub const QUARANTINE_AFTER: u32 = 5;
+
+fn rfc3339(ms: Millis) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl Store {
+    pub fn record_run(&mut self, rec: &RunRecord<'_>) -> Result<i64, StoreError> {
+        let report = rec.report;
+        let ok = !report.runs.iter().any(|r| r.status.is_failure());
+        let peak = report
+            .runs
+            .iter()
+            .filter_map(|r| r.peak_rss_kb)
+            .max()
+            .unwrap_or(0);
+        let cpu: u64 = report.runs.iter().filter_map(|r| r.cpu_ms).sum();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict,
+                               findings, ok, peak_rss_kb, cpu_ms, report)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                rec.job_id,
+                rec.task,
+                rec.attempt,
+                rec.trigger,
+                rec.started_ms,
+                i64::try_from(report.duration_ms).unwrap_or(i64::MAX),
+                rec.wait_ms.max(0),
+                report.exit_code,
+                report.verdict,
+                i64::try_from(report.findings.len()).unwrap_or(i64::MAX),
+                ok,
+                i64::try_from(peak).unwrap_or(i64::MAX),
+                i64::try_from(cpu).unwrap_or(i64::MAX),
+                serde_json::to_string(report)?,
+            ],
+        )?;
+        let run_id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for f in &report.findings {
+                stmt.execute(params![
+                    run_id,
+                    f.analyzer,
+                    f.rule,
+                    f.severity.as_str(),
+                    f.path(),
+                    f.line(),
+                    f.message,
+                    f.fingerprint
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(run_id)
+    }
+
+    pub fn history(&self, task: Option<&str>, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, job_id, task, started_ms, duration_ms, exit_code, verdict, findings, attempt, trigger
+             FROM runs WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![task, limit], |r| {
+            Ok(RunSummary {
+                run_id: r.get(0)?,
+                job_id: r.get(1)?,
+                task: r.get(2)?,
+                started: rfc3339(r.get(3)?),
+                duration_ms: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+                exit_code: r.get(5)?,
+                verdict: r.get(6)?,
+                findings: usize::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                attempt: r.get(8)?,
+                trigger: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The stored report of a run: `None` for an unknown run,
+    /// `Some(None)` when retention already removed it.
+    pub fn report(&self, run_id: i64) -> Result<Option<Option<Report>>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT report FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match text {
+            None => Ok(None),
+            Some(t) if t.is_empty() => Ok(Some(None)),
+            Some(t) => Ok(Some(Some(serde_json::from_str(&t)?))),
+        }
+    }
+
+    /// The job a run belongs to.
+    pub fn job_of_run(&self, run_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT job_id FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The last `n` runs of a task, newest first (adaptive priority).
+    pub fn recent(&self, task: &str, n: u32) -> Result<Vec<Past>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ok, duration_ms FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![task, n], |r| {
+            Ok(Past {
+                ok: r.get(0)?,
+                duration_ms: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs and failed runs among the last `n` (health).
+    pub fn failure_rate(&self, n: u32) -> Result<(u64, u64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(1 - ok), 0) FROM (SELECT ok FROM runs ORDER BY id DESC LIMIT ?1)",
+            params![n],
+            |r| {
+                let n = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+                Ok((n(0)?, n(1)?))
+            },
+        )?)
+    }
+
+    pub fn task_metrics(&self) -> Result<Vec<TaskMetrics>, StoreError> {
+        let tasks: Vec<String> = self
+            .conn
+            .prepare("SELECT DISTINCT task FROM runs ORDER BY task")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for task in tasks {
+            let rows: Vec<(bool, u64, u64, u64, u64)> = self
+                .conn
+                .prepare_cached("SELECT ok, duration_ms, wait_ms, peak_rss_kb, cpu_ms FROM runs WHERE task = ?1")?
+                .query_map(params![task], |r| {
+                    let u = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+                    Ok((r.get(0)?, u(1)?, u(2)?, u(3)?, u(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let n = rows.len() as u64;
+            let mut durations: Vec<u64> = rows.iter().map(|r| r.1).collect();
+            durations.sort_unstable();
+            let p95 = durations[((durations.len() * 95).div_ceil(100))
+                .saturating_sub(1)
+                .min(durations.len() - 1)];
+            #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+            let success_rate = rows.iter().filter(|r| r.0).count() as f64 / n as f64;
+            out.push(TaskMetrics {
+                task,
+                runs: n,
+                success_rate,
+                mean_ms: durations.iter().sum::<u64>() / n,
+                p95_ms: p95,
+                mean_wait_ms: rows.iter().map(|r| r.2).sum::<u64>() / n,
+                peak_rss_kb: rows.iter().map(|r| r.3).max().unwrap_or(0),
+                cpu_ms: rows.iter().map(|r| r.4).sum(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Retention: reports and findings older than `results_days` are
+    /// removed (the run's numbers stay for metrics); runs older than
+    /// `metrics_days`, finished jobs and events are deleted.
+    pub fn cleanup(
+        &mut self,
+        results_days: u32,
+        metrics_days: u32,
+        now: Millis,
+    ) -> Result<CleanupCounts, StoreError> {
+        let day = 86_400_000;
+        let results_before = now - i64::from(results_days) * day;
+        let metrics_before = now - i64::from(metrics_days.max(results_days)) * day;
+        let tx = self.conn.transaction()?;
+        let findings = tx.execute(
+            "DELETE FROM findings WHERE run_id IN (SELECT id FROM runs WHERE started_ms < ?1)",
+            params![results_before],
+        )?;
+        tx.execute(
+            "UPDATE runs SET report = '' WHERE started_ms < ?1 AND report != ''",
+            params![results_before],
+        )?;
+        let runs = tx.execute(
+            "DELETE FROM runs WHERE started_ms < ?1",
+            params![metrics_before],
+        )?;
+        tx.execute(
+            "DELETE FROM jobs WHERE finished_ms < ?1 AND state NOT IN ('queued', 'retry_wait', 'running')",
+            params![metrics_before],
+        )?;
+        let events = tx.execute(
+            "DELETE FROM events WHERE at_ms < ?1",
+            params![metrics_before],
+        )?;
+        tx.commit()?;
+        Ok(CleanupCounts {
+            runs: runs as u64,
+            findings: findings as u64,
+            metrics: runs as u64,
+            events: events as u64,
+            log_files: 0,
+        })
+    }
+
+    /// Records an analyzer's outcome in a job. Consecutive crashes of the
+    /// same definition count up; at [`QUARANTINE_AFTER`] it is quarantined.
+    /// Returns true when this call quarantined it.
+    pub fn analyzer_outcome(
+        &mut self,
+        analyzer: &str,
+        digest: &str,
+        status: RunStatus,
+        error: Option<&str>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let is_crash = matches!(status, RunStatus::ToolError | RunStatus::Timeout);
+        if !is_crash {
+            self.conn.execute(
+                "INSERT INTO analyzer_health (analyzer, digest, crashes) VALUES (?1, ?2, 0)
+                 ON CONFLICT (analyzer) DO UPDATE SET digest = excluded.digest, crashes = 0, quarantined_ms = NULL, last_error = NULL",
+                params![analyzer, digest],
+            )?;
+            return Ok(false);
+        }
+        let tx = self.conn.transaction()?;
+        let prev: Option<(String, u32, Option<i64>)> = tx
+            .query_row(
+                "SELECT digest, crashes, quarantined_ms FROM analyzer_health WHERE analyzer = ?1",
+                params![analyzer],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let (crashes, already) = match prev {
+            Some((d, c, q)) if d == digest => (c + 1, q.is_some()),
+            _ => (1, false),
+        };
+        let quarantine = crashes >= QUARANTINE_AFTER && !already;
+        tx.execute(
+            "INSERT INTO analyzer_health (analyzer, digest, crashes, quarantined_ms, last_error) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (analyzer) DO UPDATE SET digest = excluded.digest, crashes = excluded.crashes,
+                 quarantined_ms = CASE WHEN analyzer_health.digest = excluded.digest
+                                       THEN coalesce(analyzer_health.quarantined_ms, excluded.quarantined_ms)
+                                       ELSE excluded.quarantined_ms END,
+                 last_error = excluded.last_error",
+            params![analyzer, digest, crashes, quarantine.then_some(now), error],
+        )?;
+        tx.commit()?;
+        Ok(quarantine)
+    }
+
+    /// Quarantined analyzers: (name, definition digest, last error).
+    pub fn quarantined(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT analyzer, digest, coalesce(last_error, '') FROM analyzer_health WHERE quarantined_ms IS NOT NULL ORDER BY analyzer",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Lifts quarantine (of one analyzer, or all): `bgtask retry`.
+    pub fn lift_quarantine(&self, analyzer: Option<&str>) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE analyzer_health SET quarantined_ms = NULL, crashes = 0 WHERE quarantined_ms IS NOT NULL AND (?1 IS NULL OR analyzer = ?1)",
+            params![analyzer],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_after_consecutive_crashes_and_reset_on_success_or_new_definition() {
+        let mut s = Store::in_memory().unwrap();
+        for i in 1..QUARANTINE_AFTER {
+            assert!(
+                !s.analyzer_outcome("x", "d1", RunStatus::ToolError, Some("boom"), i64::from(i))
+                    .unwrap()
+            );
+        }
+        assert!(
+            s.analyzer_outcome("x", "d1", RunStatus::Timeout, Some("slow"), 9)
+                .unwrap()
+        );
+        assert!(
+            !s.analyzer_outcome("x", "d1", RunStatus::ToolError, None, 10)
+                .unwrap(),
+            "quarantined once"
+        );
+        assert_eq!(s.quarantined().unwrap()[0].0, "x");
+        // A changed definition starts counting afresh.
+        s.analyzer_outcome("x", "d2", RunStatus::ToolError, None, 11)
+            .unwrap();
+        assert!(
+            s.quarantined().unwrap().is_empty(),
+            "a new definition lifts the quarantine"
+        );
+        s.analyzer_outcome("x", "d2", RunStatus::Clean, None, 12)
+            .unwrap();
+        assert!(s.quarantined().unwrap().is_empty());
+        // A not-installed tool is not a crash.
+        for i in 0..10 {
+            s.analyzer_outcome("y", "d", RunStatus::NotInstalled, None, i)
+                .unwrap();
+        }
+        assert!(s.quarantined().unwrap().is_empty());
+    }
+}
