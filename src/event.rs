@@ -94,6 +94,9 @@ pub struct AnalyzerRun {
     pub output_tail: Option<String>,
     #[serde(default)]
     pub network: bool,
+    /// A failure that retrying cannot fix (could not start, out of memory).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 impl AnalyzerRun {
@@ -123,6 +126,7 @@ impl AnalyzerRun {
             tests: None,
             output_tail: None,
             network: false,
+            permanent: false,
         }
     }
 

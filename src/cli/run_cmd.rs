@@ -139,6 +139,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
             no_cache: args.no_cache,
             timeout: args.timeout,
             jobs: args.jobs,
+            ..Options::default()
         },
     };
     crate::run::become_subreaper();

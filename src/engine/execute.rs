@@ -51,6 +51,15 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Overrides `execution.max_concurrent_tasks`.
     pub jobs: Option<usize>,
+    /// Process slots shared with other runs (the daemon's jobs); without
+    /// it the run has its own.
+    pub slots: Option<Arc<Semaphore>>,
+    /// Told about every analyzer process group started.
+    pub on_spawn: Option<mpsc::UnboundedSender<crate::run::Spawned>>,
+    /// Live analyzer output goes to `<log_dir>/<analyzer>.log`.
+    pub log_dir: Option<PathBuf>,
+    /// Analyzers not to run, with why (quarantine).
+    pub skip: std::collections::BTreeMap<String, String>,
 }
 
 struct Ctx {
@@ -74,13 +83,17 @@ pub async fn execute(
     progress: mpsc::UnboundedSender<Progress>,
     cancel: CancellationToken,
 ) -> Vec<AnalyzerRun> {
-    let slots = opts.jobs.unwrap_or(config.execution.max_concurrent).max(1);
+    let slots = opts.slots.clone().unwrap_or_else(|| {
+        Arc::new(Semaphore::new(
+            opts.jobs.unwrap_or(config.execution.max_concurrent).max(1),
+        ))
+    });
     let ctx = Arc::new(Ctx {
         cache: ResultCache::new(root),
         root: root.to_owned(),
         canonical_root: canonical_root.to_owned(),
         versions: Mutex::new(VersionCache::load()),
-        slots: Arc::new(Semaphore::new(slots)),
+        slots,
         config,
         opts,
         progress,
@@ -120,6 +133,9 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         Work::Skip { status, reason } => return base(status, reason),
         Work::Run { targets, relevant } => (targets, relevant),
     };
+    if let Some(why) = ctx.opts.skip.get(&def.name) {
+        return base(RunStatus::NotApplicable, why.clone());
+    }
     let tool = match &def.engine {
         Engine::Builtin(_) => None,
         Engine::External(spec) => {
@@ -291,6 +307,12 @@ async fn external_run(
             timeout,
             files: batch,
             cancel: ctx.cancel.clone(),
+            on_spawn: ctx.opts.on_spawn.clone(),
+            log_file: ctx
+                .opts
+                .log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.log", def.name))),
         };
         let slots = ctx.slots.clone();
         set.spawn(async move {
@@ -325,6 +347,7 @@ fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
     let mut peak: Option<u64> = None;
     let mut cpu = Duration::ZERO;
     let mut tail = None;
+    let mut permanent = false;
     let count = invocations.len();
     for inv in invocations {
         let c = inv.classified;
@@ -341,6 +364,7 @@ fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
         exit_code = inv.exit_code.or(exit_code);
         peak = peak.max(inv.peak_rss_kb);
         cpu += inv.cpu.unwrap_or_default();
+        permanent |= inv.permanent && c.status.is_failure();
         if (c.status.is_failure() || c.status == RunStatus::Partial)
             && tail.is_none()
             && !inv.stderr_tail.is_empty()
@@ -364,5 +388,6 @@ fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
     run.cpu_ms = Some(u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX));
     run.invocations = u32::try_from(count).unwrap_or(u32::MAX);
     run.output_tail = tail;
+    run.permanent = permanent;
     run
 }

@@ -29,6 +29,9 @@ pub struct Invocation {
     pub peak_rss_kb: Option<u64>,
     pub cpu: Option<Duration>,
     pub stderr_tail: String,
+    /// Retrying cannot help: the tool could not start (126/127, a missing
+    /// interpreter) or ran out of memory.
+    pub permanent: bool,
 }
 
 pub struct InvocationJob {
@@ -41,6 +44,8 @@ pub struct InvocationJob {
     pub timeout: Duration,
     pub files: Vec<PathBuf>,
     pub cancel: CancellationToken,
+    pub on_spawn: Option<tokio::sync::mpsc::UnboundedSender<run::Spawned>>,
+    pub log_file: Option<PathBuf>,
 }
 
 impl InvocationJob {
@@ -57,6 +62,7 @@ impl InvocationJob {
             peak_rss_kb: None,
             cpu: None,
             stderr_tail: String::new(),
+            permanent: false,
         };
         let tmp = match tempfile::Builder::new().prefix("bgtask-").tempdir() {
             Ok(t) => t,
@@ -108,6 +114,8 @@ impl InvocationJob {
                     KEEP
                 },
                 stderr_keep: KEEP,
+                on_spawn: self.on_spawn.clone(),
+                log_file: self.log_file.clone(),
             },
             self.cancel.clone(),
         )
@@ -125,12 +133,17 @@ impl InvocationJob {
             report_on_stdout,
             started_at,
         );
+        let permanent = matches!(
+            finished.ended,
+            Ended::SpawnFailed(_) | Ended::OutOfMemory { .. }
+        ) || matches!(exit_code, Some(126 | 127));
         Invocation {
             classified,
             exit_code,
             peak_rss_kb: finished.peak_rss_kb,
             cpu: finished.cpu,
             stderr_tail,
+            permanent,
         }
     }
 

@@ -15,7 +15,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -47,7 +47,25 @@ pub struct Spec {
     pub stdout_keep: (usize, usize),
     /// (head, tail) bytes kept of stderr.
     pub stderr_keep: (usize, usize),
+    /// Told the process group's pid and start time as soon as it exists
+    /// (the daemon records them for crash recovery).
+    pub on_spawn: Option<tokio::sync::mpsc::UnboundedSender<Spawned>>,
+    /// All output is also appended here as it arrives (live logs), up to
+    /// [`LOG_CAP`] bytes.
+    pub log_file: Option<PathBuf>,
 }
+
+/// A process group that was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: u32,
+    /// Kernel start time of the process, to tell it from a later process
+    /// that reuses the pid.
+    pub start_ticks: u64,
+}
+
+/// Most bytes written to a live log file per process.
+pub const LOG_CAP: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -150,10 +168,46 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
     })
 }
 
+/// Appends output to a live log file, up to [`LOG_CAP`] bytes.
+struct LogTee {
+    file: std::fs::File,
+    written: u64,
+}
+
+impl LogTee {
+    fn open(path: &Path) -> Option<LogTee> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok()?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()?;
+        Some(LogTee { file, written: 0 })
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        use std::io::Write;
+        if self.written >= LOG_CAP {
+            return;
+        }
+        let room = usize::try_from(LOG_CAP - self.written).unwrap_or(usize::MAX);
+        let part = &data[..data.len().min(room)];
+        if self.file.write_all(part).is_ok() {
+            self.written += part.len() as u64;
+            if self.written >= LOG_CAP {
+                let _ = self.file.write_all(b"\n[... log capped by bgtask ...]\n");
+            }
+        }
+    }
+}
+
 /// Output being collected from both pipes.
 struct Pipes {
     out: Capture,
     err: Capture,
+    log: Option<LogTee>,
     out_open: bool,
     err_open: bool,
     obuf: Vec<u8>,
@@ -169,6 +223,21 @@ impl Pipes {
             err_open: true,
             obuf: vec![0u8; 64 * 1024],
             ebuf: vec![0u8; 64 * 1024],
+            log: spec.log_file.as_deref().and_then(LogTee::open),
+        }
+    }
+
+    fn out(&mut self, n: usize) {
+        self.out.push(&self.obuf[..n]);
+        if let Some(log) = &mut self.log {
+            log.write(&self.obuf[..n]);
+        }
+    }
+
+    fn err(&mut self, n: usize) {
+        self.err.push(&self.ebuf[..n]);
+        if let Some(log) = &mut self.log {
+            log.write(&self.ebuf[..n]);
         }
     }
 
@@ -180,11 +249,11 @@ impl Pipes {
             tokio::select! {
                 n = child.stdout.read(&mut self.obuf), if self.out_open => match n {
                     Ok(0) | Err(_) => self.out_open = false,
-                    Ok(n) => self.out.push(&self.obuf[..n]),
+                    Ok(n) => self.out(n),
                 },
                 n = child.stderr.read(&mut self.ebuf), if self.err_open => match n {
                     Ok(0) | Err(_) => self.err_open = false,
-                    Ok(n) => self.err.push(&self.ebuf[..n]),
+                    Ok(n) => self.err(n),
                 },
                 () = sleep_until(until) => break,
             }
@@ -199,6 +268,12 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
         Err(e) => return Finished::spawn_failed(e, start),
     };
     tracing::debug!(pid = child.pid, program = %spec.program.display(), args = spec.args.len(), "spawned");
+    if let Some(tx) = &spec.on_spawn {
+        let _ = tx.send(Spawned {
+            pid: child.pid,
+            start_ticks: unix::start_ticks(child.pid).unwrap_or(0),
+        });
+    }
     let mut pipes = Pipes::new(&spec);
     let (reaped, stopping, peak_kb) =
         supervise(&spec, &mut child, &mut pipes, &cancel, start).await;
@@ -257,11 +332,11 @@ async fn supervise(
             r = wait_exit(child.pidfd.as_ref(), pid) => break r,
             n = child.stdout.read(&mut pipes.obuf), if pipes.out_open => match n {
                 Ok(0) | Err(_) => pipes.out_open = false,
-                Ok(n) => pipes.out.push(&pipes.obuf[..n]),
+                Ok(n) => pipes.out(n),
             },
             n = child.stderr.read(&mut pipes.ebuf), if pipes.err_open => match n {
                 Ok(0) | Err(_) => pipes.err_open = false,
-                Ok(n) => pipes.err.push(&pipes.ebuf[..n]),
+                Ok(n) => pipes.err(n),
             },
             () = sleep_until(deadline), if stopping.is_none() => {
                 stopping = Some(Ended::TimedOut);

@@ -18,6 +18,8 @@ fn sh(script: &str) -> Spec {
         limits: Limits::default(),
         stdout_keep: (1 << 20, 1 << 20),
         stderr_keep: (1 << 20, 1 << 20),
+        on_spawn: None,
+        log_file: None,
     }
 }
 

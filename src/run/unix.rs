@@ -168,6 +168,25 @@ pub fn tree_rss_kb(root: u32) -> u64 {
     total
 }
 
+/// The kernel start time of `pid` (field 22 of `/proc/<pid>/stat`), which
+/// tells a process from a later one that reuses its pid.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    // After the command name: field 3 (state) is the first; 22 is the 20th.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Kills the process group `pgid` if its leader is still the process that
+/// started at `start_ticks` (never a process that reused the pid).
+pub fn kill_group_if_same(pgid: u32, start_ticks: u64) -> bool {
+    if start_ticks != 0 && self::start_ticks(pgid) == Some(start_ticks) {
+        kill_group(pgid, libc::SIGKILL);
+        return true;
+    }
+    false
+}
+
 /// Makes this process the reaper of orphaned descendants, so analyzers'
 /// grandchildren that `setsid` away from their group still end up ours to
 /// kill (RELIABILITY 10).

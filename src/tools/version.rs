@@ -162,6 +162,8 @@ pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
             limits: Limits::default(),
             stdout_keep: (64 * 1024, 0),
             stderr_keep: (64 * 1024, 0),
+            on_spawn: None,
+            log_file: None,
         },
         CancellationToken::new(),
     )
