@@ -12,6 +12,8 @@ pub const FINDINGS: u8 = 1;
 pub const TOOL_ERROR: u8 = 2;
 /// A required analyzer is not installed (`--strict-tools`, or named explicitly).
 pub const NOT_INSTALLED: u8 = 3;
+/// The daemon is not running (`status`, and commands that need it).
+pub const DAEMON_DOWN: u8 = 4;
 /// Bad command-line usage (`EX_USAGE`).
 pub const USAGE: u8 = 64;
 /// Input data was wrong: an unreadable report to merge (`EX_DATAERR`).

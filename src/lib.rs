@@ -23,6 +23,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod event;
 pub mod exit;

@@ -6,14 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BGTASK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
     let cli = match bgtask::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -25,6 +17,14 @@ fn main() -> ExitCode {
             });
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BGTASK_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(bgtask::cli::default_log_level(&cli))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     match bgtask::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

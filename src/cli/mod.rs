@@ -3,8 +3,10 @@
 //! prints them and picks the code with [`exit_code`].
 
 mod config_cmd;
+mod daemon_cmd;
 mod doctor;
 mod init;
+mod jobs_cmd;
 mod progress;
 mod report_cmd;
 mod run_cmd;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::exit;
+use crate::{exit, report};
 
 const ABOUT: &str =
     "Runs code analyzers in the background while you work, and in the foreground in CI.";
@@ -58,6 +60,85 @@ pub enum Command {
     /// Work with JSON reports (merge CI shards).
     #[command(subcommand)]
     Report(report_cmd::ReportCommand),
+    /// Start this worktree's background daemon.
+    #[command(after_help = daemon_cmd::START_EXAMPLES)]
+    Start(daemon_cmd::StartArgs),
+    /// Stop the daemon: running jobs are stopped and run again at the next start.
+    #[command(after_help = "Example:\n  bgtask stop")]
+    Stop,
+    /// Stop and start the daemon.
+    #[command(after_help = "Example:\n  bgtask restart")]
+    Restart(daemon_cmd::StartArgs),
+    /// Is the daemon running? Its config state, queue, running jobs, recent runs, health.
+    #[command(
+        after_help = "Examples:\n  bgtask status\n  bgtask status --json\nExit code 4 when the daemon is not running."
+    )]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue tasks in the daemon.
+    #[command(after_help = jobs_cmd::SUBMIT_EXAMPLES)]
+    Submit(jobs_cmd::SubmitArgs),
+    /// What is waiting in the daemon, with priority, wait time and dedup key.
+    #[command(after_help = "Examples:\n  bgtask queue\n  bgtask queue --json")]
+    Queue {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Past runs, newest first.
+    #[command(
+        after_help = "Examples:\n  bgtask history\n  bgtask history --task security --limit 5 --json"
+    )]
+    History(jobs_cmd::HistoryArgs),
+    /// A past run's report, in any report format.
+    #[command(
+        after_help = "Examples:\n  bgtask show 42\n  bgtask show 42 --format sarif > run42.sarif"
+    )]
+    Show {
+        run_id: i64,
+        #[arg(long, short = 'f', value_enum, default_value_t = report::Format::Console)]
+        format: report::Format,
+    },
+    /// A run's captured analyzer output; --follow streams a running one.
+    #[command(after_help = "Examples:\n  bgtask logs 42\n  bgtask logs 43 --follow")]
+    Logs {
+        run_id: i64,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Cancel a waiting or running job.
+    #[command(after_help = "Example:\n  bgtask cancel 17")]
+    Cancel { job_id: i64 },
+    /// Run a past run's job again (and lift quarantine on its task's analyzers).
+    #[command(after_help = "Example:\n  bgtask retry 42")]
+    Retry { run_id: i64 },
+    /// Per task: runs, success rate, mean/p95 duration, queue wait, peak memory, CPU.
+    #[command(after_help = "Examples:\n  bgtask metrics\n  bgtask metrics --json")]
+    Metrics {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daemon's health checks, now (exit 1 on an error).
+    #[command(after_help = "Examples:\n  bgtask health\n  bgtask health --json")]
+    Health {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The retention sweep, now.
+    #[command(after_help = "Example:\n  bgtask cleanup")]
+    Cleanup {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the config now (the daemon also watches it).
+    #[command(after_help = "Example:\n  bgtask reload")]
+    Reload,
+    /// A systemd user unit so the daemon starts at login.
+    #[command(subcommand)]
+    Service(daemon_cmd::ServiceCommand),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\""
@@ -107,6 +188,29 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Report(cmd) => report_cmd::run(&ctx, cmd),
+        Command::Start(args) => daemon_cmd::start(&ctx, &args),
+        Command::Stop => daemon_cmd::stop(&ctx),
+        Command::Restart(args) => {
+            daemon_cmd::stop(&ctx)?;
+            daemon_cmd::start(&ctx, &args)
+        }
+        Command::Status { json } => daemon_cmd::status(&ctx, json),
+        Command::Submit(args) => jobs_cmd::submit(&ctx, &args),
+        Command::Queue { json } => jobs_cmd::queue(&ctx, json),
+        Command::History(args) => jobs_cmd::history(&ctx, &args),
+        Command::Show { run_id, format } => jobs_cmd::show(&ctx, run_id, format),
+        Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
+        Command::Cancel { job_id } => {
+            jobs_cmd::simple(&ctx, crate::ipc::Request::Cancel { job_id }, false)
+        }
+        Command::Retry { run_id } => {
+            jobs_cmd::simple(&ctx, crate::ipc::Request::Retry { run_id }, false)
+        }
+        Command::Metrics { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Metrics, json),
+        Command::Health { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Health, json),
+        Command::Cleanup { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Cleanup, json),
+        Command::Reload => jobs_cmd::simple(&ctx, crate::ipc::Request::Reload, false),
+        Command::Service(cmd) => daemon_cmd::service(&ctx, &cmd),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "bgtask", &mut std::io::stdout());
@@ -116,6 +220,16 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(exit::OK)
         }
+    }
+}
+
+/// The log level a command runs with unless `BGTASK_LOG` says otherwise.
+pub fn default_log_level(cli: &Cli) -> &'static str {
+    match &cli.command {
+        Command::Start(a) | Command::Restart(a) if a.dev => "debug",
+        Command::Start(a) | Command::Restart(a) if a.foreground => "info",
+        _ if cli.verbose => "info",
+        _ => "warn",
     }
 }
 
@@ -135,6 +249,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<crate::report::MergeError>().is_some() {
             return exit::DATA;
+        }
+        if cause.downcast_ref::<crate::daemon::RootRefused>().is_some() {
+            return exit::USAGE;
         }
     }
     exit::INTERNAL

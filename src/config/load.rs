@@ -162,6 +162,7 @@ pub fn to_raw(layers: &Layers) -> (RawConfig, Vec<Problem>) {
             "triggers" => raw.triggers = de.typed(val),
             "notifications" => raw.notifications = de.typed(val),
             "retention" => raw.retention = de.typed(val),
+            "daemon" => raw.daemon = de.typed(val),
             other => problems.push(layers.problem(
                 &pointer,
                 true,

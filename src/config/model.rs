@@ -24,6 +24,7 @@ pub struct Config {
     pub triggers: Triggers,
     pub notifications: Notifications,
     pub retention: Retention,
+    pub daemon: Daemon,
 }
 
 impl Config {
@@ -171,6 +172,19 @@ pub struct Retention {
     pub results_days: u32,
     pub metrics_days: u32,
     pub logs_days: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Daemon {
+    pub auto_init: bool,
+    /// `None`: off.
+    pub health_interval: Option<Duration>,
+    pub cleanup_interval: Option<Duration>,
+    pub max_rss_mb: u64,
+    pub queue_warning: u32,
+    pub failure_rate_warning: f64,
+    pub min_free_disk_mb: u64,
+    pub max_db_mb: u64,
 }
 
 /// Git hooks bgtask knows how to install.

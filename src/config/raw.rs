@@ -32,6 +32,7 @@ pub struct RawConfig {
     pub triggers: Option<RawTriggers>,
     pub notifications: Option<RawNotifications>,
     pub retention: Option<RawRetention>,
+    pub daemon: Option<RawDaemon>,
 }
 
 /// The top-level keys, in file order of a generated config.
@@ -45,6 +46,7 @@ pub const SECTIONS: &[&str] = &[
     "triggers",
     "notifications",
     "retention",
+    "daemon",
 ];
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -338,6 +340,29 @@ pub struct RawRetention {
     pub metrics_days: Option<u32>,
     /// Analyzer logs older than this are deleted. Default 7.
     pub logs_days: Option<u32>,
+}
+
+/// The background daemon (`bgtask start`).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    /// At first start in a repository without a config, write the default
+    /// one (`bgtask init`). Default false.
+    pub auto_init: Option<bool>,
+    /// How often the health checks run, e.g. `"5m"`; `"0s"` turns them off.
+    pub health_interval: Option<String>,
+    /// How often the retention sweep runs, e.g. `"1h"`; `"0s"` turns it off.
+    pub cleanup_interval: Option<String>,
+    /// New jobs wait while the daemon's own resident memory is above this. Default 512.
+    pub max_rss_mb: Option<u64>,
+    /// Health: waiting jobs at which the queue is a warning (twice: an error). Default 50.
+    pub queue_warning: Option<u32>,
+    /// Health: share of the last 20 runs that failed at which it is a warning. Default 0.5.
+    pub failure_rate_warning: Option<f64>,
+    /// Health: free space left under `.bgtask` below which it is a warning (a quarter: an error). Default 500.
+    pub min_free_disk_mb: Option<u64>,
+    /// Health: state database size above which it is a warning (twice: an error). Default 500.
+    pub max_db_mb: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------

@@ -169,6 +169,7 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
 
     let triggers = triggers(&mut issues, raw.triggers.unwrap_or_default());
     let notifications = notifications(&mut issues, raw.notifications.unwrap_or_default());
+    let daemon = daemon(&mut issues, &raw.daemon.unwrap_or_default());
     let rt = raw.retention.unwrap_or_default();
     let retention = Retention {
         results_days: rt.results_days.unwrap_or(7),
@@ -186,9 +187,40 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
             triggers,
             notifications,
             retention,
+            daemon,
         })
     } else {
         Err(problems)
+    }
+}
+
+fn daemon(issues: &mut Issues<'_, '_>, d: &super::raw::RawDaemon) -> super::model::Daemon {
+    let interval = |issues: &mut Issues<'_, '_>, field: &str, v: Option<&str>, default: u64| match v
+    {
+        None => Some(Duration::from_secs(default)),
+        Some(s) => duration(issues, &format!("/daemon/{field}"), s).filter(|d| !d.is_zero()),
+    };
+    let rate = d.failure_rate_warning.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&rate) {
+        issues.at(
+            "/daemon/failure_rate_warning",
+            format!("must be between 0 and 1, got {rate}"),
+        );
+    }
+    super::model::Daemon {
+        auto_init: d.auto_init.unwrap_or(false),
+        health_interval: interval(issues, "health_interval", d.health_interval.as_deref(), 300),
+        cleanup_interval: interval(
+            issues,
+            "cleanup_interval",
+            d.cleanup_interval.as_deref(),
+            3600,
+        ),
+        max_rss_mb: d.max_rss_mb.unwrap_or(512),
+        queue_warning: d.queue_warning.unwrap_or(50).max(1),
+        failure_rate_warning: rate,
+        min_free_disk_mb: d.min_free_disk_mb.unwrap_or(500),
+        max_db_mb: d.max_db_mb.unwrap_or(500),
     }
 }
 

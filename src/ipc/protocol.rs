@@ -169,6 +169,8 @@ pub struct Status {
     pub health: Health,
     /// Why new jobs are being held back, if they are.
     pub holding: Option<String>,
+    /// Analyzers skipped after repeated crashes.
+    pub quarantined: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +184,7 @@ pub struct ConfigState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunningJob {
     pub job_id: i64,
+    pub run_id: i64,
     pub task: String,
     pub attempt: u32,
     pub running_s: f64,

@@ -229,6 +229,20 @@ impl Store {
         Ok(out)
     }
 
+    /// A job's files; `None` for the whole project (or an unknown job).
+    pub fn job_files(&self, id: JobId) -> Result<Option<BTreeSet<PathBuf>>, StoreError> {
+        let project: Option<bool> = self
+            .conn
+            .query_row("SELECT project FROM jobs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match project {
+            Some(false) => Ok(Some(self.files_of(id)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// Jobs waiting to run (queued or waiting to retry), to rebuild the queue.
     pub fn waiting_jobs(&self) -> Result<Vec<Waiting>, StoreError> {
         let mut stmt = self.conn.prepare(
@@ -280,13 +294,17 @@ impl Store {
             .collect()
     }
 
-    /// At start: every job still `running` was left by a daemon that died.
-    /// Its recorded process groups are returned (to be killed); it runs once
-    /// more, unless it already was such a second run.
+    /// At start: a job still `running` was left by a daemon that died, and an
+    /// `interrupted` one by a daemon that was stopped. Recorded process groups
+    /// are returned (to be killed); each job runs once more, unless it
+    /// already was such a second run.
     pub fn recover(&mut self, now: Millis) -> Result<Vec<Recovered>, StoreError> {
         let tx = self.conn.transaction()?;
         let jobs: Vec<(JobId, String, bool)> = tx
-            .prepare("SELECT id, task, recovered FROM jobs WHERE state = 'running' ORDER BY id")?
+            .prepare(
+                "SELECT id, task, recovered FROM jobs
+                 WHERE state = 'running' OR (state = 'interrupted' AND recovered = 0) ORDER BY id",
+            )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
@@ -311,7 +329,7 @@ impl Store {
             } else {
                 tx.execute(
                     "UPDATE jobs SET state = 'queued', recovered = 1, not_before_ms = ?2, started_ms = NULL,
-                            note = 'interrupted when the daemon stopped; running it again'
+                            note = 'interrupted when the daemon stopped; runs again'
                      WHERE id = ?1",
                     params![id, now],
                 )?;

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use jobs::{JobRow, Recovered};
-pub use runs::RunRecord;
+pub use runs::{QUARANTINE_AFTER, RunStart};
 
 pub const FILE: &str = "state.db";
 

@@ -11,15 +11,14 @@ use crate::report::Report;
 use crate::schedule::Millis;
 use crate::schedule::adaptive::Past;
 
-/// What a finished job wrote.
-pub struct RunRecord<'a> {
+/// A run as it starts.
+pub struct RunStart<'a> {
     pub job_id: i64,
     pub task: &'a str,
     pub attempt: u32,
     pub trigger: &'a str,
     pub started_ms: Millis,
     pub wait_ms: Millis,
-    pub report: &'a Report,
 }
 
 /// Consecutive crashes after which an analyzer is quarantined.
@@ -32,8 +31,20 @@ fn rfc3339(ms: Millis) -> String {
 }
 
 impl Store {
-    pub fn record_run(&mut self, rec: &RunRecord<'_>) -> Result<i64, StoreError> {
-        let report = rec.report;
+    /// A run row for a job that is starting (`verdict` is `running` until
+    /// [`Store::finish_run`]), so its id can be followed at once.
+    pub fn begin_run(&mut self, start: &RunStart<'_>) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict,
+                               findings, ok, peak_rss_kb, cpu_ms, report)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, 'running', 0, 1, 0, 0, '')",
+            params![start.job_id, start.task, start.attempt, start.trigger, start.started_ms, start.wait_ms.max(0)],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores a finished run's report and findings.
+    pub fn finish_run(&mut self, run_id: i64, report: &Report) -> Result<(), StoreError> {
         let ok = !report.runs.iter().any(|r| r.status.is_failure());
         let peak = report
             .runs
@@ -44,17 +55,12 @@ impl Store {
         let cpu: u64 = report.runs.iter().filter_map(|r| r.cpu_ms).sum();
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict,
-                               findings, ok, peak_rss_kb, cpu_ms, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "UPDATE runs SET duration_ms = ?2, exit_code = ?3, verdict = ?4, findings = ?5, ok = ?6,
+                             peak_rss_kb = ?7, cpu_ms = ?8, report = ?9
+             WHERE id = ?1",
             params![
-                rec.job_id,
-                rec.task,
-                rec.attempt,
-                rec.trigger,
-                rec.started_ms,
+                run_id,
                 i64::try_from(report.duration_ms).unwrap_or(i64::MAX),
-                rec.wait_ms.max(0),
                 report.exit_code,
                 report.verdict,
                 i64::try_from(report.findings.len()).unwrap_or(i64::MAX),
@@ -64,7 +70,6 @@ impl Store {
                 serde_json::to_string(report)?,
             ],
         )?;
-        let run_id = tx.last_insert_rowid();
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint)
@@ -84,7 +89,16 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(run_id)
+        Ok(())
+    }
+
+    /// A run that ended without a report (interrupted by shutdown).
+    pub fn abandon_run(&self, run_id: i64, why: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET verdict = ?2, ok = 0 WHERE id = ?1",
+            params![run_id, why],
+        )?;
+        Ok(())
     }
 
     pub fn history(&self, task: Option<&str>, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
@@ -142,7 +156,7 @@ impl Store {
     /// The last `n` runs of a task, newest first (adaptive priority).
     pub fn recent(&self, task: &str, n: u32) -> Result<Vec<Past>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ok, duration_ms FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT ok, duration_ms FROM runs WHERE task = ?1 AND verdict != 'running' ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![task, n], |r| {
             Ok(Past {
@@ -156,7 +170,7 @@ impl Store {
     /// Runs and failed runs among the last `n` (health).
     pub fn failure_rate(&self, n: u32) -> Result<(u64, u64), StoreError> {
         Ok(self.conn.query_row(
-            "SELECT count(*), coalesce(sum(1 - ok), 0) FROM (SELECT ok FROM runs ORDER BY id DESC LIMIT ?1)",
+            "SELECT count(*), coalesce(sum(1 - ok), 0) FROM (SELECT ok FROM runs WHERE verdict != 'running' ORDER BY id DESC LIMIT ?1)",
             params![n],
             |r| {
                 let n = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
@@ -168,14 +182,16 @@ impl Store {
     pub fn task_metrics(&self) -> Result<Vec<TaskMetrics>, StoreError> {
         let tasks: Vec<String> = self
             .conn
-            .prepare("SELECT DISTINCT task FROM runs ORDER BY task")?
+            .prepare("SELECT DISTINCT task FROM runs WHERE verdict != 'running' ORDER BY task")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for task in tasks {
             let rows: Vec<(bool, u64, u64, u64, u64)> = self
                 .conn
-                .prepare_cached("SELECT ok, duration_ms, wait_ms, peak_rss_kb, cpu_ms FROM runs WHERE task = ?1")?
+                .prepare_cached(
+                    "SELECT ok, duration_ms, wait_ms, peak_rss_kb, cpu_ms FROM runs WHERE task = ?1 AND verdict != 'running'",
+                )?
                 .query_map(params![task], |r| {
                     let u = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
                     Ok((r.get(0)?, u(1)?, u(2)?, u(3)?, u(4)?))

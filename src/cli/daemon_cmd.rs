@@ -1,0 +1,293 @@
+//! `bgtask start|stop|restart|status|service`: the daemon's lifecycle.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use super::Ctx;
+use crate::daemon::{self, LockError, Paths, StartOptions, service};
+use crate::engine::Workspace;
+use crate::exit;
+use crate::ipc::{Client, Level, Request, Response};
+
+pub const START_EXAMPLES: &str = "Examples:
+  bgtask start                 start the daemon for this worktree (returns once it answers)
+  bgtask start --foreground    run it in this terminal (systemd, CI, debugging)
+  bgtask start --dev           in this terminal, verbose, one worker";
+
+#[derive(Debug, Args, Clone)]
+pub struct StartArgs {
+    /// Stay in the foreground (logs to stderr) instead of detaching.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Foreground, debug logs, one worker.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run analyzers even as root.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Write the default .background-tasks.json if the repository has none.
+    #[arg(long)]
+    pub auto_init: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write a systemd user unit that runs this worktree's daemon at login.
+    Install {
+        /// Print the unit instead of writing it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Remove the unit.
+    Uninstall,
+}
+
+fn paths(ctx: &Ctx) -> anyhow::Result<(Workspace, Paths)> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let paths = Paths::for_root(&workspace.root)?;
+    Ok((workspace, paths))
+}
+
+pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
+    let (workspace, paths) = paths(ctx)?;
+    if let Some(pid) = daemon::is_running(&paths) {
+        anstream::println!("already running (pid {pid})");
+        return Ok(exit::OK);
+    }
+    let opts = StartOptions {
+        dev: args.dev,
+        allow_root: args.allow_root,
+        auto_init: args.auto_init,
+    };
+    if args.foreground || args.dev {
+        return match daemon::run_foreground(&workspace, &opts) {
+            Ok(()) => Ok(exit::OK),
+            Err(e) => match e.downcast_ref::<LockError>() {
+                Some(LockError::Held { .. }) => {
+                    anstream::println!("{e}");
+                    Ok(exit::OK)
+                }
+                _ => Err(e),
+            },
+        };
+    }
+    crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
+    std::fs::create_dir_all(paths.log.parent().expect("log has a parent"))
+        .context("create the log directory")?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&paths.log)
+        .with_context(|| format!("open {}", paths.log.display()))?;
+    let offset = log.seek(SeekFrom::End(0))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("-C")
+        .arg(&workspace.root)
+        .arg("start")
+        .arg("--foreground");
+    if args.allow_root {
+        cmd.arg("--allow-root");
+    }
+    if args.auto_init {
+        cmd.arg("--auto-init");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
+    // SAFETY: setsid is async-signal-safe; the child gets its own session,
+    // so the terminal's signals and hangup do not reach it.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("start the daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(pid) = daemon::is_running(&paths) {
+            if pid == child.id() {
+                anstream::println!("started (pid {pid}); log: {}", paths.log.display());
+            } else {
+                anstream::println!("already running (pid {pid})");
+            }
+            return Ok(exit::OK);
+        }
+        if let Some(status) = child.try_wait()? {
+            let mut tail = String::new();
+            log.seek(SeekFrom::Start(offset))?;
+            log.read_to_string(&mut tail)?;
+            if tail.contains("already running") {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            bail!(
+                "the daemon exited ({status}) before answering:\n{}",
+                tail.trim_end()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the daemon did not answer within 15 s; see {}",
+                paths.log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+pub fn stop(ctx: &Ctx) -> anyhow::Result<u8> {
+    let (_, paths) = paths(ctx)?;
+    let Ok(mut client) = Client::connect(&paths.socket, Duration::from_secs(5)) else {
+        anstream::println!("not running");
+        return Ok(exit::OK);
+    };
+    let pid = match client.call(Request::Stop)? {
+        Response::Stopping { pid } => pid,
+        other => bail!("unexpected answer to stop: {other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while process_alive(pid) {
+        if Instant::now() > deadline {
+            bail!("the daemon (pid {pid}) is still stopping after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anstream::println!("stopped (pid {pid})");
+    Ok(exit::OK)
+}
+
+pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
+    let (workspace, paths) = paths(ctx)?;
+    let status = Client::connect(&paths.socket, Duration::from_secs(5))
+        .and_then(|mut c| c.call(Request::Status));
+    let Ok(Response::Status(s)) = status else {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "running": false, "root": workspace.root })
+            );
+        } else {
+            anstream::println!(
+                "not running ({}); `bgtask start` starts it",
+                workspace.root.display()
+            );
+        }
+        return Ok(exit::DAEMON_DOWN);
+    };
+    if json {
+        let mut v = serde_json::to_value(&*s)?;
+        v["running"] = serde_json::Value::Bool(true);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::OK);
+    }
+    anstream::println!("running (pid {}, up {}s) for {}", s.pid, s.uptime_s, s.root);
+    let config = if s.config.files.is_empty() {
+        "built-in tasks".to_owned()
+    } else {
+        s.config.files.join(" + ")
+    };
+    if s.config.stale {
+        anstream::println!(
+            "config   {config}: STALE, the file on disk is invalid, the last good one is in use"
+        );
+        for p in &s.config.problems {
+            anstream::println!("           {p}");
+        }
+    } else {
+        anstream::println!("config   {config}");
+    }
+    anstream::println!(
+        "queue    {} waiting, {} of {} workers busy",
+        s.queue_depth,
+        s.running.len(),
+        s.workers
+    );
+    for r in &s.running {
+        anstream::println!(
+            "  running job {} ({}, run {}, attempt {}) for {:.1}s",
+            r.job_id,
+            r.task,
+            r.run_id,
+            r.attempt + 1,
+            r.running_s
+        );
+    }
+    if let Some(why) = &s.holding {
+        anstream::println!("holding  new jobs wait: {why}");
+    }
+    if !s.quarantined.is_empty() {
+        anstream::println!("quarantined  {}", s.quarantined.join(", "));
+    }
+    let level = match s.health.level {
+        Level::Ok => "ok",
+        Level::Warning => "WARNING",
+        Level::Error => "ERROR",
+    };
+    anstream::println!("health   {level}");
+    for c in s.health.checks.iter().filter(|c| c.level != Level::Ok) {
+        anstream::println!("  {}: {}", c.name, c.message);
+    }
+    if !s.last_runs.is_empty() {
+        anstream::println!("recent runs");
+        for r in &s.last_runs {
+            anstream::println!(
+                "  run {:<5} {:<12} {:>7}ms  exit {}  {}",
+                r.run_id,
+                r.task,
+                r.duration_ms,
+                r.exit_code,
+                r.verdict
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn service(ctx: &Ctx, cmd: &ServiceCommand) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let name = service::unit_name(&workspace.root);
+    let path = service::unit_dir().join(&name);
+    match cmd {
+        ServiceCommand::Install { print } => {
+            let text = service::unit(&workspace.root, &std::env::current_exe()?);
+            if *print {
+                print!("{text}");
+                return Ok(exit::OK);
+            }
+            std::fs::create_dir_all(service::unit_dir())?;
+            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+            anstream::println!("wrote {}", path.display());
+            anstream::println!(
+                "enable it with: systemctl --user daemon-reload && systemctl --user enable --now {name}"
+            );
+        }
+        ServiceCommand::Uninstall => {
+            match std::fs::remove_file(&path) {
+                Ok(()) => anstream::println!("removed {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    anstream::println!("no unit at {}", path.display());
+                }
+                Err(e) => return Err(e).with_context(|| format!("remove {}", path.display())),
+            }
+            anstream::println!("if it was enabled: systemctl --user disable --now {name}");
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,368 @@
+//! Commands that talk to a running daemon: `submit`, `queue`, `history`,
+//! `show`, `logs`, `cancel`, `retry`, `metrics`, `health`, `cleanup`,
+//! `reload`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use super::{Ctx, UsageError};
+use crate::config::Priority;
+use crate::daemon::Paths;
+use crate::engine::{Selection, Workspace};
+use crate::event::{Targets, TriggerSource};
+use crate::exit;
+use crate::ipc::{Client, ClientError, Level, Request, Response, Submit};
+use crate::report::{self, ConsoleOptions, Format};
+
+pub const SUBMIT_EXAMPLES: &str = "Examples:
+  bgtask submit security                         queue the security task for the whole project
+  bgtask submit code --files src/app.py          only these files
+  bgtask submit tests --priority high";
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Task names, or `all`.
+    #[arg(required = true, value_name = "TASK")]
+    pub tasks: Vec<String>,
+    /// Only these files.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Override the task's priority.
+    #[arg(long, value_enum)]
+    pub priority: Option<Priority>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Connects to the daemon of the current worktree.
+fn connect(ctx: &Ctx, timeout: Duration) -> anyhow::Result<(Workspace, Client)> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let paths = Paths::for_root(&workspace.root)?;
+    let client = Client::connect(&paths.socket, timeout)?;
+    Ok((workspace, client))
+}
+
+/// Calls the daemon; "not running" becomes exit code 4.
+fn call(ctx: &Ctx, request: Request) -> anyhow::Result<Result<Response, u8>> {
+    match connect(ctx, Duration::from_secs(10)) {
+        Ok((_, mut client)) => Ok(Ok(client.call(request)?)),
+        Err(e)
+            if matches!(
+                e.downcast_ref::<ClientError>(),
+                Some(ClientError::NotRunning { .. })
+            ) =>
+        {
+            anstream::eprintln!("error: {e}; `bgtask start` starts it");
+            Ok(Err(exit::DAEMON_DOWN))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn submit(ctx: &Ctx, args: &SubmitArgs) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let files = if args.files.is_empty() {
+        None
+    } else {
+        match workspace.select(&Selection::Files(args.files.clone()), &ctx.cwd)? {
+            Targets::Files(f) if f.is_empty() => {
+                return Err(UsageError(
+                    "none of the given files exist in this worktree".to_owned(),
+                )
+                .into());
+            }
+            Targets::Files(f) => Some(f),
+            Targets::Project => None,
+        }
+    };
+    let request = Request::Submit(Submit {
+        tasks: args.tasks.clone(),
+        files,
+        priority: args.priority,
+        source: TriggerSource::Manual {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        },
+        debounce: false,
+    });
+    let response = match call(ctx, request)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let Response::Submitted { jobs } = response else {
+        bail!("unexpected answer: {response:?}")
+    };
+    if args.json {
+        print_json(&jobs)?;
+    } else {
+        for j in &jobs {
+            let how = match j.outcome.as_str() {
+                "queued" => "queued",
+                "merged" => "merged into the waiting job",
+                "rerun_after" => "queued to run after the current run",
+                _ => "DROPPED: the queue is full",
+            };
+            anstream::println!("{}: job {} {how}", j.task, j.job_id);
+        }
+    }
+    Ok(if jobs.iter().any(|j| j.outcome == "dropped") {
+        exit::INTERNAL
+    } else {
+        exit::OK
+    })
+}
+
+pub fn queue(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
+    let response = match call(ctx, Request::Queue)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let Response::Queue { entries } = response else {
+        bail!("unexpected answer: {response:?}")
+    };
+    if json {
+        print_json(&entries)?;
+        return Ok(exit::OK);
+    }
+    if entries.is_empty() {
+        anstream::println!("nothing waiting");
+    }
+    for e in &entries {
+        let files = e
+            .files
+            .map_or_else(|| "project".to_owned(), |n| format!("{n} files"));
+        let ready = e
+            .ready_in_s
+            .map(|s| format!(", starts in {s:.1}s"))
+            .unwrap_or_default();
+        let retry = if e.attempt > 0 {
+            format!(", retry {}", e.attempt)
+        } else {
+            String::new()
+        };
+        anstream::println!(
+            "job {:<5} {:<12} {:<8} score {:>3}  {:<14} waiting {:.1}s{ready}{retry}  {files}  [{}]",
+            e.job_id,
+            e.task,
+            e.priority.as_str(),
+            e.score,
+            e.state,
+            e.waiting_s,
+            e.dedup_key
+        );
+        if let Some(why) = &e.why {
+            anstream::println!("          priority adjusted {why}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this task.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// How many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<u8> {
+    let response = match call(
+        ctx,
+        Request::History {
+            task: args.task.clone(),
+            limit: args.limit,
+        },
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let Response::History { runs } = response else {
+        bail!("unexpected answer: {response:?}")
+    };
+    if args.json {
+        print_json(&runs)?;
+        return Ok(exit::OK);
+    }
+    if runs.is_empty() {
+        anstream::println!("no runs yet");
+    }
+    for r in &runs {
+        anstream::println!(
+            "run {:<5} job {:<5} {:<12} {}  {:>7}ms  exit {}  {} findings  {}  ({}{})",
+            r.run_id,
+            r.job_id,
+            r.task,
+            r.started,
+            r.duration_ms,
+            r.exit_code,
+            r.findings,
+            r.verdict,
+            r.trigger,
+            if r.attempt > 0 {
+                format!(", retry {}", r.attempt)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn show(ctx: &Ctx, run_id: i64, format: Format) -> anyhow::Result<u8> {
+    let response = match call(ctx, Request::Show { run_id })? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let Response::Report { report: r } = response else {
+        bail!("unexpected answer: {response:?}")
+    };
+    let text = report::render(
+        &r,
+        format,
+        &ConsoleOptions {
+            verbose: ctx.verbose,
+            summary_only: false,
+        },
+    );
+    if format == Format::Console {
+        anstream::print!("{text}");
+    } else {
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+    }
+    Ok(exit::OK)
+}
+
+pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
+    let (_, mut client) = match connect(ctx, Duration::from_secs(10)) {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.downcast_ref::<ClientError>(),
+                Some(ClientError::NotRunning { .. })
+            ) =>
+        {
+            anstream::eprintln!("error: {e}; `bgtask start` starts it");
+            return Ok(exit::DAEMON_DOWN);
+        }
+        Err(e) => return Err(e),
+    };
+    if follow {
+        client.no_read_timeout()?;
+    }
+    client.send(Request::Logs { run_id, follow })?;
+    let mut current: Option<String> = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        match client.receive()? {
+            Response::LogChunk { analyzer, data } => {
+                if current.as_deref() != Some(analyzer.as_str()) {
+                    writeln!(out, "==> {analyzer} <==")?;
+                    current = Some(analyzer);
+                }
+                out.write_all(data.as_bytes())?;
+                out.flush()?;
+            }
+            Response::LogEnd { finished } => {
+                if !finished && !follow {
+                    writeln!(
+                        out,
+                        "(run {run_id} is still running; --follow streams the rest)"
+                    )?;
+                }
+                return Ok(exit::OK);
+            }
+            other => bail!("unexpected answer: {other:?}"),
+        }
+    }
+}
+
+/// `cancel`, `retry`, `metrics`, `health`, `cleanup`, `reload`.
+pub fn simple(ctx: &Ctx, request: Request, json: bool) -> anyhow::Result<u8> {
+    let response = match call(ctx, request)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    if json {
+        print_json(&response)?;
+        return Ok(match &response {
+            Response::Health(h) if h.level == Level::Error => exit::FINDINGS,
+            _ => exit::OK,
+        });
+    }
+    match response {
+        Response::Cancelled { job_id, was } => {
+            anstream::println!("cancelled job {job_id} (it was {was})");
+        }
+        Response::Retried { job_id } => anstream::println!("queued again as job {job_id}"),
+        Response::Metrics(m) => {
+            anstream::println!(
+                "queue {} waiting, {} of {} workers busy",
+                m.queue_length,
+                m.running,
+                m.workers
+            );
+            for t in &m.tasks {
+                anstream::println!(
+                    "  {:<12} {:>4} runs  {:>5.1}% ok  mean {:>6}ms  p95 {:>6}ms  wait {:>6}ms  peak {:>7} KiB  cpu {:>7}ms",
+                    t.task,
+                    t.runs,
+                    t.success_rate * 100.0,
+                    t.mean_ms,
+                    t.p95_ms,
+                    t.mean_wait_ms,
+                    t.peak_rss_kb,
+                    t.cpu_ms
+                );
+            }
+        }
+        Response::Health(h) => {
+            for c in &h.checks {
+                let mark = match c.level {
+                    Level::Ok => "ok",
+                    Level::Warning => "WARNING",
+                    Level::Error => "ERROR",
+                };
+                anstream::println!("  {mark:<8} {:<11} {}", c.name, c.message);
+            }
+            return Ok(if h.level == Level::Error {
+                exit::FINDINGS
+            } else {
+                exit::OK
+            });
+        }
+        Response::Cleaned(c) => anstream::println!(
+            "removed {} runs, findings of older runs ({}), {} events, {} log directories",
+            c.runs,
+            c.findings,
+            c.events,
+            c.log_files
+        ),
+        Response::Reloaded { applied: true, .. } => anstream::println!("config reloaded"),
+        Response::Reloaded {
+            applied: false,
+            problems,
+        } => {
+            anstream::println!("config NOT applied (the last good one stays in use):");
+            for p in problems {
+                anstream::println!("  {p}");
+            }
+            return Ok(exit::CONFIG);
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    Ok(exit::OK)
+}

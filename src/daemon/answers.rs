@@ -1,0 +1,151 @@
+//! Answers to client requests other than submits (which are batched).
+
+use super::scheduler::Scheduler;
+use crate::ipc::{ErrorKind, IpcError, Metrics, QueueEntry, Request, Response, RunningJob, Status};
+use crate::schedule::WaitKind;
+use crate::store::now_ms;
+
+fn err(kind: ErrorKind, msg: impl Into<String>) -> Response {
+    Response::Error(IpcError::new(kind, msg))
+}
+
+#[expect(clippy::cast_precision_loss, reason = "seconds for display")]
+fn secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+impl Scheduler {
+    pub(super) fn answer(&mut self, request: Request) -> Response {
+        match request {
+            Request::Ping => Response::Pong {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            Request::Status => Response::Status(Box::new(self.status())),
+            Request::Submit(_) => unreachable!("submits are batched by the caller"),
+            Request::Queue => Response::Queue {
+                entries: self.queue_entries(),
+            },
+            Request::History { task, limit } => match self.store.history(task.as_deref(), limit) {
+                Ok(runs) => Response::History { runs },
+                Err(e) => err(ErrorKind::Internal, e.to_string()),
+            },
+            Request::Show { run_id } => match self.store.report(run_id) {
+                Ok(Some(Some(report))) => Response::Report {
+                    report: Box::new(report),
+                },
+                Ok(Some(None)) if self.running.values().any(|a| a.run_id == run_id) => err(
+                    ErrorKind::Invalid,
+                    format!(
+                        "run {run_id} is still running; `bgtask logs {run_id} --follow` shows its output"
+                    ),
+                ),
+                Ok(Some(None)) => err(
+                    ErrorKind::NotFound,
+                    format!("the report of run {run_id} was removed by retention"),
+                ),
+                Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
+                Err(e) => err(ErrorKind::Internal, e.to_string()),
+            },
+            Request::Logs { run_id, .. } => {
+                let running = self.running.values().any(|a| a.run_id == run_id);
+                match self.store.job_of_run(run_id) {
+                    Ok(Some(_)) => Response::LogEnd { finished: !running },
+                    Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
+                    Err(e) => err(ErrorKind::Internal, e.to_string()),
+                }
+            }
+            Request::Cancel { job_id } => self.cancel(job_id),
+            Request::Retry { run_id } => self.retry(run_id),
+            Request::Metrics => match self.store.task_metrics() {
+                Ok(tasks) => Response::Metrics(Metrics {
+                    tasks,
+                    queue_length: self.queue.waiting_len(),
+                    running: self.running.len(),
+                    workers: self.workers,
+                }),
+                Err(e) => err(ErrorKind::Internal, e.to_string()),
+            },
+            Request::Health => Response::Health(self.run_health(false)),
+            Request::Cleanup => Response::Cleaned(self.cleanup()),
+            Request::Reload => {
+                self.reload();
+                Response::Reloaded {
+                    applied: !self.config_state.stale,
+                    problems: self.config_state.problems.clone(),
+                }
+            }
+            Request::Stop => {
+                tracing::info!("stop requested");
+                self.stopping.cancel();
+                Response::Stopping {
+                    pid: std::process::id(),
+                }
+            }
+        }
+    }
+
+    fn status(&mut self) -> Status {
+        Status {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            root: self.workspace.root.display().to_string(),
+            started: humantime::format_rfc3339_seconds(self.started).to_string(),
+            uptime_s: self.started_at.elapsed().as_secs(),
+            config: self.config_state.clone(),
+            workers: self.workers,
+            queue_depth: self.queue.waiting_len(),
+            running: {
+                let mut r: Vec<RunningJob> = self
+                    .running
+                    .iter()
+                    .map(|(id, a)| RunningJob {
+                        job_id: *id,
+                        run_id: a.run_id,
+                        task: a.waiting.task.clone(),
+                        attempt: a.waiting.attempt,
+                        running_s: a.started.elapsed().as_secs_f64(),
+                    })
+                    .collect();
+                r.sort_by_key(|j| j.job_id);
+                r
+            },
+            last_runs: self.store.history(None, 5).unwrap_or_default(),
+            health: self.health.clone(),
+            holding: self.holding.clone(),
+            quarantined: self.quarantine.keys().cloned().collect(),
+        }
+    }
+
+    fn queue_entries(&self) -> Vec<QueueEntry> {
+        let now = now_ms();
+        let mut entries: Vec<QueueEntry> = self
+            .queue
+            .waiting()
+            .map(|w| {
+                let behind = self.queue.is_running(&w.key);
+                let state = match w.kind {
+                    WaitKind::RetryWait => "retry_wait",
+                    WaitKind::Queued if w.not_before > now => "debouncing",
+                    WaitKind::Queued if behind => "after_running",
+                    WaitKind::Queued => "queued",
+                };
+                QueueEntry {
+                    job_id: w.id,
+                    task: w.task.clone(),
+                    dedup_key: w.key.clone(),
+                    priority: w.priority,
+                    score: w.score,
+                    why: w.why.clone(),
+                    state: state.to_owned(),
+                    waiting_s: secs(now - w.enqueued),
+                    ready_in_s: (w.not_before > now).then(|| secs(w.not_before - now)),
+                    attempt: w.attempt,
+                    files: w.files.as_ref().map(std::collections::BTreeSet::len),
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| b.score.cmp(&a.score).then(a.job_id.cmp(&b.job_id)));
+        entries
+    }
+}

@@ -1,0 +1,514 @@
+//! Jobs in the core: admitting submits, starting ready jobs within the
+//! worker and resource limits, recording what they did, retries and
+//! quarantine, cancel and retry requests, and winding down at shutdown.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::scheduler::{Active, Command, Finished, Scheduler};
+use crate::analyze::RunStatus;
+use crate::engine::{self, Options, RunOptions};
+use crate::event::{Job, Targets, Trigger, TriggerSource};
+use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
+use crate::report::{self, Report};
+use crate::schedule::{Completion, Effect, JobId, Offer, Waiting, adaptive};
+use crate::store::{RunStart, now_ms};
+
+fn not_found(what: String) -> Response {
+    Response::Error(IpcError::new(ErrorKind::NotFound, what))
+}
+
+/// A short label for history (`manual: bgtask submit`).
+pub(super) fn trigger_label(t: &Trigger) -> String {
+    match &t.source {
+        TriggerSource::Manual { command } => {
+            let short: String = command.chars().take(60).collect();
+            format!("manual: {short}")
+        }
+    }
+}
+
+impl Scheduler {
+    fn dedup_key(&self, task: &str) -> String {
+        format!("{task}@{}", self.workspace.root.display())
+    }
+
+    /// Queues the submitted tasks; queue changes go into `effects`.
+    pub(super) fn submit(&mut self, s: &Submit, effects: &mut Vec<Effect>) -> Response {
+        if self.stopping.is_cancelled() {
+            return Scheduler::shutting_down();
+        }
+        let mut tasks: Vec<String> = Vec::new();
+        for t in &s.tasks {
+            if t == "all" {
+                tasks.extend(
+                    self.config
+                        .tasks
+                        .values()
+                        .filter(|t| t.enabled)
+                        .map(|t| t.name.clone()),
+                );
+            } else if self.config.tasks.contains_key(t) {
+                tasks.push(t.clone());
+            } else {
+                let known: Vec<&str> = self.config.tasks.keys().map(String::as_str).collect();
+                return not_found(format!(
+                    "unknown task `{t}`; tasks: all, {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        tasks.dedup();
+        let now = now_ms();
+        let mut jobs = Vec::new();
+        for task in tasks {
+            let def = &self.config.tasks[&task];
+            let priority = s.priority.unwrap_or(def.priority);
+            let recent = self.store.recent(&task, 100).unwrap_or_default();
+            let (bonus, why) = adaptive::adjust(&recent);
+            let debounce = if s.debounce {
+                self.config.triggers.file_watch.debounce
+            } else {
+                Duration::ZERO
+            };
+            let offer = Offer {
+                key: self.dedup_key(&task),
+                task: task.clone(),
+                priority,
+                score: priority.score() + bonus,
+                why,
+                files: s.files.as_ref().map(|f| f.iter().cloned().collect()),
+                trigger: Trigger {
+                    source: s.source.clone(),
+                    at: SystemTime::now(),
+                },
+                debounce: i64::try_from(debounce.as_millis()).unwrap_or(i64::MAX),
+            };
+            let (admission, e) = self.queue.offer(offer, now);
+            effects.extend(e);
+            tracing::debug!(task = %task, job = admission.job_id(), outcome = admission.label(), "submitted");
+            jobs.push(Admitted {
+                task,
+                job_id: admission.job_id(),
+                outcome: admission.label().to_owned(),
+            });
+        }
+        Response::Submitted { jobs }
+    }
+
+    /// Why new jobs must wait now, if they must (machine load or our own memory).
+    fn resource_hold(&self) -> Option<String> {
+        if let Some(pct) = self.config.limits.max_cpu_percent {
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            if let Some(load) = load_average() {
+                #[expect(clippy::cast_precision_loss, reason = "a percentage")]
+                let used = load / cpus as f64 * 100.0;
+                if used > f64::from(pct) {
+                    return Some(format!(
+                        "machine load is {used:.0}% of {cpus} CPUs, over max_cpu_percent {pct}%"
+                    ));
+                }
+            }
+        }
+        let rss_mb = own_rss_kb() / 1024;
+        if rss_mb > self.config.daemon.max_rss_mb {
+            return Some(format!(
+                "the daemon uses {rss_mb} MiB, over daemon.max_rss_mb {}",
+                self.config.daemon.max_rss_mb
+            ));
+        }
+        None
+    }
+
+    /// Starts ready jobs while workers are free and resources allow.
+    pub(super) fn dispatch(&mut self) {
+        if self.stopping.is_cancelled() {
+            return;
+        }
+        while self.running.len() < self.workers {
+            if self.queue.next_wakeup().is_none_or(|at| at > now_ms()) {
+                self.holding = None;
+                return;
+            }
+            if let Some(why) = self.resource_hold() {
+                if self.holding.as_ref() != Some(&why) {
+                    tracing::info!(reason = %why, "holding new jobs");
+                }
+                self.holding = Some(why);
+                return;
+            }
+            self.holding = None;
+            let Some(w) = self.queue.pop_ready(now_ms()) else {
+                return;
+            };
+            self.start(w);
+        }
+    }
+
+    fn start(&mut self, w: Waiting) {
+        let now = now_ms();
+        // Committed before any analyzer process starts (RELIABILITY 1).
+        if let Err(e) = self.store.mark_running(w.id, &self.boot_id, now) {
+            tracing::error!(error = %e, job = w.id, "could not record a job as running");
+        }
+        let run_id = self
+            .store
+            .begin_run(&RunStart {
+                job_id: w.id,
+                task: &w.task,
+                attempt: w.attempt,
+                trigger: &trigger_label(&w.trigger),
+                started_ms: now,
+                wait_ms: now - w.enqueued,
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not record a run");
+                0
+            });
+        let log_dir = self.paths.run_logs.join(run_id.to_string());
+        let job = Job {
+            tasks: vec![w.task.clone()],
+            analyzers: Vec::new(),
+            targets: w.files.clone().map_or(Targets::Project, |f| {
+                Targets::Files(f.into_iter().collect())
+            }),
+            trigger: w.trigger.clone(),
+        };
+        let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
+        let core_tx = self.tx.clone();
+        let job_id = w.id;
+        tokio::spawn(async move {
+            while let Some(spawned) = spawn_rx.recv().await {
+                let _ = core_tx.send(Command::Spawned { job_id, spawned });
+            }
+        });
+        let opts = RunOptions {
+            shard: None,
+            offline: false,
+            execution: Options {
+                slots: Some(self.slots.clone()),
+                on_spawn: Some(spawn_tx),
+                log_dir: Some(log_dir.clone()),
+                skip: self.quarantine.clone(),
+                ..Options::default()
+            },
+        };
+        let cancel = CancellationToken::new();
+        let (config, workspace, tx, token) = (
+            self.config.clone(),
+            self.workspace.clone(),
+            self.tx.clone(),
+            cancel.clone(),
+        );
+        tracing::info!(job = w.id, run = run_id, task = %w.task, attempt = w.attempt, "starting job");
+        tokio::spawn(async move {
+            let started = SystemTime::now();
+            let (progress, _ignored) = mpsc::unbounded_channel();
+            let outcome =
+                engine::run(config.clone(), &workspace, &job, opts, progress, token).await;
+            let report = outcome.ok().map(|o| {
+                let policy = report::policy(&config, None, false, Vec::new());
+                Report::new(
+                    workspace.root.display().to_string(),
+                    started,
+                    o.duration,
+                    None,
+                    policy,
+                    o.runs,
+                )
+            });
+            let _ = std::fs::create_dir_all(&log_dir);
+            let _ = std::fs::write(log_dir.join(".done"), b"");
+            let _ = tx.send(Command::Finished(Box::new(Finished { job_id, report })));
+        });
+        self.running.insert(
+            w.id,
+            Active {
+                waiting: w,
+                run_id,
+                started: Instant::now(),
+                cancel,
+                cancelled_by_user: false,
+            },
+        );
+    }
+
+    /// Records a finished job: its run, analyzer health, and what the queue
+    /// does next (done, retry, dead).
+    pub(super) fn finish(&mut self, f: &Finished) {
+        let Some(active) = self.running.remove(&f.job_id) else {
+            return;
+        };
+        let now = now_ms();
+        let _ = self.store.clear_processes(f.job_id);
+        let completion = match &f.report {
+            Some(report) => {
+                if let Err(e) = self.store.finish_run(active.run_id, report) {
+                    tracing::error!(error = %e, run = active.run_id, "could not record a run's report");
+                }
+                let _ = self.store.set_last_run(f.job_id, active.run_id);
+                self.record_analyzer_health(report, now);
+                completion_of(report)
+            }
+            None => Completion::Failed {
+                permanent: true,
+                error: "the job could not be planned".to_owned(),
+            },
+        };
+        if self.stopping.is_cancelled() && !active.cancelled_by_user {
+            // Interrupted by shutdown: it runs again at the next start.
+            let _ = self
+                .store
+                .abandon_run(active.run_id, "interrupted by shutdown");
+            let _ = self.store.set_state(
+                f.job_id,
+                "interrupted",
+                Some("interrupted by daemon shutdown; runs again at the next start"),
+                now,
+            );
+            let key = active.waiting.key.clone();
+            let _ = self
+                .queue
+                .complete(&key, &Completion::Succeeded, now, 0, &mut |_| 0);
+            return;
+        }
+        tracing::info!(job = f.job_id, run = active.run_id, task = %active.waiting.task, ?completion, "job finished");
+        let backoff = self.backoff();
+        let rng = &mut self.rng;
+        let effects = self.queue.complete(
+            &active.waiting.key,
+            &completion,
+            now,
+            self.config.execution.max_retries,
+            &mut |attempt| {
+                i64::try_from(backoff.delay(attempt, rng).as_millis()).unwrap_or(i64::MAX)
+            },
+        );
+        self.persist(&effects);
+        if active.cancelled_by_user {
+            let _ = self.store.set_state(
+                f.job_id,
+                "cancelled",
+                Some("cancelled with `bgtask cancel`"),
+                now,
+            );
+        }
+    }
+
+    fn record_analyzer_health(&mut self, report: &Report, now: i64) {
+        let mut newly = false;
+        for r in &report.runs {
+            let Some(def) = self.config.analyzers.get(&r.analyzer) else {
+                continue;
+            };
+            if matches!(
+                r.status,
+                RunStatus::NotApplicable | RunStatus::NotInstalled | RunStatus::Cancelled
+            ) {
+                continue;
+            }
+            match self.store.analyzer_outcome(
+                &r.analyzer,
+                &def.digest,
+                r.status,
+                r.reason.as_deref(),
+                now,
+            ) {
+                Ok(true) => {
+                    newly = true;
+                    let msg = format!(
+                        "analyzer `{}` quarantined after repeated crashes: {}",
+                        r.analyzer,
+                        r.reason.as_deref().unwrap_or("")
+                    );
+                    tracing::warn!(analyzer = %r.analyzer, "{msg}");
+                    let _ = self.store.event("warning", "quarantine", &msg);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "could not record analyzer health"),
+            }
+        }
+        if newly {
+            self.refresh_quarantine();
+        }
+    }
+
+    pub(super) fn cancel(&mut self, job_id: JobId) -> Response {
+        if let Some(w) = self.queue.cancel(job_id) {
+            let _ = self.store.set_state(
+                w.id,
+                "cancelled",
+                Some("cancelled with `bgtask cancel`"),
+                now_ms(),
+            );
+            return Response::Cancelled {
+                job_id,
+                was: "waiting".to_owned(),
+            };
+        }
+        if let Some(active) = self.running.get_mut(&job_id) {
+            active.cancelled_by_user = true;
+            active.cancel.cancel();
+            return Response::Cancelled {
+                job_id,
+                was: "running".to_owned(),
+            };
+        }
+        match self.store.job(job_id) {
+            Ok(Some(row)) => Response::Error(IpcError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "job {job_id} is not waiting or running (it is {})",
+                    row.state
+                ),
+            )),
+            _ => not_found(format!("no job {job_id}")),
+        }
+    }
+
+    /// Runs a run's job again (a new job with the same task and files), and
+    /// lifts any quarantine on its task's analyzers.
+    pub(super) fn retry(&mut self, run_id: i64) -> Response {
+        if self.stopping.is_cancelled() {
+            return Scheduler::shutting_down();
+        }
+        let Ok(Some(job_id)) = self.store.job_of_run(run_id) else {
+            return not_found(format!("no run {run_id}"));
+        };
+        let Ok(Some(row)) = self.store.job(job_id) else {
+            return not_found(format!("the job of run {run_id} is gone (retention)"));
+        };
+        let Some(task) = self.config.tasks.get(&row.task) else {
+            return not_found(format!("task `{}` is no longer in the config", row.task));
+        };
+        let analyzers = task.analyzers.clone();
+        for a in &analyzers {
+            let _ = self.store.lift_quarantine(Some(a));
+        }
+        self.refresh_quarantine();
+        let files: Option<Vec<PathBuf>> = self
+            .store
+            .job_files(job_id)
+            .ok()
+            .flatten()
+            .map(|f: BTreeSet<PathBuf>| f.into_iter().collect());
+        let submit = Submit {
+            tasks: vec![row.task.clone()],
+            files,
+            priority: None,
+            source: TriggerSource::Manual {
+                command: format!("bgtask retry {run_id}"),
+            },
+            debounce: false,
+        };
+        let mut effects = Vec::new();
+        let response = self.submit(&submit, &mut effects);
+        self.persist(&effects);
+        match response {
+            Response::Submitted { jobs } if !jobs.is_empty() => Response::Retried {
+                job_id: jobs[0].job_id,
+            },
+            other => other,
+        }
+    }
+
+    /// After `stop`: cancel running jobs, wait for them (up to the grace
+    /// period and a little), record them as interrupted, and flush.
+    pub(super) async fn wind_down(&mut self, rx: &mut mpsc::UnboundedReceiver<Command>) {
+        self.stopping.cancel();
+        for a in self.running.values() {
+            a.cancel.cancel();
+        }
+        let deadline =
+            tokio::time::Instant::now() + self.config.execution.kill_grace + Duration::from_secs(5);
+        while !self.running.is_empty() {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Command::Finished(f))) => self.finish(&f),
+                Ok(Some(Command::Request { reply, .. })) => {
+                    let _ = reply.send(Scheduler::shutting_down());
+                }
+                Ok(Some(Command::Spawned { job_id, spawned })) => {
+                    let _ = self
+                        .store
+                        .add_process(job_id, spawned.pid, spawned.start_ticks);
+                }
+                Ok(Some(Command::Reload)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Whatever did not finish in time: kill and record.
+        crate::run::kill_all_spawned();
+        let now = now_ms();
+        for (id, a) in std::mem::take(&mut self.running) {
+            let _ = self.store.abandon_run(a.run_id, "interrupted by shutdown");
+            let _ = self.store.set_state(
+                id,
+                "interrupted",
+                Some("interrupted by daemon shutdown; runs again at the next start"),
+                now,
+            );
+        }
+    }
+}
+
+fn completion_of(report: &Report) -> Completion {
+    let failures: Vec<_> = report
+        .runs
+        .iter()
+        .filter(|r| r.status.is_failure())
+        .collect();
+    if failures.is_empty() {
+        return Completion::Succeeded;
+    }
+    let permanent = failures.iter().all(|r| r.permanent);
+    let error = failures
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.analyzer,
+                r.reason.as_deref().unwrap_or(r.status.label())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let tail = failures
+        .iter()
+        .find_map(|r| r.output_tail.as_deref())
+        .map(|t| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(10)..].join("\n")
+        });
+    let error = match tail {
+        Some(t) if !t.is_empty() => format!("{error}\n{t}"),
+        _ => error,
+    };
+    Completion::Failed { permanent, error }
+}
+
+/// The 1-minute load average.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// This process's resident memory, KiB.
+pub(super) fn own_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,269 @@
+//! The daemon: one per worktree, running jobs in the background.
+//!
+//! Owns the process lifecycle (lock, socket, signals, recovery at start,
+//! detaching) and wires the parts: the IPC server (`server.rs`) and the
+//! config watcher (`reload.rs`) send [`core::Command`]s to the core
+//! (`core.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns the
+//! queue, the store and the running jobs.
+
+mod answers;
+mod health;
+mod jobs;
+mod lock;
+pub mod paths;
+mod reload;
+mod scheduler;
+mod server;
+pub mod service;
+
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use lock::{LockError, read_pid};
+pub use paths::Paths;
+
+use self::scheduler::{Command, Scheduler, SchedulerParts};
+use crate::engine::Workspace;
+use crate::ipc::{Request, Submit};
+use crate::store::{Store, now_ms};
+
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Verbose logs and one worker.
+    pub dev: bool,
+    /// Run analyzers even as root.
+    pub allow_root: bool,
+    /// Write the default config when the repository has none.
+    pub auto_init: bool,
+}
+
+/// A daemon started as root refuses to run analyzers without `--allow-root`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to run analyzers as root: they execute repository code; pass --allow-root (or set BGTASK_ALLOW_ROOT=1) if you mean it"
+)]
+pub struct RootRefused;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs the daemon in this process until it is stopped.
+pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Result<()> {
+    let allowed =
+        opts.allow_root || std::env::var_os("BGTASK_ALLOW_ROOT").is_some_and(|v| v == "1");
+    if is_root() && !allowed {
+        return Err(RootRefused.into());
+    }
+    let paths = Paths::for_root(&workspace.root)?;
+    let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
+    crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
+    std::fs::create_dir_all(&paths.run_logs).context("create the log directory")?;
+    let config_file = workspace.root.join(crate::config::CONFIG_FILE);
+    if !config_file.exists()
+        && (opts.auto_init || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1"))
+    {
+        std::fs::write(&config_file, crate::config::DEFAULT_CONFIG)
+            .context("write the default config")?;
+        tracing::info!(file = %config_file.display(), "wrote the default config (auto_init)");
+    }
+    // A bad config at first start is fatal; later it only goes stale.
+    let mut config = crate::config::load(&workspace.root)?;
+    if opts.dev {
+        config.execution.max_concurrent = 1;
+    }
+    let opened = Store::open(&paths.state)?;
+    let mut store = opened.store;
+    if let Some(aside) = &opened.moved_aside {
+        let msg = format!(
+            "the state database was corrupt and was moved to {}; starting with an empty one",
+            aside.display()
+        );
+        tracing::error!("{msg}");
+        let _ = store.event("error", "store", &msg);
+    }
+    for r in store.recover(now_ms())? {
+        let killed = r
+            .processes
+            .iter()
+            .filter(|(pid, ticks)| crate::run::kill_group_if_same(*pid, *ticks))
+            .count();
+        let msg = format!(
+            "job {} ({}) was left running by an earlier daemon; {} leftover process group(s) killed; {}",
+            r.job_id,
+            r.task,
+            killed,
+            if r.requeued {
+                "it runs again"
+            } else {
+                "it was already a re-run, so it is not retried"
+            }
+        );
+        tracing::warn!("{msg}");
+        let _ = store.event("warning", "recovery", &msg);
+    }
+    crate::run::become_subreaper();
+    let workers = if opts.dev {
+        1
+    } else {
+        config.execution.max_concurrent
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let listener = bind(&paths.socket)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let mut core = Scheduler::new(SchedulerParts {
+            store,
+            config,
+            workspace: workspace.clone(),
+            paths: paths.clone(),
+            workers,
+            tx: tx.clone(),
+            stopping: stop.clone(),
+        })?;
+        drain_spool(&mut core, &paths.spool);
+        let _watcher = reload::watch(&workspace.root, tx.clone())
+            .map_err(|e| tracing::warn!(error = %e, "config changes will not be noticed until SIGHUP or `bgtask reload`"))
+            .ok();
+        signals(tx.clone(), stop.clone());
+        let server = tokio::spawn(server::serve(listener, tx.clone(), paths.run_logs.clone(), stop.clone()));
+        tracing::info!(pid = std::process::id(), root = %workspace.root.display(), workers, "daemon ready");
+        service::notify("READY=1");
+        core.run(rx, stop.clone()).await;
+        service::notify("STOPPING=1");
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+        anyhow::Ok(())
+    });
+    let _ = std::fs::remove_file(&paths.socket);
+    tracing::info!("daemon stopped");
+    result
+}
+
+/// Binds the socket: a leftover from a killed daemon is removed after a
+/// connect probe is refused; a live peer is never touched (RELIABILITY 16).
+fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        if meta.file_type().is_symlink() {
+            bail!(
+                "{} is a symlink; refusing to use it as the daemon's socket",
+                socket.display()
+            );
+        }
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            bail!(
+                "another process answers on {}; not touching it",
+                socket.display()
+            );
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("remove the stale socket {}", socket.display()))?;
+    }
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// SIGTERM/SIGINT: first stops intake and winds down, second kills every
+/// analyzer group, third exits at once (STYLE 14). SIGHUP reloads the config.
+fn signals(tx: mpsc::UnboundedSender<Command>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("could not install signal handlers");
+        return;
+    };
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {
+                    let _ = tx.send(Command::Reload);
+                    continue;
+                }
+            }
+            count += 1;
+            match count {
+                1 => {
+                    tracing::info!(
+                        "stopping: no new work, running jobs are being stopped (signal again to kill them now)"
+                    );
+                    stop.cancel();
+                }
+                2 => {
+                    tracing::warn!("second signal: killing every analyzer now");
+                    crate::run::kill_all_spawned();
+                }
+                _ => std::process::exit(1),
+            }
+        }
+    });
+}
+
+/// Queues the hook events written while the daemon was down (one JSON
+/// [`Submit`] per line), then removes the spool.
+fn drain_spool(core: &mut Scheduler, spool: &Path) {
+    let draining = spool.with_extension("jsonl.draining");
+    if std::fs::rename(spool, &draining).is_err() && !draining.exists() {
+        return;
+    }
+    let Ok(file) = std::fs::File::open(&draining) else {
+        return;
+    };
+    let mut effects = Vec::new();
+    let mut queued = 0;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Submit>(&line) {
+            Ok(submit) => {
+                core.submit(&submit, &mut effects);
+                queued += 1;
+            }
+            Err(e) => {
+                tracing::warn!(line = i + 1, error = %e, file = %spool.display(), "skipping a bad spooled event");
+            }
+        }
+    }
+    core.persist(&effects);
+    if queued > 0 {
+        tracing::info!(
+            events = queued,
+            "queued the events spooled while the daemon was down"
+        );
+    }
+    let _ = std::fs::remove_file(&draining);
+}
+
+/// What `bgtask submit` sends, for spooling by clients when the daemon is down.
+pub fn spool_line(submit: &Submit) -> String {
+    serde_json::to_string(submit).unwrap_or_default()
+}
+
+/// True when the daemon of `paths` answers a ping.
+pub fn is_running(paths: &Paths) -> Option<u32> {
+    let mut client = crate::ipc::Client::connect(&paths.socket, Duration::from_secs(2)).ok()?;
+    match client.call(Request::Ping) {
+        Ok(crate::ipc::Response::Pong { pid, .. }) => Some(pid),
+        _ => None,
+    }
+}

@@ -1,0 +1,291 @@
+//! The daemon's core: the single owner of the queue, the store, the config
+//! and the running jobs. Everything else talks to it with [`Command`]s.
+//!
+//! The loop is a thin `select!` around the pure queue: it starts ready jobs
+//! while workers and resources allow, and otherwise waits for a command, the
+//! next debounce/backoff deadline, or a maintenance tick. Commands arriving
+//! together are handled as one batch and their queue changes committed in
+//! one transaction before any reply is sent, so an accepted job is on disk
+//! (it survives `kill -9`) and a burst of triggers costs one commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::paths::Paths;
+use crate::config::Config;
+use crate::engine::Workspace;
+use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
+use crate::report::Report;
+use crate::schedule::{Backoff, Effect, JobId, Queue, Waiting};
+use crate::store::{Store, now_ms};
+
+pub enum Command {
+    /// A client request and where to send the answer.
+    Request {
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+    /// A job's run ended (or was abandoned at shutdown).
+    Finished(Box<Finished>),
+    /// An analyzer process group of a job started.
+    Spawned {
+        job_id: JobId,
+        spawned: crate::run::Spawned,
+    },
+    /// A config file changed on disk (or SIGHUP).
+    Reload,
+}
+
+pub struct Finished {
+    pub job_id: JobId,
+    pub report: Option<Report>,
+}
+
+/// A job being run.
+pub(super) struct Active {
+    pub waiting: Waiting,
+    pub run_id: i64,
+    pub started: Instant,
+    pub cancel: CancellationToken,
+    /// `bgtask cancel` asked for it: not retried.
+    pub cancelled_by_user: bool,
+}
+
+pub struct Scheduler {
+    pub(super) store: Store,
+    pub(super) queue: Queue,
+    pub(super) config: Arc<Config>,
+    pub(super) config_state: ConfigState,
+    pub(super) workspace: Workspace,
+    pub(super) paths: Paths,
+    pub(super) running: HashMap<JobId, Active>,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) workers: usize,
+    pub(super) boot_id: String,
+    pub(super) started: SystemTime,
+    pub(super) started_at: Instant,
+    pub(super) rng: fastrand::Rng,
+    pub(super) tx: mpsc::UnboundedSender<Command>,
+    /// Set when the daemon is stopping: no new work is taken.
+    pub(super) stopping: CancellationToken,
+    pub(super) health: Health,
+    pub(super) holding: Option<String>,
+    /// Quarantined analyzers and why (skipped by jobs).
+    pub(super) quarantine: BTreeMap<String, String>,
+}
+
+pub struct SchedulerParts {
+    pub store: Store,
+    pub config: Config,
+    pub workspace: Workspace,
+    pub paths: Paths,
+    pub workers: usize,
+    pub tx: mpsc::UnboundedSender<Command>,
+    pub stopping: CancellationToken,
+}
+
+impl Scheduler {
+    pub fn new(parts: SchedulerParts) -> Result<Scheduler, crate::store::StoreError> {
+        let max_queue = parts.config.execution.max_queue_size;
+        let slots = Arc::new(Semaphore::new(parts.config.execution.max_concurrent.max(1)));
+        let mut core = Scheduler {
+            queue: Queue::new(parts.store.next_job_id()?, max_queue),
+            config_state: ConfigState {
+                files: parts
+                    .config
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect(),
+                stale: false,
+                problems: Vec::new(),
+            },
+            config: Arc::new(parts.config),
+            store: parts.store,
+            workspace: parts.workspace,
+            paths: parts.paths,
+            running: HashMap::new(),
+            slots,
+            workers: parts.workers.max(1),
+            boot_id: format!("{:016x}", fastrand::u64(..)),
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            rng: fastrand::Rng::new(),
+            tx: parts.tx,
+            stopping: parts.stopping,
+            health: Health {
+                level: Level::Ok,
+                checks: Vec::new(),
+            },
+            holding: None,
+            quarantine: BTreeMap::new(),
+        };
+        let mut effects = Vec::new();
+        for w in core.store.waiting_jobs()? {
+            effects.extend(core.queue.restore(w));
+        }
+        core.store.apply(&effects, now_ms())?;
+        core.refresh_quarantine();
+        Ok(core)
+    }
+
+    pub(super) fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.config.execution.retry_delay,
+            cap: Duration::from_secs(600),
+        }
+    }
+
+    /// Commits queue effects; a failure here is logged and the daemon goes on
+    /// (the next state change retries the write of the same rows).
+    pub(super) fn persist(&mut self, effects: &[Effect]) {
+        if effects.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.apply(effects, now_ms()) {
+            tracing::error!(error = %e, "could not record queue changes");
+        }
+    }
+
+    pub(super) fn refresh_quarantine(&mut self) {
+        self.quarantine.clear();
+        match self.store.quarantined() {
+            Ok(rows) => {
+                for (analyzer, digest, error) in rows {
+                    let current = self
+                        .config
+                        .analyzers
+                        .get(&analyzer)
+                        .map(|d| d.digest.as_str());
+                    if current == Some(digest.as_str()) {
+                        self.quarantine.insert(
+                            analyzer,
+                            format!(
+                                "quarantined after {} crashes in a row ({error}); `bgtask retry` or a change to its definition lifts it",
+                                crate::store::QUARANTINE_AFTER
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not read quarantined analyzers"),
+        }
+    }
+
+    /// The daemon's loop; returns when `stop` is cancelled and running jobs
+    /// have wound down.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
+        // An interval's first tick is immediate: both run once at start.
+        let mut health_tick = self
+            .config
+            .daemon
+            .health_interval
+            .map(tokio::time::interval);
+        let mut cleanup_tick = self
+            .config
+            .daemon
+            .cleanup_interval
+            .map(tokio::time::interval);
+        let watchdog = super::service::watchdog_interval();
+        let mut watchdog_tick = watchdog.map(tokio::time::interval);
+        loop {
+            self.dispatch();
+            let wake = self.next_wake();
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle_batch(cmd, &mut rx),
+                    None => break,
+                },
+                () = tokio::time::sleep(wake) => {}
+                () = tick(&mut health_tick) => {
+                    self.run_health(true);
+                }
+                () = tick(&mut cleanup_tick) => {
+                    self.cleanup();
+                }
+                () = tick(&mut watchdog_tick) => super::service::notify("WATCHDOG=1"),
+                () = stop.cancelled() => break,
+            }
+        }
+        self.wind_down(&mut rx).await;
+    }
+
+    fn next_wake(&self) -> Duration {
+        let mut wake = Duration::from_secs(3600);
+        if self.holding.is_some() {
+            wake = wake.min(Duration::from_secs(2));
+        }
+        if let Some(at) = self.queue.next_wakeup() {
+            let ms = (at - now_ms()).max(0);
+            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        }
+        wake
+    }
+
+    /// Handles `first` and whatever else is already waiting, committing the
+    /// queue changes of all of them before replying.
+    fn handle_batch(&mut self, first: Command, rx: &mut mpsc::UnboundedReceiver<Command>) {
+        let mut effects = Vec::new();
+        let mut replies = Vec::new();
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Request {
+                    request: Request::Submit(submit),
+                    reply,
+                } => {
+                    let response = self.submit(&submit, &mut effects);
+                    replies.push((reply, response));
+                }
+                Command::Request { request, reply } => {
+                    // Answers must see the submits before them.
+                    self.persist(&std::mem::take(&mut effects));
+                    let response = self.answer(request);
+                    let _ = reply.send(response);
+                }
+                Command::Finished(f) => {
+                    self.persist(&std::mem::take(&mut effects));
+                    self.finish(&f);
+                }
+                Command::Spawned { job_id, spawned } => {
+                    if let Err(e) = self
+                        .store
+                        .add_process(job_id, spawned.pid, spawned.start_ticks)
+                    {
+                        tracing::error!(error = %e, "could not record an analyzer process");
+                    }
+                }
+                Command::Reload => self.reload(),
+            }
+            handled += 1;
+            if handled < 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        self.persist(&effects);
+        for (reply, response) in replies {
+            let _ = reply.send(response);
+        }
+    }
+
+    pub(super) fn shutting_down() -> Response {
+        Response::Error(IpcError::new(
+            ErrorKind::ShuttingDown,
+            "the daemon is stopping and takes no new work",
+        ))
+    }
+}
+
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
