@@ -216,10 +216,10 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     anstream::println!(
         "queue    {} waiting, {} of {} workers busy",
         s.queue_depth,
-        s.running.len(),
+        s.running_jobs.len(),
         s.workers
     );
-    for r in &s.running {
+    for r in &s.running_jobs {
         anstream::println!(
             "  running job {} ({}, run {}, attempt {}) for {:.1}s",
             r.job_id,
@@ -228,6 +228,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
             r.attempt + 1,
             r.running_s
         );
+    }
+    if let Some(why) = &s.degraded {
+        anstream::println!("DEGRADED {why}; work goes on in memory until writes succeed");
     }
     if let Some(why) = &s.holding {
         anstream::println!("holding  new jobs wait: {why}");

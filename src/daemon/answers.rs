@@ -95,7 +95,7 @@ impl Scheduler {
             config: self.config_state.clone(),
             workers: self.workers,
             queue_depth: self.queue.waiting_len(),
-            running: {
+            running_jobs: {
                 let mut r: Vec<RunningJob> = self
                     .running
                     .iter()
@@ -114,6 +114,7 @@ impl Scheduler {
             health: self.health.clone(),
             holding: self.holding.clone(),
             quarantined: self.quarantine.keys().cloned().collect(),
+            degraded: self.degraded.clone(),
         }
     }
 

@@ -129,6 +129,13 @@ impl Scheduler {
     }
 
     fn check_database(&self) -> Check {
+        if let Some(why) = &self.degraded {
+            return check(
+                "database",
+                Level::Error,
+                format!("degraded: {why}; work goes on in memory and is saved once writes succeed"),
+            );
+        }
         let db_mb = self.store.size_bytes() / (1024 * 1024);
         let max = self.config.daemon.max_db_mb;
         check(

@@ -151,24 +151,27 @@ impl Scheduler {
 
     fn start(&mut self, w: Waiting) {
         let now = now_ms();
-        // Committed before any analyzer process starts (RELIABILITY 1).
+        // Committed before any analyzer process starts (RELIABILITY 1); the
+        // job's own row first, if it is still unsaved.
+        let _ = self.persist(&[]);
         if let Err(e) = self.store.mark_running(w.id, &self.boot_id, now) {
-            tracing::error!(error = %e, job = w.id, "could not record a job as running");
+            self.store_failed("record a job as running", &e);
         }
-        let run_id = self
-            .store
-            .begin_run(&RunStart {
-                job_id: w.id,
-                task: &w.task,
-                attempt: w.attempt,
-                trigger: &trigger_label(&w.trigger),
-                started_ms: now,
-                wait_ms: now - w.enqueued,
-            })
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not record a run");
-                0
-            });
+        let run_id = match self.store.begin_run(&RunStart {
+            job_id: w.id,
+            task: &w.task,
+            attempt: w.attempt,
+            trigger: &trigger_label(&w.trigger),
+            started_ms: now,
+            wait_ms: now - w.enqueued,
+        }) {
+            Ok(id) => id,
+            Err(e) => {
+                self.store_failed("record a run", &e);
+                // Unsaved runs get negative ids: never a stored run's.
+                -w.id
+            }
+        };
         let log_dir = self.paths.run_logs.join(run_id.to_string());
         let job = Job {
             tasks: vec![w.task.clone()],
@@ -247,8 +250,9 @@ impl Scheduler {
         let _ = self.store.clear_processes(f.job_id);
         let completion = match &f.report {
             Some(report) => {
-                if let Err(e) = self.store.finish_run(active.run_id, report) {
-                    tracing::error!(error = %e, run = active.run_id, "could not record a run's report");
+                match self.store.finish_run(active.run_id, report) {
+                    Ok(()) => self.store_ok(),
+                    Err(e) => self.store_failed("record a run's report", &e),
                 }
                 let _ = self.store.set_last_run(f.job_id, active.run_id);
                 self.record_analyzer_health(report, now);
@@ -259,17 +263,20 @@ impl Scheduler {
                 error: "the job could not be planned".to_owned(),
             },
         };
+        // A job the user cancelled is never retried.
+        let completion = match completion {
+            Completion::Failed { error, .. } if active.cancelled_by_user => Completion::Failed {
+                permanent: true,
+                error,
+            },
+            other => other,
+        };
         if self.stopping.is_cancelled() && !active.cancelled_by_user {
             // Interrupted by shutdown: it runs again at the next start.
             let _ = self
                 .store
                 .abandon_run(active.run_id, "interrupted by shutdown");
-            let _ = self.store.set_state(
-                f.job_id,
-                "interrupted",
-                Some("interrupted by daemon shutdown; runs again at the next start"),
-                now,
-            );
+            let _ = self.store.interrupt(f.job_id, now);
             let key = active.waiting.key.clone();
             let _ = self
                 .queue
@@ -288,7 +295,7 @@ impl Scheduler {
                 i64::try_from(backoff.delay(attempt, rng).as_millis()).unwrap_or(i64::MAX)
             },
         );
-        self.persist(&effects);
+        let _ = self.persist(&effects);
         if active.cancelled_by_user {
             let _ = self.store.set_state(
                 f.job_id,
@@ -407,7 +414,7 @@ impl Scheduler {
         };
         let mut effects = Vec::new();
         let response = self.submit(&submit, &mut effects);
-        self.persist(&effects);
+        let _ = self.persist(&effects);
         match response {
             Response::Submitted { jobs } if !jobs.is_empty() => Response::Retried {
                 job_id: jobs[0].job_id,
@@ -445,12 +452,7 @@ impl Scheduler {
         let now = now_ms();
         for (id, a) in std::mem::take(&mut self.running) {
             let _ = self.store.abandon_run(a.run_id, "interrupted by shutdown");
-            let _ = self.store.set_state(
-                id,
-                "interrupted",
-                Some("interrupted by daemon shutdown; runs again at the next start"),
-                now,
-            );
+            let _ = self.store.interrupt(id, now);
         }
     }
 }

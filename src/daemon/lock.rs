@@ -38,6 +38,21 @@ pub fn read_pid(pid_file: &Path) -> Option<u32> {
     std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
+/// The lock holder's pid. The holder writes it just after locking, so a
+/// loser of a simultaneous start may look too early (no file yet, or the
+/// pid of a daemon that died): wait up to a second for a live one.
+fn holder_pid(pid_file: &Path) -> Option<u32> {
+    for _ in 0..50 {
+        if let Some(pid) = read_pid(pid_file)
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            return Some(pid);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    read_pid(pid_file)
+}
+
 impl Lock {
     pub fn acquire(lock: &Path, pid_file: &Path) -> Result<Lock, LockError> {
         let file = OpenOptions::new()
@@ -55,7 +70,7 @@ impl Lock {
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
             return Err(LockError::Held {
-                pid: read_pid(pid_file),
+                pid: holder_pid(pid_file),
             });
         }
         let pid = std::process::id();

@@ -18,7 +18,7 @@ pub mod service;
 
 use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -121,6 +121,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         .build()?;
     let result = rt.block_on(async {
         let listener = bind(&paths.socket)?;
+        let _bound = RemoveOnDrop(paths.socket.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         let mut core = Scheduler::new(SchedulerParts {
@@ -146,9 +147,17 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
         anyhow::Ok(())
     });
-    let _ = std::fs::remove_file(&paths.socket);
     tracing::info!("daemon stopped");
     result
+}
+
+/// Removes the socket we bound (and only that) when the daemon ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Binds the socket: a leftover from a killed daemon is removed after a
@@ -221,7 +230,18 @@ fn signals(tx: mpsc::UnboundedSender<Command>, stop: CancellationToken) {
 /// [`Submit`] per line), then removes the spool.
 fn drain_spool(core: &mut Scheduler, spool: &Path) {
     let draining = spool.with_extension("jsonl.draining");
-    if std::fs::rename(spool, &draining).is_err() && !draining.exists() {
+    if draining.exists() {
+        // Left by a start that could not save them: add the newer events.
+        if let Ok(newer) = std::fs::read(spool) {
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&draining)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &newer));
+            if appended.is_ok() {
+                let _ = std::fs::remove_file(spool);
+            }
+        }
+    } else if std::fs::rename(spool, &draining).is_err() {
         return;
     }
     let Ok(file) = std::fs::File::open(&draining) else {
@@ -244,14 +264,17 @@ fn drain_spool(core: &mut Scheduler, spool: &Path) {
             }
         }
     }
-    core.persist(&effects);
     if queued > 0 {
         tracing::info!(
             events = queued,
             "queued the events spooled while the daemon was down"
         );
     }
-    let _ = std::fs::remove_file(&draining);
+    if core.persist(&effects) {
+        let _ = std::fs::remove_file(&draining);
+    } else {
+        tracing::warn!(file = %draining.display(), "kept the spooled events: they could not be saved");
+    }
 }
 
 /// What `bgtask submit` sends, for spooling by clients when the daemon is down.

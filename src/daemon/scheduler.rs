@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
 use crate::report::Report;
-use crate::schedule::{Backoff, Effect, JobId, Queue, Waiting};
+use crate::schedule::{Backoff, Effect, JobId, Pending, Queue, Waiting};
 use crate::store::{Store, now_ms};
 
 pub enum Command {
@@ -76,6 +76,10 @@ pub struct Scheduler {
     pub(super) holding: Option<String>,
     /// Quarantined analyzers and why (skipped by jobs).
     pub(super) quarantine: BTreeMap<String, String>,
+    /// Queue changes not written yet because the store failed.
+    pub(super) unsaved: Pending,
+    /// Why the store cannot be written, while it cannot (disk full, say).
+    pub(super) degraded: Option<String>,
 }
 
 pub struct SchedulerParts {
@@ -123,6 +127,8 @@ impl Scheduler {
             },
             holding: None,
             quarantine: BTreeMap::new(),
+            unsaved: Pending::default(),
+            degraded: None,
         };
         let mut effects = Vec::new();
         for w in core.store.waiting_jobs()? {
@@ -140,14 +146,43 @@ impl Scheduler {
         }
     }
 
-    /// Commits queue effects; a failure here is logged and the daemon goes on
-    /// (the next state change retries the write of the same rows).
-    pub(super) fn persist(&mut self, effects: &[Effect]) {
-        if effects.is_empty() {
-            return;
+    /// Commits queue effects (after any left unsaved by an earlier failure).
+    /// On failure the daemon goes on in memory, reports itself degraded, and
+    /// writes them with the next change; returns whether they are on disk.
+    pub(super) fn persist(&mut self, effects: &[Effect]) -> bool {
+        if effects.is_empty() && self.unsaved.is_empty() {
+            return true;
         }
-        if let Err(e) = self.store.apply(effects, now_ms()) {
-            tracing::error!(error = %e, "could not record queue changes");
+        let all = self.unsaved.take_with(effects);
+        match self.store.apply(&all, now_ms()) {
+            Ok(()) => {
+                self.store_ok();
+                true
+            }
+            Err(e) => {
+                self.unsaved.put_back(all);
+                self.store_failed("record queue changes", &e);
+                false
+            }
+        }
+    }
+
+    /// Notes a failed store write: the daemon is degraded until one succeeds.
+    pub(super) fn store_failed(&mut self, what: &str, e: &crate::store::StoreError) {
+        let why = format!("could not {what}: {e}");
+        if self.degraded.is_none() {
+            tracing::error!(
+                unsaved = self.unsaved.len(),
+                "{why}; going on in memory (degraded)"
+            );
+        }
+        self.degraded = Some(why);
+    }
+
+    /// Notes a successful store write: no longer degraded.
+    pub(super) fn store_ok(&mut self) {
+        if let Some(why) = self.degraded.take() {
+            tracing::info!(was = %why, "the store is writable again");
         }
     }
 
@@ -193,6 +228,9 @@ impl Scheduler {
         let watchdog = super::service::watchdog_interval();
         let mut watchdog_tick = watchdog.map(tokio::time::interval);
         loop {
+            if !self.unsaved.is_empty() {
+                let _ = self.persist(&[]);
+            }
             self.dispatch();
             let wake = self.next_wake();
             tokio::select! {
@@ -216,7 +254,7 @@ impl Scheduler {
 
     fn next_wake(&self) -> Duration {
         let mut wake = Duration::from_secs(3600);
-        if self.holding.is_some() {
+        if self.holding.is_some() || !self.unsaved.is_empty() {
             wake = wake.min(Duration::from_secs(2));
         }
         if let Some(at) = self.queue.next_wakeup() {
@@ -244,12 +282,12 @@ impl Scheduler {
                 }
                 Command::Request { request, reply } => {
                     // Answers must see the submits before them.
-                    self.persist(&std::mem::take(&mut effects));
+                    let _ = self.persist(&std::mem::take(&mut effects));
                     let response = self.answer(request);
                     let _ = reply.send(response);
                 }
                 Command::Finished(f) => {
-                    self.persist(&std::mem::take(&mut effects));
+                    let _ = self.persist(&std::mem::take(&mut effects));
                     self.finish(&f);
                 }
                 Command::Spawned { job_id, spawned } => {
@@ -267,8 +305,18 @@ impl Scheduler {
                 next = rx.try_recv().ok();
             }
         }
-        self.persist(&effects);
+        let saved = self.persist(&effects);
         for (reply, response) in replies {
+            let response = match response {
+                Response::Submitted { .. } if !saved => Response::Error(IpcError::new(
+                    ErrorKind::Degraded,
+                    format!(
+                        "the daemon took the work but could not save it ({}); it runs, but would be lost if the daemon stopped now",
+                        self.degraded.as_deref().unwrap_or("the store failed")
+                    ),
+                )),
+                other => other,
+            };
             let _ = reply.send(response);
         }
     }

@@ -61,6 +61,14 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
                 "refused a connection from another user"
             );
             let e = IpcError::new(ErrorKind::Forbidden, "the daemon only answers its own user");
+            // Take the client's request first (bounded in size and time,
+            // never parsed beyond JSON), so it can read why it was refused
+            // instead of failing to write.
+            let _ = tokio::time::timeout(
+                frame::READ_DEADLINE,
+                frame::read::<serde::de::IgnoredAny>(&mut stream),
+            )
+            .await;
             send(&mut stream, Response::Error(e)).await;
             return;
         }

@@ -167,4 +167,44 @@ mod tests {
             Err(FrameError::Closed)
         ));
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::ipc::{Envelope, Request};
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any byte string decodes to a request or a typed error, never
+            /// a panic, and never reads past the frame cap.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let got = read_blocking::<Envelope<Request>>(&mut bytes.as_slice());
+                if let Ok(env) = &got {
+                    prop_assert!(bytes.len() >= 4);
+                    prop_assert!(serde_json::to_vec(&env.body).is_ok());
+                }
+            }
+
+            /// A valid length with a mangled body is an error, not a panic.
+            #[test]
+            fn mangled_bodies_are_typed_errors(
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                flip in any::<usize>(),
+            ) {
+                let mut frame = encode(&Envelope::new(Request::Status)).unwrap();
+                if !body.is_empty() {
+                    let n = frame.len() - 4;
+                    frame.truncate(4 + flip % n);
+                    frame.extend_from_slice(&body);
+                    let len = u32::try_from(frame.len() - 4).unwrap();
+                    frame[..4].copy_from_slice(&len.to_be_bytes());
+                }
+                let got = read_blocking::<Envelope<Request>>(&mut frame.as_slice());
+                prop_assert!(got.is_ok() || matches!(got, Err(FrameError::Malformed(_))), "{got:?}");
+            }
+        }
+    }
 }

@@ -125,12 +125,17 @@ pub enum ErrorKind {
     ShuttingDown,
     /// The peer is another user.
     Forbidden,
+    /// The daemon cannot write its state (disk full, say): work is taken
+    /// and run, but not saved; a hook should keep its own copy (spool).
+    Degraded,
     Internal,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct IpcError {
+    /// On the wire as `code`: `kind` is the response's tag.
+    #[serde(rename = "code")]
     pub kind: ErrorKind,
     pub message: String,
 }
@@ -164,13 +169,17 @@ pub struct Status {
     pub config: ConfigState,
     pub workers: usize,
     pub queue_depth: usize,
-    pub running: Vec<RunningJob>,
+    /// Jobs being run now (`running` in `--json` says whether the daemon is).
+    pub running_jobs: Vec<RunningJob>,
     pub last_runs: Vec<RunSummary>,
     pub health: Health,
     /// Why new jobs are being held back, if they are.
     pub holding: Option<String>,
     /// Analyzers skipped after repeated crashes.
     pub quarantined: Vec<String>,
+    /// Why the daemon cannot save its state, while it cannot.
+    #[serde(default)]
+    pub degraded: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,4 +281,36 @@ pub struct CleanupCounts {
     pub metrics: u64,
     pub events: u64,
     pub log_files: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_a_stable_wire_form_and_round_trip() {
+        let e = Envelope::new(Response::Error(IpcError::new(ErrorKind::TooLarge, "big")));
+        let wire = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            wire,
+            r#"{"v":1,"body":{"kind":"error","code":"too_large","message":"big"}}"#
+        );
+        let back: Envelope<Response> = serde_json::from_str(&wire).unwrap();
+        assert!(
+            matches!(back.body, Response::Error(IpcError { kind: ErrorKind::TooLarge, ref message }) if message == "big")
+        );
+    }
+
+    #[test]
+    fn requests_are_tagged_by_op() {
+        let wire = serde_json::to_string(&Envelope::new(Request::Logs {
+            run_id: 3,
+            follow: true,
+        }))
+        .unwrap();
+        assert_eq!(
+            wire,
+            r#"{"v":1,"body":{"op":"logs","run_id":3,"follow":true}}"#
+        );
+    }
 }

@@ -177,14 +177,22 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Kills the process group `pgid` if its leader is still the process that
-/// started at `start_ticks` (never a process that reused the pid).
+/// Kills what is left of the process group `pgid`, started at
+/// `start_ticks`, unless its pid now belongs to another process. When the
+/// leader is gone its group may live on (grandchildren), and Linux does not
+/// hand out a pid that is still some group's id, so only the old group's
+/// members can receive the signal.
 pub fn kill_group_if_same(pgid: u32, start_ticks: u64) -> bool {
-    if start_ticks != 0 && self::start_ticks(pgid) == Some(start_ticks) {
-        kill_group(pgid, libc::SIGKILL);
-        return true;
+    match self::start_ticks(pgid) {
+        Some(t) if t == start_ticks && start_ticks != 0 => {}
+        Some(_) => return false,
+        None => {}
     }
-    false
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    // SAFETY: signals a process group that we started (checked above).
+    pgid > 1 && unsafe { libc::kill(-pgid, libc::SIGKILL) } == 0
 }
 
 /// Makes this process the reaper of orphaned descendants, so analyzers'

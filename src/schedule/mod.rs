@@ -7,9 +7,11 @@
 
 pub mod adaptive;
 mod backoff;
+mod pending;
 mod queue;
 
 pub use backoff::Backoff;
+pub use pending::Pending;
 pub use queue::*;
 
 #[cfg(test)]

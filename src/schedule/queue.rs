@@ -279,7 +279,10 @@ impl Queue {
                 .min_by_key(|c| (c.score, c.enqueued, c.id))
                 .map(|c| c.id)
                 .expect("at least the newcomer");
-            let reason = format!("queue full ({} waiting jobs)", self.max_size);
+            let reason = format!(
+                "overflow (the queue was full at {} waiting jobs)",
+                self.max_size
+            );
             effects.push(Effect::Drop { id: victim, reason });
             if victim == w.id {
                 return false;
@@ -500,7 +503,7 @@ mod tests {
         assert_eq!(adm, Admission::Queued(4));
         assert!(eff.contains(&Effect::Drop {
             id: 2,
-            reason: "queue full (2 waiting jobs)".into()
+            reason: "overflow (the queue was full at 2 waiting jobs)".into()
         }));
         let (adm, _) = q.offer(offer("d", 50, &[]), 4);
         assert_eq!(adm, Admission::Dropped(5), "the newcomer is the lowest");

@@ -197,6 +197,19 @@ impl Store {
         Ok(())
     }
 
+    /// A job stopped by a graceful shutdown: it runs again at the next
+    /// start, even if it was itself a re-run (only a crash, which might be
+    /// the job's doing, limits re-runs to one).
+    pub fn interrupt(&self, id: JobId, now: Millis) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'interrupted', recovered = 0, finished_ms = ?2,
+                    note = 'interrupted by daemon shutdown; runs again at the next start'
+             WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
     pub fn job(&self, id: JobId) -> Result<Option<JobRow>, StoreError> {
         Ok(self
             .conn
@@ -319,6 +332,10 @@ impl Store {
                 })?
                 .collect::<Result<_, _>>()?;
             tx.execute("DELETE FROM processes WHERE job_id = ?1", params![id])?;
+            tx.execute(
+                "UPDATE runs SET verdict = 'interrupted: the daemon stopped', ok = 0 WHERE job_id = ?1 AND verdict = 'running'",
+                params![id],
+            )?;
             if already {
                 tx.execute(
                     "UPDATE jobs SET state = 'interrupted', finished_ms = ?2,

@@ -43,6 +43,8 @@ pub fn tool(name: &str) -> PathBuf {
 
 pub struct Project {
     dir: tempfile::TempDir,
+    /// A private runtime dir: the daemon's socket, lock and pid live here.
+    runtime: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
@@ -79,8 +81,18 @@ impl Project {
             .prefix("bgtask-it-")
             .tempdir()
             .unwrap();
+        let runtime = tempfile::Builder::new()
+            .prefix("bgtask-rt-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            runtime.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
         let p = Project {
             dir,
+            runtime,
             env: Vec::new(),
         };
         p.git(&["init", "-q", "-b", "main"]);
@@ -161,7 +173,9 @@ impl Project {
             .env("BGTASK_CACHE_DIR", tool_cache())
             .env("NO_COLOR", "1")
             .env_remove("BGTASK_LOG")
-            .env("CARGO_TARGET_DIR", self.path().join("target"));
+            .env("CARGO_TARGET_DIR", self.path().join("target"))
+            .env("XDG_RUNTIME_DIR", self.runtime.path())
+            .env("BGTASK_ALLOW_ROOT", "1");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -175,6 +189,170 @@ impl Project {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+}
+
+impl Project {
+    /// The private runtime directory the daemon uses (`$XDG_RUNTIME_DIR/bgtask`).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.runtime.path().join("bgtask")
+    }
+
+    /// The root of the private `$XDG_RUNTIME_DIR`.
+    pub fn xdg_runtime(&self) -> &Path {
+        self.runtime.path()
+    }
+
+    /// The pid in the daemon's pid file, if there is one.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let dir = std::fs::read_dir(self.runtime_dir()).ok()?;
+        dir.filter_map(Result::ok)
+            .find(|e| e.path().extension().is_some_and(|x| x == "pid"))
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// `status --json` of the daemon (panics when it is not answering).
+    pub fn status(&self) -> Value {
+        let run = self.bgtask(&["status", "--json"]);
+        run.code(0);
+        run.json()
+    }
+}
+
+/// Daemon helpers: jobs driven by `tests/fixtures/bin/job.sh`.
+impl Project {
+    /// A project whose tasks each run one `job.sh` analyzer of the same
+    /// name; `tasks` are `(name, priority)`, `execution` is merged into
+    /// the config's `execution` (e.g. `"max_retries": 0`).
+    pub fn jobs(tasks: &[(&str, &str)], execution: &str) -> Project {
+        let p = Project::empty();
+        p.script("job.sh");
+        p.write_jobs_config(tasks, execution);
+        p
+    }
+
+    pub fn write_jobs_config(&self, tasks: &[(&str, &str)], execution: &str) {
+        let sep = if execution.trim().is_empty() {
+            ""
+        } else {
+            ", "
+        };
+        let retries = if execution.contains("max_retries") {
+            ""
+        } else {
+            r#""max_retries": 0, "#
+        };
+        let tasks_json: Vec<String> = tasks
+            .iter()
+            .map(|(t, prio)| {
+                format!(r#""{t}": {{"analyzers": ["job-{t}"], "priority": "{prio}"}}"#)
+            })
+            .collect();
+        let analyzers: Vec<String> = tasks
+            .iter()
+            .map(|(t, _)| {
+                format!(
+                    r#""job-{t}": {{"command": "./bin/job.sh", "mode": "project", "files": ["*.txt"], "args": ["{t}", "{{root}}"], "parser": "exit-code", "cache": false}}"#
+                )
+            })
+            .collect();
+        self.config(&format!(
+            r#"{{"execution": {{{retries}"max_concurrent_tasks": 1{sep}{execution}}},
+                "daemon": {{"max_rss_mb": 100000}},
+                "tasks": {{{}}},
+                "analyzers": {{{}}}}}"#,
+            tasks_json.join(", "),
+            analyzers.join(", ")
+        ));
+    }
+
+    /// `bgtask start` (detached); returns the daemon's pid.
+    #[track_caller]
+    pub fn start(&self) -> u32 {
+        let run = self.bgtask(&["start"]);
+        run.code(0);
+        assert!(run.stdout.contains("started (pid"), "{}", run.stdout);
+        self.daemon_pid().expect("a pid file")
+    }
+
+    /// `bgtask stop`, checking it stopped.
+    #[track_caller]
+    pub fn stop(&self) {
+        let run = self.bgtask(&["stop"]);
+        run.code(0);
+        assert!(run.stdout.contains("stopped"), "{}", run.stdout);
+    }
+
+    /// The `(event, task)` pairs of `runs.log` (`start a`, `end a 0`, …).
+    pub fn job_log(&self) -> Vec<String> {
+        self.read("runs.log")
+            .lines()
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let (event, task) = (w.next().unwrap(), w.next().unwrap());
+                if event == "end" {
+                    format!("end {task} {}", w.next().unwrap())
+                } else {
+                    format!("start {task}")
+                }
+            })
+            .collect()
+    }
+
+    /// The rows of a query (or the effect of a statement) on the state database, one string per row with
+    /// columns joined by `|` (read with Python's sqlite3, independent of
+    /// bgtask's own store code).
+    pub fn sql(&self, query: &str) -> Vec<String> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nrows=c.execute(sys.argv[2]).fetchall()\nc.commit()\nfor r in rows: print('|'.join('' if v is None else str(v) for v in r))",
+            ])
+            .arg(self.path().join(".bgtask/state.db"))
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The daemon's log so far.
+    pub fn daemon_log(&self) -> String {
+        self.read(".bgtask/logs/daemon.log")
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if let Some(pid) = self.daemon_pid()
+            && running(pid)
+            && let Ok(pid) = libc::pid_t::try_from(pid)
+            && pid > 1
+        {
+            // SAFETY: signals a daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds, panicking after `secs`.
+#[track_caller]
+pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

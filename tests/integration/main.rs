@@ -4,6 +4,10 @@
 mod cache;
 mod cli;
 mod config;
+mod daemon_ipc;
+mod daemon_jobs;
+mod daemon_life;
+mod daemon_state;
 mod harness;
 mod javascript;
 mod python;
