@@ -56,9 +56,10 @@ pub struct RawExecution {
     pub max_concurrent_tasks: Option<u32>,
     /// Wall-clock limit per analyzer run, e.g. `"10m"`. Default `"10m"`.
     pub task_timeout: Option<String>,
-    /// Retries of a transiently failed job (daemon). Default 3.
+    /// Retries of a transiently failed job (daemon). Default 4 (five attempts),
+    /// with full-jitter exponential backoff capped at 10 minutes.
     pub max_retries: Option<u32>,
-    /// Base delay of the exponential retry backoff, e.g. `"5s"`.
+    /// Base delay of the exponential retry backoff, e.g. `"5s"` (the default).
     pub retry_delay: Option<String>,
     /// Queued jobs kept before the lowest-priority, oldest one is dropped. Default 100.
     pub max_queue_size: Option<u32>,

@@ -115,7 +115,7 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
             e.task_timeout.as_deref(),
         )
         .unwrap_or(Duration::from_secs(600)),
-        max_retries: e.max_retries.unwrap_or(3),
+        max_retries: e.max_retries.unwrap_or(4),
         retry_delay: opt_duration(
             &mut issues,
             "/execution/retry_delay",

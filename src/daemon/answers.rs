@@ -3,7 +3,6 @@
 use super::scheduler::Scheduler;
 use crate::ipc::{ErrorKind, IpcError, Metrics, QueueEntry, Request, Response, RunningJob, Status};
 use crate::schedule::WaitKind;
-use crate::store::now_ms;
 
 fn err(kind: ErrorKind, msg: impl Into<String>) -> Response {
     Response::Error(IpcError::new(kind, msg))
@@ -119,7 +118,7 @@ impl Scheduler {
     }
 
     fn queue_entries(&self) -> Vec<QueueEntry> {
-        let now = now_ms();
+        let now = self.clock.now();
         let mut entries: Vec<QueueEntry> = self
             .queue
             .waiting()

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime};
 
 use super::scheduler::Scheduler;
 use crate::ipc::{Check, CleanupCounts, Health, Level};
-use crate::store::now_ms;
 
 fn check(name: &str, level: Level, message: String) -> Check {
     Check {
@@ -222,7 +221,7 @@ impl Scheduler {
         let r = self.config.retention;
         let mut counts = self
             .store
-            .cleanup(r.results_days, r.metrics_days, now_ms())
+            .cleanup(r.results_days, r.metrics_days, self.clock.now())
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "retention sweep failed");
                 CleanupCounts::default()

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::execute::JobRun;
 use super::scheduler::{Active, Command, Finished, Scheduler};
 use crate::analyze::RunStatus;
-use crate::engine::{self, Options, RunOptions};
+use crate::engine::{Options, RunOptions};
 use crate::event::{Job, Targets, Trigger, TriggerSource};
 use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
-use crate::report::{self, Report};
+use crate::report::Report;
 use crate::schedule::{Completion, Effect, JobId, Offer, Waiting, adaptive};
-use crate::store::{RunStart, now_ms};
+use crate::store::RunStart;
 
 fn not_found(what: String) -> Response {
     Response::Error(IpcError::new(ErrorKind::NotFound, what))
@@ -63,7 +64,7 @@ impl Scheduler {
             }
         }
         tasks.dedup();
-        let now = now_ms();
+        let now = self.clock.now();
         let mut jobs = Vec::new();
         for task in tasks {
             let def = &self.config.tasks[&task];
@@ -130,7 +131,11 @@ impl Scheduler {
             return;
         }
         while self.running.len() < self.workers {
-            if self.queue.next_wakeup().is_none_or(|at| at > now_ms()) {
+            if self
+                .queue
+                .next_wakeup()
+                .is_none_or(|at| at > self.clock.now())
+            {
                 self.holding = None;
                 return;
             }
@@ -142,7 +147,7 @@ impl Scheduler {
                 return;
             }
             self.holding = None;
-            let Some(w) = self.queue.pop_ready(now_ms()) else {
+            let Some(w) = self.queue.pop_ready(self.clock.now()) else {
                 return;
             };
             self.start(w);
@@ -150,7 +155,7 @@ impl Scheduler {
     }
 
     fn start(&mut self, w: Waiting) {
-        let now = now_ms();
+        let now = self.clock.now();
         // Committed before any analyzer process starts (RELIABILITY 1); the
         // job's own row first, if it is still unsaved.
         let _ = self.persist(&[]);
@@ -201,29 +206,17 @@ impl Scheduler {
             },
         };
         let cancel = CancellationToken::new();
-        let (config, workspace, tx, token) = (
-            self.config.clone(),
-            self.workspace.clone(),
-            self.tx.clone(),
-            cancel.clone(),
-        );
+        let run = JobRun {
+            config: self.config.clone(),
+            workspace: self.workspace.clone(),
+            job,
+            options: opts,
+            cancel: cancel.clone(),
+        };
+        let (execute, tx) = (self.execute.clone(), self.tx.clone());
         tracing::info!(job = w.id, run = run_id, task = %w.task, attempt = w.attempt, "starting job");
         tokio::spawn(async move {
-            let started = SystemTime::now();
-            let (progress, _ignored) = mpsc::unbounded_channel();
-            let outcome =
-                engine::run(config.clone(), &workspace, &job, opts, progress, token).await;
-            let report = outcome.ok().map(|o| {
-                let policy = report::policy(&config, None, false, Vec::new());
-                Report::new(
-                    workspace.root.display().to_string(),
-                    started,
-                    o.duration,
-                    None,
-                    policy,
-                    o.runs,
-                )
-            });
+            let report = execute(run).await;
             let _ = std::fs::create_dir_all(&log_dir);
             let _ = std::fs::write(log_dir.join(".done"), b"");
             let _ = tx.send(Command::Finished(Box::new(Finished { job_id, report })));
@@ -246,7 +239,7 @@ impl Scheduler {
         let Some(active) = self.running.remove(&f.job_id) else {
             return;
         };
-        let now = now_ms();
+        let now = self.clock.now();
         let _ = self.store.clear_processes(f.job_id);
         let completion = match &f.report {
             Some(report) => {
@@ -350,7 +343,7 @@ impl Scheduler {
                 w.id,
                 "cancelled",
                 Some("cancelled with `bgtask cancel`"),
-                now_ms(),
+                self.clock.now(),
             );
             return Response::Cancelled {
                 job_id,
@@ -449,7 +442,7 @@ impl Scheduler {
         }
         // Whatever did not finish in time: kill and record.
         crate::run::kill_all_spawned();
-        let now = now_ms();
+        let now = self.clock.now();
         for (id, a) in std::mem::take(&mut self.running) {
             let _ = self.store.abandon_run(a.run_id, "interrupted by shutdown");
             let _ = self.store.interrupt(id, now);

@@ -2,14 +2,18 @@
 //!
 //! Owns the process lifecycle (lock, socket, signals, recovery at start,
 //! detaching) and wires the parts: the IPC server (`server.rs`) and the
-//! config watcher (`reload.rs`) send [`core::Command`]s to the core
-//! (`core.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns the
-//! queue, the store and the running jobs.
+//! config watcher (`reload.rs`) send [`scheduler::Command`]s to the core
+//! (`scheduler.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns
+//! the queue, the store and the running jobs, and runs jobs through
+//! `execute.rs`.
 
 mod answers;
+mod execute;
 mod health;
 mod jobs;
 mod lock;
+#[cfg(test)]
+mod loop_tests;
 pub mod paths;
 mod reload;
 mod scheduler;
@@ -132,6 +136,8 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             workers,
             tx: tx.clone(),
             stopping: stop.clone(),
+            execute: execute::engine(),
+            rng: fastrand::Rng::new(),
         })?;
         drain_spool(&mut core, &paths.spool);
         let _watcher = reload::watch(&workspace.root, tx.clone())

@@ -21,7 +21,9 @@ use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
 use crate::report::Report;
 use crate::schedule::{Backoff, Effect, JobId, Pending, Queue, Waiting};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
+
+use super::execute::{Clock, Execute};
 
 pub enum Command {
     /// A client request and where to send the answer.
@@ -80,6 +82,8 @@ pub struct Scheduler {
     pub(super) unsaved: Pending,
     /// Why the store cannot be written, while it cannot (disk full, say).
     pub(super) degraded: Option<String>,
+    pub(super) clock: Clock,
+    pub(super) execute: Execute,
 }
 
 pub struct SchedulerParts {
@@ -90,6 +94,10 @@ pub struct SchedulerParts {
     pub workers: usize,
     pub tx: mpsc::UnboundedSender<Command>,
     pub stopping: CancellationToken,
+    /// How jobs run: [`super::execute::engine`] but in tests.
+    pub execute: Execute,
+    /// Backoff jitter.
+    pub rng: fastrand::Rng,
 }
 
 impl Scheduler {
@@ -118,7 +126,7 @@ impl Scheduler {
             boot_id: format!("{:016x}", fastrand::u64(..)),
             started: SystemTime::now(),
             started_at: Instant::now(),
-            rng: fastrand::Rng::new(),
+            rng: parts.rng,
             tx: parts.tx,
             stopping: parts.stopping,
             health: Health {
@@ -129,12 +137,14 @@ impl Scheduler {
             quarantine: BTreeMap::new(),
             unsaved: Pending::default(),
             degraded: None,
+            clock: Clock::start(),
+            execute: parts.execute,
         };
         let mut effects = Vec::new();
         for w in core.store.waiting_jobs()? {
             effects.extend(core.queue.restore(w));
         }
-        core.store.apply(&effects, now_ms())?;
+        core.store.apply(&effects, core.clock.now())?;
         core.refresh_quarantine();
         Ok(core)
     }
@@ -154,7 +164,7 @@ impl Scheduler {
             return true;
         }
         let all = self.unsaved.take_with(effects);
-        match self.store.apply(&all, now_ms()) {
+        match self.store.apply(&all, self.clock.now()) {
             Ok(()) => {
                 self.store_ok();
                 true
@@ -258,7 +268,7 @@ impl Scheduler {
             wake = wake.min(Duration::from_secs(2));
         }
         if let Some(at) = self.queue.next_wakeup() {
-            let ms = (at - now_ms()).max(0);
+            let ms = (at - self.clock.now()).max(0);
             wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }
         wake

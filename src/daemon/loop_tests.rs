@@ -1,0 +1,266 @@
+//! The scheduler loop's timing under tokio's paused clock: retry backoff,
+//! a newer trigger superseding a pending retry, and debounce. Jobs are run
+//! by a scripted executor (the real engine is covered by the integration
+//! tests); the store is a real SQLite file.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::execute::{Execute, JobRun};
+use super::paths::Paths;
+use super::scheduler::{Command, Scheduler, SchedulerParts};
+use crate::analyze::RunStatus;
+use crate::config::raw::Category;
+use crate::engine::Workspace;
+use crate::event::{AnalyzerRun, TriggerSource};
+use crate::ipc::{Request, Response, Submit};
+use crate::report::Report;
+use crate::schedule::Backoff;
+use crate::store::Store;
+
+const SEED: u64 = 7;
+
+/// One started job: when (virtual time) and which attempt of which task.
+type Calls = Arc<Mutex<Vec<(Instant, String)>>>;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    tx: mpsc::UnboundedSender<Command>,
+    calls: Calls,
+    stop: CancellationToken,
+    root: std::path::PathBuf,
+}
+
+/// A job's report: its one analyzer failed (transiently) or passed, as
+/// `fails` says for this call.
+fn scripted(calls: Calls, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Execute {
+    Arc::new(move |run: JobRun| {
+        let calls = calls.clone();
+        let fails = fails.clone();
+        Box::pin(async move {
+            let task = run.job.tasks[0].clone();
+            let n = {
+                let mut c = calls.lock().unwrap();
+                c.push((Instant::now(), task.clone()));
+                c.len()
+            };
+            let status = if fails(n) {
+                RunStatus::ToolError
+            } else {
+                RunStatus::Clean
+            };
+            let analyzer = run.config.tasks[&task].analyzers[0].clone();
+            let r = AnalyzerRun::skipped(
+                &analyzer,
+                Category::Custom,
+                vec![task],
+                status,
+                "scripted".to_owned(),
+            );
+            let policy = crate::report::policy(&run.config, None, false, Vec::new());
+            Some(Report::new(
+                String::new(),
+                SystemTime::now(),
+                Duration::ZERO,
+                None,
+                policy,
+                vec![r],
+            ))
+        })
+    })
+}
+
+fn start(config: &str, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    std::fs::write(root.join(crate::config::CONFIG_FILE), config).unwrap();
+    let config = crate::config::load(&root).unwrap();
+    let state = root.join(".bgtask");
+    let paths = Paths {
+        dir: root.clone(),
+        lock: root.join("lock"),
+        pid: root.join("pid"),
+        socket: root.join("sock"),
+        log: state.join("daemon.log"),
+        run_logs: state.join("runs"),
+        spool: state.join("spool.jsonl"),
+        state: state.clone(),
+    };
+    std::fs::create_dir_all(&state).unwrap();
+    let store = Store::open(&state).unwrap().store;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let calls: Calls = Arc::default();
+    let core = Scheduler::new(SchedulerParts {
+        store,
+        config,
+        workspace: Workspace {
+            root: root.clone(),
+            canonical_root: root.clone(),
+            git: false,
+        },
+        paths,
+        workers: 1,
+        tx: tx.clone(),
+        stopping: stop.clone(),
+        execute: scripted(calls.clone(), fails),
+        rng: fastrand::Rng::with_seed(SEED),
+    })
+    .unwrap();
+    tokio::spawn(core.run(rx, stop.clone()));
+    Harness {
+        _dir: dir,
+        tx,
+        calls,
+        stop,
+        root,
+    }
+}
+
+impl Harness {
+    async fn ask(&self, request: Request) -> Response {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Request { request, reply }).unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn submit(&self, task: &str, debounce: bool) {
+        let r = self
+            .ask(Request::Submit(Submit {
+                tasks: vec![task.to_owned()],
+                files: None,
+                priority: None,
+                source: TriggerSource::Manual {
+                    command: "test".to_owned(),
+                },
+                debounce,
+            }))
+            .await;
+        assert!(matches!(r, Response::Submitted { .. }), "{r:?}");
+    }
+
+    /// Advances virtual time until `n` jobs have started.
+    async fn until_calls(&self, n: usize) {
+        for _ in 0..100_000 {
+            if self.calls.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("only {} calls", self.calls.lock().unwrap().len());
+    }
+
+    fn starts(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().iter().map(|c| c.0).collect()
+    }
+
+    fn query(&self, sql: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.root.join(".bgtask/state.db")).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get::<_, rusqlite::types::Value>(0))
+            .unwrap()
+            .map(|v| match v.unwrap() {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn job_states(&self) -> Vec<String> {
+        self.query("SELECT state || ' ' || attempt FROM jobs ORDER BY id")
+    }
+}
+
+const CONFIG: &str = r#"{
+  "execution": {"max_retries": 4, "retry_delay": "5s"},
+  "daemon": {"health_interval": null, "cleanup_interval": null, "max_rss_mb": 100000},
+  "triggers": {"file_watch": {"debounce": "2s"}},
+  "tasks": {"t": {"analyzers": ["x"]}},
+  "analyzers": {"x": {"command": "true", "mode": "project", "parser": "exit-code"}}
+}"#;
+
+#[tokio::test(start_paused = true)]
+async fn retries_wait_exactly_the_full_jitter_backoff() {
+    let h = start(CONFIG, Arc::new(|_| true));
+    let t0 = Instant::now();
+    h.submit("t", false).await;
+    h.until_calls(5).await;
+    // Let the last failure be recorded.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let starts = h.starts();
+    assert_eq!(starts.len(), 5, "one run and four retries, no more");
+    assert!(
+        starts[0] - t0 < Duration::from_millis(5),
+        "the first run is at once"
+    );
+    let backoff = Backoff {
+        base: Duration::from_secs(5),
+        cap: Duration::from_secs(600),
+    };
+    let mut rng = fastrand::Rng::with_seed(SEED);
+    for attempt in 0..4 {
+        let want = backoff.delay(attempt, &mut rng);
+        let got = starts[attempt as usize + 1] - starts[attempt as usize];
+        let diff = got.abs_diff(want);
+        assert!(
+            diff <= Duration::from_millis(2),
+            "retry {}: waited {got:?}, the backoff drew {want:?}",
+            attempt + 1
+        );
+        assert!(got <= backoff.ceiling(attempt) + Duration::from_millis(2));
+    }
+    assert_eq!(h.job_states(), ["dead 4"]);
+    h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_trigger_supersedes_the_pending_retry() {
+    let config = CONFIG.replace(r#""retry_delay": "5s""#, r#""retry_delay": "10m""#);
+    let h = start(&config, Arc::new(|n| n == 1));
+    h.submit("t", false).await;
+    h.until_calls(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = Instant::now();
+    h.submit("t", false).await;
+    h.until_calls(2).await;
+    let starts = h.starts();
+    assert!(
+        starts[1] - before < Duration::from_millis(200),
+        "the new trigger ran at once, not after the retry's backoff"
+    );
+    // Long past any backoff: the superseded retry never runs.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(h.starts().len(), 2);
+    // The trigger took over the waiting retry: one job, two runs.
+    assert_eq!(h.job_states(), ["done 0"]);
+    assert_eq!(h.query("SELECT count(*) FROM runs"), ["2"]);
+    h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn saves_are_debounced_into_one_run() {
+    let h = start(CONFIG, Arc::new(|_| false));
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        h.submit("t", true).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let last = Instant::now() - Duration::from_millis(500);
+    h.until_calls(1).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let starts = h.starts();
+    assert_eq!(starts.len(), 1, "five saves, one run");
+    let after_last = starts[0] - last;
+    assert!(
+        after_last >= Duration::from_millis(1990) && after_last <= Duration::from_millis(2100),
+        "the run starts one debounce window after the last save: {after_last:?} (first save {:?} before)",
+        starts[0] - t0
+    );
+    assert_eq!(h.job_states(), ["done 0"]);
+    h.stop.cancel();
+}
