@@ -24,7 +24,7 @@ const ABOUT: &str =
 #[derive(Debug, Parser)]
 #[command(name = "bgtask", version, about = ABOUT, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Start with `bgtask init`, then `bgtask doctor`, then `bgtask run all`.\nExit codes: 0 ok · 1 findings · 2 analyzer failed · 3 analyzer missing · 64 usage · 78 bad config."
+    after_help = "Start with `bgtask init`, then `bgtask doctor`, then `bgtask run all`; `bgtask start` runs them in the background.\nExit codes: 0 ok · 1 findings · 2 analyzer failed · 3 analyzer missing · 4 daemon not running · 64 usage · 78 bad config."
 )]
 pub struct Cli {
     /// Run as if started in DIR.

@@ -38,6 +38,18 @@ impl Scheduler {
         format!("{task}@{}", self.workspace.root.display())
     }
 
+    /// A task's adaptive priority from its last 100 runs, cached until one
+    /// of its runs finishes (a trigger storm costs no queries).
+    fn adaptive_bonus(&mut self, task: &str) -> (i32, Option<String>) {
+        if let Some(hit) = self.adaptive.get(task) {
+            return hit.clone();
+        }
+        let recent = self.store.recent(task, 100).unwrap_or_default();
+        let computed = adaptive::adjust(&recent);
+        self.adaptive.insert(task.to_owned(), computed.clone());
+        computed
+    }
+
     /// Queues the submitted tasks; queue changes go into `effects`.
     pub(super) fn submit(&mut self, s: &Submit, effects: &mut Vec<Effect>) -> Response {
         if self.stopping.is_cancelled() {
@@ -69,8 +81,7 @@ impl Scheduler {
         for task in tasks {
             let def = &self.config.tasks[&task];
             let priority = s.priority.unwrap_or(def.priority);
-            let recent = self.store.recent(&task, 100).unwrap_or_default();
-            let (bonus, why) = adaptive::adjust(&recent);
+            let (bonus, why) = self.adaptive_bonus(&task);
             let debounce = if s.debounce {
                 self.config.triggers.file_watch.debounce
             } else {
@@ -240,6 +251,7 @@ impl Scheduler {
             return;
         };
         let now = self.clock.now();
+        self.adaptive.remove(&active.waiting.task);
         let _ = self.store.clear_processes(f.job_id);
         let completion = match &f.report {
             Some(report) => {

@@ -84,6 +84,8 @@ pub struct Scheduler {
     pub(super) degraded: Option<String>,
     pub(super) clock: Clock,
     pub(super) execute: Execute,
+    /// Adaptive priority per task, until its next run finishes.
+    pub(super) adaptive: HashMap<String, (i32, Option<String>)>,
 }
 
 pub struct SchedulerParts {
@@ -139,6 +141,7 @@ impl Scheduler {
             degraded: None,
             clock: Clock::start(),
             execute: parts.execute,
+            adaptive: HashMap::new(),
         };
         let mut effects = Vec::new();
         for w in core.store.waiting_jobs()? {

@@ -7,10 +7,12 @@
 
 pub mod adaptive;
 mod backoff;
+mod job;
 mod pending;
 mod queue;
 
 pub use backoff::Backoff;
+pub use job::*;
 pub use pending::Pending;
 pub use queue::*;
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use proptest::prelude::*;
 
-use super::queue::{Admission, Completion, Effect, Millis, Offer, Queue};
+use super::{Admission, Completion, Effect, Millis, Offer, Queue};
 use crate::config::Priority;
 use crate::event::{Trigger, TriggerSource};
 
@@ -249,11 +249,11 @@ proptest! {
                     let effects = q.complete(&key, &completion, now, MAX_RETRIES, &mut |a| 1000 * Millis::from(a + 1));
                     let got = effects.iter().find_map(|e| match e {
                         Effect::Finish { id, state, .. } => Some((*id, match state {
-                            super::queue::FinalState::Done => "done",
-                            super::queue::FinalState::Failed => "failed",
-                            super::queue::FinalState::Dead => "dead",
+                            super::FinalState::Done => "done",
+                            super::FinalState::Failed => "failed",
+                            super::FinalState::Dead => "dead",
                         })),
-                        Effect::Update(w) if w.kind == super::queue::WaitKind::RetryWait && w.attempt > 0 => Some((w.id, "retry")),
+                        Effect::Update(w) if w.kind == super::WaitKind::RetryWait && w.attempt > 0 => Some((w.id, "retry")),
                         _ => None,
                     });
                     prop_assert_eq!(got, want);

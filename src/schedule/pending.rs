@@ -2,9 +2,9 @@
 //!
 //! The store applies a batch in one transaction, so a failed batch left no
 //! trace and can be replayed as is, in order, with the next write. While
-//! writes keep failing the buffer is compacted: a job's successive
-//! snapshots collapse into its latest (keeping whether it was an insert),
-//! so the buffer grows with jobs, not with triggers.
+//! writes keep failing the buffer is compacted: a job's successive updates
+//! collapse into one (folded into its insert when that is unsaved too), so
+//! the buffer grows with jobs and files, not with triggers.
 
 use std::collections::HashMap;
 
@@ -37,28 +37,25 @@ impl Pending {
     }
 }
 
-/// Collapses each job's inserts and updates into one effect carrying its
-/// latest snapshot, at the position of the first; drops and finishes stay
-/// in order after it.
+/// Collapses each job's updates into the effect that first wrote it (its
+/// insert or first update), in place; file additions, drops and finishes
+/// stay in order after it.
 fn compact(effects: Vec<Effect>) -> Vec<Effect> {
     let mut out: Vec<Effect> = Vec::with_capacity(effects.len());
     let mut slot: HashMap<JobId, usize> = HashMap::new();
     for e in effects {
         match e {
-            Effect::Insert(w) | Effect::Update(w) if slot.contains_key(&w.id) => {
-                let i = slot[&w.id];
-                match &mut out[i] {
-                    Effect::Insert(old) | Effect::Update(old) => *old = w,
-                    _ => unreachable!("slots index inserts and updates"),
+            Effect::Update(h) => match slot.get(&h.id).map(|&i| &mut out[i]) {
+                Some(Effect::Insert(w)) => w.apply(&h),
+                Some(Effect::Update(old)) => *old = h,
+                _ => {
+                    slot.insert(h.id, out.len());
+                    out.push(Effect::Update(h));
                 }
-            }
+            },
             Effect::Insert(w) => {
                 slot.insert(w.id, out.len());
                 out.push(Effect::Insert(w));
-            }
-            Effect::Update(w) => {
-                slot.insert(w.id, out.len());
-                out.push(Effect::Update(w));
             }
             other => out.push(other),
         }
@@ -103,7 +100,8 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Effect::Insert(w) => format!("insert {} a{}", w.id, w.attempt),
-                Effect::Update(w) => format!("update {} a{}", w.id, w.attempt),
+                Effect::Update(h) => format!("update {} a{}", h.id, h.attempt),
+                Effect::AddFiles { id, files } => format!("add {id} {}", files.len()),
                 Effect::Drop { id, .. } => format!("drop {id}"),
                 Effect::Finish { id, .. } => format!("finish {id}"),
             })
@@ -115,9 +113,13 @@ mod tests {
         let mut p = Pending::default();
         p.put_back(vec![
             Effect::Insert(job(1, 0)),
-            Effect::Update(job(2, 0)),
-            Effect::Update(job(1, 1)),
-            Effect::Update(job(1, 2)),
+            Effect::Update(job(2, 0).head()),
+            Effect::Update(job(1, 1).head()),
+            Effect::AddFiles {
+                id: 1,
+                files: vec!["a.py".into()],
+            },
+            Effect::Update(job(1, 2).head()),
             Effect::Finish {
                 id: 2,
                 state: FinalState::Done,
@@ -125,7 +127,7 @@ mod tests {
             },
         ]);
         let more = [
-            Effect::Update(job(1, 3)),
+            Effect::Update(job(1, 3).head()),
             Effect::Drop {
                 id: 1,
                 reason: "overflow".to_owned(),
@@ -136,7 +138,13 @@ mod tests {
         p.put_back(all);
         assert_eq!(
             shape(&p.take_with(&[])),
-            ["insert 1 a3", "update 2 a0", "finish 2", "drop 1"]
+            [
+                "insert 1 a3",
+                "update 2 a0",
+                "add 1 1",
+                "finish 2",
+                "drop 1"
+            ]
         );
     }
 }

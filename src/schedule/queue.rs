@@ -15,130 +15,12 @@
 //!
 //! Every change is returned as an [`Effect`] for the caller to persist.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::config::Priority;
-use crate::event::Trigger;
-
-pub type JobId = i64;
-/// Wall-clock milliseconds (persisted, so they survive restarts).
-pub type Millis = i64;
-
-/// Files of a job: `None` is the whole project and absorbs any set.
-pub type Files = Option<BTreeSet<PathBuf>>;
-
-fn merge_files(a: &mut Files, b: Files) {
-    match (a.as_mut(), b) {
-        (Some(set), Some(more)) => set.extend(more),
-        (Some(_), None) => *a = None,
-        (None, _) => {}
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitKind {
-    Queued,
-    /// Waiting to retry after a transient failure.
-    RetryWait,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Waiting {
-    pub id: JobId,
-    pub task: String,
-    pub key: String,
-    pub priority: Priority,
-    pub score: i32,
-    pub why: Option<String>,
-    pub files: Files,
-    pub trigger: Trigger,
-    pub attempt: u32,
-    pub enqueued: Millis,
-    pub not_before: Millis,
-    pub kind: WaitKind,
-    /// Re-queued by crash recovery; interrupted again, it is not re-run.
-    pub recovered: bool,
-}
-
-/// A request for work.
-#[derive(Debug, Clone)]
-pub struct Offer {
-    pub task: String,
-    pub key: String,
-    pub priority: Priority,
-    pub score: i32,
-    pub why: Option<String>,
-    pub files: Files,
-    pub trigger: Trigger,
-    /// Debounce window (0: none).
-    pub debounce: Millis,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// A new waiting job.
-    Queued(JobId),
-    /// Merged into a waiting job.
-    Merged(JobId),
-    /// Queued behind a running job of the same key.
-    RerunAfter(JobId),
-    /// Dropped because the queue is full.
-    Dropped(JobId),
-}
-
-impl Admission {
-    pub fn job_id(self) -> JobId {
-        match self {
-            Admission::Queued(id)
-            | Admission::Merged(id)
-            | Admission::RerunAfter(id)
-            | Admission::Dropped(id) => id,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Admission::Queued(_) => "queued",
-            Admission::Merged(_) => "merged",
-            Admission::RerunAfter(_) => "rerun_after",
-            Admission::Dropped(_) => "dropped",
-        }
-    }
-}
-
-/// How a finished job ends in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinalState {
-    Done,
-    /// Failed for good (permanent failure, or a newer trigger superseded
-    /// its retry).
-    Failed,
-    /// Retries exhausted.
-    Dead,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// A new waiting job (also a dropped newcomer's record, see `Drop`).
-    Insert(Waiting),
-    /// A waiting job changed (merge, debounce, retry wait).
-    Update(Waiting),
-    /// A job was dropped: the queue was full.
-    Drop { id: JobId, reason: String },
-    Finish {
-        id: JobId,
-        state: FinalState,
-        note: Option<String>,
-    },
-}
-
-/// How a run ended, as the scheduler sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Completion {
-    Succeeded,
-    Failed { permanent: bool, error: String },
-}
+use super::job::{
+    Admission, Completion, Effect, FinalState, JobId, Millis, Offer, WaitKind, Waiting,
+    merge_files, merged,
+};
 
 #[derive(Debug, Clone)]
 struct Running {
@@ -180,15 +62,14 @@ impl Queue {
                 .waiting
                 .get_mut(&first)
                 .expect("by_key points at a waiting job");
-            merge_files(&mut existing.files, w.files);
-            return vec![
-                Effect::Update(existing.clone()),
-                Effect::Finish {
-                    id: w.id,
-                    state: FinalState::Failed,
-                    note: Some(format!("merged into job {first}")),
-                },
-            ];
+            let added = merge_files(&mut existing.files, w.files);
+            let mut effects = merged(existing, added);
+            effects.push(Effect::Finish {
+                id: w.id,
+                state: FinalState::Failed,
+                note: Some(format!("merged into job {first}")),
+            });
+            return effects;
         }
         self.by_key.insert(w.key.clone(), w.id);
         self.waiting.insert(w.id, w);
@@ -218,7 +99,7 @@ impl Queue {
                 .waiting
                 .get_mut(&id)
                 .expect("by_key points at a waiting job");
-            merge_files(&mut w.files, offer.files);
+            let added = merge_files(&mut w.files, offer.files);
             if offer.score > w.score {
                 w.score = offer.score;
                 w.priority = offer.priority;
@@ -235,7 +116,7 @@ impl Queue {
                 let cap = w.enqueued + 10 * offer.debounce;
                 w.not_before = w.not_before.max(ready_at).min(cap);
             }
-            return (Admission::Merged(id), vec![Effect::Update(w.clone())]);
+            return (Admission::Merged(id), merged(w, added));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -380,15 +261,14 @@ impl Queue {
                         .waiting
                         .get_mut(&next)
                         .expect("by_key points at a waiting job");
-                    merge_files(&mut newer.files, job.files);
-                    return vec![
-                        Effect::Update(newer.clone()),
-                        Effect::Finish {
-                            id,
-                            state: FinalState::Failed,
-                            note: Some(format!("{error} (superseded by job {next})")),
-                        },
-                    ];
+                    let added = merge_files(&mut newer.files, job.files);
+                    let mut effects = merged(newer, added);
+                    effects.push(Effect::Finish {
+                        id,
+                        state: FinalState::Failed,
+                        note: Some(format!("{error} (superseded by job {next})")),
+                    });
+                    return effects;
                 }
                 if job.attempt >= max_retries {
                     return vec![Effect::Finish {
@@ -404,7 +284,7 @@ impl Queue {
                 job.attempt += 1;
                 job.kind = WaitKind::RetryWait;
                 job.recovered = false;
-                let mut effects = vec![Effect::Update(job.clone())];
+                let mut effects = vec![Effect::Update(job.head())];
                 self.insert(job, &mut effects);
                 effects
             }
@@ -414,10 +294,12 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::SystemTime;
 
     use super::*;
-    use crate::event::TriggerSource;
+    use crate::config::Priority;
+    use crate::event::{Trigger, TriggerSource};
 
     fn trigger() -> Trigger {
         Trigger {

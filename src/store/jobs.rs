@@ -48,19 +48,15 @@ fn final_state(s: FinalState) -> &'static str {
     }
 }
 
-fn write_files(tx: &Transaction<'_>, w: &Waiting) -> Result<(), StoreError> {
-    match &w.files {
-        None => {
-            tx.execute("DELETE FROM job_files WHERE job_id = ?1", params![w.id])?;
-        }
-        Some(files) => {
-            // File sets only grow while a job waits, so existing rows stay.
-            let mut stmt = tx
-                .prepare_cached("INSERT OR IGNORE INTO job_files (job_id, path) VALUES (?1, ?2)")?;
-            for f in files {
-                stmt.execute(params![w.id, f.as_os_str().as_bytes()])?;
-            }
-        }
+fn add_files<'a>(
+    tx: &Transaction<'_>,
+    id: JobId,
+    files: impl IntoIterator<Item = &'a PathBuf>,
+) -> Result<(), StoreError> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO job_files (job_id, path) VALUES (?1, ?2)")?;
+    for f in files {
+        stmt.execute(params![id, f.as_os_str().as_bytes()])?;
     }
     Ok(())
 }
@@ -100,28 +96,33 @@ impl Store {
                         w.not_before,
                         w.recovered,
                     ])?;
-                    write_files(&tx, w)?;
+                    if let Some(files) = &w.files {
+                        add_files(&tx, w.id, files)?;
+                    }
                 }
-                Effect::Update(w) => {
+                Effect::Update(h) => {
                     tx.prepare_cached(
                         "UPDATE jobs SET priority = ?2, score = ?3, why = ?4, state = ?5, project = ?6, trigger = ?7,
                                          attempt = ?8, not_before_ms = ?9, recovered = ?10
                          WHERE id = ?1",
                     )?
                     .execute(params![
-                        w.id,
-                        w.priority.as_str(),
-                        w.score,
-                        w.why,
-                        state_of(w.kind),
-                        w.files.is_none(),
-                        serde_json::to_string(&w.trigger)?,
-                        w.attempt,
-                        w.not_before,
-                        w.recovered,
+                        h.id,
+                        h.priority.as_str(),
+                        h.score,
+                        h.why,
+                        state_of(h.kind),
+                        h.project,
+                        serde_json::to_string(&h.trigger)?,
+                        h.attempt,
+                        h.not_before,
+                        h.recovered,
                     ])?;
-                    write_files(&tx, w)?;
+                    if h.project {
+                        tx.execute("DELETE FROM job_files WHERE job_id = ?1", params![h.id])?;
+                    }
                 }
+                Effect::AddFiles { id, files } => add_files(&tx, *id, files)?,
                 Effect::Drop { id, reason } => {
                     tx.execute(
                         "UPDATE jobs SET state = 'dropped', note = ?2, finished_ms = ?3 WHERE id = ?1",
@@ -409,6 +410,15 @@ mod tests {
         assert_eq!(loaded, expected);
         assert!(loaded[0].files.as_ref().unwrap().contains(&weird));
         assert_eq!(store.next_job_id().unwrap(), 3);
+        // A project-wide trigger absorbs the file set, on disk too.
+        let mut o = offer("sec", &[]);
+        o.files = None;
+        let (_, e4) = q.offer(o, 8);
+        store.apply(&e4, 8).unwrap();
+        let loaded = store.waiting_jobs().unwrap();
+        let sec = loaded.iter().find(|w| w.key == "sec").unwrap();
+        assert_eq!(sec.files, None);
+        assert_eq!(store.files_of(sec.id).unwrap().len(), 0);
     }
 
     #[test]
