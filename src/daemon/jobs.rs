@@ -311,6 +311,16 @@ impl Scheduler {
         }
     }
 
+    /// Once no job runs: hand the memory of the last ones (a large file
+    /// set, a big report, SQLite's page cache) back to the system; the
+    /// allocator would otherwise keep it for the daemon's life.
+    pub(super) fn release_memory(&self) {
+        if self.running.is_empty() {
+            self.store.shrink_memory();
+            trim_heap();
+        }
+    }
+
     fn record_analyzer_health(&mut self, report: &Report, now: i64) {
         let mut newly = false;
         for r in &report.runs {
@@ -495,6 +505,14 @@ fn completion_of(report: &Report) -> Completion {
         _ => error,
     };
     Completion::Failed { permanent, error }
+}
+
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The 1-minute load average.

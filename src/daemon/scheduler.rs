@@ -302,6 +302,8 @@ impl Scheduler {
                 Command::Finished(f) => {
                     let _ = self.persist(&std::mem::take(&mut effects));
                     self.finish(&f);
+                    drop(f);
+                    self.release_memory();
                 }
                 Command::Spawned { job_id, spawned } => {
                     if let Err(e) = self
