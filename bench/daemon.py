@@ -239,7 +239,7 @@ def main():
 
     ms = lambda v: f"{v * 1000:.2f}"
     print()
-    print(f"## bgtask daemon ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {exe.name} {bg('--version').stdout.strip()})")
+    print(f"## bgtask daemon ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {bg('--version').stdout.strip()})")
     print()
     print(f"Triggers accepted over IPC from {args.clients} concurrent clients ({args.triggers} per row; target >= 5000/s):")
     print()
@@ -248,7 +248,7 @@ def main():
     for pattern, conn, rate in rows:
         print(f"| {pattern} | {conn} | {rate:,.0f} |")
     print()
-    print(f"{len(history)} jobs ran for {args.triggers * len(rows)} triggers (coalescing); {len(queue)} waiting at the end of the storm. Daemon RSS {rss_start / 1024:.1f} MiB at start, {rss_peak / 1024:.1f} MiB after the storm.")
+    print(f"{len(history)} job(s) ran for {args.triggers * len(rows)} triggers (coalescing); {len(queue)} waiting at the end of the storm. Daemon RSS {rss_start / 1024:.1f} MiB at start, {rss_peak / 1024:.1f} MiB after the storm.")
     print()
     print(f"Status round trip, {args.status_runs} rounds interleaved (target <= 5 ms median):")
     print()
