@@ -71,16 +71,19 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
     std::fs::create_dir_all(&paths.run_logs).context("create the log directory")?;
-    let config_file = workspace.root.join(crate::config::CONFIG_FILE);
-    if !config_file.exists()
-        && (opts.auto_init || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1"))
-    {
-        std::fs::write(&config_file, crate::config::DEFAULT_CONFIG)
-            .context("write the default config")?;
-        tracing::info!(file = %config_file.display(), "wrote the default config (auto_init)");
-    }
     // A bad config at first start is fatal; later it only goes stale.
     let mut config = crate::config::load(&workspace.root)?;
+    let config_file = workspace.root.join(crate::config::CONFIG_FILE);
+    let auto_init = opts.auto_init
+        || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1")
+        || config.daemon.auto_init;
+    if auto_init && !config_file.exists() {
+        let initial = crate::engine::initial_config(workspace, false)?;
+        std::fs::write(&config_file, &initial.text)
+            .with_context(|| format!("write {}", config_file.display()))?;
+        tracing::info!(file = %config_file.display(), tasks = %initial.summary.join(", "), "wrote the initial config (auto_init)");
+        config = crate::config::load(&workspace.root)?;
+    }
     if opts.dev {
         config.execution.max_concurrent = 1;
     }

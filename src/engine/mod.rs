@@ -10,6 +10,7 @@ mod anchor;
 mod argv;
 mod cache;
 mod execute;
+mod init;
 mod invocation;
 mod plan;
 mod workspace;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cache::state_dir;
 pub use execute::{Options, Progress};
+pub use init::{Initial, initial_config};
 pub use plan::{Shard, UnknownName};
 pub use workspace::{Selection, Workspace, WorkspaceError, git};
 

@@ -439,3 +439,96 @@ fn a_job_over_its_memory_limit_is_killed_and_not_retried() {
     assert_eq!(report["runs"][0]["status"], "oom", "{report:#}");
     p.stop();
 }
+
+/// Issue item 9: while the daemon's own memory is over `max_rss_mb`, new
+/// jobs wait (and `status` says why); raising the limit lets them run.
+#[test]
+fn jobs_wait_while_the_daemon_is_over_its_memory_threshold() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    let config = p.read(".background-tasks.json");
+    p.config(&config.replace(r#""max_rss_mb": 100000"#, r#""max_rss_mb": 1"#));
+    p.start();
+    p.bgtask(&["submit", "a"]).code(0);
+    wait_for(10, "the hold to show", || p.status()["holding"].is_string());
+    let s = p.status();
+    assert!(
+        s["holding"]
+            .as_str()
+            .unwrap()
+            .contains("over daemon.max_rss_mb 1"),
+        "{s:#}"
+    );
+    assert_eq!(s["queue_depth"], 1);
+    assert!(p.bgtask(&["status"]).stdout.contains("new jobs wait"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(starts(&p, "a"), 0, "held back");
+    p.config(&config);
+    settle(&p, 20);
+    assert_eq!(starts(&p, "a"), 1);
+    assert!(p.status()["holding"].is_null());
+    p.stop();
+}
+
+/// RELIABILITY 1–2: kill -9 in the middle of a storm of triggers. The
+/// database is intact, and every trigger the daemon acknowledged is there
+/// after the restart.
+#[test]
+fn kill_9_during_a_trigger_storm_keeps_every_acknowledged_trigger() {
+    use std::io::{Read, Write};
+    let p = Project::jobs(&[("a", "medium")], "");
+    for i in 0..2000 {
+        p.file(&format!("src/f{i}.txt"), "");
+    }
+    p.file("hold-a", "");
+    let pid = p.start();
+    let socket = std::fs::read_dir(p.runtime_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|x| x.extension().is_some_and(|e| e == "sock"))
+        .unwrap();
+    let acked = std::thread::scope(|s| {
+        let storm = s.spawn(|| {
+            let mut acked = Vec::new();
+            let Ok(mut conn) = std::os::unix::net::UnixStream::connect(&socket) else {
+                return acked;
+            };
+            for i in 0..2000 {
+                let body = format!(
+                    r#"{{"v":1,"body":{{"op":"submit","tasks":["a"],"files":["src/f{i}.txt"],"priority":null,"source":{{"kind":"manual","command":"storm"}},"debounce":false}}}}"#
+                );
+                let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+                frame.extend_from_slice(body.as_bytes());
+                let mut len = [0u8; 4];
+                if conn.write_all(&frame).is_err() || conn.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+                if conn.read_exact(&mut reply).is_err() {
+                    break;
+                }
+                if String::from_utf8_lossy(&reply).contains(r#""kind":"submitted""#) {
+                    acked.push(format!("src/f{i}.txt"));
+                }
+            }
+            acked
+        });
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        kill9(pid);
+        storm.join().unwrap()
+    });
+    assert!(acked.len() > 10, "the storm got going: {}", acked.len());
+    assert!(acked.len() < 2000, "the kill landed mid-storm");
+    assert_eq!(p.sql("PRAGMA integrity_check"), ["ok"]);
+    p.start();
+    let saved: std::collections::BTreeSet<String> = p
+        .sql("SELECT CAST(path AS TEXT) FROM job_files")
+        .into_iter()
+        .collect();
+    for f in &acked {
+        assert!(saved.contains(f), "{f} was acknowledged but is not saved");
+    }
+    std::fs::remove_file(p.path().join("hold-a")).unwrap();
+    settle(&p, 30);
+    p.stop();
+}

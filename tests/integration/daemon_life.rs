@@ -372,3 +372,31 @@ fn readiness_and_watchdog_pings_reach_notify_socket() {
     }
     assert!(child.wait().unwrap().success());
 }
+
+/// Issue item 7: with auto-init, the first start in a repository without a
+/// config writes the one `bgtask init` would; without it, nothing is written.
+#[test]
+fn auto_init_writes_the_initial_config_only_when_asked() {
+    let p = Project::fixture("python-app");
+    let config = p.path().join(".background-tasks.json");
+    let _ = std::fs::remove_file(&config);
+    p.start();
+    assert!(!config.exists(), "no config written without auto_init");
+    p.stop();
+
+    p.file(
+        ".background-tasks.local.json",
+        r#"{"daemon": {"auto_init": true, "max_rss_mb": 100000}}"#,
+    );
+    p.start();
+    let written = std::fs::read_to_string(&config).expect("the initial config");
+    let init = p.bgtask(&["init", "--stdout"]);
+    init.code(0);
+    assert_eq!(written, init.stdout);
+    assert!(
+        written.contains("bandit") && !written.contains("eslint"),
+        "{written}"
+    );
+    assert_eq!(p.status()["config"]["files"].as_array().unwrap().len(), 2);
+    p.stop();
+}
