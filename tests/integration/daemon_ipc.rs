@@ -5,24 +5,14 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::Project;
 
-fn socket_of(p: &Project) -> PathBuf {
-    std::fs::read_dir(p.runtime_dir())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|x| x.extension().is_some_and(|e| e == "sock"))
-        .expect("a socket")
-}
-
 fn connect(p: &Project) -> UnixStream {
-    let s = UnixStream::connect(socket_of(p)).unwrap();
+    let s = UnixStream::connect(p.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     s
 }
@@ -132,7 +122,7 @@ fn another_user_is_refused() {
     }
     let p = Project::jobs(&[("a", "medium")], "");
     p.start();
-    let socket = socket_of(&p);
+    let socket = p.socket();
     for dir in [p.xdg_runtime().to_owned(), p.runtime_dir()] {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
     }

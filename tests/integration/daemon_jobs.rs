@@ -4,20 +4,11 @@
 
 use serde_json::Value;
 
-use crate::harness::{Project, running, wait_for};
+use crate::harness::{Project, running, signal, wait_for};
 
 fn kill9(pid: u32) {
-    // SAFETY: signals a daemon this test started.
-    unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGKILL) };
+    signal(pid, libc::SIGKILL);
     wait_for(10, "the daemon to die", || !running(pid));
-}
-
-/// Waits until no job is waiting or running.
-fn settle(p: &Project, secs: u64) {
-    wait_for(secs, "the queue to drain", || {
-        p.sql("SELECT count(*) FROM jobs WHERE state IN ('queued', 'retry_wait', 'running')")
-            == ["0"]
-    });
 }
 
 fn starts(p: &Project, task: &str) -> usize {
@@ -80,7 +71,7 @@ fn kill_9_with_jobs_queued_and_running_loses_nothing() {
     // The re-run of `first` holds again; let it go once it has started.
     wait_for(20, "first to run again", || starts(&p, "first") == 2);
     std::fs::remove_file(p.path().join("hold-first")).unwrap();
-    settle(&p, 30);
+    p.settle(30);
     let after: Vec<String> = p
         .job_log()
         .into_iter()
@@ -126,7 +117,7 @@ fn kill_9_loop_never_loses_an_accepted_job() {
         std::fs::remove_file(p.path().join(format!("hold-{n}"))).unwrap();
     }
     p.start();
-    settle(&p, 60);
+    p.settle(60);
     // t0 was running at the first two kills: re-run once after the first,
     // then left alone (a job that keeps dying with the daemon might be the
     // cause). t1 was running at the third kill and re-ran. The rest were
@@ -196,7 +187,7 @@ fn a_full_queue_drops_the_lowest_oldest_and_records_it() {
         "the running job stays"
     );
     std::fs::remove_file(p.path().join("hold-run")).unwrap();
-    settle(&p, 30);
+    p.settle(30);
     assert_eq!(starts(&p, "a") + starts(&p, "b"), 0);
     p.stop();
 }
@@ -244,7 +235,7 @@ fn a_trigger_storm_coalesces_per_task() {
         assert_eq!(e["files"], 20, "{e:#}");
     }
     std::fs::remove_file(p.path().join("hold-a")).unwrap();
-    settle(&p, 30);
+    p.settle(30);
     assert_eq!((starts(&p, "a"), starts(&p, "b")), (2, 1));
     assert_eq!(p.sql("SELECT count(*) FROM jobs"), ["3"]);
     p.stop();
@@ -261,7 +252,7 @@ fn transient_failures_are_retried_then_dead() {
     p.file("exit-a", "2");
     p.start();
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 30);
+    p.settle(30);
     assert_eq!(starts(&p, "a"), 3, "one run and two retries");
     let history: Value = p.bgtask(&["history", "--json"]).json();
     let attempts: Vec<u64> = history
@@ -299,7 +290,7 @@ fn a_newer_trigger_supersedes_a_pending_retry() {
     assert!(queue[0]["ready_in_s"].as_f64().unwrap() > 0.0, "{queue:#}");
     std::fs::remove_file(p.path().join("exit-a")).unwrap();
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!(
         starts(&p, "a"),
         2,
@@ -320,7 +311,7 @@ fn permanent_failures_are_not_retried() {
     p.file("exit-a", "127").file("exit-b", "126");
     p.start();
     p.bgtask(&["submit", "a", "b"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!((starts(&p, "a"), starts(&p, "b")), (1, 1));
     assert_eq!(p.sql("SELECT state FROM jobs"), ["failed", "failed"]);
     p.stop();
@@ -335,7 +326,7 @@ fn a_crashing_analyzer_is_quarantined_until_retry() {
     p.start();
     for i in 1..=5 {
         p.bgtask(&["submit", "a"]).code(0);
-        settle(&p, 20);
+        p.settle(20);
         assert_eq!(starts(&p, "a"), i);
     }
     let s = p.status();
@@ -354,13 +345,13 @@ fn a_crashing_analyzer_is_quarantined_until_retry() {
     );
 
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!(starts(&p, "a"), 5, "a quarantined analyzer does not run");
     let run_id = p.sql("SELECT max(id) FROM runs")[0].clone();
     std::fs::remove_file(p.path().join("exit-a")).unwrap();
     let retried = p.bgtask(&["retry", &run_id]);
     retried.code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!(starts(&p, "a"), 6, "retry lifted the quarantine");
     assert_eq!(p.status()["quarantined"], serde_json::json!([]));
     p.stop();
@@ -390,7 +381,7 @@ fn cancel_a_waiting_and_a_running_job() {
         format!("cancelled job {a} (it was running)")
     );
     wait_for(10, "the job's processes to die", || !running(grandchild));
-    settle(&p, 10);
+    p.settle(10);
     assert_eq!(
         p.sql("SELECT state FROM jobs ORDER BY id"),
         ["cancelled", "cancelled"]
@@ -425,7 +416,7 @@ fn a_job_over_its_memory_limit_is_killed_and_not_retried() {
     );
     p.start();
     p.bgtask(&["submit", "hog"]).code(0);
-    settle(&p, 60);
+    p.settle(60);
     assert_eq!(p.sql("SELECT state FROM jobs"), ["failed"]);
     let runs = p.sql("SELECT count(*), max(peak_rss_kb) FROM runs");
     let (count, peak) = runs[0].split_once('|').unwrap();
@@ -463,7 +454,7 @@ fn jobs_wait_while_the_daemon_is_over_its_memory_threshold() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(starts(&p, "a"), 0, "held back");
     p.config(&config);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!(starts(&p, "a"), 1);
     assert!(p.status()["holding"].is_null());
     p.stop();
@@ -481,12 +472,7 @@ fn kill_9_during_a_trigger_storm_keeps_every_acknowledged_trigger() {
     }
     p.file("hold-a", "");
     let pid = p.start();
-    let socket = std::fs::read_dir(p.runtime_dir())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|x| x.extension().is_some_and(|e| e == "sock"))
-        .unwrap();
+    let socket = p.socket();
     let acked = std::thread::scope(|s| {
         let storm = s.spawn(|| {
             let mut acked = Vec::new();
@@ -529,6 +515,6 @@ fn kill_9_during_a_trigger_storm_keeps_every_acknowledged_trigger() {
         assert!(saved.contains(f), "{f} was acknowledged but is not saved");
     }
     std::fs::remove_file(p.path().join("hold-a")).unwrap();
-    settle(&p, 30);
+    p.settle(30);
     p.stop();
 }

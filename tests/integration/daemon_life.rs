@@ -6,24 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Project, running, wait_for};
+use crate::harness::{Project, running, signal, wait_for};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn socket_of(p: &Project) -> std::path::PathBuf {
-    std::fs::read_dir(p.runtime_dir())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|x| x.extension().is_some_and(|e| e == "sock"))
-        .expect("a socket in the runtime dir")
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: signals a daemon this test started.
-    unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), sig) };
 }
 
 fn foreground(p: &Project) -> Child {
@@ -60,7 +46,7 @@ fn start_status_stop() {
 
     // Private runtime dir, private socket.
     assert_eq!(mode(&p.runtime_dir()), 0o700);
-    let socket = socket_of(&p);
+    let socket = p.socket();
     assert_eq!(mode(&socket), 0o600);
 
     p.stop();
@@ -126,7 +112,7 @@ fn twenty_simultaneous_starts_make_one_daemon() {
 fn stale_socket_is_replaced_and_a_live_one_left_alone() {
     let p = Project::jobs(&[("a", "medium")], "");
     let pid = p.start();
-    let socket = socket_of(&p);
+    let socket = p.socket();
     signal(pid, libc::SIGKILL);
     wait_for(10, "the daemon to die", || !running(pid));
     assert!(socket.exists(), "kill -9 leaves the socket behind");
@@ -200,7 +186,7 @@ fn unsafe_runtime_dirs_fall_back_or_are_refused() {
 fn a_symlinked_socket_path_is_refused() {
     let p = Project::jobs(&[("a", "medium")], "");
     let pid = p.start();
-    let socket = socket_of(&p);
+    let socket = p.socket();
     p.stop();
     assert!(!running(pid));
     std::os::unix::fs::symlink("/tmp/elsewhere.sock", &socket).unwrap();
@@ -221,7 +207,7 @@ fn sigterm_with_a_job_running_interrupts_it_and_it_runs_again() {
         p.read("grandchild-a").trim().parse::<u32>().is_ok()
     });
     let grandchild: u32 = p.read("grandchild-a").trim().parse().unwrap();
-    let socket = socket_of(&p);
+    let socket = p.socket();
     signal(pid, libc::SIGTERM);
     wait_for(15, "the daemon to stop", || !running(pid));
     assert!(!running(grandchild), "the job's process group was killed");

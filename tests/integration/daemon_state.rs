@@ -8,13 +8,6 @@ use serde_json::Value;
 
 use crate::harness::{Project, wait_for};
 
-fn settle(p: &Project, secs: u64) {
-    wait_for(secs, "the queue to drain", || {
-        p.sql("SELECT count(*) FROM jobs WHERE state IN ('queued', 'retry_wait', 'running')")
-            == ["0"]
-    });
-}
-
 fn spool_line(task: &str) -> String {
     format!(
         r#"{{"tasks": ["{task}"], "files": null, "priority": null, "source": {{"kind": "manual", "command": "git commit"}}, "debounce": false}}"#
@@ -35,7 +28,7 @@ fn spooled_events_run_at_start() {
         ),
     );
     p.start();
-    settle(&p, 30);
+    p.settle(30);
     assert_eq!(p.job_log(), ["start a", "end a 0", "start b", "end b 0"]);
     assert!(
         !p.path().join(".bgtask/spool.jsonl").exists(),
@@ -71,7 +64,7 @@ fn hot_reload_keeps_the_last_good_config() {
     assert!(text.stdout.contains("STALE"), "{}", text.stdout);
     // The last good config still runs jobs.
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert_eq!(p.job_log(), ["start a", "end a 0"]);
 
     p.write_jobs_config(&[("a", "medium"), ("b", "high")], "");
@@ -79,7 +72,7 @@ fn hot_reload_keeps_the_last_good_config() {
         p.status()["config"]["stale"] == false
     });
     p.bgtask(&["submit", "b"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     assert!(
         p.job_log().contains(&"end b 0".to_owned()),
         "{:?}",
@@ -136,7 +129,7 @@ fn history_show_metrics_health_and_cleanup() {
     p.file("exit-b", "1");
     p.start();
     p.bgtask(&["submit", "a", "b"]).code(0);
-    settle(&p, 30);
+    p.settle(30);
     let history: Value = p.bgtask(&["history", "--json"]).json();
     let runs = history.as_array().unwrap();
     assert_eq!(runs.len(), 2);
@@ -210,7 +203,7 @@ fn cleanup_follows_the_retention_settings() {
     p.file("exit-a", "1");
     p.start();
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     p.stop();
     let run_id = p.sql("SELECT id FROM runs")[0].clone();
     assert_eq!(p.sql("SELECT count(*) FROM findings"), ["1"]);
@@ -279,7 +272,7 @@ fn a_corrupt_state_file_is_moved_aside() {
         "{log}"
     );
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     p.stop();
     // A truncated database (a crash mid-copy, say) is moved aside too.
     let db = p.path().join(".bgtask/state.db");
@@ -312,7 +305,7 @@ fn a_full_disk_degrades_without_losing_work() {
     let _unmount = Unmount(state.clone());
     p.start();
     p.bgtask(&["submit", "a"]).code(0);
-    settle(&p, 20);
+    p.settle(20);
     // Fill the filesystem.
     let filler = state.join("filler");
     let _ = std::process::Command::new("dd")
@@ -341,7 +334,7 @@ fn a_full_disk_degrades_without_losing_work() {
     wait_for(20, "the degraded state to clear", || {
         p.status()["degraded"].is_null()
     });
-    settle(&p, 20);
+    p.settle(20);
     p.stop();
 }
 

@@ -324,6 +324,25 @@ impl Project {
             .collect()
     }
 
+    /// The daemon's socket (it must have started once).
+    pub fn socket(&self) -> PathBuf {
+        std::fs::read_dir(self.runtime_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|x| x.extension().is_some_and(|e| e == "sock"))
+            .expect("a socket in the runtime dir")
+    }
+
+    /// Waits until no job is waiting or running.
+    #[track_caller]
+    pub fn settle(&self, secs: u64) {
+        wait_for(secs, "the queue to drain", || {
+            self.sql("SELECT count(*) FROM jobs WHERE state IN ('queued', 'retry_wait', 'running')")
+                == ["0"]
+        });
+    }
+
     /// The daemon's log so far.
     pub fn daemon_log(&self) -> String {
         self.read(".bgtask/logs/daemon.log")
@@ -341,6 +360,14 @@ impl Drop for Project {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+}
+
+/// Sends `sig` to a process the test started.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    assert!(pid > 1);
+    // SAFETY: signals a process this test started.
+    unsafe { libc::kill(pid, sig) };
 }
 
 /// Polls `cond` every 20 ms until it holds, panicking after `secs`.
