@@ -90,7 +90,10 @@ pub fn submit(ctx: &Ctx, args: &SubmitArgs) -> anyhow::Result<u8> {
         files,
         priority: args.priority,
         source: TriggerSource::Manual {
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            command: std::iter::once("bgtask".to_owned())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" "),
         },
         debounce: false,
     });
@@ -265,6 +268,7 @@ pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
     }
     client.send(Request::Logs { run_id, follow })?;
     let mut current: Option<String> = None;
+    let mut printed = false;
     let mut out = std::io::stdout().lock();
     loop {
         match client.receive()? {
@@ -275,8 +279,15 @@ pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
                 }
                 out.write_all(data.as_bytes())?;
                 out.flush()?;
+                printed |= !data.is_empty();
             }
             Response::LogEnd { finished } => {
+                if !printed && finished {
+                    writeln!(
+                        out,
+                        "(run {run_id}: the analyzers printed nothing; `bgtask show {run_id}` has its report)"
+                    )?;
+                }
                 if !finished && !follow {
                     writeln!(
                         out,

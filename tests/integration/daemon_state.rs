@@ -137,6 +137,7 @@ fn history_show_metrics_health_and_cleanup() {
     assert_eq!(b["findings"], 1, "{b:#}");
     let only_a: Value = p.bgtask(&["history", "--task", "a", "--json"]).json();
     assert_eq!(only_a.as_array().unwrap().len(), 1);
+    assert_eq!(only_a[0]["trigger"], "manual: bgtask submit a b");
     let text = p.bgtask(&["history"]);
     text.code(0);
     assert!(
