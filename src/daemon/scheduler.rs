@@ -265,12 +265,20 @@ impl Scheduler {
         self.wind_down(&mut rx).await;
     }
 
-    fn next_wake(&self) -> Duration {
+    /// How long the loop may sleep when no command arrives: until the next
+    /// debounce/backoff deadline, but only if a worker is free to act on it
+    /// (otherwise a `Finished` wakes the loop), and every 2 s while jobs are
+    /// held back or writes are pending.
+    pub(super) fn next_wake(&self) -> Duration {
         let mut wake = Duration::from_secs(3600);
         if self.holding.is_some() || !self.unsaved.is_empty() {
             wake = wake.min(Duration::from_secs(2));
         }
-        if let Some(at) = self.queue.next_wakeup() {
+        let free = self.running.len() < self.workers && !self.stopping.is_cancelled();
+        if free
+            && self.holding.is_none()
+            && let Some(at) = self.queue.next_wakeup()
+        {
             let ms = (at - self.clock.now()).max(0);
             wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Project, running, signal, wait_for};
+use crate::harness::{Project, running, signal, wait_for, wakeups};
 
 fn kill9(pid: u32) {
     signal(pid, libc::SIGKILL);
@@ -52,6 +52,14 @@ fn kill_9_with_jobs_queued_and_running_loses_nothing() {
         .map(|e| e["task"].as_str().unwrap())
         .collect();
     assert_eq!(order, ["hi", "mid", "lo"], "highest priority first");
+    // Waiting for a busy worker costs nothing: no busy or polling loop.
+    let before = wakeups(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let woke = wakeups(pid) - before;
+    assert!(
+        woke < 50,
+        "the daemon woke {woke} times in 1 s while waiting"
+    );
     let grandchild: u32 = p.read("grandchild-first").trim().parse().unwrap();
     kill9(pid);
     assert!(
@@ -451,7 +459,14 @@ fn jobs_wait_while_the_daemon_is_over_its_memory_threshold() {
     );
     assert_eq!(s["queue_depth"], 1);
     assert!(p.bgtask(&["status"]).stdout.contains("new jobs wait"));
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = p.daemon_pid().unwrap();
+    let before = wakeups(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let woke = wakeups(pid) - before;
+    assert!(
+        woke < 50,
+        "the daemon woke {woke} times in 1 s while holding"
+    );
     assert_eq!(starts(&p, "a"), 0, "held back");
     p.config(&config);
     p.settle(20);
