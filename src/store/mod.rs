@@ -47,6 +47,21 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
 }
 
+impl StoreError {
+    /// The file is damaged or not a database (as opposed to busy, not
+    /// readable, or newer): only then is it moved aside.
+    fn is_corruption(&self) -> bool {
+        let sqlite = match self {
+            StoreError::Open { source, .. } | StoreError::Sqlite(source) => source,
+            _ => return false,
+        };
+        matches!(
+            sqlite.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -67,7 +82,8 @@ pub fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating if needed) `dir/state.db`. A file that fails
     /// `quick_check` or is not SQLite is moved to `state.db.corrupt-<time>`
-    /// and an empty store is started in its place.
+    /// and an empty store is started in its place; any other failure (busy,
+    /// permissions, I/O, a newer schema) is returned and the file left alone.
     pub fn open(dir: &Path) -> Result<Opened, StoreError> {
         let path = dir.join(FILE);
         match Store::open_checked(&path) {
@@ -75,8 +91,7 @@ impl Store {
                 store,
                 moved_aside: None,
             }),
-            Err(e @ StoreError::TooNew { .. }) => Err(e),
-            Err(_) if path.exists() => {
+            Err(e) if path.exists() && e.is_corruption() => {
                 let secs = now_ms() / 1000;
                 let aside = dir.join(format!("{FILE}.corrupt-{secs}"));
                 std::fs::rename(&path, &aside).map_err(|source| StoreError::MoveAside {
@@ -266,6 +281,25 @@ mod tests {
         );
         assert!(aside.exists());
         assert_eq!(opened.store.version().unwrap(), schema::CURRENT);
+    }
+
+    #[test]
+    fn an_unreadable_database_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let path = dir.path().join(FILE);
+        // A directory where the WAL must go: opening fails with an I/O
+        // error, not corruption.
+        let _ = std::fs::remove_file(dir.path().join(format!("{FILE}-wal")));
+        std::fs::create_dir(dir.path().join(format!("{FILE}-wal"))).unwrap();
+        assert!(Store::open(dir.path()).is_err());
+        assert!(path.exists(), "the database stays where it is");
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+            .count();
+        assert_eq!(aside, 0);
     }
 
     #[test]
