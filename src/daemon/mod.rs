@@ -19,8 +19,8 @@ mod reload;
 mod scheduler;
 mod server;
 pub mod service;
+pub mod spool;
 
-use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub use paths::Paths;
 
 use self::scheduler::{Command, Scheduler, SchedulerParts};
 use crate::engine::Workspace;
-use crate::ipc::{Request, Submit};
+use crate::ipc::Request;
 use crate::store::{Store, now_ms};
 
 #[derive(Debug, Clone, Default)]
@@ -142,7 +142,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             execute: execute::engine(),
             rng: fastrand::Rng::new(),
         })?;
-        drain_spool(&mut core, &paths.spool);
+        core.drain_spool();
         let _watcher = reload::watch(&workspace.root, tx.clone())
             .map_err(|e| tracing::warn!(error = %e, "config changes will not be noticed until SIGHUP or `bgtask reload`"))
             .ok();
@@ -233,62 +233,6 @@ fn signals(tx: mpsc::UnboundedSender<Command>, stop: CancellationToken) {
             }
         }
     });
-}
-
-/// Queues the hook events written while the daemon was down (one JSON
-/// [`Submit`] per line), then removes the spool.
-fn drain_spool(core: &mut Scheduler, spool: &Path) {
-    let draining = spool.with_extension("jsonl.draining");
-    if draining.exists() {
-        // Left by a start that could not save them: add the newer events.
-        if let Ok(newer) = std::fs::read(spool) {
-            let appended = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&draining)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, &newer));
-            if appended.is_ok() {
-                let _ = std::fs::remove_file(spool);
-            }
-        }
-    } else if std::fs::rename(spool, &draining).is_err() {
-        return;
-    }
-    let Ok(file) = std::fs::File::open(&draining) else {
-        return;
-    };
-    let mut effects = Vec::new();
-    let mut queued = 0;
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let Ok(line) = line else { break };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Submit>(&line) {
-            Ok(submit) => {
-                core.submit(&submit, &mut effects);
-                queued += 1;
-            }
-            Err(e) => {
-                tracing::warn!(line = i + 1, error = %e, file = %spool.display(), "skipping a bad spooled event");
-            }
-        }
-    }
-    if queued > 0 {
-        tracing::info!(
-            events = queued,
-            "queued the events spooled while the daemon was down"
-        );
-    }
-    if core.persist(&effects) {
-        let _ = std::fs::remove_file(&draining);
-    } else {
-        tracing::warn!(file = %draining.display(), "kept the spooled events: they could not be saved");
-    }
-}
-
-/// What `bgtask submit` sends, for spooling by clients when the daemon is down.
-pub fn spool_line(submit: &Submit) -> String {
-    serde_json::to_string(submit).unwrap_or_default()
 }
 
 /// True when the daemon of `paths` answers a ping.

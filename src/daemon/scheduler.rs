@@ -240,6 +240,11 @@ impl Scheduler {
             .map(tokio::time::interval);
         let watchdog = super::service::watchdog_interval();
         let mut watchdog_tick = watchdog.map(tokio::time::interval);
+        // A hook that found no socket just before the daemon bound it
+        // spools its event after the first drain: look once more.
+        let spool_again = tokio::time::sleep(Duration::from_secs(5));
+        tokio::pin!(spool_again);
+        let mut spool_checked = false;
         loop {
             if !self.unsaved.is_empty() {
                 let _ = self.persist(&[]);
@@ -254,6 +259,11 @@ impl Scheduler {
                 () = tokio::time::sleep(wake) => {}
                 () = tick(&mut health_tick) => {
                     self.run_health(true);
+                    self.drain_spool();
+                }
+                () = &mut spool_again, if !spool_checked => {
+                    spool_checked = true;
+                    self.drain_spool();
                 }
                 () = tick(&mut cleanup_tick) => {
                     self.cleanup();

@@ -15,32 +15,37 @@ fn spool_line(task: &str) -> String {
 }
 
 /// RELIABILITY 19: events spooled while the daemon was down run at start;
-/// a bad line is skipped with its line number, not fatal.
+/// a bad line (not JSON, not UTF-8, an unknown task) is skipped with its
+/// line number, and the lines after it still run.
 #[test]
 fn spooled_events_run_at_start() {
     let p = Project::jobs(&[("a", "medium"), ("b", "low")], "");
-    p.file(
-        ".bgtask/spool.jsonl",
-        &format!(
-            "{}\nnot json at all\n{}\n",
-            spool_line("a"),
-            spool_line("b")
-        ),
-    );
+    let mut spool = format!("{}\nnot json at all\n", spool_line("a")).into_bytes();
+    spool.extend_from_slice(b"\xff\xfe{\n");
+    spool.extend_from_slice(format!("{}\n{}\n", spool_line("nope"), spool_line("b")).as_bytes());
+    std::fs::create_dir_all(p.path().join(".bgtask")).unwrap();
+    std::fs::write(p.path().join(".bgtask/spool.jsonl"), spool).unwrap();
     p.start();
     p.settle(30);
     assert_eq!(p.job_log(), ["start a", "end a 0", "start b", "end b 0"]);
-    assert!(
-        !p.path().join(".bgtask/spool.jsonl").exists(),
-        "the spool is consumed"
-    );
+    assert_eq!(p.read(".bgtask/spool.jsonl"), "", "the spool is consumed");
     let log = p.daemon_log();
-    assert!(
-        log.contains("skipping a bad spooled event") && log.contains("line=2"),
-        "{log}"
-    );
+    for line in ["line=2", "line=3", "line=4"] {
+        assert!(log.contains(line), "{line} not reported:\n{log}");
+    }
+    assert!(log.contains("unknown task `nope`"), "{log}");
     let history: Value = p.bgtask(&["history", "--json"]).json();
     assert_eq!(history[0]["trigger"], "manual: git commit");
+    // A hook that found no socket just before the daemon bound it spools
+    // after the first drain: the daemon looks again shortly after start.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path().join(".bgtask/spool.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", spool_line("a")).as_bytes()).unwrap();
+    wait_for(15, "the late spooled event to run", || {
+        p.job_log().iter().filter(|l| *l == "end a 0").count() == 2
+    });
     p.stop();
 }
 
