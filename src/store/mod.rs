@@ -51,9 +51,8 @@ impl StoreError {
     /// The file is damaged or not a database (as opposed to busy, not
     /// readable, or newer): only then is it moved aside.
     fn is_corruption(&self) -> bool {
-        let sqlite = match self {
-            StoreError::Open { source, .. } | StoreError::Sqlite(source) => source,
-            _ => return false,
+        let (StoreError::Open { source: sqlite, .. } | StoreError::Sqlite(sqlite)) = self else {
+            return false;
         };
         matches!(
             sqlite.sqlite_error_code(),
