@@ -97,11 +97,14 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         tracing::error!("{msg}");
         let _ = store.event("error", "store", &msg);
     }
+    let boot = crate::run::boot_id();
     for r in store.recover(now_ms())? {
+        // Process ids from another boot of the machine are someone else's.
+        let same_boot = boot.is_some() && r.boot_id == boot;
         let killed = r
             .processes
             .iter()
-            .filter(|(pid, ticks)| crate::run::kill_group_if_same(*pid, *ticks))
+            .filter(|(pid, ticks)| same_boot && crate::run::kill_group_if_same(*pid, *ticks))
             .count();
         let msg = format!(
             "job {} ({}) was left running by an earlier daemon; {} leftover process group(s) killed; {}",

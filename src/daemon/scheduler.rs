@@ -67,6 +67,7 @@ pub struct Scheduler {
     pub(super) running: HashMap<JobId, Active>,
     pub(super) slots: Arc<Semaphore>,
     pub(super) workers: usize,
+    /// The machine's boot, recorded with running jobs for recovery.
     pub(super) boot_id: String,
     pub(super) started: SystemTime,
     pub(super) started_at: Instant,
@@ -125,7 +126,7 @@ impl Scheduler {
             running: HashMap::new(),
             slots,
             workers: parts.workers.max(1),
-            boot_id: format!("{:016x}", fastrand::u64(..)),
+            boot_id: crate::run::boot_id().unwrap_or_default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             rng: parts.rng,

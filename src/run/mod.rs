@@ -15,8 +15,8 @@ pub use capture::{Capture, Captured};
 pub use env::scrubbed as scrubbed_env;
 pub use process::{Ended, Finished, LOG_CAP, Limits, Spawned, Spec, run};
 pub use unix::{
-    arg_max, become_subreaper, kill_all_spawned, kill_group_if_same, signal_name, start_ticks,
-    sweep_orphans,
+    arg_max, become_subreaper, boot_id, kill_all_spawned, kill_group_if_same, signal_name,
+    start_ticks, sweep_orphans,
 };
 
 #[cfg(test)]

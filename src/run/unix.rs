@@ -177,22 +177,59 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Kills what is left of the process group `pgid`, started at
-/// `start_ticks`, unless its pid now belongs to another process. When the
-/// leader is gone its group may live on (grandchildren), and Linux does not
-/// hand out a pid that is still some group's id, so only the old group's
-/// members can receive the signal.
+/// Process group and start time of `pid` (fields 5 and 22 of its stat).
+fn group_and_start(pid: u32) -> Option<(u32, u64)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Kills what is left of the process group `pgid` whose leader started at
+/// `start_ticks` (in this boot). If the leader still runs, the group is
+/// killed only when it is the same process (not one that reused the pid).
+/// If the leader is gone, only members of group `pgid` that started at or
+/// after it are killed: grandchildren of the old job, never an older
+/// process. Returns whether anything was signalled.
 pub fn kill_group_if_same(pgid: u32, start_ticks: u64) -> bool {
+    let Ok(group) = libc::pid_t::try_from(pgid) else {
+        return false;
+    };
+    if start_ticks == 0 || group <= 1 {
+        return false;
+    }
     match self::start_ticks(pgid) {
-        Some(t) if t == start_ticks && start_ticks != 0 => {}
+        // SAFETY: signals the process group of the very process we started.
+        Some(t) if t == start_ticks => return unsafe { libc::kill(-group, libc::SIGKILL) } == 0,
         Some(_) => return false,
         None => {}
     }
-    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+    let Ok(entries) = fs::read_dir("/proc") else {
         return false;
     };
-    // SAFETY: signals a process group that we started (checked above).
-    pgid > 1 && unsafe { libc::kill(-pgid, libc::SIGKILL) } == 0
+    let mut killed = false;
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        if let Some((g, started)) = group_and_start(pid)
+            && g == pgid
+            && started >= start_ticks
+            && let Ok(p) = libc::pid_t::try_from(pid)
+        {
+            // SAFETY: a member of the job's old group, started after its
+            // leader.
+            killed |= unsafe { libc::kill(p, libc::SIGKILL) } == 0;
+        }
+    }
+    killed
+}
+
+/// This boot of the machine (`/proc/sys/kernel/random/boot_id`): process
+/// ids and start times recorded in another boot mean nothing now.
+pub fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// Makes this process the reaper of orphaned descendants, so analyzers'
@@ -313,5 +350,84 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGBUS => "SIGBUS".to_owned(),
         libc::SIGPIPE => "SIGPIPE".to_owned(),
         n => format!("signal {n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn alive(pid: u32) -> bool {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    }
+
+    fn gone_soon(pid: u32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !alive(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// A group leader `sh` with a `sleep` child; returns (leader, child).
+    fn group() -> (std::process::Child, u32) {
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 300 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(leader.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        (leader, line.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn a_leftover_group_is_killed_only_when_it_is_ours() {
+        // The leader runs, but the recorded start time is another process's.
+        let (mut leader, child) = group();
+        let ticks = start_ticks(leader.id()).unwrap();
+        assert!(!kill_group_if_same(leader.id(), ticks + 1));
+        assert!(
+            !kill_group_if_same(leader.id(), 0),
+            "no start time: no kill"
+        );
+        assert!(alive(child));
+        // The very leader: the whole group goes.
+        assert!(kill_group_if_same(leader.id(), ticks));
+        assert!(gone_soon(child));
+        leader.wait().unwrap();
+
+        // The leader died first (the daemon's kill -9 took it, say): its
+        // group lives on in the child, which is still killed.
+        let (mut leader, child) = group();
+        let (pgid, ticks) = (leader.id(), start_ticks(leader.id()).unwrap());
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        assert!(alive(child));
+        assert!(kill_group_if_same(pgid, ticks));
+        assert!(gone_soon(child));
+    }
+
+    #[test]
+    fn boot_id_is_this_boot() {
+        let id = boot_id().expect("a Linux boot id");
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(boot_id().unwrap(), id);
     }
 }

@@ -29,6 +29,8 @@ pub struct Recovered {
     pub job_id: JobId,
     pub task: String,
     pub processes: Vec<(u32, u64)>,
+    /// The machine boot it ran in (process ids mean nothing in another).
+    pub boot_id: Option<String>,
     /// Re-queued to run once more (false: it was already a recovery run).
     pub requeued: bool,
 }
@@ -314,15 +316,15 @@ impl Store {
     /// already was such a second run.
     pub fn recover(&mut self, now: Millis) -> Result<Vec<Recovered>, StoreError> {
         let tx = self.conn.transaction()?;
-        let jobs: Vec<(JobId, String, bool)> = tx
+        let jobs: Vec<(JobId, String, bool, Option<String>)> = tx
             .prepare(
-                "SELECT id, task, recovered FROM jobs
+                "SELECT id, task, recovered, boot_id FROM jobs
                  WHERE state = 'running' OR (state = 'interrupted' AND recovered = 0) ORDER BY id",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
-        for (id, task, already) in jobs {
+        for (id, task, already, boot_id) in jobs {
             let processes: Vec<(u32, u64)> = tx
                 .prepare("SELECT pid, start_ticks FROM processes WHERE job_id = ?1")?
                 .query_map(params![id], |r| {
@@ -356,6 +358,7 @@ impl Store {
                 job_id: id,
                 task,
                 processes,
+                boot_id,
                 requeued: !already,
             });
         }
