@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::execute::JobRun;
 use super::scheduler::{Active, Command, Finished, Scheduler};
-use crate::analyze::RunStatus;
 use crate::engine::{Options, RunOptions};
 use crate::event::{Job, Targets, Trigger, TriggerSource};
 use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
-use crate::report::Report;
-use crate::schedule::{Completion, Effect, JobId, Offer, Waiting, adaptive};
+use crate::schedule::{Effect, FinalState, JobId, Offer, Waiting, adaptive};
 use crate::store::RunStart;
+
+pub(super) const CANCELLED: &str = "cancelled with `bgtask cancel`";
 
 fn not_found(what: String) -> Response {
     Response::Error(IpcError::new(ErrorKind::NotFound, what))
@@ -244,73 +244,6 @@ impl Scheduler {
         );
     }
 
-    /// Records a finished job: its run, analyzer health, and what the queue
-    /// does next (done, retry, dead).
-    pub(super) fn finish(&mut self, f: &Finished) {
-        let Some(active) = self.running.remove(&f.job_id) else {
-            return;
-        };
-        let now = self.clock.now();
-        self.adaptive.remove(&active.waiting.task);
-        let _ = self.store.clear_processes(f.job_id);
-        let completion = match &f.report {
-            Some(report) => {
-                match self.store.finish_run(active.run_id, report) {
-                    Ok(()) => self.store_ok(),
-                    Err(e) => self.store_failed("record a run's report", &e),
-                }
-                let _ = self.store.set_last_run(f.job_id, active.run_id);
-                self.record_analyzer_health(report, now);
-                completion_of(report)
-            }
-            None => Completion::Failed {
-                permanent: true,
-                error: "the job could not be planned".to_owned(),
-            },
-        };
-        // A job the user cancelled is never retried.
-        let completion = match completion {
-            Completion::Failed { error, .. } if active.cancelled_by_user => Completion::Failed {
-                permanent: true,
-                error,
-            },
-            other => other,
-        };
-        if self.stopping.is_cancelled() && !active.cancelled_by_user {
-            // Interrupted by shutdown: it runs again at the next start.
-            let _ = self
-                .store
-                .abandon_run(active.run_id, "interrupted by shutdown");
-            let _ = self.store.interrupt(f.job_id, now);
-            let key = active.waiting.key.clone();
-            let _ = self
-                .queue
-                .complete(&key, &Completion::Succeeded, now, 0, &mut |_| 0);
-            return;
-        }
-        tracing::info!(job = f.job_id, run = active.run_id, task = %active.waiting.task, ?completion, "job finished");
-        let backoff = self.backoff();
-        let rng = &mut self.rng;
-        let effects = self.queue.complete(
-            &active.waiting.key,
-            &completion,
-            now,
-            self.config.execution.max_retries,
-            &mut |attempt| {
-                i64::try_from(backoff.delay(attempt, rng).as_millis()).unwrap_or(i64::MAX)
-            },
-        );
-        let _ = self.persist(&effects);
-        if active.cancelled_by_user {
-            let _ = self.store.set_state(
-                f.job_id,
-                "cancelled",
-                Some("cancelled with `bgtask cancel`"),
-                now,
-            );
-        }
-    }
-
     /// Once no job runs: hand the memory of the last ones (a large file
     /// set, a big report, SQLite's page cache) back to the system; the
     /// allocator would otherwise keep it for the daemon's life.
@@ -321,52 +254,15 @@ impl Scheduler {
         }
     }
 
-    fn record_analyzer_health(&mut self, report: &Report, now: i64) {
-        let mut newly = false;
-        for r in &report.runs {
-            let Some(def) = self.config.analyzers.get(&r.analyzer) else {
-                continue;
-            };
-            if matches!(
-                r.status,
-                RunStatus::NotApplicable | RunStatus::NotInstalled | RunStatus::Cancelled
-            ) {
-                continue;
-            }
-            match self.store.analyzer_outcome(
-                &r.analyzer,
-                &def.digest,
-                r.status,
-                r.reason.as_deref(),
-                now,
-            ) {
-                Ok(true) => {
-                    newly = true;
-                    let msg = format!(
-                        "analyzer `{}` quarantined after repeated crashes: {}",
-                        r.analyzer,
-                        r.reason.as_deref().unwrap_or("")
-                    );
-                    tracing::warn!(analyzer = %r.analyzer, "{msg}");
-                    let _ = self.store.event("warning", "quarantine", &msg);
-                }
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "could not record analyzer health"),
-            }
-        }
-        if newly {
-            self.refresh_quarantine();
-        }
-    }
-
     pub(super) fn cancel(&mut self, job_id: JobId) -> Response {
         if let Some(w) = self.queue.cancel(job_id) {
-            let _ = self.store.set_state(
-                w.id,
-                "cancelled",
-                Some("cancelled with `bgtask cancel`"),
-                self.clock.now(),
-            );
+            // Through the queue's effects, so it is ordered after the job's
+            // own (possibly still unsaved) insert.
+            let _ = self.persist(&[Effect::Finish {
+                id: w.id,
+                state: FinalState::Cancelled,
+                note: Some(CANCELLED.to_owned()),
+            }]);
             return Response::Cancelled {
                 job_id,
                 was: "waiting".to_owned(),
@@ -469,42 +365,14 @@ impl Scheduler {
             let _ = self.store.abandon_run(a.run_id, "interrupted by shutdown");
             let _ = self.store.interrupt(id, now);
         }
+        // Queue changes a full disk held back: one last try.
+        if !self.persist(&[]) {
+            tracing::error!(
+                unsaved = self.unsaved.len(),
+                "stopping with queue changes that could not be saved"
+            );
+        }
     }
-}
-
-fn completion_of(report: &Report) -> Completion {
-    let failures: Vec<_> = report
-        .runs
-        .iter()
-        .filter(|r| r.status.is_failure())
-        .collect();
-    if failures.is_empty() {
-        return Completion::Succeeded;
-    }
-    let permanent = failures.iter().all(|r| r.permanent);
-    let error = failures
-        .iter()
-        .map(|r| {
-            format!(
-                "{}: {}",
-                r.analyzer,
-                r.reason.as_deref().unwrap_or(r.status.label())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    let tail = failures
-        .iter()
-        .find_map(|r| r.output_tail.as_deref())
-        .map(|t| {
-            let lines: Vec<&str> = t.lines().collect();
-            lines[lines.len().saturating_sub(10)..].join("\n")
-        });
-    let error = match tail {
-        Some(t) if !t.is_empty() => format!("{error}\n{t}"),
-        _ => error,
-    };
-    Completion::Failed { permanent, error }
 }
 
 fn trim_heap() {

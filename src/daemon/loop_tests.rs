@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +33,17 @@ struct Harness {
     calls: Calls,
     stop: CancellationToken,
     root: std::path::PathBuf,
+    /// The loop's task: it ends once the loop has wound down.
+    done: tokio::task::JoinHandle<()>,
 }
 
 /// A job's report: its one analyzer failed (transiently) or passed, as
 /// `fails` says for this call.
-fn scripted(calls: Calls, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Execute {
+fn scripted(calls: Calls, fails: Fails, gate: Option<Arc<Notify>>) -> Execute {
     Arc::new(move |run: JobRun| {
         let calls = calls.clone();
         let fails = fails.clone();
+        let gate = gate.clone();
         Box::pin(async move {
             let task = run.job.tasks[0].clone();
             let n = {
@@ -48,6 +51,10 @@ fn scripted(calls: Calls, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Ex
                 c.push((Instant::now(), task.clone()));
                 c.len()
             };
+            if let Some(gate) = gate {
+                // Ignores cancellation, like a tool that finishes anyway.
+                gate.notified().await;
+            }
             let status = if fails(n) {
                 RunStatus::ToolError
             } else {
@@ -74,7 +81,13 @@ fn scripted(calls: Calls, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Ex
     })
 }
 
-fn start(config: &str, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Harness {
+type Fails = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+
+fn start(config: &str, fails: Fails) -> Harness {
+    start_gated(config, fails, None)
+}
+
+fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     std::fs::write(root.join(crate::config::CONFIG_FILE), config).unwrap();
@@ -107,17 +120,18 @@ fn start(config: &str, fails: Arc<dyn Fn(usize) -> bool + Send + Sync>) -> Harne
         workers: 1,
         tx: tx.clone(),
         stopping: stop.clone(),
-        execute: scripted(calls.clone(), fails),
+        execute: scripted(calls.clone(), fails, gate),
         rng: fastrand::Rng::with_seed(SEED),
     })
     .unwrap();
-    tokio::spawn(core.run(rx, stop.clone()));
+    let done = tokio::spawn(core.run(rx, stop.clone()));
     Harness {
         _dir: dir,
         tx,
         calls,
         stop,
         root,
+        done,
     }
 }
 
@@ -263,4 +277,20 @@ async fn saves_are_debounced_into_one_run() {
     );
     assert_eq!(h.job_states(), ["done 0"]);
     h.stop.cancel();
+}
+
+/// RELIABILITY 20: a run that completes while the daemon is stopping is
+/// recorded as it ended, not as interrupted (and does not run again).
+#[tokio::test(start_paused = true)]
+async fn a_run_that_completes_during_shutdown_counts() {
+    let gate = Arc::new(Notify::new());
+    let mut h = start_gated(CONFIG, Arc::new(|_| false), Some(gate.clone()));
+    h.submit("t", false).await;
+    h.until_calls(1).await;
+    h.stop.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.notify_one();
+    (&mut h.done).await.unwrap();
+    assert_eq!(h.job_states(), ["done 0"]);
+    assert_eq!(h.query("SELECT verdict FROM runs"), ["no findings"]);
 }

@@ -9,6 +9,7 @@
 
 mod answers;
 mod execute;
+mod finish;
 mod health;
 mod jobs;
 mod lock;

@@ -107,6 +107,8 @@ pub enum FinalState {
     Failed,
     /// Retries exhausted.
     Dead,
+    /// `bgtask cancel`.
+    Cancelled,
 }
 
 /// A waiting job without its file set: what [`Effect::Update`] carries, so

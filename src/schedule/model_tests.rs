@@ -252,6 +252,7 @@ proptest! {
                             super::FinalState::Done => "done",
                             super::FinalState::Failed => "failed",
                             super::FinalState::Dead => "dead",
+                            super::FinalState::Cancelled => "cancelled",
                         })),
                         Effect::Update(w) if w.kind == super::WaitKind::RetryWait && w.attempt > 0 => Some((w.id, "retry")),
                         _ => None,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::config::Priority;
@@ -47,11 +47,12 @@ fn final_state(s: FinalState) -> &'static str {
         FinalState::Done => "done",
         FinalState::Failed => "failed",
         FinalState::Dead => "dead",
+        FinalState::Cancelled => "cancelled",
     }
 }
 
 fn add_files<'a>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: JobId,
     files: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(), StoreError> {
@@ -74,7 +75,7 @@ impl Store {
 
     /// Applies scheduler effects atomically.
     pub fn apply(&mut self, effects: &[Effect], now: Millis) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         for e in effects {
             match e {
                 Effect::Insert(w) => {
@@ -180,22 +181,6 @@ impl Store {
         self.conn.execute(
             "UPDATE jobs SET last_run_id = ?2 WHERE id = ?1",
             params![job_id, run_id],
-        )?;
-        Ok(())
-    }
-
-    /// Marks a job with a final state outside the scheduler's effects
-    /// (cancelled while waiting, interrupted by shutdown).
-    pub fn set_state(
-        &self,
-        id: JobId,
-        state: &str,
-        note: Option<&str>,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET state = ?2, note = coalesce(?3, note), finished_ms = ?4 WHERE id = ?1",
-            params![id, state, note, now],
         )?;
         Ok(())
     }
@@ -315,7 +300,7 @@ impl Store {
     /// are returned (to be killed); each job runs once more, unless it
     /// already was such a second run.
     pub fn recover(&mut self, now: Millis) -> Result<Vec<Recovered>, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let jobs: Vec<(JobId, String, bool, Option<String>)> = tx
             .prepare(
                 "SELECT id, task, recovered, boot_id FROM jobs

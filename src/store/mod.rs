@@ -196,7 +196,7 @@ impl Store {
             });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self.conn.savepoint()?;
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
@@ -215,6 +215,23 @@ impl Store {
             .filter_map(|ext| std::fs::metadata(format!("{}{ext}", self.path.display())).ok())
             .map(|m| m.len())
             .sum()
+    }
+
+    /// Runs `f`'s writes as one transaction: all of them land, or none.
+    /// (The store's own multi-statement writes are savepoints, so they nest.)
+    pub fn batch<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = f(self).and_then(|v| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(v)
+        });
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
     }
 
     /// Gives the page cache's memory back (after a job: the daemon idles

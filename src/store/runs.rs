@@ -53,7 +53,7 @@ impl Store {
             .max()
             .unwrap_or(0);
         let cpu: u64 = report.runs.iter().filter_map(|r| r.cpu_ms).sum();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute(
             "UPDATE runs SET duration_ms = ?2, exit_code = ?3, verdict = ?4, findings = ?5, ok = ?6,
                              peak_rss_kb = ?7, cpu_ms = ?8, report = ?9
@@ -231,7 +231,7 @@ impl Store {
         let day = 86_400_000;
         let results_before = now - i64::from(results_days) * day;
         let metrics_before = now - i64::from(metrics_days.max(results_days)) * day;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let findings = tx.execute(
             "DELETE FROM findings WHERE run_id IN (SELECT id FROM runs WHERE started_ms < ?1)",
             params![results_before],
@@ -282,7 +282,7 @@ impl Store {
             )?;
             return Ok(false);
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let prev: Option<(String, u32, Option<i64>)> = tx
             .query_row(
                 "SELECT digest, crashes, quarantined_ms FROM analyzer_health WHERE analyzer = ?1",

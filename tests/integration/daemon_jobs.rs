@@ -115,10 +115,13 @@ fn kill_9_loop_never_loses_an_accepted_job() {
         p.file(&format!("hold-{n}"), "");
     }
     for round in 0..3 {
+        let started = p.job_log().len();
         let pid = p.start();
         for n in &names[round * 2..round * 2 + 2] {
             p.bgtask(&["submit", n]).code(0);
         }
+        // Kill once a job of this round is really running.
+        wait_for(20, "a job to start", || p.job_log().len() > started);
         kill9(pid);
     }
     for n in &names {
@@ -349,7 +352,7 @@ fn a_crashing_analyzer_is_quarantined_until_retry() {
     assert_eq!(q["level"], "warning", "{health:#}");
     assert!(
         p.daemon_log()
-            .contains("quarantined after repeated crashes")
+            .contains("quarantined after 5 crashes in a row")
     );
 
     p.bgtask(&["submit", "a"]).code(0);
