@@ -4,6 +4,9 @@ use super::scheduler::Scheduler;
 use crate::ipc::{ErrorKind, IpcError, Metrics, QueueEntry, Request, Response, RunningJob, Status};
 use crate::schedule::WaitKind;
 
+/// Most runs one `history` answer lists.
+const MAX_HISTORY: u32 = 10_000;
+
 fn err(kind: ErrorKind, msg: impl Into<String>) -> Response {
     Response::Error(IpcError::new(kind, msg))
 }
@@ -25,10 +28,12 @@ impl Scheduler {
             Request::Queue => Response::Queue {
                 entries: self.queue_entries(),
             },
-            Request::History { task, limit } => match self.store.history(task.as_deref(), limit) {
-                Ok(runs) => Response::History { runs },
-                Err(e) => err(ErrorKind::Internal, e.to_string()),
-            },
+            Request::History { task, limit } => {
+                match self.store.history(task.as_deref(), limit.min(MAX_HISTORY)) {
+                    Ok(runs) => Response::History { runs },
+                    Err(e) => err(ErrorKind::Internal, e.to_string()),
+                }
+            }
             Request::Show { run_id } => match self.store.report(run_id) {
                 Ok(Some(Some(report))) => Response::Report {
                     report: Box::new(report),

@@ -48,8 +48,22 @@ pub async fn serve(
     }
 }
 
+/// Sends a response; one too large to send becomes a typed error instead
+/// of a silently closed connection.
 async fn send(stream: &mut UnixStream, response: Response) -> bool {
-    frame::write(stream, &Envelope::new(response)).await.is_ok()
+    match frame::write(stream, &Envelope::new(response)).await {
+        Ok(()) => true,
+        Err(e @ FrameError::TooLarge(..)) => {
+            let e = IpcError::new(
+                ErrorKind::TooLarge,
+                format!("the answer is too large to send ({e}); ask for less"),
+            );
+            frame::write(stream, &Envelope::new(Response::Error(e)))
+                .await
+                .is_ok()
+        }
+        Err(_) => false,
+    }
 }
 
 async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>, logs: PathBuf) {
@@ -83,7 +97,7 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
             Err(FrameError::Closed) => return,
             Err(e) => {
                 let kind = match e {
-                    FrameError::TooLarge(_) => ErrorKind::TooLarge,
+                    FrameError::TooLarge(..) => ErrorKind::TooLarge,
                     FrameError::Timeout => ErrorKind::Timeout,
                     _ => ErrorKind::Malformed,
                 };

@@ -1,8 +1,11 @@
 //! Frames on the daemon socket: a 4-byte big-endian length, then that many
-//! bytes of JSON. Frames over [`MAX_FRAME`] are refused before anything is
-//! allocated; a peer that stops mid-frame hits the read deadline.
+//! bytes of JSON. What the daemon reads (requests, from any local process)
+//! is capped at [`MAX_FRAME`] and refused before anything is allocated; a
+//! peer that stops mid-frame hits the read deadline. What the daemon
+//! answers (a large report, say) may be up to [`MAX_RESPONSE`].
 //!
-//! Blocking helpers serve the CLI and the hook; async ones the daemon.
+//! Blocking helpers serve the CLI and the hook (they write requests and
+//! read responses); async ones the daemon (the other way round).
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -11,8 +14,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Largest frame either side accepts.
+/// Largest request the daemon accepts.
 pub const MAX_FRAME: usize = 1024 * 1024;
+/// Largest response a client accepts.
+pub const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// How long the daemon waits for the rest of a frame once it started.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -20,8 +25,8 @@ pub const READ_DEADLINE: Duration = Duration::from_secs(5);
 pub enum FrameError {
     #[error("the peer closed the connection")]
     Closed,
-    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
+    #[error("frame of {0} bytes is over the {1}-byte limit")]
+    TooLarge(usize, usize),
     #[error("timed out waiting for the rest of a frame")]
     Timeout,
     #[error("frame is not valid protocol JSON: {0}")]
@@ -30,12 +35,12 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
-fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+fn encode<T: Serialize>(msg: &T, limit: usize) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(body.len()));
+    if body.len() > limit {
+        return Err(FrameError::TooLarge(body.len(), limit));
     }
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len()))?;
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len(), limit))?;
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
@@ -46,26 +51,26 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
-fn length(header: [u8; 4]) -> Result<usize, FrameError> {
+fn length(header: [u8; 4], limit: usize) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(header) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
+    if len > limit {
+        return Err(FrameError::TooLarge(len, limit));
     }
     Ok(len)
 }
 
-/// Writes one frame (blocking).
+/// Writes one request (blocking).
 pub fn write_blocking<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    w.write_all(&encode(msg)?)?;
+    w.write_all(&encode(msg, MAX_FRAME)?)?;
     w.flush()?;
     Ok(())
 }
 
-/// Reads one frame (blocking; the socket's own read timeout applies).
+/// Reads one response (blocking; the socket's own read timeout applies).
 pub fn read_blocking<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
     let mut header = [0u8; 4];
     read_exact_blocking(r, &mut header)?;
-    let mut body = vec![0u8; length(header)?];
+    let mut body = vec![0u8; length(header, MAX_RESPONSE)?];
     read_exact_blocking(r, &mut body)?;
     decode(&body)
 }
@@ -78,17 +83,17 @@ fn read_exact_blocking(r: &mut impl Read, buf: &mut [u8]) -> Result<(), FrameErr
     })
 }
 
-/// Writes one frame.
+/// Writes one response.
 pub async fn write<T: Serialize>(
     w: &mut (impl AsyncWriteExt + Unpin),
     msg: &T,
 ) -> Result<(), FrameError> {
-    w.write_all(&encode(msg)?).await?;
+    w.write_all(&encode(msg, MAX_RESPONSE)?).await?;
     w.flush().await?;
     Ok(())
 }
 
-/// Reads one frame: waits as long as needed for a frame to start (an idle
+/// Reads one request: waits as long as needed for a frame to start (an idle
 /// connection is fine), then at most [`READ_DEADLINE`] for the rest.
 pub async fn read<T: DeserializeOwned>(
     r: &mut (impl AsyncReadExt + Unpin),
@@ -99,7 +104,7 @@ pub async fn read<T: DeserializeOwned>(
     }
     let rest = async {
         r.read_exact(&mut header[1..]).await?;
-        let mut body = vec![0u8; length(header)?];
+        let mut body = vec![0u8; length(header, MAX_FRAME)?];
         r.read_exact(&mut body).await?;
         Ok::<_, FrameError>(body)
     };
@@ -130,10 +135,15 @@ mod tests {
         let back: Value = read_blocking(&mut buf.as_slice()).unwrap();
         assert_eq!(back, json!({"op": "ping"}));
 
-        let huge = (u32::try_from(MAX_FRAME).unwrap() + 1).to_be_bytes();
+        let huge = (u32::try_from(MAX_RESPONSE).unwrap() + 1).to_be_bytes();
         assert!(matches!(
             read_blocking::<Value>(&mut &huge[..]),
-            Err(FrameError::TooLarge(_))
+            Err(FrameError::TooLarge(..))
+        ));
+        let big = "x".repeat(MAX_FRAME);
+        assert!(matches!(
+            write_blocking(&mut Vec::new(), &big),
+            Err(FrameError::TooLarge(..))
         ));
         let truncated = [0, 0, 0, 10, b'{'];
         assert!(matches!(
@@ -194,7 +204,7 @@ mod tests {
                 body in proptest::collection::vec(any::<u8>(), 0..256),
                 flip in any::<usize>(),
             ) {
-                let mut frame = encode(&Envelope::new(Request::Status)).unwrap();
+                let mut frame = encode(&Envelope::new(Request::Status), MAX_FRAME).unwrap();
                 if !body.is_empty() {
                     let n = frame.len() - 4;
                     frame.truncate(4 + flip % n);

@@ -354,3 +354,31 @@ impl Drop for Unmount {
             .status();
     }
 }
+
+/// A report over the request frame cap (1 MiB) still comes back from
+/// `show`: answers may be larger than requests.
+#[test]
+fn show_returns_a_report_larger_than_a_request_frame() {
+    let p = Project::empty();
+    p.file("src/a.txt", "x\n").config(
+        r#"{"daemon": {"max_rss_mb": 100000},
+            "tasks": {"many": {"analyzers": ["many"]}},
+            "analyzers": {"many": {"command": "sh", "mode": "project", "parser": "regex",
+              "args": ["-c", "i=0; while [ $i -lt 8000 ]; do i=$((i+1)); echo \"src/a.txt:$i: finding number $i, padded to make the report large enough\"; done"],
+              "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"},
+              "exit_codes": {"ok": [0]}, "cache": false}}}"#,
+    );
+    p.start();
+    p.bgtask(&["submit", "many"]).code(0);
+    p.settle(60);
+    let run = p.sql("SELECT id, length(report) FROM runs")[0].clone();
+    let (run_id, size) = run.split_once('|').unwrap();
+    assert!(
+        size.parse::<usize>().unwrap() > 1024 * 1024,
+        "report of {size} bytes"
+    );
+    let shown = p.bgtask(&["show", run_id, "--format", "json"]);
+    shown.code(0);
+    assert_eq!(shown.json()["findings"].as_array().unwrap().len(), 8000);
+    p.stop();
+}
