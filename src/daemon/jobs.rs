@@ -17,6 +17,9 @@ use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
 use crate::schedule::{Effect, FinalState, JobId, Offer, Waiting, adaptive};
 use crate::store::RunStart;
 
+/// Most task names one submit may carry (`all` counts as one).
+const MAX_SUBMIT_TASKS: usize = 256;
+
 pub(super) const CANCELLED: &str = "cancelled with `bgtask cancel`";
 
 fn not_found(what: String) -> Response {
@@ -55,6 +58,15 @@ impl Scheduler {
         if self.stopping.is_cancelled() {
             return Scheduler::shutting_down();
         }
+        if s.tasks.len() > MAX_SUBMIT_TASKS {
+            return Response::Error(IpcError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "{} task names in one submit; at most {MAX_SUBMIT_TASKS}",
+                    s.tasks.len()
+                ),
+            ));
+        }
         let mut tasks: Vec<String> = Vec::new();
         for t in &s.tasks {
             if t == "all" {
@@ -75,7 +87,8 @@ impl Scheduler {
                 ));
             }
         }
-        tasks.dedup();
+        let mut seen = std::collections::HashSet::new();
+        tasks.retain(|t| seen.insert(t.clone()));
         let now = self.clock.now();
         let mut jobs = Vec::new();
         for task in tasks {

@@ -164,3 +164,34 @@ print(s.recv(n).decode())\n";
     p.bgtask(&["status"]).code(0);
     p.stop();
 }
+
+/// One request cannot make unbounded work: repeated task names count
+/// once, and past 256 names the submit is refused.
+#[test]
+fn a_submit_is_bounded() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let mut s = connect(&p);
+    let mut ask = |tasks: &[&str]| -> Value {
+        let body = serde_json::json!({"v": 1, "body": {"op": "submit", "tasks": tasks,
+            "files": null, "priority": null, "source": {"kind": "manual", "command": "t"}}});
+        s.write_all(&frame(body.to_string().as_bytes())).unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut reply).unwrap();
+        serde_json::from_slice(&reply).unwrap()
+    };
+    let v = ask(&["all"; 300]);
+    assert_eq!(error_kind(&v), "invalid", "{v}");
+    assert!(
+        v["body"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 256"),
+        "{v}"
+    );
+    let v = ask(&["a", "all", "a", "all"]);
+    assert_eq!(v["body"]["jobs"].as_array().unwrap().len(), 1, "{v}");
+    p.stop();
+}
