@@ -102,10 +102,16 @@ impl Store {
     }
 
     pub fn history(&self, task: Option<&str>, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, job_id, task, started_ms, duration_ms, exit_code, verdict, findings, attempt, trigger
-             FROM runs WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
+        const COLUMNS: &str = "id, job_id, task, started_ms, duration_ms, exit_code, verdict, findings, attempt, trigger";
+        // Two statements, so the one for a task uses the (task, id) index.
+        let mut stmt = match task {
+            Some(_) => self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?,
+            None => self.conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+            ))?,
+        };
         let rows = stmt.query_map(params![task, limit], |r| {
             Ok(RunSummary {
                 run_id: r.get(0)?,
@@ -182,38 +188,44 @@ impl Store {
     pub fn task_metrics(&self) -> Result<Vec<TaskMetrics>, StoreError> {
         let tasks: Vec<String> = self
             .conn
-            .prepare("SELECT DISTINCT task FROM runs WHERE verdict != 'running' ORDER BY task")?
+            .prepare("SELECT DISTINCT task FROM runs ORDER BY task")?
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for task in tasks {
-            let rows: Vec<(bool, u64, u64, u64, u64)> = self
+            let u = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+            let (n, ok, mean, wait, peak, cpu): (i64, i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+                self.conn.prepare_cached(
+                    "SELECT count(*), coalesce(sum(ok), 0), CAST(avg(duration_ms) AS INTEGER), CAST(avg(wait_ms) AS INTEGER),
+                            max(peak_rss_kb), sum(cpu_ms)
+                     FROM runs WHERE task = ?1 AND verdict != 'running'",
+                )?
+                .query_row(params![task], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })?;
+            if n == 0 {
+                continue;
+            }
+            // The 95th percentile: the ceil(0.95 n)-th shortest run.
+            let rank = (n * 95 + 99) / 100 - 1;
+            let p95: i64 = self
                 .conn
                 .prepare_cached(
-                    "SELECT ok, duration_ms, wait_ms, peak_rss_kb, cpu_ms FROM runs WHERE task = ?1 AND verdict != 'running'",
+                    "SELECT duration_ms FROM runs WHERE task = ?1 AND verdict != 'running'
+                     ORDER BY duration_ms LIMIT 1 OFFSET ?2",
                 )?
-                .query_map(params![task], |r| {
-                    let u = |i| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
-                    Ok((r.get(0)?, u(1)?, u(2)?, u(3)?, u(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            let n = rows.len() as u64;
-            let mut durations: Vec<u64> = rows.iter().map(|r| r.1).collect();
-            durations.sort_unstable();
-            let p95 = durations[((durations.len() * 95).div_ceil(100))
-                .saturating_sub(1)
-                .min(durations.len() - 1)];
+                .query_row(params![task, rank], |r| r.get(0))?;
             #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
-            let success_rate = rows.iter().filter(|r| r.0).count() as f64 / n as f64;
+            let success_rate = ok as f64 / n as f64;
             out.push(TaskMetrics {
                 task,
-                runs: n,
+                runs: u(Some(n)),
                 success_rate,
-                mean_ms: durations.iter().sum::<u64>() / n,
-                p95_ms: p95,
-                mean_wait_ms: rows.iter().map(|r| r.2).sum::<u64>() / n,
-                peak_rss_kb: rows.iter().map(|r| r.3).max().unwrap_or(0),
-                cpu_ms: rows.iter().map(|r| r.4).sum(),
+                mean_ms: u(mean),
+                p95_ms: u(Some(p95)),
+                mean_wait_ms: u(wait),
+                peak_rss_kb: u(peak),
+                cpu_ms: u(cpu),
             });
         }
         Ok(out)
@@ -329,6 +341,62 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn add_run(s: &Store, task: &str, duration_ms: i64, ok: bool) {
+        s.conn
+            .execute(
+                "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code,
+                                   verdict, findings, ok, peak_rss_kb, cpu_ms, report)
+                 VALUES (1, ?1, 0, 't', 0, ?2, 10, 0, 'done', 0, ?3, ?2, 1, '')",
+                params![task, duration_ms, ok],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn metrics_per_task() {
+        let s = Store::in_memory().unwrap();
+        for d in 1..=100 {
+            add_run(&s, "a", d, d % 4 != 0);
+        }
+        add_run(&s, "b", 7, true);
+        let m = s.task_metrics().unwrap();
+        assert_eq!(m.len(), 2);
+        let a = &m[0];
+        assert_eq!((a.task.as_str(), a.runs), ("a", 100));
+        assert!((a.success_rate - 0.75).abs() < 1e-9);
+        assert_eq!((a.mean_ms, a.p95_ms, a.mean_wait_ms), (50, 95, 10));
+        assert_eq!((a.peak_rss_kb, a.cpu_ms), (100, 100));
+        assert_eq!((m[1].runs, m[1].p95_ms), (1, 7));
+    }
+
+    #[test]
+    fn history_and_retention_use_indexes() {
+        let s = Store::in_memory().unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = s
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        for (sql, index) in [
+            (
+                "SELECT id FROM runs WHERE task = 'a' ORDER BY id DESC LIMIT 5",
+                "runs_task",
+            ),
+            ("SELECT id FROM runs WHERE job_id = 3", "runs_job"),
+            ("DELETE FROM runs WHERE started_ms < 5", "runs_started"),
+            ("DELETE FROM jobs WHERE finished_ms < 5", "jobs_finished"),
+        ] {
+            let p = plan(sql);
+            assert!(p.contains(index), "{sql}: {p}");
+        }
+    }
 
     #[test]
     fn quarantine_after_consecutive_crashes_and_reset_on_success_or_new_definition() {

@@ -3,7 +3,8 @@
 //! schema, never a mix. A database written by a newer bgtask is refused.
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r"
+pub const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 
 CREATE TABLE jobs (
@@ -93,7 +94,14 @@ CREATE TABLE events (
     kind TEXT NOT NULL,
     message TEXT NOT NULL
 ) STRICT;
-"];
+",
+    r"
+-- Runs of a job (retry, recovery), and retention by age.
+CREATE INDEX runs_job ON runs(job_id);
+CREATE INDEX runs_started ON runs(started_ms);
+CREATE INDEX jobs_finished ON jobs(finished_ms);
+",
+];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]
 pub const CURRENT: u32 = MIGRATIONS.len() as u32;
