@@ -202,6 +202,9 @@ impl Scheduler {
             }
         };
         let log_dir = self.paths.run_logs.join(run_id.to_string());
+        // Run ids can come round again once retention removed every run;
+        // an old run's logs (and its `.done`) must not pass for this one's.
+        let _ = std::fs::remove_dir_all(&log_dir);
         let job = Job {
             tasks: vec![w.task.clone()],
             analyzers: Vec::new(),

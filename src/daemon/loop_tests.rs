@@ -117,7 +117,7 @@ fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness
             git: false,
         },
         paths,
-        workers: 1,
+        workers_override: Some(1),
         tx: tx.clone(),
         stopping: stop.clone(),
         execute: scripted(calls.clone(), fails, gate),

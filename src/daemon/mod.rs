@@ -85,9 +85,6 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         tracing::info!(file = %config_file.display(), tasks = %initial.summary.join(", "), "wrote the initial config (auto_init)");
         config = crate::config::load(&workspace.root)?;
     }
-    if opts.dev {
-        config.execution.max_concurrent = 1;
-    }
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
     if let Some(aside) = &opened.moved_aside {
@@ -122,11 +119,6 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _ = store.event("warning", "recovery", &msg);
     }
     crate::run::become_subreaper();
-    let workers = if opts.dev {
-        1
-    } else {
-        config.execution.max_concurrent
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -140,7 +132,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             config,
             workspace: workspace.clone(),
             paths: paths.clone(),
-            workers,
+            workers_override: opts.dev.then_some(1),
             tx: tx.clone(),
             stopping: stop.clone(),
             execute: execute::engine(),
@@ -152,7 +144,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             .ok();
         signals(tx.clone(), stop.clone());
         let server = tokio::spawn(server::serve(listener, tx.clone(), paths.run_logs.clone(), stop.clone()));
-        tracing::info!(pid = std::process::id(), root = %workspace.root.display(), workers, "daemon ready");
+        tracing::info!(pid = std::process::id(), root = %workspace.root.display(), "daemon ready");
         service::notify("READY=1");
         core.run(rx, stop.clone()).await;
         service::notify("STOPPING=1");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::scheduler::{Command, Scheduler};
 use crate::config::{CONFIG_FILE, LOCAL_CONFIG_FILE};
@@ -36,17 +36,36 @@ pub fn watch(
 }
 
 impl Scheduler {
+    /// Grows or shrinks the analyzer slots in place: running jobs hold
+    /// permits of this same semaphore, so the new limit holds for all.
+    /// Shrinking takes the surplus permits as they come free.
+    fn resize_slots(&mut self, count: usize) {
+        if count > self.slot_count {
+            self.slots.add_permits(count - self.slot_count);
+        } else if count < self.slot_count {
+            let surplus = u32::try_from(self.slot_count - count).unwrap_or(u32::MAX);
+            let slots = self.slots.clone();
+            tokio::spawn(async move {
+                if let Ok(permits) = slots.acquire_many_owned(surplus).await {
+                    permits.forget();
+                }
+            });
+        }
+        self.slot_count = count;
+    }
+
     pub(super) fn reload(&mut self) {
         match crate::config::load(&self.workspace.root) {
-            Ok(config) => {
+            Ok(mut config) => {
                 let was_stale = self.config_state.stale;
-                let workers_changed =
-                    config.execution.max_concurrent != self.config.execution.max_concurrent;
                 self.queue.set_max_size(config.execution.max_queue_size);
-                if workers_changed {
-                    self.slots = Arc::new(Semaphore::new(config.execution.max_concurrent.max(1)));
-                    self.workers = config.execution.max_concurrent.max(1);
-                }
+                let workers = self
+                    .workers_override
+                    .unwrap_or(config.execution.max_concurrent)
+                    .max(1);
+                config.execution.max_concurrent = workers;
+                self.resize_slots(workers);
+                self.workers = workers;
                 self.config_state.files = config
                     .files
                     .iter()

@@ -67,6 +67,9 @@ pub struct Scheduler {
     pub(super) running: HashMap<JobId, Active>,
     pub(super) slots: Arc<Semaphore>,
     pub(super) workers: usize,
+    pub(super) workers_override: Option<usize>,
+    /// The size of `slots`.
+    pub(super) slot_count: usize,
     /// The machine's boot, recorded with running jobs for recovery.
     pub(super) boot_id: String,
     pub(super) started: SystemTime,
@@ -94,7 +97,9 @@ pub struct SchedulerParts {
     pub config: Config,
     pub workspace: Workspace,
     pub paths: Paths,
-    pub workers: usize,
+    /// Jobs (and analyzer processes) at once, whatever the config says
+    /// (`--dev`: 1).
+    pub workers_override: Option<usize>,
     pub tx: mpsc::UnboundedSender<Command>,
     pub stopping: CancellationToken,
     /// How jobs run: [`super::execute::engine`] but in tests.
@@ -106,12 +111,17 @@ pub struct SchedulerParts {
 impl Scheduler {
     pub fn new(parts: SchedulerParts) -> Result<Scheduler, crate::store::StoreError> {
         let max_queue = parts.config.execution.max_queue_size;
-        let slots = Arc::new(Semaphore::new(parts.config.execution.max_concurrent.max(1)));
+        let mut config = parts.config;
+        let workers = parts
+            .workers_override
+            .unwrap_or(config.execution.max_concurrent)
+            .max(1);
+        config.execution.max_concurrent = workers;
+        let slots = Arc::new(Semaphore::new(workers));
         let mut core = Scheduler {
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
             config_state: ConfigState {
-                files: parts
-                    .config
+                files: config
                     .files
                     .iter()
                     .map(|f| f.display().to_string())
@@ -119,13 +129,15 @@ impl Scheduler {
                 stale: false,
                 problems: Vec::new(),
             },
-            config: Arc::new(parts.config),
+            config: Arc::new(config),
             store: parts.store,
             workspace: parts.workspace,
             paths: parts.paths,
             running: HashMap::new(),
             slots,
-            workers: parts.workers.max(1),
+            workers,
+            workers_override: parts.workers_override,
+            slot_count: workers,
             boot_id: crate::run::boot_id().unwrap_or_default(),
             started: SystemTime::now(),
             started_at: Instant::now(),

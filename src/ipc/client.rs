@@ -31,12 +31,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the daemon's socket; `timeout` bounds every read and write.
+    /// Connects to the daemon's socket; `timeout` bounds the connect (a
+    /// hung daemon's full backlog) and every read and write.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        let stream = connect_within(socket, timeout).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning {
                 socket: socket.display().to_string(),
             },
+            io::ErrorKind::TimedOut => ClientError::Timeout,
             _ => ClientError::Frame(FrameError::Io(e)),
         })?;
         stream
@@ -78,9 +80,102 @@ impl Client {
     }
 }
 
+/// `connect(2)` on a Unix socket blocks while the listener's backlog is
+/// full; non-blocking, it fails with `EAGAIN` instead, so retry that until
+/// `timeout`.
+fn connect_within(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    let path = socket.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain old data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if path.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::sa_family_t::try_from(libc::AF_UNIX).expect("AF_UNIX fits");
+    for (dst, src) in addr.sun_path.iter_mut().zip(path) {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_un>())
+        .expect("sockaddr_un fits");
+    // SAFETY: creates a new descriptor, owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        // SAFETY: a valid address of the given length for this socket.
+        let r = unsafe { libc::connect(fd, (&raw const addr).cast::<libc::sockaddr>(), len) };
+        if r == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Some(libc::EAGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the daemon's backlog is full",
+                ));
+            }
+            _ => return Err(e),
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
 fn timeout(e: FrameError) -> ClientError {
     match e {
         FrameError::Timeout => ClientError::Timeout,
         other => ClientError::Frame(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixListener;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn connect_gives_up_on_a_hung_listener_and_knows_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        assert!(matches!(
+            Client::connect(&path, Duration::from_millis(100)),
+            Err(ClientError::NotRunning { .. })
+        ));
+        // A listener that never accepts: fill its backlog.
+        let _listener = UnixListener::bind(&path).unwrap();
+        let mut held = Vec::new();
+        while let Ok(s) = connect_within(&path, Duration::ZERO) {
+            held.push(s);
+            assert!(held.len() < 10_000, "the backlog never filled");
+        }
+        let started = Instant::now();
+        let got = Client::connect(&path, Duration::from_millis(200));
+        assert!(matches!(got, Err(ClientError::Timeout)), "{:?}", got.err());
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 }

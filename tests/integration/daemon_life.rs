@@ -386,3 +386,43 @@ fn auto_init_writes_the_initial_config_only_when_asked() {
     assert_eq!(p.status()["config"]["files"].as_array().unwrap().len(), 2);
     p.stop();
 }
+
+/// `--dev` runs one worker with debug logs, and keeps one worker when the
+/// config changes; without it a reload applies the new worker count.
+#[test]
+fn dev_keeps_one_worker_across_reloads() {
+    let p = Project::jobs(&[("a", "medium")], r#""max_concurrent_tasks": 3"#);
+    let config = p.read(".background-tasks.json");
+    let child = p
+        .command(&["start", "--dev"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(20, "the dev daemon", || p.bgtask(&["status"]).code == 0);
+    assert_eq!(p.status()["workers"], 1);
+    p.config(&config.replace(
+        r#""max_concurrent_tasks": 3"#,
+        r#""max_concurrent_tasks": 4"#,
+    ));
+    p.bgtask(&["reload"]).code(0);
+    assert_eq!(p.status()["workers"], 1, "--dev keeps one worker");
+    p.bgtask(&["submit", "a"]).code(0);
+    p.settle(20);
+    p.stop();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DEBUG"),
+        "debug logs in --dev"
+    );
+
+    p.start();
+    assert_eq!(p.status()["workers"], 4);
+    p.config(&config.replace(
+        r#""max_concurrent_tasks": 3"#,
+        r#""max_concurrent_tasks": 2"#,
+    ));
+    p.bgtask(&["reload"]).code(0);
+    assert_eq!(p.status()["workers"], 2);
+    p.stop();
+}

@@ -233,16 +233,17 @@ impl Project {
     }
 
     pub fn write_jobs_config(&self, tasks: &[(&str, &str)], execution: &str) {
-        let sep = if execution.trim().is_empty() {
-            ""
-        } else {
-            ", "
-        };
-        let retries = if execution.contains("max_retries") {
-            ""
-        } else {
-            r#""max_retries": 0, "#
-        };
+        let mut entries: Vec<&str> = Vec::new();
+        if !execution.contains("max_retries") {
+            entries.push(r#""max_retries": 0"#);
+        }
+        if !execution.contains("max_concurrent_tasks") {
+            entries.push(r#""max_concurrent_tasks": 1"#);
+        }
+        if !execution.trim().is_empty() {
+            entries.push(execution);
+        }
+        let execution = entries.join(", ");
         let tasks_json: Vec<String> = tasks
             .iter()
             .map(|(t, prio)| {
@@ -258,7 +259,7 @@ impl Project {
             })
             .collect();
         self.config(&format!(
-            r#"{{"execution": {{{retries}"max_concurrent_tasks": 1{sep}{execution}}},
+            r#"{{"execution": {{{execution}}},
                 "daemon": {{"max_rss_mb": 100000}},
                 "tasks": {{{}}},
                 "analyzers": {{{}}}}}"#,
