@@ -133,11 +133,17 @@ def pct(values, p):
 
 
 def proc_stat(pid: int):
+    """RSS (KiB), CPU (ns) and wakeups (voluntary context switches, all
+    threads) of a process."""
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-    with open(f"/proc/{pid}/schedstat") as f:
-        cpu_ns = int(f.read().split()[0])
-    return rss, cpu_ns
+    cpu_ns, wakeups = 0, 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            cpu_ns += int(f.read().split()[0])
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            wakeups += next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches:"))
+    return rss, cpu_ns, wakeups
 
 
 def watchman_setup(tmp: Path, repo: Path):
@@ -186,7 +192,7 @@ def main():
         status = json.loads(bg("status", "--json").stdout)
         pid = status["pid"]
         sock_path = str(next((runtime / "bgtask").glob("*.sock")))
-        rss_start, _ = proc_stat(pid)
+        rss_start, _, _ = proc_stat(pid)
 
         rows = []
         offset = 0
@@ -196,7 +202,7 @@ def main():
                 offset += args.triggers
                 rows.append((pattern, "one per client" if per_connection else "one per trigger", rate))
                 print(f"  {pattern:9} {rows[-1][1]:16} {rate:9.0f} triggers/s", file=sys.stderr)
-        rss_peak, _ = proc_stat(pid)
+        rss_peak, _, _ = proc_stat(pid)
         queue = json.loads(bg("queue", "--json").stdout)
 
         # Status round trips, interleaved with watchman's when installed.
@@ -226,10 +232,10 @@ def main():
                 break
             time.sleep(0.5)
         time.sleep(2)
-        rss0, cpu0 = proc_stat(pid)
+        rss0, cpu0, wake0 = proc_stat(pid)
         w0 = proc_stat(wm[2]) if wm else None
         time.sleep(args.idle)
-        rss1, cpu1 = proc_stat(pid)
+        rss1, cpu1, wake1 = proc_stat(pid)
         w1 = proc_stat(wm[2]) if wm else None
         history = json.loads(bg("history", "--json", "--limit", "1000").stdout)
     finally:
@@ -261,11 +267,11 @@ def main():
     print()
     print(f"Idle over {args.idle} s:")
     print()
-    print("| daemon | RSS MiB | CPU ms |")
-    print("|---|---|---|")
-    print(f"| bgtask | {rss1 / 1024:.1f} | {(cpu1 - cpu0) / 1e6:.1f} |")
+    print("| daemon | RSS MiB | CPU ms | wakeups |")
+    print("|---|---|---|---|")
+    print(f"| bgtask | {rss1 / 1024:.1f} | {(cpu1 - cpu0) / 1e6:.1f} | {wake1 - wake0} |")
     if wm:
-        print(f"| watchman (watching the same repo) | {w1[0] / 1024:.1f} | {(w1[1] - w0[1]) / 1e6:.1f} |")
+        print(f"| watchman (watching the same repo) | {w1[0] / 1024:.1f} | {(w1[1] - w0[1]) / 1e6:.1f} | {w1[2] - w0[2]} |")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
