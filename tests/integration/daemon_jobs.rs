@@ -536,3 +536,41 @@ fn kill_9_during_a_trigger_storm_keeps_every_acknowledged_trigger() {
     p.settle(30);
     p.stop();
 }
+
+/// Adaptive priority: a task whose last runs failed moves up the queue,
+/// and `queue` says why.
+#[test]
+fn repeated_failures_raise_a_task_and_queue_says_why() {
+    let p = Project::jobs(&[("a", "low"), ("b", "medium"), ("block", "medium")], "");
+    p.file("exit-a", "3");
+    p.start();
+    for i in 1..=3 {
+        p.bgtask(&["submit", "a"]).code(0);
+        p.settle(20);
+        assert_eq!(starts(&p, "a"), i);
+    }
+    p.file("hold-block", "");
+    p.bgtask(&["submit", "block"]).code(0);
+    wait_for(20, "block to hold", || starts(&p, "block") == 1);
+    p.bgtask(&["submit", "b", "a"]).code(0);
+    let queue: Value = p.bgtask(&["queue", "--json"]).json();
+    let a = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == "a")
+        .unwrap();
+    assert_eq!(a["score"], 150, "low (100) + 50: {queue:#}");
+    assert_eq!(a["why"], "+50: the last 3 runs failed");
+    assert_eq!(queue[0]["task"], "b", "medium (200) still goes first");
+    let text = p.bgtask(&["queue"]);
+    assert!(
+        text.stdout
+            .contains("priority adjusted +50: the last 3 runs failed"),
+        "{}",
+        text.stdout
+    );
+    std::fs::remove_file(p.path().join("hold-block")).unwrap();
+    p.settle(20);
+    p.stop();
+}

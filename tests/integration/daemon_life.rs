@@ -49,6 +49,18 @@ fn start_status_stop() {
     let socket = p.socket();
     assert_eq!(mode(&socket), 0o600);
 
+    let restarted = p.bgtask(&["restart"]);
+    restarted.code(0);
+    let pid2 = p.daemon_pid().unwrap();
+    assert!(
+        restarted.stdout.contains(&format!("started (pid {pid2})")),
+        "{}",
+        restarted.stdout
+    );
+    assert_ne!(pid, pid2);
+    assert!(!running(pid));
+    let pid = pid2;
+
     p.stop();
     assert!(!running(pid));
     assert!(!socket.exists(), "the socket is removed at stop");
