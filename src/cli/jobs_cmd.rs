@@ -39,29 +39,27 @@ pub struct SubmitArgs {
     pub json: bool,
 }
 
-/// Connects to the daemon of the current worktree.
-fn connect(ctx: &Ctx, timeout: Duration) -> anyhow::Result<(Workspace, Client)> {
+/// Connects to the daemon of the current worktree; "not running" is said
+/// once here and becomes exit code 4.
+fn connect(ctx: &Ctx) -> anyhow::Result<Result<Client, u8>> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let paths = Paths::for_root(&workspace.root)?;
-    let client = Client::connect(&paths.socket, timeout)?;
-    Ok((workspace, client))
-}
-
-/// Calls the daemon; "not running" becomes exit code 4.
-fn call(ctx: &Ctx, request: Request) -> anyhow::Result<Result<Response, u8>> {
-    match connect(ctx, Duration::from_secs(10)) {
-        Ok((_, mut client)) => Ok(Ok(client.call(request)?)),
-        Err(e)
-            if matches!(
-                e.downcast_ref::<ClientError>(),
-                Some(ClientError::NotRunning { .. })
-            ) =>
-        {
+    match Client::connect(&paths.socket, Duration::from_secs(10)) {
+        Ok(client) => Ok(Ok(client)),
+        Err(e @ ClientError::NotRunning { .. }) => {
             anstream::eprintln!("error: {e}; `bgtask start` starts it");
             Ok(Err(exit::DAEMON_DOWN))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// One request, one answer.
+fn call(ctx: &Ctx, request: Request) -> anyhow::Result<Result<Response, u8>> {
+    Ok(match connect(ctx)? {
+        Ok(mut client) => Ok(client.call(request)?),
+        Err(code) => Err(code),
+    })
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -250,18 +248,9 @@ pub fn show(ctx: &Ctx, run_id: i64, format: Format) -> anyhow::Result<u8> {
 }
 
 pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
-    let (_, mut client) = match connect(ctx, Duration::from_secs(10)) {
+    let mut client = match connect(ctx)? {
         Ok(c) => c,
-        Err(e)
-            if matches!(
-                e.downcast_ref::<ClientError>(),
-                Some(ClientError::NotRunning { .. })
-            ) =>
-        {
-            anstream::eprintln!("error: {e}; `bgtask start` starts it");
-            return Ok(exit::DAEMON_DOWN);
-        }
-        Err(e) => return Err(e),
+        Err(code) => return Ok(code),
     };
     if follow {
         client.no_read_timeout()?;
