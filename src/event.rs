@@ -20,6 +20,75 @@ use crate::config::raw::Category;
 pub enum TriggerSource {
     /// `bgtask run …` on the command line (or in CI).
     Manual { command: String },
+    /// A git hook (`post-commit`, …), with the commit it saw.
+    Hook {
+        hook: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        head: Option<String>,
+    },
+    /// Files saved in the worktree (the watcher).
+    Save,
+    /// HEAD moved without a hook (a client that runs none), seen by the watcher.
+    HeadMoved,
+    /// The task's cron schedule.
+    Schedule { cron: String },
+    /// The worktree went quiet.
+    Idle,
+    /// The daemon started.
+    Start,
+}
+
+impl TriggerSource {
+    /// Work the user did not ask for in that moment: it needs trust.
+    pub fn is_automatic(&self) -> bool {
+        !matches!(self, TriggerSource::Manual { .. })
+    }
+}
+
+/// What a git hook saw, as `bgtask hook` captures it: no config read, no
+/// git process started. The daemon works out the files and tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookEvent {
+    pub hook: String,
+    pub args: Vec<String>,
+    /// What git wrote to the hook's stdin (pre-push refs, post-rewrite
+    /// mappings); empty for the others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdin: String,
+    /// HEAD's commit when the hook ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// `ORIG_HEAD` when the hook ran (where a merge or reset started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_head: Option<String>,
+    /// A rebase, merge, cherry-pick, revert or bisect in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Tasks named in `BGTASK_SKIP`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+/// A trigger as it arrives, before the daemon works out which tasks and
+/// files it concerns (and while it waits for the worktree to go quiet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Arrival {
+    Hook(HookEvent),
+    /// Repo-relative paths that changed; `rescan`: events were lost (the
+    /// kernel queue overflowed), so anything may have changed.
+    Saved {
+        files: Vec<PathBuf>,
+        #[serde(default)]
+        rescan: bool,
+    },
+    /// HEAD moved from one commit to another with no hook telling us.
+    HeadMoved {
+        from: Option<String>,
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

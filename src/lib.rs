@@ -18,6 +18,10 @@
 //! - [`engine`]: a foreground run: targets, applicability, cache, parallelism.
 //! - [`report`]: console, JSON, SARIF, JUnit and GitHub annotation output.
 //! - [`tools`]: tool discovery and `bgtask tools install`.
+//! - [`hooks`]: git hook shims and the `bgtask hook` client.
+//! - [`watch`]: the file watcher.
+//! - [`trust`]: which worktrees may run analyzers without being asked.
+//! - [`schedule`], [`store`], [`ipc`], [`daemon`]: the background daemon.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
@@ -28,9 +32,12 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod globs;
+pub mod hooks;
 pub mod ipc;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod store;
 pub mod tools;
+pub mod trust;
+pub mod watch;

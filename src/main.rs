@@ -6,7 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match bgtask::cli::Cli::try_parse() {
+    // A git hook's shim: straight to the tiny client, before argument
+    // parsing and logging (git waits for it on every commit).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() > 2 && args[1] == "hook" && args[2] != "--gate" {
+        return ExitCode::from(bgtask::hooks::client::main(&args[2..]));
+    }
+    let cli = match bgtask::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

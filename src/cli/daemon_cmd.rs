@@ -33,6 +33,9 @@ pub struct StartArgs {
     /// Write the default .background-tasks.json if the repository has none.
     #[arg(long)]
     pub auto_init: bool,
+    /// Run hook-, watch-, cron- and idle-triggered work without checking trust (CI; also `CI=true`).
+    #[arg(long)]
+    pub trust: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +66,7 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
         dev: args.dev,
         allow_root: args.allow_root,
         auto_init: args.auto_init,
+        trust: args.trust,
     };
     if args.foreground || args.dev {
         return match daemon::run_foreground(&workspace, &opts) {
@@ -96,6 +100,9 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
     }
     if args.auto_init {
         cmd.arg("--auto-init");
+    }
+    if args.trust {
+        cmd.arg("--trust");
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)

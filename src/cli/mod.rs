@@ -5,12 +5,14 @@
 mod config_cmd;
 mod daemon_cmd;
 mod doctor;
+mod hook_cmd;
 mod init;
 mod jobs_cmd;
 mod progress;
 mod report_cmd;
 mod run_cmd;
 mod tools_cmd;
+mod trust_cmd;
 
 use std::path::PathBuf;
 
@@ -139,6 +141,24 @@ pub enum Command {
     /// A systemd user unit so the daemon starts at login.
     #[command(subcommand)]
     Service(daemon_cmd::ServiceCommand),
+    /// Install git hooks that queue work in the daemon (existing hooks are chained).
+    #[command(after_help = hook_cmd::INSTALL_EXAMPLES)]
+    InstallHooks(hook_cmd::InstallArgs),
+    /// Remove bgtask's git hooks and put back the ones they replaced.
+    #[command(after_help = "Example:\n  bgtask uninstall-hooks")]
+    UninstallHooks {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let hooks, saves, schedules and idle time run this worktree's tasks.
+    #[command(after_help = trust_cmd::EXAMPLES)]
+    Trust(trust_cmd::TrustArgs),
+    /// What an installed git hook runs (fast; always exits with the chained hook's code).
+    #[command(
+        after_help = "Examples (git runs these through the shims):\n  bgtask hook post-commit\n  bgtask hook --gate pre-push origin git@host:repo.git < refs"
+    )]
+    Hook(hook_cmd::HookArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\""
@@ -211,6 +231,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cleanup { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Cleanup, json),
         Command::Reload => jobs_cmd::simple(&ctx, crate::ipc::Request::Reload, false),
         Command::Service(cmd) => daemon_cmd::service(&ctx, &cmd),
+        Command::InstallHooks(args) => hook_cmd::install(&ctx, &args),
+        Command::UninstallHooks { json } => hook_cmd::uninstall(&ctx, json),
+        Command::Trust(args) => trust_cmd::run(&ctx, &args),
+        Command::Hook(args) => Ok(hook_cmd::hook(&ctx, args)),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "bgtask", &mut std::io::stdout());

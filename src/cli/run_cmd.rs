@@ -78,6 +78,31 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// A gating hook's run: `tasks` on the staged files, or on `files`.
+    pub fn for_gate(
+        tasks: Vec<String>,
+        staged: bool,
+        files: Vec<PathBuf>,
+        format: Format,
+    ) -> RunArgs {
+        RunArgs {
+            names: tasks,
+            changed: false,
+            staged,
+            since: None,
+            files,
+            format,
+            output: None,
+            fail_on: None,
+            strict_tools: false,
+            no_cache: false,
+            offline: false,
+            shard: None,
+            timeout: None,
+            jobs: None,
+        }
+    }
+
     fn selection(&self) -> Selection {
         if self.changed {
             Selection::Changed
@@ -115,6 +140,44 @@ impl RunArgs {
 }
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
+    let (report, cancelled) = execute(ctx, args)?;
+    let console = ConsoleOptions {
+        verbose: ctx.verbose,
+        summary_only: false,
+    };
+    let text = report::render(&report, args.format, &console);
+    match &args.output {
+        Some(path) => {
+            write_atomic(path, &text)
+                .with_context(|| format!("write the report to {}", path.display()))?;
+            if !ctx.quiet {
+                let summary = report::render(
+                    &report,
+                    Format::Console,
+                    &ConsoleOptions {
+                        verbose: ctx.verbose,
+                        summary_only: true,
+                    },
+                );
+                anstream::eprint!("{summary}");
+                anstream::eprintln!("report written to {}", path.display());
+            }
+        }
+        None if args.format == Format::Console => anstream::print!("{text}"),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    if cancelled {
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(report.exit_code)
+}
+
+/// Runs what `args` asks for; the report, and whether it was interrupted.
+pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = Arc::new(crate::config::load(&workspace.root)?);
     if config.uses_default() && args.format == Format::Console && args.output.is_none() {
@@ -176,39 +239,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         policy,
         outcome.runs,
     );
-    let console = ConsoleOptions {
-        verbose: ctx.verbose,
-        summary_only: false,
-    };
-    let text = report::render(&report, args.format, &console);
-    match &args.output {
-        Some(path) => {
-            write_atomic(path, &text)
-                .with_context(|| format!("write the report to {}", path.display()))?;
-            if !ctx.quiet {
-                let summary = report::render(
-                    &report,
-                    Format::Console,
-                    &ConsoleOptions {
-                        verbose: ctx.verbose,
-                        summary_only: true,
-                    },
-                );
-                anstream::eprint!("{summary}");
-                anstream::eprintln!("report written to {}", path.display());
-            }
-        }
-        None if args.format == Format::Console => anstream::print!("{text}"),
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-        }
-    }
-    if cancel.is_cancelled() {
-        return Ok(exit::INTERRUPTED);
-    }
-    Ok(report.exit_code)
+    Ok((report, cancel.is_cancelled()))
 }
 
 /// First Ctrl-C (or SIGTERM): cancel, which stops analyzers gracefully.

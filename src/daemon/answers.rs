@@ -24,7 +24,9 @@ impl Scheduler {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
             Request::Status => Response::Status(Box::new(self.status())),
-            Request::Submit(_) => unreachable!("submits are batched by the caller"),
+            Request::Submit(_) | Request::Hook(_) => {
+                unreachable!("submits and hook events are batched by the caller")
+            }
             Request::Queue => Response::Queue {
                 entries: self.queue_entries(),
             },
@@ -119,6 +121,9 @@ impl Scheduler {
             holding: self.holding.clone(),
             quarantined: self.quarantine.keys().cloned().collect(),
             degraded: self.degraded.clone(),
+            intake: self.intake.len(),
+            watcher: self.watcher.clone(),
+            untrusted: self.untrusted_tasks(),
         }
     }
 

@@ -66,10 +66,15 @@ pub fn engine() -> Execute {
 /// Debounce and backoff deadlines run on the monotonic clock (a wall clock
 /// jump neither fires nor stalls them), anchored to the wall clock at start
 /// so the times stored read as wall times across restarts.
+///
+/// Cron times are wall-clock times: [`Clock::wall`] reads the real wall
+/// clock, except in a simulated clock (tests under tokio's paused clock),
+/// where it is the monotonic time.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     wall_ms: Millis,
     start: tokio::time::Instant,
+    simulated: bool,
 }
 
 impl Clock {
@@ -77,7 +82,23 @@ impl Clock {
         Clock {
             wall_ms: now_ms(),
             start: tokio::time::Instant::now(),
+            simulated: false,
         }
+    }
+
+    /// A clock whose wall time moves only with tokio's (paused) time.
+    #[cfg(test)]
+    pub fn simulated(wall_ms: Millis) -> Clock {
+        Clock {
+            wall_ms,
+            start: tokio::time::Instant::now(),
+            simulated: true,
+        }
+    }
+
+    /// The wall clock, for cron times.
+    pub fn wall(&self) -> Millis {
+        if self.simulated { self.now() } else { now_ms() }
     }
 
     pub fn now(&self) -> Millis {

@@ -33,6 +33,15 @@ pub(super) fn trigger_label(t: &Trigger) -> String {
             let short: String = command.chars().take(60).collect();
             format!("manual: {short}")
         }
+        TriggerSource::Hook { hook, head } => match head {
+            Some(h) => format!("hook: {hook} {}", &h[..h.len().min(10)]),
+            None => format!("hook: {hook}"),
+        },
+        TriggerSource::Save => "save".to_owned(),
+        TriggerSource::HeadMoved => "head moved".to_owned(),
+        TriggerSource::Schedule { cron } => format!("schedule: {cron}"),
+        TriggerSource::Idle => "idle".to_owned(),
+        TriggerSource::Start => "start".to_owned(),
     }
 }
 
@@ -51,6 +60,42 @@ impl Scheduler {
         let computed = adaptive::adjust(&recent);
         self.adaptive.insert(task.to_owned(), computed.clone());
         computed
+    }
+
+    /// Offers one task's job to the queue; returns what happened to it.
+    pub(super) fn offer(
+        &mut self,
+        task: &str,
+        priority: Option<crate::config::Priority>,
+        files: crate::schedule::Files,
+        source: &TriggerSource,
+        debounce: Duration,
+        effects: &mut Vec<Effect>,
+    ) -> Admitted {
+        let def = &self.config.tasks[task];
+        let priority = priority.unwrap_or(def.priority);
+        let (bonus, why) = self.adaptive_bonus(task);
+        let offer = Offer {
+            key: self.dedup_key(task),
+            task: task.to_owned(),
+            priority,
+            score: priority.score() + bonus,
+            why,
+            files,
+            trigger: Trigger {
+                source: source.clone(),
+                at: SystemTime::now(),
+            },
+            debounce: i64::try_from(debounce.as_millis()).unwrap_or(i64::MAX),
+        };
+        let (admission, e) = self.queue.offer(offer, self.clock.now());
+        effects.extend(e);
+        tracing::debug!(task = %task, job = admission.job_id(), outcome = admission.label(), "submitted");
+        Admitted {
+            task: task.to_owned(),
+            job_id: admission.job_id(),
+            outcome: admission.label().to_owned(),
+        }
     }
 
     /// Queues the submitted tasks; queue changes go into `effects`.
@@ -89,38 +134,15 @@ impl Scheduler {
         }
         let mut seen = std::collections::HashSet::new();
         tasks.retain(|t| seen.insert(t.clone()));
-        let now = self.clock.now();
+        let debounce = if s.debounce {
+            self.config.triggers.file_watch.debounce
+        } else {
+            Duration::ZERO
+        };
         let mut jobs = Vec::new();
         for task in tasks {
-            let def = &self.config.tasks[&task];
-            let priority = s.priority.unwrap_or(def.priority);
-            let (bonus, why) = self.adaptive_bonus(&task);
-            let debounce = if s.debounce {
-                self.config.triggers.file_watch.debounce
-            } else {
-                Duration::ZERO
-            };
-            let offer = Offer {
-                key: self.dedup_key(&task),
-                task: task.clone(),
-                priority,
-                score: priority.score() + bonus,
-                why,
-                files: s.files.as_ref().map(|f| f.iter().cloned().collect()),
-                trigger: Trigger {
-                    source: s.source.clone(),
-                    at: SystemTime::now(),
-                },
-                debounce: i64::try_from(debounce.as_millis()).unwrap_or(i64::MAX),
-            };
-            let (admission, e) = self.queue.offer(offer, now);
-            effects.extend(e);
-            tracing::debug!(task = %task, job = admission.job_id(), outcome = admission.label(), "submitted");
-            jobs.push(Admitted {
-                task,
-                job_id: admission.job_id(),
-                outcome: admission.label().to_owned(),
-            });
+            let files = s.files.as_ref().map(|f| f.iter().cloned().collect());
+            jobs.push(self.offer(&task, s.priority, files, &s.source, debounce, effects));
         }
         Response::Submitted { jobs }
     }
@@ -370,7 +392,13 @@ impl Scheduler {
                         .store
                         .add_process(job_id, spawned.pid, spawned.start_ticks);
                 }
-                Ok(Some(Command::Reload)) => {}
+                // An unrouted batch stays in the intake table for the next start.
+                Ok(Some(
+                    Command::Reload
+                    | Command::Arrived(_)
+                    | Command::Resolved(_)
+                    | Command::Watcher(_),
+                )) => {}
                 Ok(None) | Err(_) => break,
             }
         }

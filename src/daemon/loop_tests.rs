@@ -88,9 +88,19 @@ fn start(config: &str, fails: Fails) -> Harness {
 }
 
 fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness {
+    start_with(config, fails, gate, |_| {})
+}
+
+fn start_with(
+    config: &str,
+    fails: Fails,
+    gate: Option<Arc<Notify>>,
+    prepare: impl FnOnce(&std::path::Path),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     std::fs::write(root.join(crate::config::CONFIG_FILE), config).unwrap();
+    prepare(&root);
     let config = crate::config::load(&root).unwrap();
     let state = root.join(".bgtask");
     let paths = Paths {
@@ -108,7 +118,8 @@ fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness
     let (tx, rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let calls: Calls = Arc::default();
-    let core = Scheduler::new(SchedulerParts {
+    let mut core = Scheduler::new(SchedulerParts {
+        trust_bypass: true,
         store,
         config,
         workspace: Workspace {
@@ -124,6 +135,9 @@ fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness
         rng: fastrand::Rng::with_seed(SEED),
     })
     .unwrap();
+    // Cron times follow the paused clock too.
+    core.clock = super::execute::Clock::simulated(crate::store::now_ms());
+    core.reset_timers();
     let done = tokio::spawn(core.run(rx, stop.clone()));
     Harness {
         _dir: dir,
@@ -293,4 +307,105 @@ async fn a_run_that_completes_during_shutdown_counts() {
     (&mut h.done).await.unwrap();
     assert_eq!(h.job_states(), ["done 0"]);
     assert_eq!(h.query("SELECT verdict FROM runs"), ["no findings"]);
+}
+
+const TRIGGERED: &str = r#"{
+  "daemon": {"health_interval": null, "cleanup_interval": null, "max_rss_mb": 100000},
+  "triggers": {"file_watch": {"enabled": false, "debounce": "100ms"}, "scheduled": {"idle_cooldown": "10m"}},
+  "tasks": {
+    "lint": {"analyzers": ["x"], "triggers": ["save"]},
+    "nightly": {"analyzers": ["x"], "triggers": ["schedule"], "schedule": "*/10 * * * *"},
+    "quiet": {"analyzers": ["x"], "triggers": ["idle"], "idle_minutes": 1},
+    "boot": {"analyzers": ["x"], "triggers": ["start"]}
+  },
+  "analyzers": {"x": {"command": "true", "mode": "project", "files": ["*.py"], "parser": "exit-code"}}
+}"#;
+
+impl Harness {
+    fn arrive(&self, files: &[&str]) {
+        self.tx
+            .send(Command::Arrived(crate::event::Arrival::Saved {
+                files: files.iter().map(std::path::PathBuf::from).collect(),
+                rescan: false,
+            }))
+            .unwrap();
+    }
+
+    fn tasks_started(&self) -> Vec<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.1.clone())
+            .collect()
+    }
+}
+
+fn with_sources(root: &std::path::Path) {
+    for f in ["a.py", "b.py"] {
+        std::fs::write(root.join(f), "x = 1\n").unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_saves_is_one_run_after_the_quiet_window() {
+    let h = start_with(TRIGGERED, Arc::new(|_| false), None, with_sources);
+    h.until_calls(1).await;
+    assert_eq!(
+        h.tasks_started(),
+        ["boot"],
+        "the start task runs once at start"
+    );
+    let mut last = Instant::now();
+    for i in 0..50 {
+        h.arrive(&[
+            if i % 2 == 0 { "a.py" } else { "b.py" },
+            "README.md",
+            "gone.py",
+        ]);
+        last = Instant::now();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    h.until_calls(2).await;
+    let started = h.starts()[1] - last;
+    assert!(
+        started >= Duration::from_millis(99) && started < Duration::from_millis(150),
+        "{started:?} after the last save"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.tasks_started(), ["boot", "lint"]);
+    assert_eq!(
+        h.query("SELECT CAST(path AS TEXT) FROM job_files ORDER BY path"),
+        ["a.py", "b.py"],
+        "the job got the saved files its analyzers read, not README.md or a file already gone"
+    );
+    assert_eq!(h.query("SELECT count(*) FROM intake"), ["0"]);
+    h.stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_fires_at_its_times_and_idle_once_after_activity() {
+    let h = start_with(TRIGGERED, Arc::new(|_| false), None, with_sources);
+    h.until_calls(1).await;
+    // Some activity: a save of a file no task reads still counts.
+    h.arrive(&["README.md"]);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(
+        h.tasks_started(),
+        ["boot", "quiet"],
+        "idle after a minute of quiet"
+    );
+    // Ten minutes on: the cron time has come once; idle has not run again.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(h.tasks_started(), ["boot", "quiet", "nightly"]);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(h.tasks_started(), ["boot", "quiet", "nightly", "nightly"]);
+    // New activity within the idle cooldown: idle waits for the cooldown.
+    h.arrive(&["README.md"]);
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(
+        h.tasks_started().iter().filter(|t| *t == "quiet").count(),
+        2
+    );
+    h.stop.cancel();
 }

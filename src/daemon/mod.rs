@@ -11,16 +11,20 @@ mod answers;
 mod execute;
 mod finish;
 mod health;
+mod intake;
 mod jobs;
 mod lock;
 #[cfg(test)]
 mod loop_tests;
 pub mod paths;
 mod reload;
+mod resolve;
 mod scheduler;
 mod server;
 pub mod service;
 pub mod spool;
+mod timers;
+mod watching;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use lock::{LockError, read_pid};
 pub use paths::Paths;
+pub use resolve::pushed_files;
 
 use self::scheduler::{Command, Scheduler, SchedulerParts};
 use crate::engine::Workspace;
@@ -47,6 +52,8 @@ pub struct StartOptions {
     pub allow_root: bool,
     /// Write the default config when the repository has none.
     pub auto_init: bool,
+    /// Run triggered work without checking trust (CI).
+    pub trust: bool,
 }
 
 /// A daemon started as root refuses to run analyzers without `--allow-root`.
@@ -68,6 +75,9 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     if is_root() && !allowed {
         return Err(RootRefused.into());
     }
+    // Started from a hook, the daemon inherits git's per-repository
+    // variables; its own git calls must not follow them.
+    crate::run::scrub_own_env();
     let paths = Paths::for_root(&workspace.root)?;
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
@@ -137,6 +147,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             stopping: stop.clone(),
             execute: execute::engine(),
             rng: fastrand::Rng::new(),
+            trust_bypass: opts.trust || crate::trust::skipped_by_env(),
         })?;
         core.drain_spool();
         let _watcher = reload::watch(&workspace.root, tx.clone())

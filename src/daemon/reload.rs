@@ -18,19 +18,23 @@ pub fn watch(
     root: &Path,
     tx: mpsc::UnboundedSender<Command>,
 ) -> notify::Result<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(event) = res else { return };
-        if matches!(event.kind, EventKind::Access(_)) {
-            return;
-        }
-        let ours = event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
-        });
-        if ours {
-            let _ = tx.send(Command::Reload);
-        }
-    })?;
+    let config = notify::Config::default().with_event_kinds(notify::event::EventKindMask::CORE);
+    let mut watcher = notify::RecommendedWatcher::new(
+        move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let ours = event.paths.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
+            });
+            if ours {
+                let _ = tx.send(Command::Reload);
+            }
+        },
+        config,
+    )?;
     watcher.watch(root, RecursiveMode::NonRecursive)?;
     Ok(watcher)
 }
@@ -74,6 +78,9 @@ impl Scheduler {
                 self.config_state.stale = false;
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
+                self.intake.set_window(super::intake::window(&self.config));
+                self.reset_timers();
+                self.sync_watcher();
                 self.refresh_quarantine();
                 tracing::info!(stale_before = was_stale, "config reloaded");
                 let _ = self.store.event("info", "config", "config reloaded");

@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
 use crate::report::Report;
+use crate::schedule::intake::Intake;
+use crate::schedule::timers::Timers;
 use crate::schedule::{Backoff, Effect, JobId, Pending, Queue, Waiting};
 use crate::store::Store;
 
@@ -40,6 +42,12 @@ pub enum Command {
     },
     /// A config file changed on disk (or SIGHUP).
     Reload,
+    /// The watcher saw saves or HEAD move.
+    Arrived(crate::event::Arrival),
+    /// An intake batch, resolved to kinds and files.
+    Resolved(Box<super::intake::ResolvedBatch>),
+    /// The watcher's state changed (ready, degraded, …).
+    Watcher(crate::ipc::WatcherState),
 }
 
 pub struct Finished {
@@ -90,6 +98,23 @@ pub struct Scheduler {
     pub(super) execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
     pub(super) adaptive: HashMap<String, (i32, Option<String>)>,
+    /// Hook and watcher triggers waiting for the worktree to be quiet.
+    pub(super) intake: Intake,
+    /// A batch is being resolved in the blocking pool.
+    pub(super) resolving: bool,
+    /// The worktree's git directories (for `index.lock`, rebases).
+    pub(super) git_dirs: Option<crate::hooks::GitDirs>,
+    /// Cron, idle and start.
+    pub(super) timers: Timers,
+    /// Trust is not checked (`--trust`, `CI=true`).
+    pub(super) trust_bypass: bool,
+    /// Tasks already reported as untrusted, and in which state.
+    pub(super) trust_noted: BTreeMap<String, String>,
+    /// What the file watcher reports about itself.
+    pub(super) watcher: Option<crate::ipc::WatcherState>,
+    /// The running file watcher, and the settings it runs with.
+    pub(super) watch: Option<crate::watch::Handle>,
+    pub(super) watch_settings: Option<String>,
 }
 
 pub struct SchedulerParts {
@@ -106,6 +131,8 @@ pub struct SchedulerParts {
     pub execute: Execute,
     /// Backoff jitter.
     pub rng: fastrand::Rng,
+    /// Skip the trust check (`--trust`, `CI=true`).
+    pub trust_bypass: bool,
 }
 
 impl Scheduler {
@@ -118,7 +145,19 @@ impl Scheduler {
             .max(1);
         config.execution.max_concurrent = workers;
         let slots = Arc::new(Semaphore::new(workers));
+        let (arrivals, next_intake) = parts.store.intake()?;
+        let clock = Clock::start();
+        let git_dirs = crate::hooks::GitDirs::find(&parts.workspace.root);
         let mut core = Scheduler {
+            intake: Intake::new(next_intake, super::intake::window(&config)),
+            resolving: false,
+            git_dirs,
+            timers: Timers::new(&config, clock.wall(), clock.now()),
+            trust_bypass: parts.trust_bypass,
+            trust_noted: BTreeMap::new(),
+            watcher: None,
+            watch: None,
+            watch_settings: None,
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
             config_state: ConfigState {
                 files: config
@@ -152,7 +191,7 @@ impl Scheduler {
             quarantine: BTreeMap::new(),
             unsaved: Pending::default(),
             degraded: None,
-            clock: Clock::start(),
+            clock,
             execute: parts.execute,
             adaptive: HashMap::new(),
         };
@@ -161,6 +200,10 @@ impl Scheduler {
             effects.extend(core.queue.restore(w));
         }
         core.store.apply(&effects, core.clock.now())?;
+        let now = core.clock.now();
+        for (id, arrival) in arrivals {
+            core.intake.restore(id, arrival, now);
+        }
         core.refresh_quarantine();
         Ok(core)
     }
@@ -258,10 +301,14 @@ impl Scheduler {
         let spool_again = tokio::time::sleep(Duration::from_secs(5));
         tokio::pin!(spool_again);
         let mut spool_checked = false;
+        self.sync_watcher();
+        self.run_start_tasks();
         loop {
             if !self.unsaved.is_empty() {
                 let _ = self.persist(&[]);
             }
+            self.release_intake();
+            self.run_timers();
             self.dispatch();
             let wake = self.next_wake();
             tokio::select! {
@@ -297,6 +344,15 @@ impl Scheduler {
         if self.holding.is_some() || !self.unsaved.is_empty() {
             wake = wake.min(Duration::from_secs(2));
         }
+        if !self.resolving
+            && let Some(at) = self.intake.next_wakeup()
+        {
+            let ms = (at - self.clock.now()).max(0);
+            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        }
+        if let Some(t) = self.timers_wake() {
+            wake = wake.min(t);
+        }
         let free = self.running.len() < self.workers && !self.stopping.is_cancelled();
         if free
             && self.holding.is_none()
@@ -324,6 +380,22 @@ impl Scheduler {
                     let response = self.submit(&submit, &mut effects);
                     replies.push((reply, response));
                 }
+                Command::Request {
+                    request: Request::Hook(event),
+                    reply,
+                } => {
+                    let response = self.arrive(crate::event::Arrival::Hook(event), &mut effects);
+                    replies.push((reply, response));
+                }
+                Command::Arrived(arrival) => {
+                    let _ = self.arrive(arrival, &mut effects);
+                }
+                Command::Resolved(batch) => {
+                    let _ = self.persist(&std::mem::take(&mut effects));
+                    self.resolving = false;
+                    self.route(*batch);
+                }
+                Command::Watcher(state) => self.watcher_changed(state),
                 Command::Request { request, reply } => {
                     // Answers must see the submits before them.
                     let _ = self.persist(&std::mem::take(&mut effects));
@@ -354,13 +426,15 @@ impl Scheduler {
         let saved = self.persist(&effects);
         for (reply, response) in replies {
             let response = match response {
-                Response::Submitted { .. } if !saved => Response::Error(IpcError::new(
-                    ErrorKind::Degraded,
-                    format!(
-                        "the daemon took the work but could not save it ({}); it runs, but would be lost if the daemon stopped now",
-                        self.degraded.as_deref().unwrap_or("the store failed")
-                    ),
-                )),
+                Response::Submitted { .. } | Response::Accepted if !saved => {
+                    Response::Error(IpcError::new(
+                        ErrorKind::Degraded,
+                        format!(
+                            "the daemon took the work but could not save it ({}); it runs, but would be lost if the daemon stopped now",
+                            self.degraded.as_deref().unwrap_or("the store failed")
+                        ),
+                    ))
+                }
                 other => other,
             };
             let _ = reply.send(response);

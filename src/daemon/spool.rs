@@ -1,5 +1,7 @@
 //! The spool: triggers written while the daemon was down (or not
-//! answering), one JSON [`Submit`] per line in `.bgtask/spool.jsonl`.
+//! answering), one JSON request per line in `.bgtask/spool.jsonl`: a hook
+//! event (`{"op":"hook",…}`) or a submit (`{"op":"submit",…}`; a bare
+//! submit object is read too).
 //!
 //! Writers append a whole line under an exclusive `flock`; the daemon
 //! drains under the same lock and empties the file only once the queued
@@ -14,7 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::scheduler::Scheduler;
-use crate::ipc::{Response, Submit};
+use crate::event::Arrival;
+use crate::ipc::{Request, Response, Submit};
 
 /// Holds an exclusive `flock` on the spool until dropped.
 struct Locked(File);
@@ -37,8 +40,8 @@ impl Locked {
 
 /// Appends one trigger to the spool (what a hook does when the daemon is
 /// not there to take it).
-pub fn append(path: &Path, submit: &Submit) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(submit).map_err(std::io::Error::other)?;
+pub fn append(path: &Path, request: &Request) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
     line.push(b'\n');
     let mut locked = Locked::open(path, true)?;
     locked.0.write_all(&line)
@@ -70,15 +73,26 @@ impl Scheduler {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let submit = match serde_json::from_slice::<Submit>(line) {
-                Ok(s) => s,
+            let request = match serde_json::from_slice::<Request>(line) {
+                Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping a bad spooled event");
+                    let Ok(s) = serde_json::from_slice::<Submit>(line) else {
+                        tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping a bad spooled event");
+                        continue;
+                    };
+                    Request::Submit(s)
+                }
+            };
+            let response = match request {
+                Request::Submit(s) => self.submit(&s, &mut effects),
+                Request::Hook(h) => self.arrive(Arrival::Hook(h), &mut effects),
+                _ => {
+                    tracing::warn!(file = %path.display(), line = i + 1, "skipping a spooled request that is not a trigger");
                     continue;
                 }
             };
-            match self.submit(&submit, &mut effects) {
-                Response::Submitted { .. } => queued += 1,
+            match response {
+                Response::Submitted { .. } | Response::Accepted => queued += 1,
                 Response::Error(e) => {
                     tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping a spooled event");
                 }
@@ -127,7 +141,7 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     for _ in 0..50 {
-                        append(&path, &submit).unwrap();
+                        append(&path, &Request::Submit(submit.clone())).unwrap();
                     }
                 });
             }
@@ -136,7 +150,9 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 400);
         for l in lines {
-            let back: Submit = serde_json::from_str(l).unwrap();
+            let Request::Submit(back) = serde_json::from_str(l).unwrap() else {
+                panic!("{l}")
+            };
             assert_eq!(
                 back.files.unwrap()[0],
                 std::path::PathBuf::from("a b\nc.py")

@@ -26,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 pub use cache::state_dir;
 pub use execute::{Options, Progress};
 pub use init::{Initial, initial_config};
-pub use plan::{Shard, UnknownName};
-pub use workspace::{Selection, Workspace, WorkspaceError, git};
+pub use plan::{Relevance, Shard, UnknownName};
+pub use workspace::{ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, git};
 
 use crate::config::Config;
 use crate::event::{AnalyzerRun, Job, Targets, Trigger};

@@ -32,12 +32,26 @@ pub enum Request {
     Ping,
     Status,
     Submit(Submit),
+    /// What a git hook saw (`bgtask hook`); answered with `Accepted` once saved.
+    Hook(crate::event::HookEvent),
     Queue,
-    History { task: Option<String>, limit: u32 },
-    Show { run_id: i64 },
-    Logs { run_id: i64, follow: bool },
-    Cancel { job_id: i64 },
-    Retry { run_id: i64 },
+    History {
+        task: Option<String>,
+        limit: u32,
+    },
+    Show {
+        run_id: i64,
+    },
+    Logs {
+        run_id: i64,
+        follow: bool,
+    },
+    Cancel {
+        job_id: i64,
+    },
+    Retry {
+        run_id: i64,
+    },
     Metrics,
     Health,
     Cleanup,
@@ -70,6 +84,8 @@ pub enum Response {
     Submitted {
         jobs: Vec<Admitted>,
     },
+    /// A hook event is saved; it runs once the worktree is quiet.
+    Accepted,
     Queue {
         entries: Vec<QueueEntry>,
     },
@@ -180,6 +196,40 @@ pub struct Status {
     /// Why the daemon cannot save its state, while it cannot.
     #[serde(default)]
     pub degraded: Option<String>,
+    /// Hook and watcher triggers waiting for the worktree to be quiet.
+    #[serde(default)]
+    pub intake: usize,
+    /// The file watcher, when it runs.
+    #[serde(default)]
+    pub watcher: Option<WatcherState>,
+    /// Tasks that do not run by themselves, and why (trust).
+    #[serde(default)]
+    pub untrusted: Vec<UntrustedTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatcherState {
+    /// `starting`, `watching`, `degraded` (some directories polled), `polling`, `failed`.
+    pub state: String,
+    /// Directories watched with inotify.
+    pub watched: usize,
+    /// Directories polled instead (watch limit, network filesystem).
+    pub polled: usize,
+    /// Milliseconds from start to the first complete watch.
+    #[serde(default)]
+    pub ready_ms: Option<u64>,
+    /// What is wrong, and how to fix it.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UntrustedTask {
+    pub task: String,
+    /// `untrusted` (never trusted) or `changed` (what it runs changed).
+    pub state: String,
+    #[serde(default)]
+    pub diff: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

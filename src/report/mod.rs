@@ -15,6 +15,7 @@ mod verdict;
 pub use console::ConsoleOptions;
 pub use merge::{MergeError, merge, read};
 pub use model::{Policy, Report, SCHEMA, TaskPolicy, policy};
+pub use verdict::over_threshold;
 
 /// An output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

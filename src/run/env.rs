@@ -89,6 +89,25 @@ fn removed(name: &OsStr, git_vars: &[String]) -> bool {
         || REMOVED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Removes git's per-repository variables from this process's own
+/// environment (a daemon started from a hook inherits `GIT_INDEX_FILE`,
+/// `GIT_DIR`, …, which would point its own git calls at the wrong index).
+/// Call before any thread starts.
+pub fn scrub_own() {
+    let git_vars = git_local_vars();
+    let names: Vec<OsString> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.to_str()
+                .is_some_and(|n| n.starts_with("GIT_") && removed(k, &git_vars))
+        })
+        .collect();
+    for k in names {
+        // SAFETY: called at daemon start, before any other thread exists.
+        unsafe { std::env::remove_var(k) };
+    }
+}
+
 /// The scrubbed environment, computed once from this process's own.
 pub fn scrubbed() -> &'static [(OsString, OsString)] {
     static ENV: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();

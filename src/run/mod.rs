@@ -12,6 +12,7 @@ mod process;
 mod unix;
 
 pub use capture::{Capture, Captured};
+pub use env::scrub_own as scrub_own_env;
 pub use env::scrubbed as scrubbed_env;
 pub use process::{Ended, Finished, LOG_CAP, Limits, Spawned, Spec, run};
 pub use unix::{

@@ -176,6 +176,13 @@ pub enum Effect {
         state: FinalState,
         note: Option<String>,
     },
+    /// A trigger entered the intake (see `intake.rs`).
+    Arrived {
+        id: super::intake::IntakeId,
+        arrival: Box<crate::event::Arrival>,
+    },
+    /// Intake triggers turned into jobs (or into nothing): forget them.
+    Consumed(Vec<super::intake::IntakeId>),
 }
 
 /// How a run ended, as the scheduler sees it.

@@ -1,15 +1,17 @@
 //! Scheduling: which job runs next, and when.
 //!
-//! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`) has no tokio and
+//! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`, `intake.rs`) has no tokio and
 //! no I/O and is tested directly, including against a reference model. The
 //! daemon's scheduler loop is a thin shell around it that persists every
 //! [`Effect`] before acting on it.
 
 pub mod adaptive;
 mod backoff;
+pub mod intake;
 mod job;
 mod pending;
 mod queue;
+pub mod timers;
 
 pub use backoff::Backoff;
 pub use job::*;

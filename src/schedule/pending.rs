@@ -104,6 +104,8 @@ mod tests {
                 Effect::AddFiles { id, files } => format!("add {id} {}", files.len()),
                 Effect::Drop { id, .. } => format!("drop {id}"),
                 Effect::Finish { id, .. } => format!("finish {id}"),
+                Effect::Arrived { id, .. } => format!("arrived {id}"),
+                Effect::Consumed(ids) => format!("consumed {}", ids.len()),
             })
             .collect()
     }

@@ -138,6 +138,22 @@ impl Store {
                         params![id, final_state(*state), note, now],
                     )?;
                 }
+                Effect::Arrived { id, arrival } => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO intake (id, at_ms, arrival) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        id,
+                        now,
+                        serde_json::to_string(arrival)?
+                    ])?;
+                }
+                Effect::Consumed(ids) => {
+                    let mut stmt = tx.prepare_cached("DELETE FROM intake WHERE id = ?1")?;
+                    for id in ids {
+                        stmt.execute(params![id])?;
+                    }
+                }
             }
         }
         tx.commit()?;
@@ -242,6 +258,26 @@ impl Store {
             Some(false) => Ok(Some(self.files_of(id)?)),
             _ => Ok(None),
         }
+    }
+
+    /// Triggers still in the intake, oldest first, and the next free id. A
+    /// row that no longer parses (written by another version) is dropped.
+    pub fn intake(&self) -> Result<(Vec<(i64, crate::event::Arrival)>, i64), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, arrival FROM intake ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        let mut next = 1;
+        for row in rows {
+            let (id, text) = row?;
+            next = next.max(id + 1);
+            match serde_json::from_str(&text) {
+                Ok(a) => out.push((id, a)),
+                Err(e) => tracing::warn!(id, error = %e, "dropping an unreadable intake row"),
+            }
+        }
+        Ok((out, next))
     }
 
     /// Jobs waiting to run (queued or waiting to retry), to rebuild the queue.

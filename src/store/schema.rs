@@ -101,6 +101,15 @@ CREATE INDEX runs_job ON runs(job_id);
 CREATE INDEX runs_started ON runs(started_ms);
 CREATE INDEX jobs_finished ON jobs(finished_ms);
 ",
+    r"
+-- Triggers from hooks and the watcher waiting for the worktree to be
+-- quiet (schedule/intake.rs); gone once they became jobs.
+CREATE TABLE intake (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    arrival TEXT NOT NULL
+) STRICT;
+",
 ];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]

@@ -1,0 +1,20 @@
+#!/bin/sh
+# bgtask-shim v1 @HOOK@
+# Installed by `bgtask install-hooks`; `bgtask uninstall-hooks` puts back
+# what was here. The hook that was here before runs first (@HOOK@.bgtask-chained)
+# and its exit code is kept. BGTASK=0 turns bgtask off, BGTASK_SKIP=a,b skips tasks.
+bin='@BIN@'
+chained="$0.bgtask-chained"
+status=0
+input=$(cat)                                                  #stdin
+if [ -x "$chained" ]; then
+  printf '%s\n' "$input" | "$chained" "$@"                    #stdin
+  "$chained" "$@"                                             #!stdin
+  status=$?
+fi
+[ "${BGTASK-}" = 0 ] && exit "$status"
+[ -x "$bin" ] || bin=$(command -v bgtask) || exit "$status"
+[ "$status" = 0 ] || exit "$status"                           #gate
+printf '%s\n' "$input" | exec "$bin" hook --gate @HOOK@ "$@"  #gate
+printf '%s\n' "$input" | exec "$bin" hook --status "$status" @HOOK@ "$@"  #notify,stdin
+exec "$bin" hook --status "$status" @HOOK@ "$@" </dev/null   #notify,!stdin

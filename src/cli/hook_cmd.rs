@@ -1,0 +1,256 @@
+//! `bgtask install-hooks`, `uninstall-hooks` and `hook` (what the shims
+//! run; the notify path normally never reaches clap, see `main.rs`), and
+//! the gating run of a blocking `pre-commit` / `pre-push`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Ctx;
+use super::run_cmd::{self, RunArgs};
+use crate::config::TriggerKind;
+use crate::engine::Workspace;
+use crate::exit;
+use crate::hooks::{self, Action, HookChange, HookError};
+use crate::report::Format;
+
+pub const INSTALL_EXAMPLES: &str = "Examples:
+  bgtask install-hooks            install the hooks the config names (default: post-commit, post-merge,
+                                  post-checkout, post-rewrite, pre-push); existing hooks are chained
+  bgtask install-hooks --force    also when core.hooksPath comes from your global git config
+Installing also trusts this worktree (see `bgtask trust`). BGTASK=0 git commit … skips bgtask once;
+BGTASK_SKIP=security,tests skips tasks.";
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Install even into a core.hooksPath set in the global or system git config.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not record trust for this worktree.
+    #[arg(long)]
+    pub no_trust: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Run the hook's tasks now and fail the git operation on findings.
+    #[arg(long)]
+    pub gate: bool,
+    /// Exit with this code (the chained hook's) whatever happens.
+    #[arg(long, default_value_t = 0)]
+    pub status: u8,
+    /// The hook's name.
+    pub hook: String,
+    /// What git passed to the hook.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn describe(c: &HookChange) -> String {
+    match &c.action {
+        Action::Installed => format!("installed {}", c.hook),
+        Action::Unchanged => format!("{} is up to date", c.hook),
+        Action::Refreshed => format!("refreshed {} (it was stale)", c.hook),
+        Action::Chained { kept_at } => format!(
+            "installed {}; the hook that was there runs first, kept at {}",
+            c.hook,
+            kept_at.display()
+        ),
+        Action::Skipped { why } => format!("skipped {}: {why}", c.hook),
+        Action::Removed => format!("removed {}", c.hook),
+        Action::Restored => format!("removed {} and put back the hook it replaced", c.hook),
+    }
+}
+
+fn print(
+    ctx: &Ctx,
+    dir: &hooks::HooksDir,
+    changes: &[HookChange],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let v = serde_json::json!({ "hooks_dir": dir.path, "hooks": changes });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if changes.is_empty() {
+        anstream::println!("no bgtask hooks in {}", dir.path.display());
+    }
+    for c in changes {
+        anstream::println!("{}", describe(c));
+    }
+    ctx.note(&format!("hooks directory: {}", dir.path.display()));
+    Ok(())
+}
+
+pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = crate::config::load(&workspace.root)?;
+    let bin = std::env::current_exe()?;
+    let (dir, changes) = match hooks::install::install(&workspace.root, &config, &bin, args.force) {
+        Ok(v) => v,
+        Err(
+            e
+            @ (HookError::SharedHooksPath { .. } | HookError::Disabled | HookError::NotGit { .. }),
+        ) => {
+            return Err(super::UsageError(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    print(ctx, &dir, &changes, args.json)?;
+    if !args.no_trust {
+        let fp = crate::trust::fingerprint(&config, &workspace.root);
+        let file = crate::trust::save(&workspace.root, &fp)?;
+        if !args.json {
+            anstream::println!(
+                "trusted this worktree: hooks, saves, schedules and idle time may now run its tasks ({}); `bgtask trust --revoke` undoes it",
+                file.display()
+            );
+        }
+    }
+    if !args.json {
+        match crate::daemon::Paths::for_root(&workspace.root)
+            .ok()
+            .and_then(|p| crate::daemon::is_running(&p))
+        {
+            Some(pid) => ctx.note(&format!("the daemon is running (pid {pid})")),
+            None if config.triggers.git_hooks.autostart => {
+                ctx.note("the daemon starts with the first hook (or now: `bgtask start`)");
+            }
+            None => ctx.note("start the daemon with `bgtask start` (autostart is off)"),
+        }
+    }
+    let skipped = changes
+        .iter()
+        .any(|c| matches!(c.action, Action::Skipped { .. }));
+    Ok(if skipped { exit::USAGE } else { exit::OK })
+}
+
+pub fn uninstall(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let (dir, changes) = match hooks::install::uninstall(&workspace.root) {
+        Ok(v) => v,
+        Err(e @ HookError::NotGit { .. }) => return Err(super::UsageError(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
+    print(ctx, &dir, &changes, json)?;
+    Ok(exit::OK)
+}
+
+pub fn hook(ctx: &Ctx, args: HookArgs) -> u8 {
+    if !args.gate {
+        return hooks::client::notify(args.status, &args.hook, args.args);
+    }
+    gate(ctx, &args.hook, &args.args)
+}
+
+/// A blocking hook: the tasks its kind triggers, on the staged files
+/// (pre-commit) or the pushed commits (pre-push), now. Only findings at a
+/// task's `fail_on` fail the git operation; anything else (a broken tool,
+/// a bad config, an untrusted worktree) is said and lets git go on.
+fn gate(ctx: &Ctx, hook: &str, hook_args: &[String]) -> u8 {
+    if std::env::var_os("BGTASK").is_some_and(|v| v == "0") {
+        return exit::OK;
+    }
+    match gate_inner(ctx, hook, hook_args) {
+        Ok(code) => code,
+        Err(e) => {
+            anstream::eprintln!("bgtask {hook}: {e:#}; not blocking the {hook}");
+            exit::OK
+        }
+    }
+}
+
+fn gate_inner(ctx: &Ctx, hook: &str, hook_args: &[String]) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = crate::config::load(&workspace.root)?;
+    let kind = match hook {
+        "pre-commit" => TriggerKind::Commit,
+        "pre-push" => TriggerKind::Push,
+        other => anyhow::bail!("{other} cannot gate (only pre-commit and pre-push)"),
+    };
+    let skip: Vec<String> = std::env::var("BGTASK_SKIP")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut tasks: Vec<String> = config
+        .tasks
+        .values()
+        .filter(|t| t.enabled && t.triggers.contains(&kind) && !skip.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    if tasks.is_empty() {
+        return Ok(exit::OK);
+    }
+    if !crate::trust::skipped_by_env() {
+        let fp = crate::trust::fingerprint(&config, &workspace.root);
+        let record = crate::trust::load(&workspace.root);
+        let states = crate::trust::evaluate(&fp, record.as_ref());
+        let (trusted, not): (Vec<String>, Vec<String>) = tasks
+            .into_iter()
+            .partition(|t| states.get(t) == Some(&crate::trust::TaskTrust::Trusted));
+        if !not.is_empty() {
+            anstream::eprintln!(
+                "bgtask {hook}: not running {} (not trusted here; `bgtask trust` trusts this worktree)",
+                not.join(", ")
+            );
+        }
+        tasks = trusted;
+        if tasks.is_empty() {
+            return Ok(exit::OK);
+        }
+    }
+    let files: Vec<PathBuf> = if kind == TriggerKind::Push {
+        let mut stdin = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)?;
+        let pushed = crate::daemon::pushed_files(&workspace.root, &stdin);
+        if pushed.is_empty() {
+            return Ok(exit::OK);
+        }
+        pushed.into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let _ = hook_args;
+    let args = RunArgs::for_gate(tasks, kind == TriggerKind::Commit, files, Format::Console);
+    anstream::eprintln!("bgtask {hook}: running {}", args.names.join(", "));
+    let (report, cancelled) = run_cmd::execute(ctx, &args)?;
+    let console = crate::report::ConsoleOptions {
+        verbose: ctx.verbose,
+        summary_only: false,
+    };
+    anstream::eprint!(
+        "{}",
+        crate::report::render(&report, Format::Console, &console)
+    );
+    if cancelled {
+        return Ok(exit::INTERRUPTED);
+    }
+    let blocking = report
+        .findings
+        .iter()
+        .filter(|f| crate::report::over_threshold(&report.policy, &report.runs, f))
+        .count();
+    if blocking > 0 {
+        anstream::eprintln!(
+            "bgtask {hook}: {blocking} finding(s) at the tasks' fail_on level stop the {hook}; fix them, or skip once with BGTASK=0 git {}",
+            if kind == TriggerKind::Commit {
+                "commit …"
+            } else {
+                "push …"
+            }
+        );
+        return Ok(exit::FINDINGS);
+    }
+    if report.exit_code != exit::OK {
+        anstream::eprintln!(
+            "bgtask {hook}: not every analyzer ran (see above); not blocking the {hook}"
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,227 @@
+//! Triggers nobody asked for in that moment — git hooks, the watcher —
+//! in the core: saved to the intake on arrival (before a hook gets its
+//! answer), held until the worktree is quiet (`schedule/intake.rs`),
+//! resolved to kinds and files off the loop (`resolve.rs`), and turned into
+//! jobs for the tasks that subscribe to that kind, whose files they touch,
+//! and that are trusted (`trust.rs`). The jobs and the intake's release are
+//! one transaction.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::resolve::{Resolved, resolve};
+use super::scheduler::{Command, Scheduler};
+use crate::engine::Relevance;
+use crate::event::Arrival;
+use crate::ipc::Response;
+use crate::schedule::intake::{GitState, IntakeId, Window};
+use crate::schedule::{Effect, Millis};
+use crate::trust::TaskTrust;
+
+/// A resolved batch, back from the blocking pool.
+pub struct ResolvedBatch {
+    pub ids: Vec<IntakeId>,
+    pub resolved: Vec<Resolved>,
+}
+
+pub(super) fn window(config: &crate::config::Config) -> Window {
+    let ms: Millis =
+        i64::try_from(config.triggers.file_watch.debounce.as_millis()).unwrap_or(i64::MAX / 4);
+    Window::for_debounce(ms)
+}
+
+impl Scheduler {
+    /// Takes an arrival into the intake; its saving goes into `effects`.
+    pub(super) fn arrive(&mut self, arrival: Arrival, effects: &mut Vec<Effect>) -> Response {
+        if self.stopping.is_cancelled() {
+            return Scheduler::shutting_down();
+        }
+        self.note_activity();
+        let id = self.intake.add(arrival.clone(), self.clock.now());
+        effects.push(Effect::Arrived {
+            id,
+            arrival: Box::new(arrival),
+        });
+        Response::Accepted
+    }
+
+    fn git_state(&self) -> GitState {
+        self.git_dirs
+            .as_ref()
+            .map_or_else(GitState::default, |d| GitState {
+                index_locked: d.index_locked(),
+                operation_in_progress: d.operation().is_some(),
+            })
+    }
+
+    /// Lets a due batch go: resolved right here when it is only saves (no
+    /// git needed, and saves are latency-bound), else in the blocking pool.
+    pub(super) fn release_intake(&mut self) {
+        if self.resolving || self.stopping.is_cancelled() {
+            return;
+        }
+        let now = self.clock.now();
+        if self.intake.next_wakeup().is_none_or(|at| at > now) {
+            return;
+        }
+        let Some(batch) = self.intake.take(now, self.git_state()) else {
+            return;
+        };
+        let (ids, arrivals): (Vec<IntakeId>, Vec<Arrival>) = batch.into_iter().unzip();
+        let root = self.workspace.root.clone();
+        if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
+            let resolved = resolve(&root, &arrivals);
+            self.route(ResolvedBatch { ids, resolved });
+            return;
+        }
+        self.resolving = true;
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let resolved = resolve(&root, &arrivals);
+            let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch { ids, resolved })));
+        });
+    }
+
+    /// Each task's trust now (all trusted when the check is off).
+    fn trust_states(&mut self) -> BTreeMap<String, TaskTrust> {
+        let fp = crate::trust::fingerprint(&self.config, &self.workspace.root);
+        if self.trust_bypass {
+            return fp
+                .tasks
+                .into_keys()
+                .map(|t| (t, TaskTrust::Trusted))
+                .collect();
+        }
+        let record = crate::trust::load(&self.workspace.root);
+        crate::trust::evaluate(&fp, record.as_ref())
+    }
+
+    /// Tasks with automatic triggers that would not run by themselves.
+    pub(super) fn untrusted_tasks(&mut self) -> Vec<crate::ipc::UntrustedTask> {
+        let config = self.config.clone();
+        self.trust_states()
+            .into_iter()
+            .filter(|(task, _)| {
+                config
+                    .tasks
+                    .get(task)
+                    .is_some_and(|t| t.enabled && !t.triggers.is_empty())
+            })
+            .filter_map(|(task, state)| match state {
+                TaskTrust::Trusted => None,
+                TaskTrust::Untrusted => Some(crate::ipc::UntrustedTask {
+                    task,
+                    state: "untrusted".into(),
+                    diff: Vec::new(),
+                }),
+                TaskTrust::Changed { diff } => Some(crate::ipc::UntrustedTask {
+                    task,
+                    state: "changed".into(),
+                    diff,
+                }),
+            })
+            .collect()
+    }
+
+    /// The watcher says how it is.
+    pub(super) fn watcher_changed(&mut self, state: crate::ipc::WatcherState) {
+        if self.watcher.as_ref().map(|w| &w.state) != Some(&state.state) {
+            match state.state.as_str() {
+                "degraded" | "failed" | "polling" => {
+                    let msg = format!(
+                        "file watcher {}: {}",
+                        state.state,
+                        state.message.as_deref().unwrap_or("")
+                    );
+                    tracing::warn!("{msg}");
+                    let _ = self.store.event("warning", "watcher", &msg);
+                }
+                _ => {
+                    tracing::info!(state = %state.state, watched = state.watched, polled = state.polled, ready_ms = ?state.ready_ms, "file watcher")
+                }
+            }
+        }
+        self.watcher = Some(state);
+    }
+
+    /// Says once per change why a task does not run by itself.
+    fn note_untrusted(&mut self, task: &str, state: &TaskTrust) {
+        let key = format!("{state:?}");
+        if self.trust_noted.get(task) == Some(&key) {
+            return;
+        }
+        self.trust_noted.insert(task.to_owned(), key);
+        let msg = match state {
+            TaskTrust::Trusted => return,
+            TaskTrust::Untrusted => format!(
+                "task {task} was triggered but this worktree is not trusted, so it does not run by itself; `bgtask trust` trusts it (`bgtask run {task}` runs it now)"
+            ),
+            TaskTrust::Changed { diff } => format!(
+                "task {task} does not run by itself until trusted again: what it runs changed ({}); `bgtask trust --diff` shows it, `bgtask trust` accepts it",
+                diff.join("; ")
+            ),
+        };
+        tracing::warn!("{msg}");
+        let _ = self.store.event("warning", "trust", &msg);
+    }
+
+    /// Turns a resolved batch into jobs and forgets its arrivals, in one
+    /// transaction.
+    pub(super) fn route(&mut self, batch: ResolvedBatch) {
+        let mut effects = Vec::new();
+        let config = self.config.clone();
+        let trust = if batch.resolved.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.trust_states()
+        };
+        for r in &batch.resolved {
+            for task in config.tasks.values() {
+                if !task.enabled
+                    || !task.triggers.contains(&r.kind)
+                    || r.skip.contains(&task.name)
+                    || r.only.as_ref().is_some_and(|o| *o != task.name)
+                {
+                    continue;
+                }
+                let files: Option<BTreeSet<PathBuf>> = match &r.files {
+                    None => None,
+                    Some(all) => {
+                        let relevance = Relevance::new(&config, task);
+                        let mine: BTreeSet<PathBuf> = all
+                            .iter()
+                            .filter(|f| relevance.concerns(f))
+                            .cloned()
+                            .collect();
+                        if mine.is_empty() {
+                            continue;
+                        }
+                        Some(mine)
+                    }
+                };
+                match trust.get(&task.name) {
+                    Some(TaskTrust::Trusted) => {}
+                    Some(state) => {
+                        let state = state.clone();
+                        self.note_untrusted(&task.name, &state);
+                        continue;
+                    }
+                    None => continue,
+                }
+                let admitted = self.offer(
+                    &task.name,
+                    None,
+                    files,
+                    &r.source,
+                    Duration::ZERO,
+                    &mut effects,
+                );
+                tracing::info!(task = %task.name, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
+            }
+        }
+        effects.push(Effect::Consumed(batch.ids));
+        let _ = self.persist(&effects);
+    }
+}

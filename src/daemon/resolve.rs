@@ -1,0 +1,323 @@
+//! What a batch of arrivals means: for each, the kind of trigger (the
+//! vocabulary tasks subscribe to in `triggers`) and the files it touched,
+//! asked of git. Blocking (git processes): the core runs it off its loop.
+//!
+//! | arrival | kind | files |
+//! |---|---|---|
+//! | saves (watcher) | `save` | the saved files that still exist; all on a rescan |
+//! | `post-commit` | `commit` | the commit's files |
+//! | `post-rewrite` (amend, rebase) | `commit` | the files of the rewritten commits |
+//! | `post-merge` | `merge` | `ORIG_HEAD..HEAD` |
+//! | `post-checkout` of a branch | `checkout` | old..new (nothing for a file checkout) |
+//! | `pre-push` | `push` | the pushed commits' files |
+//! | HEAD moved, no hook said so | `commit` | old..new |
+//!
+//! A hook's own HEAD (read when it ran) is used, not today's: during a
+//! rebase HEAD moves on before the batch is resolved.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::TriggerKind;
+use crate::engine::git;
+use crate::event::{Arrival, HookEvent, TriggerSource};
+use crate::hooks::gitdir::is_object_id;
+
+/// One trigger, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub kind: TriggerKind,
+    /// `None`: the whole project.
+    pub files: Option<BTreeSet<PathBuf>>,
+    pub source: TriggerSource,
+    /// Tasks the trigger asked to skip (`BGTASK_SKIP`).
+    pub skip: Vec<String>,
+    /// Only this task (a cron time or idle spell is a task's own).
+    pub only: Option<String>,
+}
+
+const NULL_ID: &str = "0000000000000000000000000000000000000000";
+
+fn split_z(out: &[u8]) -> impl Iterator<Item = PathBuf> + '_ {
+    out.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| PathBuf::from(OsStr::from_bytes(e)))
+}
+
+fn names(root: &Path, args: &[&str]) -> BTreeSet<PathBuf> {
+    match git(root, args) {
+        Ok(out) => split_z(&out).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list a trigger's files");
+            BTreeSet::new()
+        }
+    }
+}
+
+/// Files changed by each of these commits.
+fn commit_files(root: &Path, commits: &[&str]) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for chunk in commits.chunks(500) {
+        let mut args = vec![
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "-z",
+            "--root",
+            "--no-renames",
+        ];
+        args.extend(chunk);
+        out.extend(names(root, &args));
+    }
+    out
+}
+
+fn range_files(root: &Path, from: &str, to: &str) -> BTreeSet<PathBuf> {
+    names(
+        root,
+        &["diff", "--name-only", "-z", "--no-renames", from, to, "--"],
+    )
+}
+
+/// `pre-push` stdin: `<local ref> <local id> <remote ref> <remote id>` lines.
+pub fn pushed_files(root: &Path, stdin: &str) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for line in stdin.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_, local, _, remote] = parts[..] else {
+            continue;
+        };
+        if local == NULL_ID || !is_object_id(local) {
+            continue; // a deletion
+        }
+        if remote != NULL_ID
+            && git(root, &["cat-file", "-e", &format!("{remote}^{{commit}}")]).is_ok()
+        {
+            out.extend(range_files(root, remote, local));
+        } else {
+            // A new branch: what is not on any remote yet.
+            out.extend(names(
+                root,
+                &[
+                    "log",
+                    "--name-only",
+                    "-z",
+                    "--format=",
+                    "--no-renames",
+                    local,
+                    "--not",
+                    "--remotes",
+                ],
+            ));
+        }
+    }
+    out
+}
+
+fn hook_kind_and_files(root: &Path, h: &HookEvent) -> Option<(TriggerKind, BTreeSet<PathBuf>)> {
+    let head = h.head.as_deref();
+    match h.hook.as_str() {
+        "post-commit" => Some((TriggerKind::Commit, commit_files(root, &[head?]))),
+        "post-rewrite" => {
+            let new: Vec<&str> = h
+                .stdin
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|id| is_object_id(id))
+                .collect();
+            Some((TriggerKind::Commit, commit_files(root, &new)))
+        }
+        "post-merge" => {
+            let files = match (h.orig_head.as_deref(), head) {
+                (Some(from), Some(to)) if from != to => range_files(root, from, to),
+                _ => BTreeSet::new(),
+            };
+            Some((TriggerKind::Merge, files))
+        }
+        "post-checkout" => {
+            let [from, to, flag] = &h.args[..] else {
+                return None;
+            };
+            if flag != "1" || from == to {
+                return None;
+            }
+            let files = if from == NULL_ID {
+                names(root, &["ls-files", "-z"])
+            } else {
+                range_files(root, from, to)
+            };
+            Some((TriggerKind::Checkout, files))
+        }
+        "pre-push" => Some((TriggerKind::Push, pushed_files(root, &h.stdin))),
+        _ => None,
+    }
+}
+
+/// Resolves a batch; arrivals that concern no task kind are left out.
+pub fn resolve(root: &Path, batch: &[Arrival]) -> Vec<Resolved> {
+    let hooks_spoke = batch.iter().any(|a| matches!(a, Arrival::Hook(_)));
+    let mut out = Vec::new();
+    for arrival in batch {
+        match arrival {
+            Arrival::Saved { files, rescan } => out.push(Resolved {
+                kind: TriggerKind::Save,
+                files: (!rescan).then(|| {
+                    files
+                        .iter()
+                        .filter(|f| root.join(f).is_file())
+                        .cloned()
+                        .collect()
+                }),
+                source: TriggerSource::Save,
+                skip: Vec::new(),
+                only: None,
+            }),
+            Arrival::Hook(h) => {
+                if let Some((kind, files)) = hook_kind_and_files(root, h) {
+                    out.push(Resolved {
+                        kind,
+                        files: Some(existing(root, files)),
+                        source: TriggerSource::Hook {
+                            hook: h.hook.clone(),
+                            head: h.head.clone(),
+                        },
+                        skip: h.skip.clone(),
+                        only: None,
+                    });
+                }
+            }
+            // A commit made by a client that runs no hooks; when hooks did
+            // speak in the same batch they said it better.
+            Arrival::HeadMoved {
+                from: Some(from),
+                to: Some(to),
+            } if !hooks_spoke && from != to => out.push(Resolved {
+                kind: TriggerKind::Commit,
+                files: Some(existing(root, range_files(root, from, to))),
+                source: TriggerSource::HeadMoved,
+                skip: Vec::new(),
+                only: None,
+            }),
+            Arrival::HeadMoved { .. } => {}
+        }
+    }
+    out
+}
+
+/// Deleted files are nothing to analyse.
+fn existing(root: &Path, files: BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+    files
+        .into_iter()
+        .filter(|f| root.join(f).is_file())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn sh(dir: &Path, script: &str) -> String {
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn hook(name: &str, args: &[&str], stdin: &str, head: &str) -> Arrival {
+        Arrival::Hook(HookEvent {
+            hook: name.into(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            stdin: stdin.into(),
+            head: Some(head.into()),
+            orig_head: None,
+            operation: None,
+            skip: vec!["tests".into()],
+            at_ms: 0,
+        })
+    }
+
+    fn files(r: &Resolved) -> Vec<String> {
+        r.files
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn commits_checkouts_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let one = sh(
+            root,
+            "git init -q -b main && echo a > a.py && echo b > 'b c.py' && git add . && git commit -qm one && git rev-parse HEAD",
+        );
+        let two = sh(
+            root,
+            "echo x >> a.py && echo n > new.py && git add . && git commit -qm two && git rev-parse HEAD",
+        );
+        let batch = [
+            hook("post-commit", &[], "", &two),
+            hook("post-checkout", &[&one, &two, "1"], "", &two),
+            hook("post-checkout", &[&one, &two, "0"], "", &two),
+            Arrival::Saved {
+                files: vec!["a.py".into(), "gone.py".into()],
+                rescan: false,
+            },
+            Arrival::HeadMoved {
+                from: Some(one.clone()),
+                to: Some(two.clone()),
+            },
+        ];
+        let r = resolve(root, &batch);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert_eq!(r[0].kind, TriggerKind::Commit);
+        assert_eq!(files(&r[0]), ["a.py", "new.py"]);
+        assert_eq!(r[0].skip, ["tests"]);
+        assert_eq!(r[1].kind, TriggerKind::Checkout);
+        assert_eq!(files(&r[1]), ["a.py", "new.py"]);
+        assert_eq!(r[2].kind, TriggerKind::Save);
+        assert_eq!(
+            files(&r[2]),
+            ["a.py"],
+            "deleted and temporary files drop out"
+        );
+
+        let alone = resolve(
+            root,
+            &[Arrival::HeadMoved {
+                from: Some(one.clone()),
+                to: Some(two.clone()),
+            }],
+        );
+        assert_eq!(alone[0].source, TriggerSource::HeadMoved);
+        assert_eq!(files(&alone[0]), ["a.py", "new.py"]);
+
+        let mapping = format!("{one} {two}\n");
+        let rewrite = resolve(root, &[hook("post-rewrite", &["rebase"], &mapping, &two)]);
+        assert_eq!(files(&rewrite[0]), ["a.py", "new.py"]);
+
+        let push = format!("refs/heads/main {two} refs/heads/main {one}\n");
+        let pushed = resolve(root, &[hook("pre-push", &["origin", "url"], &push, &two)]);
+        assert_eq!(pushed[0].kind, TriggerKind::Push);
+        assert_eq!(files(&pushed[0]), ["a.py", "new.py"]);
+        let new_branch = format!("refs/heads/main {two} refs/heads/main {NULL_ID}\n");
+        let pushed = resolve(
+            root,
+            &[hook("pre-push", &["origin", "url"], &new_branch, &two)],
+        );
+        assert_eq!(files(&pushed[0]), ["a.py", "b c.py", "new.py"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! Git hooks: the shims `install-hooks` writes and removes (`install.rs`,
+//! `shim.rs`), and `bgtask hook`, the tiny client they run (`client.rs`),
+//! which reads what it needs from git's files (`gitdir.rs`) and hands the
+//! event to the daemon or the spool. What the daemon does with an event is
+//! `daemon/intake.rs`'s business.
+
+pub mod client;
+pub mod gitdir;
+pub mod install;
+pub mod shim;
+
+pub use gitdir::GitDirs;
+pub use install::{Action, HookChange, HookError, HookState, HooksDir};
+pub use shim::Mode;

@@ -1,0 +1,122 @@
+//! The shim `install-hooks` writes for each hook, rendered from
+//! `hooks/shim.sh` (see hooks/README.md for what it does and the tags).
+
+use std::path::Path;
+
+use super::client::STDIN_HOOKS;
+
+const TEMPLATE: &str = include_str!("../../hooks/shim.sh");
+
+/// Starts the line after the shebang of every shim we write.
+pub const MARKER: &str = "# bgtask-shim ";
+
+/// Where a hook that was there before ours is kept (next to the shim).
+pub const CHAINED_SUFFIX: &str = ".bgtask-chained";
+
+/// How a hook behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Tell the daemon and get out of git's way.
+    Notify,
+    /// Run the tasks now and fail the git operation on findings.
+    Gate,
+}
+
+/// The shim for `hook`, calling the bgtask at `bin`.
+pub fn render(hook: &str, bin: &Path, mode: Mode) -> String {
+    let stdin = STDIN_HOOKS.contains(&hook);
+    let flag = |tag: &str| match tag {
+        "stdin" => Some(stdin),
+        "gate" => Some(mode == Mode::Gate),
+        "notify" => Some(mode == Mode::Notify),
+        _ => None,
+    };
+    let bin = bin.to_string_lossy().replace('\'', r"'\''");
+    let mut out = String::with_capacity(TEMPLATE.len());
+    for line in TEMPLATE.lines() {
+        let (text, keep) = match line.rsplit_once(" #") {
+            Some((text, tags)) => {
+                let verdicts: Option<Vec<bool>> = tags
+                    .split(',')
+                    .map(|t| match t.strip_prefix('!') {
+                        Some(neg) => flag(neg).map(|v| !v),
+                        None => flag(t),
+                    })
+                    .collect();
+                match verdicts {
+                    Some(v) => (text.trim_end(), v.iter().all(|&b| b)),
+                    None => (line, true),
+                }
+            }
+            None => (line, true),
+        };
+        if keep {
+            out.push_str(&text.replace("@HOOK@", hook).replace("@BIN@", &bin));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Whether the file's text is one of our shims.
+pub fn is_ours(text: &str) -> bool {
+    text.lines().nth(1).is_some_and(|l| l.starts_with(MARKER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_per_hook_kind() {
+        let bin = Path::new("/opt/it's/bgtask");
+        let commit = render("post-commit", bin, Mode::Notify);
+        assert!(is_ours(&commit));
+        assert!(commit.contains("bin='/opt/it'\\''s/bgtask'"), "{commit}");
+        assert!(
+            commit.contains(
+                "exec \"$bin\" hook --status \"$status\" post-commit \"$@\" </dev/null\n"
+            )
+        );
+        assert!(!commit.contains("input=$(cat)"));
+        assert!(!commit.contains("--gate"));
+        assert!(
+            !commit.contains('#') || !commit.contains("#stdin"),
+            "tags are removed"
+        );
+
+        let push = render("pre-push", bin, Mode::Notify);
+        assert!(push.contains("input=$(cat)\n"));
+        assert!(push.contains("printf '%s\\n' \"$input\" | \"$chained\" \"$@\"\n"));
+        assert!(!push.contains("</dev/null"));
+
+        let gate = render("pre-push", bin, Mode::Gate);
+        assert!(gate.contains("hook --gate pre-push"));
+        assert!(gate.contains("[ \"$status\" = 0 ] || exit \"$status\"\n"));
+        assert!(!gate.contains("--status"));
+    }
+
+    #[test]
+    fn shims_are_valid_sh() {
+        for (hook, mode) in [
+            ("post-commit", Mode::Notify),
+            ("pre-push", Mode::Notify),
+            ("pre-commit", Mode::Gate),
+            ("post-rewrite", Mode::Notify),
+        ] {
+            let text = render(hook, Path::new("/usr/bin/bgtask"), mode);
+            let ok = std::process::Command::new("sh")
+                .args(["-n", "-c", &text])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{hook}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn foreign_hooks_are_not_ours() {
+        assert!(!is_ours("#!/bin/sh\nexec lefthook run post-commit\n"));
+        assert!(!is_ours(""));
+    }
+}

@@ -1,0 +1,286 @@
+//! The intake: triggers from git hooks and the watcher wait here until the
+//! worktree is quiet, then leave together as one batch. Pure logic, no
+//! I/O, no clock (time and git's state are parameters).
+//!
+//! Why a second stage at all: one `git checkout` of 10 000 files is about
+//! 40 000 kernel events spread over seconds, and a per-file debounce still
+//! lets dozens of batches through (watchexec ran its command 10–65 times).
+//! So:
+//! - every arrival pushes the batch's quiet deadline out (a save by the
+//!   configured debounce, a git event by [`Window::git`]), capped at
+//!   [`Window::cap`] after the first arrival, so a tree that never stops
+//!   changing still gets analysed;
+//! - while git holds `index.lock` (a checkout, commit or merge writing the
+//!   tree) the batch is held, as watchman does — up to [`Window::hold_cap`],
+//!   in case a crashed git left the lock behind;
+//! - commits made during a rebase, cherry-pick, revert or merge are held
+//!   until the operation ends (its marker files are gone) or its closing
+//!   hook arrives (`post-rewrite`, `post-merge`): a rebase of five commits
+//!   is one run, not five.
+
+use crate::event::Arrival;
+
+use super::job::Millis;
+
+pub type IntakeId = i64;
+
+/// Hooks that close a multi-commit operation.
+const CLOSING_HOOKS: &[&str] = &["post-rewrite", "post-merge"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Quiet time after a save (`triggers.file_watch.debounce`).
+    pub save: Millis,
+    /// Quiet time after a git event.
+    pub git: Millis,
+    /// Longest a batch waits for quiet, from its first arrival.
+    pub cap: Millis,
+    /// Longest a batch is held while git holds `index.lock`.
+    pub hold_cap: Millis,
+    /// Longest commits wait for an operation (a paused rebase) to end.
+    pub operation_cap: Millis,
+}
+
+impl Window {
+    pub fn for_debounce(debounce: Millis) -> Window {
+        Window {
+            save: debounce,
+            git: 300,
+            cap: (debounce * 3).max(5_000),
+            hold_cap: 30_000,
+            operation_cap: 3_600_000,
+        }
+    }
+}
+
+/// What git is doing now, as the caller sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GitState {
+    pub index_locked: bool,
+    pub operation_in_progress: bool,
+}
+
+/// How often a held batch looks at git's state again.
+const HOLD_POLL: Millis = 50;
+const OPERATION_POLL: Millis = 500;
+
+#[derive(Debug)]
+pub struct Intake {
+    pending: Vec<(IntakeId, Arrival)>,
+    first: Millis,
+    quiet_until: Millis,
+    next_id: IntakeId,
+    window: Window,
+    /// Set while a held batch waits on git: when to look again.
+    recheck: Option<Millis>,
+}
+
+impl Intake {
+    pub fn new(next_id: IntakeId, window: Window) -> Intake {
+        Intake {
+            pending: Vec::new(),
+            first: 0,
+            quiet_until: 0,
+            next_id,
+            window,
+            recheck: None,
+        }
+    }
+
+    pub fn set_window(&mut self, window: Window) {
+        self.window = window;
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes an arrival; returns the id to persist it under.
+    pub fn add(&mut self, arrival: Arrival, now: Millis) -> IntakeId {
+        let id = self.next_id;
+        self.restore(id, arrival, now);
+        id
+    }
+
+    /// Puts back an arrival saved before a restart.
+    pub fn restore(&mut self, id: IntakeId, arrival: Arrival, now: Millis) {
+        self.next_id = self.next_id.max(id + 1);
+        if self.pending.is_empty() {
+            self.first = now;
+            self.quiet_until = now;
+        }
+        let quiet = match arrival {
+            Arrival::Saved { .. } => self.window.save,
+            Arrival::Hook(_) | Arrival::HeadMoved { .. } => self.window.git,
+        };
+        self.quiet_until = self.quiet_until.max(now + quiet);
+        self.pending.push((id, arrival));
+    }
+
+    fn deadline(&self) -> Millis {
+        self.quiet_until.min(self.first + self.window.cap)
+    }
+
+    /// When the caller should call [`Intake::take`] next.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(self.recheck.unwrap_or_else(|| self.deadline()))
+    }
+
+    /// Commits made inside an operation, with nothing yet closing it.
+    fn waits_for_operation(&self) -> bool {
+        let mut inside = false;
+        for (_, a) in &self.pending {
+            if let Arrival::Hook(h) = a {
+                if CLOSING_HOOKS.contains(&h.hook.as_str()) {
+                    return false;
+                }
+                inside |= h.operation.is_some();
+            }
+        }
+        inside
+    }
+
+    /// The batch, once it is due and git is not in the way.
+    pub fn take(&mut self, now: Millis, git: GitState) -> Option<Vec<(IntakeId, Arrival)>> {
+        if self.pending.is_empty() || now < self.deadline() {
+            return None;
+        }
+        let age = now - self.first;
+        if git.index_locked && age < self.window.hold_cap {
+            self.recheck = Some(now + HOLD_POLL);
+            return None;
+        }
+        if git.operation_in_progress
+            && self.waits_for_operation()
+            && age < self.window.operation_cap
+        {
+            self.recheck = Some(now + OPERATION_POLL);
+            return None;
+        }
+        self.recheck = None;
+        Some(std::mem::take(&mut self.pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::HookEvent;
+
+    fn saved(f: &str) -> Arrival {
+        Arrival::Saved {
+            files: vec![f.into()],
+            rescan: false,
+        }
+    }
+
+    fn hook(name: &str, operation: Option<&str>) -> Arrival {
+        Arrival::Hook(HookEvent {
+            hook: name.into(),
+            args: Vec::new(),
+            stdin: String::new(),
+            head: None,
+            orig_head: None,
+            operation: operation.map(str::to_owned),
+            skip: Vec::new(),
+            at_ms: 0,
+        })
+    }
+
+    const QUIET: GitState = GitState {
+        index_locked: false,
+        operation_in_progress: false,
+    };
+
+    #[test]
+    fn a_burst_is_one_batch_after_the_last_quiet_window() {
+        let mut i = Intake::new(1, Window::for_debounce(100));
+        for t in (0..100).step_by(2) {
+            i.add(saved(&format!("f{}", t % 5)), t);
+            assert!(i.take(t, QUIET).is_none());
+        }
+        assert_eq!(i.next_wakeup(), Some(198));
+        assert!(i.take(197, QUIET).is_none());
+        let batch = i.take(198, QUIET).unwrap();
+        assert_eq!(batch.len(), 50);
+        assert!(i.is_empty() && i.next_wakeup().is_none());
+    }
+
+    #[test]
+    fn a_stream_that_never_stops_fires_at_the_cap() {
+        let w = Window::for_debounce(100);
+        let mut i = Intake::new(1, w);
+        let mut fired = Vec::new();
+        for t in (0..12_000).step_by(50) {
+            i.add(saved("f"), t);
+            if i.take(t, QUIET).is_some() {
+                fired.push(t);
+            }
+        }
+        assert_eq!(fired, [w.cap, 2 * w.cap + 50]);
+    }
+
+    #[test]
+    fn index_lock_holds_the_batch_until_released_or_the_hold_cap() {
+        let mut i = Intake::new(1, Window::for_debounce(100));
+        i.add(saved("a"), 0);
+        let locked = GitState {
+            index_locked: true,
+            ..QUIET
+        };
+        assert!(i.take(100, locked).is_none());
+        assert_eq!(i.next_wakeup(), Some(150));
+        i.add(saved("b"), 120);
+        assert!(i.take(3_000, locked).is_none());
+        assert_eq!(i.take(3_050, QUIET).unwrap().len(), 2);
+
+        i.add(saved("c"), 10_000);
+        assert!(i.take(39_999, locked).is_none());
+        assert!(
+            i.take(40_000, locked).is_some(),
+            "a stale lock cannot hold forever"
+        );
+    }
+
+    #[test]
+    fn commits_inside_a_rebase_wait_for_its_end_or_its_closing_hook() {
+        let busy = GitState {
+            operation_in_progress: true,
+            ..QUIET
+        };
+        let mut i = Intake::new(1, Window::for_debounce(2_000));
+        i.add(hook("post-checkout", Some("rebase")), 0);
+        for t in 1..=5 {
+            i.add(hook("post-commit", Some("rebase")), t * 10);
+        }
+        assert!(i.take(1_000, busy).is_none());
+        assert_eq!(i.next_wakeup(), Some(1_500));
+        i.add(hook("post-rewrite", Some("rebase")), 1_200);
+        assert!(i.take(1_499, busy).is_none(), "its own quiet window first");
+        assert_eq!(i.take(1_500, busy).unwrap().len(), 7);
+
+        // A cherry-pick sequence has no closing hook: its end is the marker going.
+        i.add(hook("post-commit", Some("cherry-pick")), 5_000);
+        i.add(hook("post-commit", Some("cherry-pick")), 5_010);
+        assert!(i.take(6_000, busy).is_none());
+        assert_eq!(i.take(6_500, QUIET).unwrap().len(), 2);
+
+        // A plain commit is not held by someone else's operation state.
+        i.add(hook("post-commit", None), 7_000);
+        assert!(i.take(7_300, busy).is_some());
+    }
+
+    #[test]
+    fn ids_continue_after_restored_ones() {
+        let mut i = Intake::new(1, Window::for_debounce(100));
+        i.restore(41, saved("a"), 0);
+        assert_eq!(i.add(saved("b"), 0), 42);
+    }
+}
