@@ -45,6 +45,8 @@ pub struct Project {
     dir: tempfile::TempDir,
     /// A private runtime dir: the daemon's socket, lock and pid live here.
     runtime: tempfile::TempDir,
+    /// bgtask's user data (trust records).
+    data: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
@@ -93,6 +95,10 @@ impl Project {
         let p = Project {
             dir,
             runtime,
+            data: tempfile::Builder::new()
+                .prefix("bgtask-data-")
+                .tempdir()
+                .unwrap(),
             env: Vec::new(),
         };
         p.git(&["init", "-q", "-b", "main"]);
@@ -142,23 +148,51 @@ impl Project {
         self
     }
 
+    /// git in the project, with the environment bgtask gets (so hooks
+    /// reach this project's daemon).
     pub fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
+        self.git_in(self.path(), args)
+    }
+
+    /// git in `dir` (a linked worktree, a submodule) with the project's
+    /// environment.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_command(dir, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn git_command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.args(args)
+            .current_dir(dir)
             .env("GIT_AUTHOR_NAME", "Test")
             .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
             .env("GIT_COMMITTER_NAME", "Test")
             .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        self.bgtask_env(&mut cmd);
+        cmd
+    }
+
+    fn bgtask_env(&self, cmd: &mut Command) {
+        cmd.env("BGTASK_CACHE_DIR", tool_cache())
+            .env("NO_COLOR", "1")
+            .env_remove("BGTASK_LOG")
+            .env_remove("CI")
+            .env("CARGO_TARGET_DIR", self.path().join("target"))
+            .env("XDG_RUNTIME_DIR", self.runtime.path())
+            .env("BGTASK_DATA_DIR", self.data.path())
+            .env("BGTASK_ALLOW_ROOT", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
     }
 
     pub fn commit_all(&self, msg: &str) {
@@ -168,18 +202,25 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bgtask_bin());
-        cmd.args(args)
-            .current_dir(self.path())
-            .env("BGTASK_CACHE_DIR", tool_cache())
-            .env("NO_COLOR", "1")
-            .env_remove("BGTASK_LOG")
-            .env("CARGO_TARGET_DIR", self.path().join("target"))
-            .env("XDG_RUNTIME_DIR", self.runtime.path())
-            .env("BGTASK_ALLOW_ROOT", "1");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        cmd.args(args).current_dir(self.path());
+        self.bgtask_env(&mut cmd);
         cmd
+    }
+
+    /// `bgtask` run in another directory (a linked worktree, a submodule)
+    /// with this project's environment.
+    pub fn bgtask_in(&self, dir: &Path, args: &[&str]) -> Run {
+        let out: Output = self.command(args).current_dir(dir).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// bgtask's user data directory (trust records).
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
     pub fn bgtask(&self, args: &[&str]) -> Run {
@@ -445,4 +486,86 @@ pub fn running(pid: u32) -> bool {
             .next()
             .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
     })
+}
+
+/// Trigger tests: tasks that run `tests/fixtures/bin/record.sh`, which
+/// writes one line per run to `record.log` (the task and its files).
+impl Project {
+    /// `tasks` are `(name, triggers JSON list)`; `extra` is merged into the
+    /// config's top level (e.g. `"triggers": {...}`), after a comma.
+    pub fn triggered(tasks: &[(&str, &str)], extra: &str) -> Project {
+        let p = Project::empty();
+        p.script("record.sh");
+        p.file(".gitignore", "record.log\nruns.log\n");
+        p.write_triggered(tasks, extra);
+        p
+    }
+
+    pub fn write_triggered(&self, tasks: &[(&str, &str)], extra: &str) {
+        let tasks_json: Vec<String> = tasks
+            .iter()
+            .map(|(t, triggers)| {
+                format!(r#""{t}": {{"analyzers": ["rec-{t}"], "triggers": {triggers}}}"#)
+            })
+            .collect();
+        let analyzers: Vec<String> = tasks
+            .iter()
+            .map(|(t, _)| {
+                format!(
+                    r#""rec-{t}": {{"command": "./bin/record.sh", "files": ["*.py"], "args": ["{t}", "{{root}}", "{{files}}"], "parser": "exit-code", "cache": false}}"#
+                )
+            })
+            .collect();
+        let extra = if extra.trim().is_empty() {
+            String::new()
+        } else {
+            format!(", {extra}")
+        };
+        self.config(&format!(
+            r#"{{"execution": {{"max_retries": 0, "max_concurrent_tasks": 1}},
+                "daemon": {{"max_rss_mb": 100000}},
+                "tasks": {{{}}},
+                "analyzers": {{{}}}{extra}}}"#,
+            tasks_json.join(", "),
+            analyzers.join(", ")
+        ));
+    }
+
+    /// The lines of `record.log`.
+    pub fn records(&self) -> Vec<String> {
+        self.read("record.log").lines().map(str::to_owned).collect()
+    }
+
+    /// Waits until `record.log` has `n` lines, then a little longer to
+    /// see that no more come; returns them.
+    #[track_caller]
+    pub fn wait_records(&self, n: usize) -> Vec<String> {
+        wait_for(30, &format!("{n} recorded runs"), || {
+            self.records().len() >= n
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let got = self.records();
+        assert_eq!(
+            got.len(),
+            n,
+            "exactly {n} runs: {got:#?}\n{}",
+            self.daemon_log()
+        );
+        got
+    }
+
+    /// Waits for the daemon's file watcher to be watching.
+    #[track_caller]
+    pub fn wait_watching(&self) -> Value {
+        let mut last = Value::Null;
+        wait_for(30, "the watcher to be ready", || {
+            let run = self.bgtask(&["status", "--json"]);
+            if run.code != 0 {
+                return false;
+            }
+            last = run.json()["watcher"].clone();
+            last["ready_ms"].is_u64()
+        });
+        last
+    }
 }

@@ -9,6 +9,7 @@ mod daemon_jobs;
 mod daemon_life;
 mod daemon_state;
 mod harness;
+mod hooks;
 mod javascript;
 mod python;
 mod reports;
