@@ -139,7 +139,7 @@ impl Scheduler {
                     let _ = self.store.event("warning", "watcher", &msg);
                 }
                 _ => {
-                    tracing::info!(state = %state.state, watched = state.watched, polled = state.polled, ready_ms = ?state.ready_ms, "file watcher")
+                    tracing::info!(state = %state.state, watched = state.watched, polled = state.polled, ready_ms = ?state.ready_ms, "file watcher");
                 }
             }
         }
