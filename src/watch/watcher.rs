@@ -206,8 +206,15 @@ impl<F: Fn(Output)> Watching<F> {
     }
 
     fn start(&mut self) {
+        // MODIFY_NAME as well as CREATE: notify asks the kernel for
+        // `IN_MOVED_TO` under CREATE but delivers renames as name changes,
+        // which it drops unless they are asked for too (an editor's atomic
+        // save is a rename).
         let config = notify::Config::default().with_event_kinds(
-            EventKindMask::CREATE | EventKindMask::REMOVE | EventKindMask::ACCESS_CLOSE,
+            EventKindMask::CREATE
+                | EventKindMask::REMOVE
+                | EventKindMask::MODIFY_NAME
+                | EventKindMask::ACCESS_CLOSE,
         );
         let forced_poll = std::env::var("BGTASK_WATCH").is_ok_and(|v| v == "poll");
         if forced_poll || is_network_fs(&self.opts.root) {
@@ -375,6 +382,7 @@ impl<F: Fn(Output)> Watching<F> {
                 return true;
             }
         };
+        tracing::trace!(kind = ?ev.kind, paths = ?ev.paths, "watch event");
         if ev.need_rescan() {
             tracing::warn!(
                 "the kernel's event queue overflowed: rescanning, and analysing as if everything changed"

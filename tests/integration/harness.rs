@@ -540,9 +540,16 @@ impl Project {
     /// see that no more come; returns them.
     #[track_caller]
     pub fn wait_records(&self, n: usize) -> Vec<String> {
-        wait_for(30, &format!("{n} recorded runs"), || {
-            self.records().len() >= n
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.records().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {n} recorded runs; got {:#?}\ndaemon log:\n{}",
+                self.records(),
+                self.daemon_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         std::thread::sleep(std::time::Duration::from_millis(1500));
         let got = self.records();
         assert_eq!(

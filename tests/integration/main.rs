@@ -16,3 +16,4 @@ mod reports;
 mod runner;
 mod rust;
 mod selection;
+mod watch;
