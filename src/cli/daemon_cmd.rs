@@ -180,6 +180,42 @@ pub fn stop(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The trigger side of `status`: the intake, the watcher, trust.
+fn print_triggers(s: &crate::ipc::Status) {
+    if s.intake > 0 {
+        anstream::println!(
+            "intake   {} trigger(s) waiting for the worktree to be quiet",
+            s.intake
+        );
+    }
+    match &s.watcher {
+        Some(w) if w.state == "watching" => anstream::println!(
+            "watcher  watching {} directories (ready in {} ms)",
+            w.watched,
+            w.ready_ms.unwrap_or(0)
+        ),
+        Some(w) => anstream::println!(
+            "watcher  {}: {} watched, {} polled{}",
+            w.state,
+            w.watched,
+            w.polled,
+            w.message
+                .as_deref()
+                .map(|m| format!("\n           {m}"))
+                .unwrap_or_default()
+        ),
+        None => anstream::println!("watcher  off"),
+    }
+    for u in &s.untrusted {
+        let why = if u.state == "changed" {
+            "what it runs changed since it was trusted (`bgtask trust --diff`)"
+        } else {
+            "this worktree is not trusted (`bgtask trust`)"
+        };
+        anstream::println!("trust    {} does not run by itself: {why}", u.task);
+    }
+}
+
 pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     let (workspace, paths) = paths(ctx)?;
     let status = Client::connect(&paths.socket, Duration::from_secs(5))
@@ -236,38 +272,7 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
             r.running_s
         );
     }
-    if s.intake > 0 {
-        anstream::println!(
-            "intake   {} trigger(s) waiting for the worktree to be quiet",
-            s.intake
-        );
-    }
-    match &s.watcher {
-        Some(w) if w.state == "watching" => anstream::println!(
-            "watcher  watching {} directories (ready in {} ms)",
-            w.watched,
-            w.ready_ms.unwrap_or(0)
-        ),
-        Some(w) => anstream::println!(
-            "watcher  {}: {} watched, {} polled{}",
-            w.state,
-            w.watched,
-            w.polled,
-            w.message
-                .as_deref()
-                .map(|m| format!("\n           {m}"))
-                .unwrap_or_default()
-        ),
-        None => anstream::println!("watcher  off"),
-    }
-    for u in &s.untrusted {
-        let why = if u.state == "changed" {
-            "what it runs changed since it was trusted (`bgtask trust --diff`)"
-        } else {
-            "this worktree is not trusted (`bgtask trust`)"
-        };
-        anstream::println!("trust    {} does not run by itself: {why}", u.task);
-    }
+    print_triggers(&s);
     if let Some(why) = &s.degraded {
         anstream::println!("DEGRADED {why}; work goes on in memory until writes succeed");
     }
