@@ -16,4 +16,5 @@ mod reports;
 mod runner;
 mod rust;
 mod selection;
+mod trust;
 mod watch;

@@ -1,0 +1,134 @@
+//! Trust: nothing runs by itself in a worktree nobody trusted, and a
+//! change to what a task runs (a `git pull`) blocks that task alone until
+//! trusted again (RELIABILITY 22).
+
+use crate::harness::Project;
+
+const NO_WATCH: &str = r#""triggers": {"file_watch": {"enabled": false}}"#;
+
+#[test]
+fn an_untrusted_worktree_runs_nothing_by_itself_but_explicit_commands_work() {
+    let p = Project::triggered(&[("lint", r#"["commit"]"#)], NO_WATCH);
+    p.commit_all("setup");
+    let run = p.bgtask(&["install-hooks", "--no-trust"]);
+    run.code(0);
+    assert!(!run.stdout.contains("trusted"), "{}", run.stdout);
+    p.start();
+    p.file("a.py", "a = 1\n");
+    p.commit_all("one");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(p.records().is_empty(), "{:?}", p.records());
+    let status = p.status();
+    assert_eq!(status["untrusted"][0]["task"], "lint", "{status}");
+    assert_eq!(status["untrusted"][0]["state"], "untrusted");
+    let text = p.bgtask(&["status"]).stdout;
+    assert!(
+        text.contains("trust    lint does not run by itself"),
+        "{text}"
+    );
+    assert!(
+        p.daemon_log().contains("`bgtask trust` trusts it"),
+        "said once in the log:\n{}",
+        p.daemon_log()
+    );
+    // Explicit requests need no trust.
+    p.bgtask(&["submit", "lint", "--files", "a.py"]).code(0);
+    assert_eq!(p.wait_records(1), ["lint [a.py]"]);
+    // Without a terminal, trust wants --yes.
+    let refused = p.bgtask(&["trust"]);
+    refused.code(64);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    p.bgtask(&["trust", "--yes"]).code(0);
+    p.file("a.py", "a = 2\n");
+    p.commit_all("two");
+    assert_eq!(p.wait_records(2)[1], "lint [a.py]");
+    assert!(p.status()["untrusted"].as_array().unwrap().is_empty());
+    p.stop();
+}
+
+#[test]
+fn a_pulled_change_to_a_tasks_command_blocks_only_that_task() {
+    let p = Project::triggered(
+        &[("lint", r#"["commit"]"#), ("mine", r#"["commit"]"#)],
+        NO_WATCH,
+    );
+    // `mine` runs a repository script of its own.
+    p.file("bin/mine.sh", "#!/bin/sh\nexec ./bin/record.sh \"$@\"\n");
+    std::process::Command::new("chmod")
+        .args(["+x", p.path().join("bin/mine.sh").to_str().unwrap()])
+        .status()
+        .unwrap();
+    let config = p.read(".background-tasks.json").replace(
+        r#""rec-mine": {"command": "./bin/record.sh""#,
+        r#""rec-mine": {"command": "./bin/mine.sh""#,
+    );
+    p.config(&config);
+    p.commit_all("setup");
+    p.bgtask(&["install-hooks"]).code(0);
+    p.start();
+    p.file("a.py", "a = 1\n");
+    p.commit_all("one");
+    let mut first = p.wait_records(2);
+    first.sort();
+    assert_eq!(first, ["lint [a.py]", "mine [a.py]"]);
+
+    // As if pulled: the script now does something else.
+    p.file(
+        "bin/mine.sh",
+        "#!/bin/sh\necho pwned > pwned.txt\nexec ./bin/record.sh \"$@\"\n",
+    );
+    p.file("a.py", "a = 2\n");
+    p.commit_all("pulled");
+    assert_eq!(
+        p.wait_records(3)[2],
+        "lint [a.py]",
+        "lint still runs, mine does not"
+    );
+    assert!(!p.path().join("pwned.txt").exists());
+    let status = p.status();
+    assert_eq!(status["untrusted"][0]["task"], "mine", "{status}");
+    assert_eq!(status["untrusted"][0]["state"], "changed");
+    let diff = p.bgtask(&["trust", "--diff"]);
+    diff.code(0);
+    assert!(
+        diff.stdout.contains("mine: changed since trusted"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("- file bin/mine.sh"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("+ file bin/mine.sh"),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains("lint: trusted"), "{}", diff.stdout);
+    let json = p.bgtask(&["trust", "--status", "--json"]).json();
+    assert_eq!(json["lint"]["state"], "trusted");
+    assert_eq!(json["mine"]["state"], "changed");
+    p.stop();
+
+    // CI=true skips the check.
+    let ci = p
+        .command(&["start", "--foreground"])
+        .env("CI", "true")
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut ci = ci.unwrap();
+    crate::harness::wait_for(20, "the daemon", || p.bgtask(&["status"]).code == 0);
+    p.file("a.py", "a = 3\n");
+    p.commit_all("in ci");
+    let mut got = p.wait_records(5);
+    got.sort();
+    assert_eq!(
+        got.iter().filter(|l| l.starts_with("mine")).count(),
+        2,
+        "{got:?}"
+    );
+    assert!(p.path().join("pwned.txt").exists());
+    p.bgtask(&["stop"]).code(0);
+    let _ = ci.wait();
+}
