@@ -1,5 +1,6 @@
 //! `bgtask doctor`: which analyzers apply to this project, which are
-//! installed (where, which version), and what to do about the rest.
+//! installed (where, which version), and what to do about the rest; then
+//! the background side (`doctor_background.rs`).
 
 use clap::Args;
 use serde::Serialize;
@@ -45,6 +46,8 @@ struct Doctor {
     default_config: bool,
     cache_dir: String,
     analyzers: Vec<Row>,
+    /// Hooks, the watcher's limits, trust, the daemon.
+    background: super::doctor_background::Background,
 }
 
 pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
@@ -113,6 +116,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
         default_config: config.uses_default(),
         cache_dir: tools::cache_dir().display().to_string(),
         analyzers: rows,
+        background: super::doctor_background::collect(&workspace, &config),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -198,6 +202,7 @@ fn print_table(doc: &Doctor, verbose: bool) {
         }
     }
     print_advice(doc);
+    super::doctor_background::print(&doc.background);
 }
 
 /// What to do about analyzers that apply here but are missing.

@@ -5,6 +5,7 @@
 mod config_cmd;
 mod daemon_cmd;
 mod doctor;
+mod doctor_background;
 mod hook_cmd;
 mod init;
 mod jobs_cmd;

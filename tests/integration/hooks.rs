@@ -472,3 +472,51 @@ fn a_blocking_pre_commit_fails_on_findings_and_leaves_the_index_alone() {
         .unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
+    let p = lint_project();
+    let before = p.bgtask(&["doctor", "--json"]).json();
+    let hooks = &before["background"]["hooks"][0]["hooks"];
+    assert_eq!(
+        hooks[0],
+        serde_json::json!(["post-commit", "missing"]),
+        "{before:#}"
+    );
+    p.bgtask(&["install-hooks"]).code(0);
+    let wt_dir = tempfile::tempdir().unwrap();
+    let wt = wt_dir.path().join("linked");
+    p.git(&["worktree", "add", "-q", wt.to_str().unwrap()]);
+    let text = p.bgtask(&["doctor"]).stdout;
+    assert!(text.contains("hooks    "), "{text}");
+    assert!(text.contains("shared by"), "{text}");
+    assert!(
+        !text.contains("stale") && !text.contains("missing"),
+        "{text}"
+    );
+    // A shim left by another bgtask binary is stale.
+    let hook = p.path().join(".git/hooks/post-merge");
+    let shim = std::fs::read_to_string(&hook).unwrap();
+    std::fs::write(
+        &hook,
+        shim.replace(crate::harness::bgtask_bin(), "/old/place/bgtask"),
+    )
+    .unwrap();
+    let text = p.bgtask(&["doctor"]).stdout;
+    assert!(text.contains("post-merge stale"), "{text}");
+    assert!(text.contains("run `bgtask install-hooks`"), "{text}");
+    let again = p.bgtask(&["install-hooks"]);
+    assert!(
+        again.stdout.contains("refreshed post-merge"),
+        "{}",
+        again.stdout
+    );
+    let after = p.bgtask(&["doctor", "--json"]).json();
+    let all_current = after["background"]["hooks"][0]["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h[1] == "current");
+    assert!(all_current, "{after:#}");
+    let _ = p.bgtask_in(&wt, &["stop"]);
+}
