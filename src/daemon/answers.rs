@@ -122,6 +122,7 @@ impl Scheduler {
             quarantined: self.quarantine.keys().cloned().collect(),
             degraded: self.degraded.clone(),
             intake: self.intake.len(),
+            arrivals: self.arrivals,
             watcher: self.watcher.clone(),
             untrusted: self.untrusted_tasks(),
         }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::resolve::{Resolved, resolve};
 use super::scheduler::{Command, Scheduler};
+use crate::config::TriggerKind;
 use crate::engine::Relevance;
 use crate::event::Arrival;
 use crate::ipc::Response;
@@ -39,6 +40,7 @@ impl Scheduler {
             return Scheduler::shutting_down();
         }
         self.note_activity();
+        self.arrivals += 1;
         let id = self.intake.add(arrival.clone(), self.clock.now());
         effects.push(Effect::Arrived {
             id,
@@ -69,17 +71,30 @@ impl Scheduler {
         let Some(batch) = self.intake.take(now, self.git_state()) else {
             return;
         };
-        let (ids, arrivals): (Vec<IntakeId>, Vec<Arrival>) = batch.into_iter().unzip();
+        let hooks_on = self.config.triggers.git_hooks.enabled;
+        let ids: Vec<IntakeId> = batch.iter().map(|(id, _)| *id).collect();
+        let arrivals: Vec<Arrival> = batch
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_)))
+            .collect();
+        let wanted: BTreeSet<TriggerKind> = self
+            .config
+            .tasks
+            .values()
+            .filter(|t| t.enabled)
+            .flat_map(|t| t.triggers.iter().copied())
+            .collect();
         let root = self.workspace.root.clone();
         if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
-            let resolved = resolve(&root, &arrivals);
+            let resolved = resolve(&root, &arrivals, &wanted);
             self.route(ResolvedBatch { ids, resolved });
             return;
         }
         self.resolving = true;
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let resolved = resolve(&root, &arrivals);
+            let resolved = resolve(&root, &arrivals, &wanted);
             let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch { ids, resolved })));
         });
     }

@@ -117,19 +117,23 @@ pub fn pushed_files(root: &Path, stdin: &str) -> BTreeSet<PathBuf> {
     out
 }
 
-fn hook_kind_and_files(root: &Path, h: &HookEvent) -> Option<(TriggerKind, BTreeSet<PathBuf>)> {
+/// The kind and files of a hook other than the commit hooks.
+fn hook_kind_and_files(
+    root: &Path,
+    h: &HookEvent,
+    wanted: &BTreeSet<TriggerKind>,
+) -> Option<(TriggerKind, BTreeSet<PathBuf>)> {
     let head = h.head.as_deref();
+    let kind = match h.hook.as_str() {
+        "post-merge" => TriggerKind::Merge,
+        "post-checkout" => TriggerKind::Checkout,
+        "pre-push" => TriggerKind::Push,
+        _ => return None,
+    };
+    if !wanted.contains(&kind) {
+        return None;
+    }
     match h.hook.as_str() {
-        "post-commit" => Some((TriggerKind::Commit, commit_files(root, &[head?]))),
-        "post-rewrite" => {
-            let new: Vec<&str> = h
-                .stdin
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|id| is_object_id(id))
-                .collect();
-            Some((TriggerKind::Commit, commit_files(root, &new)))
-        }
         "post-merge" => {
             let files = match (h.orig_head.as_deref(), head) {
                 (Some(from), Some(to)) if from != to => range_files(root, from, to),
@@ -156,53 +160,105 @@ fn hook_kind_and_files(root: &Path, h: &HookEvent) -> Option<(TriggerKind, BTree
     }
 }
 
-/// Resolves a batch; arrivals that concern no task kind are left out.
-pub fn resolve(root: &Path, batch: &[Arrival]) -> Vec<Resolved> {
+/// The commits a commit hook names: HEAD after `post-commit`, the new
+/// commits of a `post-rewrite` mapping.
+fn commits_of(h: &HookEvent) -> Option<Vec<&str>> {
+    match h.hook.as_str() {
+        "post-commit" => Some(h.head.as_deref().into_iter().collect()),
+        "post-rewrite" => Some(
+            h.stdin
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|id| is_object_id(id))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Resolves a batch, only for the kinds some task subscribes to (`wanted`);
+/// arrivals of other kinds are left out. Commit hooks with the same skip
+/// list are resolved together, with one git process (a rebase of fifty
+/// commits, a burst of commits in a script).
+pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Vec<Resolved> {
     let hooks_spoke = batch.iter().any(|a| matches!(a, Arrival::Hook(_)));
     let mut out = Vec::new();
+    let mut commits: Vec<(Vec<String>, Vec<&str>, &HookEvent)> = Vec::new();
     for arrival in batch {
         match arrival {
-            Arrival::Saved { files, rescan } => out.push(Resolved {
-                kind: TriggerKind::Save,
-                files: (!rescan).then(|| {
-                    files
-                        .iter()
-                        .filter(|f| root.join(f).is_file())
-                        .cloned()
-                        .collect()
-                }),
-                source: TriggerSource::Save,
-                skip: Vec::new(),
-                only: None,
-            }),
+            Arrival::Saved { files, rescan } if wanted.contains(&TriggerKind::Save) => {
+                out.push(Resolved {
+                    kind: TriggerKind::Save,
+                    files: (!rescan).then(|| {
+                        files
+                            .iter()
+                            .filter(|f| root.join(f).is_file())
+                            .cloned()
+                            .collect()
+                    }),
+                    source: TriggerSource::Save,
+                    skip: Vec::new(),
+                    only: None,
+                });
+            }
             Arrival::Hook(h) => {
-                if let Some((kind, files)) = hook_kind_and_files(root, h) {
-                    out.push(Resolved {
-                        kind,
-                        files: Some(existing(root, files)),
-                        source: TriggerSource::Hook {
-                            hook: h.hook.clone(),
-                            head: h.head.clone(),
-                        },
-                        skip: h.skip.clone(),
-                        only: None,
-                    });
+                if let Some(ids) = commits_of(h) {
+                    if !wanted.contains(&TriggerKind::Commit) {
+                        continue;
+                    }
+                    match commits.iter_mut().find(|(skip, _, _)| *skip == h.skip) {
+                        Some(group) => {
+                            group.1.extend(ids);
+                            group.2 = h;
+                        }
+                        None => commits.push((h.skip.clone(), ids, h)),
+                    }
+                    continue;
                 }
+                let Some((kind, files)) = hook_kind_and_files(root, h, wanted) else {
+                    continue;
+                };
+                out.push(Resolved {
+                    kind,
+                    files: Some(existing(root, files)),
+                    source: TriggerSource::Hook {
+                        hook: h.hook.clone(),
+                        head: h.head.clone(),
+                    },
+                    skip: h.skip.clone(),
+                    only: None,
+                });
             }
             // A commit made by a client that runs no hooks; when hooks did
             // speak in the same batch they said it better.
             Arrival::HeadMoved {
                 from: Some(from),
                 to: Some(to),
-            } if !hooks_spoke && from != to => out.push(Resolved {
-                kind: TriggerKind::Commit,
-                files: Some(existing(root, range_files(root, from, to))),
-                source: TriggerSource::HeadMoved,
-                skip: Vec::new(),
-                only: None,
-            }),
-            Arrival::HeadMoved { .. } => {}
+            } if !hooks_spoke && from != to && wanted.contains(&TriggerKind::Commit) => {
+                out.push(Resolved {
+                    kind: TriggerKind::Commit,
+                    files: Some(existing(root, range_files(root, from, to))),
+                    source: TriggerSource::HeadMoved,
+                    skip: Vec::new(),
+                    only: None,
+                });
+            }
+            Arrival::Saved { .. } | Arrival::HeadMoved { .. } => {}
         }
+    }
+    for (skip, mut ids, last) in commits {
+        ids.sort_unstable();
+        ids.dedup();
+        out.push(Resolved {
+            kind: TriggerKind::Commit,
+            files: Some(existing(root, commit_files(root, &ids))),
+            source: TriggerSource::Hook {
+                hook: last.hook.clone(),
+                head: last.head.clone(),
+            },
+            skip,
+            only: None,
+        });
     }
     out
 }
@@ -247,6 +303,17 @@ mod tests {
         })
     }
 
+    fn all() -> BTreeSet<TriggerKind> {
+        [
+            TriggerKind::Save,
+            TriggerKind::Commit,
+            TriggerKind::Checkout,
+            TriggerKind::Merge,
+            TriggerKind::Push,
+        ]
+        .into()
+    }
+
     fn files(r: &Resolved) -> Vec<String> {
         r.files
             .as_ref()
@@ -281,19 +348,19 @@ mod tests {
                 to: Some(two.clone()),
             },
         ];
-        let r = resolve(root, &batch);
+        let r = resolve(root, &batch, &all());
         assert_eq!(r.len(), 3, "{r:?}");
-        assert_eq!(r[0].kind, TriggerKind::Commit);
-        assert_eq!(files(&r[0]), ["a.py", "new.py"]);
-        assert_eq!(r[0].skip, ["tests"]);
-        assert_eq!(r[1].kind, TriggerKind::Checkout);
-        assert_eq!(files(&r[1]), ["a.py", "new.py"]);
-        assert_eq!(r[2].kind, TriggerKind::Save);
+        let of = |k: TriggerKind| r.iter().find(|x| x.kind == k).unwrap();
+        assert_eq!(files(of(TriggerKind::Commit)), ["a.py", "new.py"]);
+        assert_eq!(of(TriggerKind::Commit).skip, ["tests"]);
+        assert_eq!(files(of(TriggerKind::Checkout)), ["a.py", "new.py"]);
         assert_eq!(
-            files(&r[2]),
+            files(of(TriggerKind::Save)),
             ["a.py"],
             "deleted and temporary files drop out"
         );
+        let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
+        assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
 
         let alone = resolve(
             root,
@@ -301,22 +368,32 @@ mod tests {
                 from: Some(one.clone()),
                 to: Some(two.clone()),
             }],
+            &all(),
         );
         assert_eq!(alone[0].source, TriggerSource::HeadMoved);
         assert_eq!(files(&alone[0]), ["a.py", "new.py"]);
 
         let mapping = format!("{one} {two}\n");
-        let rewrite = resolve(root, &[hook("post-rewrite", &["rebase"], &mapping, &two)]);
+        let rewrite = resolve(
+            root,
+            &[hook("post-rewrite", &["rebase"], &mapping, &two)],
+            &all(),
+        );
         assert_eq!(files(&rewrite[0]), ["a.py", "new.py"]);
 
         let push = format!("refs/heads/main {two} refs/heads/main {one}\n");
-        let pushed = resolve(root, &[hook("pre-push", &["origin", "url"], &push, &two)]);
+        let pushed = resolve(
+            root,
+            &[hook("pre-push", &["origin", "url"], &push, &two)],
+            &all(),
+        );
         assert_eq!(pushed[0].kind, TriggerKind::Push);
         assert_eq!(files(&pushed[0]), ["a.py", "new.py"]);
         let new_branch = format!("refs/heads/main {two} refs/heads/main {NULL_ID}\n");
         let pushed = resolve(
             root,
             &[hook("pre-push", &["origin", "url"], &new_branch, &two)],
+            &all(),
         );
         assert_eq!(files(&pushed[0]), ["a.py", "b c.py", "new.py"]);
     }

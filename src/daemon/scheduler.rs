@@ -112,6 +112,8 @@ pub struct Scheduler {
     pub(super) trust_noted: BTreeMap<String, String>,
     /// What the file watcher reports about itself.
     pub(super) watcher: Option<crate::ipc::WatcherState>,
+    /// Hook and watcher triggers taken since start.
+    pub(super) arrivals: u64,
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
     pub(super) watch_settings: Option<String>,
@@ -156,6 +158,7 @@ impl Scheduler {
             trust_bypass: parts.trust_bypass,
             trust_noted: BTreeMap::new(),
             watcher: None,
+            arrivals: 0,
             watch: None,
             watch_settings: None,
             queue: Queue::new(parts.store.next_job_id()?, max_queue),

@@ -199,6 +199,9 @@ pub struct Status {
     /// Hook and watcher triggers waiting for the worktree to be quiet.
     #[serde(default)]
     pub intake: usize,
+    /// Hook and watcher triggers taken since the daemon started.
+    #[serde(default)]
+    pub arrivals: u64,
     /// The file watcher, when it runs.
     #[serde(default)]
     pub watcher: Option<WatcherState>,
