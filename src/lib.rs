@@ -18,6 +18,8 @@
 //! - [`engine`]: a foreground run: targets, applicability, cache, parallelism.
 //! - [`report`]: console, JSON, SARIF, JUnit and GitHub annotation output.
 //! - [`tools`]: tool discovery and `bgtask tools install`.
+//! - [`notifier`]: routing and delivering notifications (console, desktop,
+//!   JSON log, email with an outbox) and the delivery log.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
@@ -29,6 +31,7 @@ pub mod event;
 pub mod exit;
 pub mod globs;
 pub mod ipc;
+pub mod notifier;
 pub mod report;
 pub mod run;
 pub mod schedule;
