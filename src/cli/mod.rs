@@ -7,6 +7,7 @@ mod daemon_cmd;
 mod doctor;
 mod init;
 mod jobs_cmd;
+mod notify_cmd;
 mod progress;
 mod report_cmd;
 mod run_cmd;
@@ -139,6 +140,12 @@ pub enum Command {
     /// A systemd user unit so the daemon starts at login.
     #[command(subcommand)]
     Service(daemon_cmd::ServiceCommand),
+    /// Check the notification channels: send a test notification.
+    #[command(subcommand, after_help = notify_cmd::TEST_EXAMPLES)]
+    Notify(notify_cmd::NotifyCommand),
+    /// The notification delivery log: what went where, failures included.
+    #[command(after_help = notify_cmd::LOG_EXAMPLES)]
+    Notifications(notify_cmd::LogArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\""
@@ -211,6 +218,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cleanup { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Cleanup, json),
         Command::Reload => jobs_cmd::simple(&ctx, crate::ipc::Request::Reload, false),
         Command::Service(cmd) => daemon_cmd::service(&ctx, &cmd),
+        Command::Notify(cmd) => notify_cmd::run(&ctx, &cmd),
+        Command::Notifications(args) => notify_cmd::log(&ctx, &args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "bgtask", &mut std::io::stdout());

@@ -122,6 +122,7 @@ fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness
         stopping: stop.clone(),
         execute: scripted(calls.clone(), fails, gate),
         rng: fastrand::Rng::with_seed(SEED),
+        notifier: crate::notifier::Notifier::disabled(),
     })
     .unwrap();
     let done = tokio::spawn(core.run(rx, stop.clone()));

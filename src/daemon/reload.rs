@@ -1,7 +1,7 @@
 //! Hot reload: the config files are watched; on a change (or SIGHUP or
 //! `bgtask reload`) the config is validated and applied if good. A bad one
 //! keeps the last good config in use, marks it stale in `status` and is
-//! reported once (RELIABILITY 21).
+//! reported once (RELIABILITY 21), in the log and as a notification.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ impl Scheduler {
                 self.config_state.stale = false;
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
+                self.notifier.reconfigure(self.config.clone());
                 self.refresh_quarantine();
                 tracing::info!(stale_before = was_stale, "config reloaded");
                 let _ = self.store.event("info", "config", "config reloaded");
@@ -91,6 +92,10 @@ impl Scheduler {
                     );
                     tracing::warn!("{msg}");
                     let _ = self.store.event("warning", "config", &msg);
+                    self.notifier
+                        .send(crate::notifier::NotificationEvent::config_invalid(
+                            &problems,
+                        ));
                 }
                 self.config_state.stale = true;
                 self.config_state.problems = problems;

@@ -19,6 +19,7 @@ use super::paths::Paths;
 use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
+use crate::notifier::Notifier;
 use crate::report::Report;
 use crate::schedule::{Backoff, Effect, JobId, Pending, Queue, Waiting};
 use crate::store::Store;
@@ -90,6 +91,8 @@ pub struct Scheduler {
     pub(super) execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
     pub(super) adaptive: HashMap<String, (i32, Option<String>)>,
+    /// Where notifications go (fire-and-forget).
+    pub(super) notifier: Notifier,
 }
 
 pub struct SchedulerParts {
@@ -106,6 +109,7 @@ pub struct SchedulerParts {
     pub execute: Execute,
     /// Backoff jitter.
     pub rng: fastrand::Rng,
+    pub notifier: Notifier,
 }
 
 impl Scheduler {
@@ -155,6 +159,7 @@ impl Scheduler {
             clock: Clock::start(),
             execute: parts.execute,
             adaptive: HashMap::new(),
+            notifier: parts.notifier,
         };
         let mut effects = Vec::new();
         for w in core.store.waiting_jobs()? {

@@ -5,8 +5,8 @@
 //! counts and top findings (markup escaped); urgency from the level (info
 //! low, warning and error normal, critical critical). Where there is no
 //! session bus or nobody serves notifications on it (CI, ssh, a headless
-//! box) the channel turns itself off with one note, until the config is
-//! reloaded or the daemon restarts; any other failed send is tried once
+//! box) the channel turns itself off with one note, until the daemon
+//! restarts or a reload changes the `desktop` section; any other failed send is tried once
 //! more, then recorded as failed. Nothing here can fail or slow a job: it
 //! runs on the notifier's thread, each call bounded by a timeout.
 
@@ -96,6 +96,9 @@ fn no_bus_in(
 fn unavailable(error: &str) -> bool {
     [
         "ServiceUnknown",
+        // The bus tried to start a notification server and it died (no
+        // display, say).
+        "org.freedesktop.DBus.Error.Spawn",
         "NameHasNoOwner",
         "No such file or directory",
         "Connection refused",
@@ -195,6 +198,10 @@ mod tests {
             ),
             ("I/O error: No such file or directory (os error 2)", true),
             ("I/O error: Connection refused (os error 111)", true),
+            (
+                "org.freedesktop.DBus.Error.Spawn.ChildSignaled: Process org.freedesktop.Notifications received signal 5",
+                true,
+            ),
             ("the notification server did not answer within 5s", false),
             ("org.freedesktop.DBus.Error.NoReply", false),
         ];

@@ -205,9 +205,21 @@ pub async fn send(
     let transport = builder.build();
     match transport.send(msg).await {
         Ok(reply) => Ok(reply.message().collect::<Vec<_>>().join(" ")),
-        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-        Err(e) => Err(SendError::Transient(e.to_string())),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(tidy(&e.to_string()))),
+        Err(e) => Err(SendError::Transient(tidy(&e.to_string()))),
     }
+}
+
+/// An error chain without a part said twice in a row ("Connection error:
+/// Connection error: …").
+fn tidy(message: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in message.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -230,6 +242,15 @@ mod tests {
             ],
             digest_minutes: 0,
         }
+    }
+
+    #[test]
+    fn repeated_parts_of_an_error_are_said_once() {
+        assert_eq!(
+            tidy("Connection error: Connection error: invalid peer certificate: UnknownIssuer"),
+            "Connection error: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(tidy("a: b: a"), "a: b: a");
     }
 
     #[test]

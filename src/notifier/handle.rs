@@ -256,9 +256,12 @@ impl Worker {
                 }
             }
             Message::Config(c) => {
+                let (was, now) = (self.config.notifications.desktop, c.notifications.desktop);
+                if (was.enabled, was.min_severity) != (now.enabled, now.min_severity) {
+                    // The desktop section changed: look for a desktop again.
+                    self.desktop = Desktop::new();
+                }
                 self.config = c.clone();
-                // A reload is the moment to look for a desktop again.
-                self.desktop = Desktop::new();
                 let _ = self.config_tx.send(c);
             }
         }
