@@ -300,6 +300,51 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn prior_runs_stop_at_a_whole_project_run_and_skip_failed_ones() {
+        let (_dir, db, _store) = temp_db();
+        // Jobs: 1 the project, 2 only x.py. Runs, oldest first: 1 (job 1,
+        // ok), 2 (job 1, an analyzer failed), 3 (job 2, ok), 4 (running).
+        db.conn
+            .execute_batch(
+                "INSERT INTO jobs (id, task, dedup_key, priority, score, state, project, trigger, attempt, enqueued_ms, not_before_ms)
+                 VALUES (1, 't', 'k', 'medium', 0, 'done', 1, 'manual', 0, 0, 0),
+                        (2, 't', 'k', 'medium', 0, 'done', 0, 'manual', 0, 0, 0);
+                 INSERT INTO job_files VALUES (2, CAST('x.py' AS BLOB));
+                 INSERT INTO runs (id, job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict, findings, ok, peak_rss_kb, cpu_ms, report)
+                 VALUES (1, 1, 't', 0, 'm', 0, 0, 0, 0, 'ok', 0, 1, 0, 0, ''),
+                        (2, 1, 't', 0, 'm', 0, 0, 0, 2, 'failed', 0, 0, 0, 0, ''),
+                        (3, 2, 't', 0, 'm', 0, 0, 0, 0, 'ok', 0, 1, 0, 0, ''),
+                        (4, 1, 't', 0, 'm', 0, 0, 0, 0, 'running', 0, 1, 0, 0, '');
+                 INSERT INTO findings VALUES (1, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-old'),
+                                             (2, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-failed'),
+                                             (3, 'a', 'R', 'high', 'x.py', 1, 'm', 'fp-x');",
+            )
+            .unwrap();
+        let prior = db.prior_runs("t", 5).unwrap();
+        let summary: Vec<(Option<Vec<String>>, Vec<String>)> = prior
+            .iter()
+            .map(|p| {
+                (
+                    p.scope.clone(),
+                    p.findings.iter().map(|f| f.0.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(vec!["x.py".to_owned()]), vec!["fp-x".to_owned()]),
+                (None, vec!["fp-old".to_owned()]),
+            ],
+            "newest first, the failed and the running run left out"
+        );
+        assert_eq!(db.prior_runs("t", 3).unwrap().len(), 1, "only runs before");
+        assert!(db.prior_runs("other", 5).unwrap().is_empty());
+        // An unsaved run (negative id) looks at everything stored.
+        assert_eq!(db.prior_runs("t", -7).unwrap().len(), 2);
+    }
+
+    #[test]
     fn an_unmigrated_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");

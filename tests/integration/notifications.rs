@@ -337,3 +337,39 @@ impl Drop for Unmount {
         let _ = std::process::Command::new("umount").arg(&self.0).status();
     }
 }
+
+#[test]
+fn a_health_check_getting_worse_is_a_notification() {
+    let p = Project::jobs(&[("a", "medium"), ("b", "medium"), ("c", "medium")], "");
+    let config = p.read(".background-tasks.json").replace(
+        r#""daemon": {"max_rss_mb": 100000}"#,
+        r#""daemon": {"max_rss_mb": 100000, "health_interval": "1s", "queue_warning": 1}"#,
+    );
+    p.config(&config);
+    p.file("hold-a", "");
+    p.start();
+    p.bgtask(&["submit", "a"]).code(0);
+    wait_for(20, "a to run", || p.read("runs.log").contains("start a"));
+    p.bgtask(&["submit", "b", "c"]).code(0);
+    wait_for(20, "the health alert", || {
+        jsonl(&p, ".bgtask/logs/notifications.jsonl")
+            .iter()
+            .any(|l| l["event"] == "health_alert")
+    });
+    let alert = jsonl(&p, ".bgtask/logs/notifications.jsonl")
+        .into_iter()
+        .find(|l| l["event"] == "health_alert")
+        .unwrap();
+    assert_eq!(alert["severity"], "error", "{alert}");
+    assert_eq!(alert["title"], "daemon health is error");
+    assert!(
+        alert["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 waiting jobs (warning at 1)"),
+        "{alert}"
+    );
+    std::fs::remove_file(p.path().join("hold-a")).unwrap();
+    p.settle(30);
+    p.stop();
+}
