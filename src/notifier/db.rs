@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::event::Level;
-use super::router::PriorRun;
+use super::novelty::PriorRun;
 
 /// The first schema version with the notification tables.
 const SCHEMA_WITH_NOTIFICATIONS: u32 = 3;

@@ -24,9 +24,10 @@ use super::desktop::{Desktop, DesktopOutcome};
 use super::event::{NotificationEvent, RunFinished};
 use super::file::JsonlLog;
 use super::mailer::{Mailer, SendMail};
+use super::novelty::Known;
 use super::outbox::Backoff;
 use super::render::Rendered;
-use super::router::{self, ChannelName, Cooldown, Known, Once};
+use super::router::{self, ChannelName, Cooldown, Once};
 use crate::config::Config;
 
 /// Resource alerts at most this often.

@@ -35,6 +35,7 @@
 //! reported ("3 new, 1 fixed"); `new_only: false` reports all of them.
 //!
 //! Files: `event.rs` (the messages, levels), `router.rs` (pure routing),
+//! `novelty.rs` (new and fixed findings),
 //! `render.rs` (templates), `console.rs`, `desktop.rs`, `file.rs`,
 //! `email.rs` (the channels), `outbox.rs` and `mailer.rs` (the email outbox
 //! and its task), `db.rs` (the delivery log), `handle.rs` (the handle and
@@ -49,6 +50,7 @@ pub mod event;
 mod file;
 mod handle;
 mod mailer;
+mod novelty;
 mod outbox;
 mod probe;
 pub mod render;

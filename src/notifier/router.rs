@@ -1,9 +1,8 @@
 //! Routing, as plain functions and small state with no I/O and no tokio:
-//! which event a finished run makes under its task's policy, which of its
-//! findings are new (fingerprints against the previous runs of the same
-//! task), which channels an event goes to (`min_severity`), what is said
-//! only once per daemon start, what is rate-limited, and when an email
-//! digest window closes.
+//! which event a finished run makes under its task's policy (with which
+//! findings are new from `novelty.rs`), which channels an event goes to
+//! (`min_severity`), what is said only once per daemon start, what is
+//! rate-limited, and when an email digest window closes.
 //!
 //! One run makes at most one event, so a developer is never told the same
 //! run twice: `task_failed` (an analyzer errored, timed out or ran out of
@@ -12,11 +11,12 @@
 //! analyzers are a separate `analyzers_unavailable` event, once per daemon
 //! start for each analyzer.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::event::{
     Counts, EventKind, Level, NotificationEvent, RunFinding, RunFinished, TOP_FINDINGS, TopFinding,
 };
+use super::novelty::{Known, diff};
 use crate::analyze::Severity;
 use crate::config::Notifications;
 
@@ -63,109 +63,6 @@ pub fn channels_for(n: &Notifications, level: Level) -> Vec<ChannelName> {
         .into_iter()
         .filter(|c| c.threshold(n).is_some_and(|min| level >= min))
         .collect()
-}
-
-/// An earlier run of the task: what it looked at and what it found
-/// (fingerprint, path).
-#[derive(Debug, Clone, Default)]
-pub struct PriorRun {
-    /// `None`: the whole project.
-    pub scope: Option<Vec<String>>,
-    pub findings: Vec<(String, Option<String>)>,
-}
-
-/// What was known before a run: for each file, the findings of the latest
-/// earlier run that looked at it.
-#[derive(Debug, Clone, Default)]
-pub struct Known {
-    fingerprints: HashSet<String>,
-    /// (fingerprint, path) of the known findings, for "fixed".
-    entries: Vec<(String, Option<String>)>,
-}
-
-impl Known {
-    /// Folds prior runs, newest first, until a whole-project run covers the
-    /// rest. `None` when there was no earlier run: everything is new.
-    pub fn from_prior(prior: impl IntoIterator<Item = PriorRun>) -> Option<Known> {
-        let mut known = Known::default();
-        let mut covered: HashSet<String> = HashSet::new();
-        let mut any = false;
-        for run in prior {
-            any = true;
-            let scope: Option<HashSet<&str>> = run
-                .scope
-                .as_ref()
-                .map(|s| s.iter().map(String::as_str).collect());
-            for (fp, path) in &run.findings {
-                let take = match (&scope, path) {
-                    // Findings without a file (dependency audits) are
-                    // evidence whichever run produced them.
-                    (_, None) => true,
-                    (None, Some(p)) => !covered.contains(p),
-                    (Some(s), Some(p)) => s.contains(p.as_str()) && !covered.contains(p),
-                };
-                if take && known.fingerprints.insert(fp.clone()) {
-                    known.entries.push((fp.clone(), path.clone()));
-                }
-            }
-            match scope {
-                None => break,
-                Some(s) => covered.extend(s.into_iter().map(str::to_owned)),
-            }
-        }
-        any.then_some(known)
-    }
-
-    pub fn contains(&self, fingerprint: &str) -> bool {
-        self.fingerprints.contains(fingerprint)
-    }
-}
-
-/// A run's findings against what was known.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Diff {
-    /// Indices into the run's findings.
-    pub new: Vec<usize>,
-    /// Known findings, in what this run analysed, that are gone.
-    pub fixed: usize,
-}
-
-pub fn diff(run: &RunFinished, known: Option<&Known>) -> Diff {
-    let Some(known) = known else {
-        return Diff {
-            new: (0..run.findings.len()).collect(),
-            fixed: 0,
-        };
-    };
-    let new = run
-        .findings
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !known.contains(&f.fingerprint))
-        .map(|(i, _)| i)
-        .collect();
-    let current: HashSet<&str> = run
-        .findings
-        .iter()
-        .map(|f| f.fingerprint.as_str())
-        .collect();
-    let scope: Option<HashSet<&str>> = run
-        .scope
-        .as_ref()
-        .map(|s| s.iter().map(String::as_str).collect());
-    let fixed = known
-        .entries
-        .iter()
-        .filter(|(fp, path)| {
-            let in_scope = match (&scope, path) {
-                (None, _) => true,
-                (Some(s), Some(p)) => s.contains(p.as_str()),
-                (Some(_), None) => false,
-            };
-            in_scope && !current.contains(fp.as_str())
-        })
-        .count();
-    Diff { new, fixed }
 }
 
 /// "1 critical, 2 high", worst first.
@@ -379,6 +276,7 @@ mod tests {
     use crate::analyze::RunStatus;
     use crate::config::NotifyPolicy;
     use crate::notifier::event::RunProblem;
+    use crate::notifier::novelty::{Diff, PriorRun};
 
     fn finding(fp: &str, sev: Severity, path: Option<&str>) -> RunFinding {
         RunFinding {
@@ -580,38 +478,6 @@ mod tests {
         );
         let e = run_event(&r, Some(&known)).unwrap();
         assert_eq!(e.title, "security: 2 findings (2 high), 1 new");
-    }
-
-    #[test]
-    fn file_scoped_runs_know_each_file_from_its_latest_run() {
-        // Newest first: a run on x.py (finding a2), then a project run
-        // (a1 in x.py, b in y.py, pkg without a file).
-        let known = Known::from_prior([
-            prior(Some(&["x.py"]), &[("a2", Some("x.py"))]),
-            prior(
-                None,
-                &[("a1", Some("x.py")), ("b", Some("y.py")), ("pkg", None)],
-            ),
-        ])
-        .unwrap();
-        assert!(known.contains("a2") && known.contains("b") && known.contains("pkg"));
-        assert!(!known.contains("a1"), "x.py is known from its latest run");
-        // A run on y.py only: b is still there, nothing in x.py is "fixed".
-        let mut r = run(
-            vec![finding("b", Severity::High, Some("y.py"))],
-            NotifyPolicy::default(),
-        );
-        r.scope = Some(vec!["y.py".to_owned()]);
-        assert_eq!(
-            diff(&r, Some(&known)),
-            Diff {
-                new: vec![],
-                fixed: 0
-            }
-        );
-        // A project run where a2 is gone: one fixed (and pkg too).
-        r.scope = None;
-        assert_eq!(diff(&r, Some(&known)).fixed, 2);
     }
 
     #[test]
