@@ -373,3 +373,36 @@ fn a_health_check_getting_worse_is_a_notification() {
     p.settle(30);
     p.stop();
 }
+
+#[test]
+fn held_jobs_make_one_resource_notification() {
+    // A memory limit the daemon is always over: every job is held.
+    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
+    let config = p.read(".background-tasks.json").replace(
+        r#""daemon": {"max_rss_mb": 100000}"#,
+        r#""daemon": {"max_rss_mb": 1}"#,
+    );
+    p.config(&config);
+    p.start();
+    p.bgtask(&["submit", "a"]).code(0);
+    wait_for(20, "the resource notification", || {
+        !jsonl(&p, ".bgtask/logs/notifications.jsonl").is_empty()
+    });
+    p.bgtask(&["submit", "b"]).code(0);
+    // Another held job, and the loop looking again: still one.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let lines = jsonl(&p, ".bgtask/logs/notifications.jsonl");
+    assert_eq!(lines.len(), 1, "one while the jobs stay held: {lines:?}");
+    assert_eq!(lines[0]["event"], "high_resource_usage");
+    assert_eq!(lines[0]["severity"], "warning");
+    assert!(
+        lines[0]["details"][0]
+            .as_str()
+            .unwrap()
+            .contains("over daemon.max_rss_mb 1"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(p.read("runs.log"), "", "nothing ran");
+    p.stop();
+}
