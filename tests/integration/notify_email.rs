@@ -1,6 +1,6 @@
 //! Email against a real SMTP server on loopback (aiosmtpd with STARTTLS,
 //! AUTH and a certificate from a private CA the config trusts through
-//! `ca_file`): the message and both its bodies, an outage across a server
+//! `ca_file`): the message and both its bodies, implicit TLS, an outage across a server
 //! restart (the outbox), a wrong password (recorded, not retried),
 //! certificate and host name checks, no fallback to plaintext, and no
 //! literal password in the repo config (RELIABILITY 25).
@@ -246,6 +246,25 @@ fn certificates_and_host_names_are_checked_and_plaintext_is_never_used() {
     assert!(run.stdout.contains("FAILED"), "{}", run.stdout);
     assert!(plain.messages().is_empty(), "nothing in plaintext");
     assert!(plain.auth_log().is_empty(), "no password in plaintext");
+}
+
+#[test]
+fn implicit_tls_works_too() {
+    let Some(smtp) = Smtp::start_implicit() else {
+        return;
+    };
+    let p = project(&smtp, "127.0.0.1", "s3cret");
+    let run = p.bgtask(&["notify", "test", "--channel", "email"]);
+    run.code(0);
+    assert!(
+        run.stdout
+            .contains(&format!("127.0.0.1:{} (TLS)", smtp.port)),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.messages()[0]["tls"], true);
+    assert_eq!(smtp.auth_log(), ["ok ci-bot"]);
 }
 
 #[test]

@@ -114,6 +114,8 @@ pub struct Smtp {
     pub port: u16,
     pub dir: tempfile::TempDir,
     tls: bool,
+    /// TLS from the first byte (SMTPS) instead of STARTTLS.
+    pub implicit: bool,
     pub password: String,
 }
 
@@ -154,8 +156,18 @@ impl Smtp {
             port: free_port(),
             dir,
             tls,
+            implicit: false,
             password: "s3cret".to_owned(),
         };
+        s.restart();
+        Some(s)
+    }
+
+    /// Implicit TLS (SMTPS) with the same certificate and AUTH.
+    pub fn start_implicit() -> Option<Smtp> {
+        let mut s = Smtp::start()?;
+        s.stop();
+        s.implicit = true;
         s.restart();
         Some(s)
     }
@@ -186,6 +198,9 @@ impl Smtp {
                 .arg(self.dir.path().join("server.pem"))
                 .arg("--key")
                 .arg(self.dir.path().join("server.key"));
+            if self.implicit {
+                cmd.arg("--implicit");
+            }
         }
         // The port may still be held by the last run for a moment.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -243,10 +258,8 @@ impl Smtp {
     /// The `notifications.email` config section for this server.
     pub fn email_config(&self, host: &str, extra: &str) -> String {
         let tls = if self.tls {
-            format!(
-                r#""tls": "starttls", "ca_file": "{}","#,
-                self.ca().display()
-            )
+            let mode = if self.implicit { "tls" } else { "starttls" };
+            format!(r#""tls": "{mode}", "ca_file": "{}","#, self.ca().display())
         } else {
             r#""tls": "starttls","#.to_owned()
         };
