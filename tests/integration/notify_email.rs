@@ -1,9 +1,9 @@
 //! Email against a real SMTP server on loopback (aiosmtpd with STARTTLS,
 //! AUTH and a certificate from a private CA the config trusts through
-//! `ca_file`): the message and both its bodies, implicit TLS, an outage across a server
-//! restart (the outbox), a wrong password (recorded, not retried),
-//! certificate and host name checks, no fallback to plaintext, and no
-//! literal password in the repo config (RELIABILITY 25).
+//! `ca_file`): the message and both its bodies, implicit TLS, an outage
+//! across a server restart (the outbox), a wrong password (recorded, not
+//! retried), certificate and host name checks, no fallback to plaintext,
+//! and no literal password in the repo config (RELIABILITY 25).
 
 use crate::harness::{Project, wait_for};
 use crate::notifications::{
