@@ -2,11 +2,17 @@
 # The test suite, exactly as CI runs it, from a fresh clone:
 #   1. builds bgtask and installs the real analyzers the tests run (bandit,
 #      pylint, radon, pytest, pip-audit, unittest-xml-reporting from PyPI;
-#      eslint from npm) into target/test-cache with `bgtask tools install`;
+#      eslint from npm) into target/test-cache with `bgtask tools install`,
+#      and the real servers the notification tests start: aiosmtpd (PyPI,
+#      into target/test-cache/notify-venv) and, when missing, dbus, dunst,
+#      xvfb and openssl from Debian's packages (as root);
 #   2. checks formatting and clippy (pedantic, warnings are errors);
 #   3. runs the unit and integration tests (the schema drift check is one).
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv,
-# node with npm, git. Set BGTASK_TEST_CACHE to reuse another tool cache.
+# node with npm, git; apt-get and root for the desktop test programs unless
+# they are installed. Set BGTASK_TEST_CACHE to reuse another tool cache, and
+# BGTASK_TEST_SKIP_UNAVAILABLE=1 to skip (not fail) tests whose servers
+# cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +25,29 @@ echo "==> building"
 cargo build --locked --quiet
 echo "==> installing the analyzers the tests use into $BGTASK_TEST_CACHE"
 BGTASK_CACHE_DIR="$BGTASK_TEST_CACHE" target/debug/bgtask --quiet tools install --all
+echo "==> notification test servers"
+missing=()
+for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+done
+if ((${#missing[@]})); then
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "    apt-get install $packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y -qq --no-install-recommends $packages >/dev/null
+  else
+    echo "scripts/test.sh: the notification tests need $packages (apt-get install them as root)" >&2
+  fi
+fi
+venv="$BGTASK_TEST_CACHE/notify-venv"
+if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  echo "    aiosmtpd into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
 echo "==> cargo fmt --check"
 cargo fmt --check
 echo "==> cargo clippy"

@@ -18,6 +18,8 @@ pub const DAEMON_DOWN: u8 = 4;
 pub const USAGE: u8 = 64;
 /// Input data was wrong: an unreadable report to merge (`EX_DATAERR`).
 pub const DATA: u8 = 65;
+/// A notification channel did not deliver (`notify test`; `EX_UNAVAILABLE`).
+pub const UNAVAILABLE: u8 = 69;
 /// bgtask itself failed (`EX_SOFTWARE`).
 pub const INTERNAL: u8 = 70;
 /// Invalid configuration (`EX_CONFIG`).

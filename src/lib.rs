@@ -22,6 +22,8 @@
 //! - [`watch`]: the file watcher.
 //! - [`trust`]: which worktrees may run analyzers without being asked.
 //! - [`schedule`], [`store`], [`ipc`], [`daemon`]: the background daemon.
+//! - [`notifier`]: routing and delivering notifications (console, desktop,
+//!   JSON log, email with an outbox) and the delivery log.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
@@ -34,6 +36,7 @@ pub mod exit;
 pub mod globs;
 pub mod hooks;
 pub mod ipc;
+pub mod notifier;
 pub mod report;
 pub mod run;
 pub mod schedule;

@@ -9,6 +9,7 @@ mod doctor_background;
 mod hook_cmd;
 mod init;
 mod jobs_cmd;
+mod notify_cmd;
 mod progress;
 mod report_cmd;
 mod run_cmd;
@@ -160,6 +161,12 @@ pub enum Command {
         after_help = "Examples (git runs these through the shims):\n  bgtask hook post-commit\n  bgtask hook --gate pre-push origin git@host:repo.git < refs"
     )]
     Hook(hook_cmd::HookArgs),
+    /// Check the notification channels: send a test notification.
+    #[command(subcommand, after_help = notify_cmd::TEST_EXAMPLES)]
+    Notify(notify_cmd::NotifyCommand),
+    /// The notification delivery log: what went where, failures included.
+    #[command(after_help = notify_cmd::LOG_EXAMPLES)]
+    Notifications(notify_cmd::LogArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  bgtask completions bash > ~/.local/share/bash-completion/completions/bgtask\n  bgtask completions zsh > \"${fpath[1]}/_bgtask\""
@@ -236,6 +243,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::UninstallHooks { json } => hook_cmd::uninstall(&ctx, json),
         Command::Trust(args) => trust_cmd::run(&ctx, &args),
         Command::Hook(args) => Ok(hook_cmd::hook(&ctx, args)),
+        Command::Notify(cmd) => notify_cmd::run(&ctx, &cmd),
+        Command::Notifications(args) => notify_cmd::log(&ctx, &args),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "bgtask", &mut std::io::stdout());

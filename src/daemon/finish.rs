@@ -3,6 +3,7 @@
 //! retry, dead, cancelled), so a crash leaves either all of it or none and
 //! the job is never half-finished (RELIABILITY 1–2). A run cut short by
 //! shutdown is recorded as interrupted and runs again at the next start.
+//! Once recorded, the run goes to the notifier (not a cancelled one).
 
 use super::jobs::CANCELLED;
 use super::scheduler::{Active, Finished, Scheduler};
@@ -93,6 +94,9 @@ impl Scheduler {
                 self.unsaved.put_back(all);
                 self.store_failed("record a finished job", &e);
             }
+        }
+        if !active.cancelled_by_user {
+            self.notify_run(&active, f.report.as_ref());
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Checks: queue depth, failure rate of recent runs, stuck jobs, free disk
 //! under `.bgtask`, database size, a stale config, quarantined analyzers.
-//! When the periodic check gets worse, an event is recorded and logged (the
-//! notifier turns it into a notification).
+//! When the periodic check gets worse, an event is recorded and logged, and
+//! goes to the notifier as a health alert.
 
 use std::time::{Duration, SystemTime};
 
@@ -211,6 +211,11 @@ impl Scheduler {
                 tracing::warn!("{msg}");
                 let _ = self.store.event("warning", "health", &msg);
             }
+            self.notifier
+                .send(crate::notifier::NotificationEvent::health_alert(
+                    level == Level::Error,
+                    &problems.join("; "),
+                ));
         }
         self.health = health.clone();
         health

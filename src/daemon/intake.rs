@@ -180,6 +180,17 @@ impl Scheduler {
         };
         tracing::warn!("{msg}");
         let _ = self.store.event("warning", "trust", &msg);
+        let (tasks, why) = match state {
+            TaskTrust::Changed { diff } => (vec![task.to_owned()], diff.join("; ")),
+            _ => (
+                Vec::new(),
+                format!("{task} was triggered in a worktree nobody trusted"),
+            ),
+        };
+        self.notifier
+            .send(crate::notifier::NotificationEvent::config_untrusted(
+                &tasks, &why,
+            ));
     }
 
     /// Turns a resolved batch into jobs and forgets its arrivals, in one

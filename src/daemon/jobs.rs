@@ -186,6 +186,13 @@ impl Scheduler {
                 return;
             }
             if let Some(why) = self.resource_hold() {
+                if self.holding.is_none() {
+                    // Rate-limited by the notifier while it goes on.
+                    self.notifier
+                        .send(crate::notifier::NotificationEvent::high_resource_usage(
+                            &why,
+                        ));
+                }
                 if self.holding.as_ref() != Some(&why) {
                     tracing::info!(reason = %why, "holding new jobs");
                 }

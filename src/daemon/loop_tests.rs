@@ -133,6 +133,7 @@ fn start_with(
         stopping: stop.clone(),
         execute: scripted(calls.clone(), fails, gate),
         rng: fastrand::Rng::with_seed(SEED),
+        notifier: crate::notifier::Notifier::disabled(),
     })
     .unwrap();
     // Cron times follow the paused clock too.

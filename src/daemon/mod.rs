@@ -5,7 +5,8 @@
 //! config watcher (`reload.rs`) send [`scheduler::Command`]s to the core
 //! (`scheduler.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns
 //! the queue, the store and the running jobs, and runs jobs through
-//! `execute.rs`.
+//! `execute.rs`. Notifications go out through a fire-and-forget handle
+//! (`notifications.rs` starts it; delivery is `crate::notifier`).
 
 mod answers;
 mod execute;
@@ -16,6 +17,7 @@ mod jobs;
 mod lock;
 #[cfg(test)]
 mod loop_tests;
+mod notifications;
 pub mod paths;
 mod reload;
 mod resolve;
@@ -97,6 +99,8 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     }
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
+    let (notifications, notifier) =
+        notifications::start(workspace, &config, store.path(), opts.dev);
     if let Some(aside) = &opened.moved_aside {
         let msg = format!(
             "the state database was corrupt and was moved to {}; starting with an empty one",
@@ -104,6 +108,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         );
         tracing::error!("{msg}");
         let _ = store.event("error", "store", &msg);
+        notifier.send(crate::notifier::NotificationEvent::health_alert(true, &msg));
     }
     let boot = crate::run::boot_id();
     for r in store.recover(now_ms())? {
@@ -148,6 +153,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
             execute: execute::engine(),
             rng: fastrand::Rng::new(),
             trust_bypass: opts.trust || crate::trust::skipped_by_env(),
+            notifier,
         })?;
         core.drain_spool();
         let _watcher = reload::watch(&workspace.root, tx.clone())
@@ -163,6 +169,9 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
         anyhow::Ok(())
     });
+    if let Some(n) = notifications {
+        n.stop(Duration::from_secs(5));
+    }
     tracing::info!("daemon stopped");
     result
 }

@@ -1,7 +1,7 @@
 //! Hot reload: the config files are watched; on a change (or SIGHUP or
 //! `bgtask reload`) the config is validated and applied if good. A bad one
 //! keeps the last good config in use, marks it stale in `status` and is
-//! reported once (RELIABILITY 21).
+//! reported once (RELIABILITY 21), in the log and as a notification.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -81,6 +81,7 @@ impl Scheduler {
                 self.intake.set_window(super::intake::window(&self.config));
                 self.reset_timers();
                 self.sync_watcher();
+                self.notifier.reconfigure(self.config.clone());
                 self.refresh_quarantine();
                 tracing::info!(stale_before = was_stale, "config reloaded");
                 let _ = self.store.event("info", "config", "config reloaded");
@@ -98,6 +99,10 @@ impl Scheduler {
                     );
                     tracing::warn!("{msg}");
                     let _ = self.store.event("warning", "config", &msg);
+                    self.notifier
+                        .send(crate::notifier::NotificationEvent::config_invalid(
+                            &problems,
+                        ));
                 }
                 self.config_state.stale = true;
                 self.config_state.problems = problems;

@@ -19,6 +19,7 @@ use super::paths::Paths;
 use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
+use crate::notifier::Notifier;
 use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
@@ -117,6 +118,8 @@ pub struct Scheduler {
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
     pub(super) watch_settings: Option<String>,
+    /// Where notifications go (fire-and-forget).
+    pub(super) notifier: Notifier,
 }
 
 pub struct SchedulerParts {
@@ -135,6 +138,7 @@ pub struct SchedulerParts {
     pub rng: fastrand::Rng,
     /// Skip the trust check (`--trust`, `CI=true`).
     pub trust_bypass: bool,
+    pub notifier: Notifier,
 }
 
 impl Scheduler {
@@ -197,6 +201,7 @@ impl Scheduler {
             clock,
             execute: parts.execute,
             adaptive: HashMap::new(),
+            notifier: parts.notifier,
         };
         let mut effects = Vec::new();
         for w in core.store.waiting_jobs()? {

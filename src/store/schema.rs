@@ -110,6 +110,49 @@ CREATE TABLE intake (
     arrival TEXT NOT NULL
 ) STRICT;
 ",
+    r"
+-- Notifications (src/notifier/): events waiting for the email digest
+-- window, the email outbox, and the delivery log of every channel.
+CREATE TABLE notify_digest (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    -- the notification, rendered once, as JSON
+    event TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE notify_outbox (
+    id INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    text_body TEXT NOT NULL,
+    html_body TEXT NOT NULL,
+    -- the events in it: JSON array of {kind, severity, task, run_id, title}
+    events TEXT NOT NULL,
+    -- pending, sent, dead
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error TEXT,
+    done_ms INTEGER
+) STRICT;
+CREATE INDEX notify_outbox_due ON notify_outbox(state, next_attempt_ms);
+
+CREATE TABLE notify_deliveries (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    task TEXT,
+    run_id INTEGER,
+    channel TEXT NOT NULL,
+    -- delivered, failed, queued, retrying, dead, disabled
+    outcome TEXT NOT NULL,
+    title TEXT NOT NULL,
+    error TEXT,
+    outbox_id INTEGER
+) STRICT;
+CREATE INDEX notify_deliveries_at ON notify_deliveries(at_ms);
+",
 ];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]

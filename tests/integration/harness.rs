@@ -186,6 +186,8 @@ impl Project {
             .env("NO_COLOR", "1")
             .env_remove("BGTASK_LOG")
             .env_remove("CI")
+            // No desktop notifications from tests unless one asks for a bus.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("CARGO_TARGET_DIR", self.path().join("target"))
             .env("XDG_RUNTIME_DIR", self.runtime.path())
             .env("BGTASK_DATA_DIR", self.data.path())

@@ -1,0 +1,129 @@
+//! `bgtask notify test`: one test notification straight through this
+//! worktree's real channels, with no daemon needed, and a plain answer per
+//! channel. Unlike the daemon it ignores `min_severity` (the test event is
+//! only `info`) and sends email directly instead of through the digest and
+//! the outbox, so the answer is the server's own. Every attempt goes into
+//! the delivery log like any other.
+
+use std::path::Path;
+
+use super::console::ConsoleSink;
+use super::db::{Db, Delivery, Outcome};
+use super::desktop::{Desktop, DesktopOutcome};
+use super::event::NotificationEvent;
+use super::file::JsonlLog;
+use super::render::{self, Rendered};
+use super::router::ChannelName;
+use crate::config::Config;
+
+/// What happened on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    Delivered(String),
+    /// Not enabled in the config; nothing tried.
+    Off(String),
+    Failed(String),
+}
+
+fn off(channel: ChannelName) -> ProbeResult {
+    ProbeResult::Off(format!(
+        "not enabled (notifications.{}{})",
+        channel.as_str(),
+        if channel == ChannelName::Email {
+            ".enabled is not true"
+        } else {
+            ".enabled is false"
+        }
+    ))
+}
+
+/// Sends the test notification to `only`, or to every channel.
+pub async fn probe(
+    config: &Config,
+    root: &Path,
+    db: Option<&Db>,
+    only: Option<ChannelName>,
+    console: &mut ConsoleSink,
+) -> Vec<(ChannelName, ProbeResult)> {
+    let project = root.file_name().map_or_else(
+        || root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let r = Rendered::new(NotificationEvent::test(), &project);
+    let n = &config.notifications;
+    let mut out = Vec::new();
+    for channel in ChannelName::ALL {
+        if only.is_some_and(|o| o != channel) {
+            continue;
+        }
+        let result = if channel.threshold(n).is_none() {
+            off(channel)
+        } else {
+            match channel {
+                ChannelName::Console => match console.emit(&r) {
+                    Ok(()) => ProbeResult::Delivered("printed".to_owned()),
+                    Err(e) => ProbeResult::Failed(format!("could not print: {e}")),
+                },
+                ChannelName::Desktop => match Desktop::new().send(&r).await {
+                    DesktopOutcome::Delivered => ProbeResult::Delivered(
+                        "handed to the desktop's notification server".to_owned(),
+                    ),
+                    DesktopOutcome::Failed(e) | DesktopOutcome::Disabled(e) => {
+                        ProbeResult::Failed(e)
+                    }
+                    DesktopOutcome::Off => ProbeResult::Failed("off".to_owned()),
+                },
+                ChannelName::File => {
+                    let log = JsonlLog::new(root, &n.file);
+                    match log.append(&r.json) {
+                        Ok(()) => {
+                            ProbeResult::Delivered(format!("appended to {}", log.path().display()))
+                        }
+                        Err(e) => {
+                            ProbeResult::Failed(format!("write {}: {e}", log.path().display()))
+                        }
+                    }
+                }
+                ChannelName::Email => {
+                    let Some(email) = &n.email else {
+                        unreachable!("threshold is Some only with an email channel")
+                    };
+                    let message = render::email(&[&r]);
+                    match super::email::send(email, root, 0, r.event.at_ms, &message).await {
+                        Ok(reply) => ProbeResult::Delivered(format!(
+                            "accepted by {} for {}: {reply}",
+                            super::email::describe(email),
+                            email.to.join(", ")
+                        )),
+                        Err(e) => {
+                            ProbeResult::Failed(format!("{}: {e}", super::email::describe(email)))
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(db) = db {
+            let (outcome, error) = match &result {
+                ProbeResult::Delivered(_) => (Some(Outcome::Delivered), None),
+                ProbeResult::Failed(e) => (Some(Outcome::Failed), Some(e.as_str())),
+                ProbeResult::Off(_) => (None, None),
+            };
+            if let Some(outcome) = outcome {
+                let _ = db.record(&Delivery {
+                    at_ms: crate::store::now_ms(),
+                    event: r.event.kind.as_str(),
+                    severity: r.event.level,
+                    task: None,
+                    run_id: None,
+                    channel: channel.as_str(),
+                    outcome,
+                    title: &r.event.title,
+                    error,
+                    outbox_id: None,
+                });
+            }
+        }
+        out.push((channel, result));
+    }
+    out
+}
