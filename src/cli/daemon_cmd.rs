@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use super::Ctx;
+use crate::config::TriggerKind;
 use crate::daemon::{self, LockError, Paths, StartOptions, service};
 use crate::engine::Workspace;
 use crate::exit;
@@ -36,6 +37,90 @@ pub struct StartArgs {
     /// Run hook-, watch-, cron- and idle-triggered work without checking trust (CI; also `CI=true`).
     #[arg(long)]
     pub trust: bool,
+}
+
+pub const WATCH_EXAMPLES: &str = "Examples:
+  bgtask watch            watch this worktree in this terminal: saves, commits, schedules run their tasks,
+                          and each result is one line here (Ctrl-C stops, like watchexec)
+  bgtask watch --dev      the same with the daemon's debug log on stderr and one worker
+Only tasks with triggers run (\"save\", \"commit\", …); the worktree must be trusted (`bgtask trust`).";
+
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Debug logs on stderr, one worker.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run analyzers even as root.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Run triggered work without checking trust.
+    #[arg(long)]
+    pub trust: bool,
+}
+
+/// `bgtask watch`: the daemon in this terminal, its notifications on
+/// stdout, one line per result.
+pub fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
+    let (workspace, paths) = paths(ctx)?;
+    if let Some(pid) = daemon::is_running(&paths) {
+        anstream::println!(
+            "a daemon already runs for this worktree (pid {pid}); `bgtask stop` it to watch here, or follow it with `bgtask logs RUN --follow`"
+        );
+        return Ok(exit::OK);
+    }
+    let config = crate::config::load(&workspace.root)?;
+    let by_kind = |kind: TriggerKind| -> Vec<&str> {
+        config
+            .tasks
+            .values()
+            .filter(|t| t.enabled && t.triggers.contains(&kind))
+            .map(|t| t.name.as_str())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    for (label, kind) in [
+        ("save", TriggerKind::Save),
+        ("commit", TriggerKind::Commit),
+        ("schedule", TriggerKind::Schedule),
+        ("idle", TriggerKind::Idle),
+    ] {
+        let tasks = by_kind(kind);
+        if !tasks.is_empty() {
+            parts.push(format!("{label}: {}", tasks.join(", ")));
+        }
+    }
+    anstream::println!(
+        "watching {} ({}); Ctrl-C stops",
+        workspace.root.display(),
+        if parts.is_empty() {
+            "no task has triggers: add \"triggers\": [\"save\"] to one".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    );
+    if !args.trust && !crate::trust::skipped_by_env() {
+        let fp = crate::trust::fingerprint(&config, &workspace.root);
+        let states = crate::trust::evaluate(&fp, crate::trust::load(&workspace.root).as_ref());
+        let blocked: Vec<&String> = states
+            .iter()
+            .filter(|(_, s)| **s != crate::trust::TaskTrust::Trusted)
+            .map(|(t, _)| t)
+            .collect();
+        if !blocked.is_empty() {
+            ctx.note(&format!(
+                "note: {} will not run by themselves until you trust this worktree: `bgtask trust` (or `bgtask watch --trust`)",
+                blocked.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let opts = StartOptions {
+        dev: args.dev,
+        allow_root: args.allow_root,
+        auto_init: false,
+        trust: args.trust,
+    };
+    daemon::run_foreground(&workspace, &opts)?;
+    Ok(exit::OK)
 }
 
 #[derive(Debug, Subcommand)]

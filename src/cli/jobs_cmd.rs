@@ -283,10 +283,53 @@ pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
                         "(run {run_id} is still running; --follow streams the rest)"
                     )?;
                 }
+                if follow {
+                    drop(out);
+                    run_notifications(ctx, run_id);
+                }
                 return Ok(exit::OK);
             }
             other => bail!("unexpected answer: {other:?}"),
         }
+    }
+}
+
+/// After `logs --follow`: the console notifications of the run, once the
+/// notifier has recorded them (it runs beside the scheduler; a run whose
+/// policy notifies nothing shows nothing).
+fn run_notifications(ctx: &Ctx, run_id: i64) {
+    let Ok(workspace) = Workspace::discover(&ctx.cwd) else {
+        return;
+    };
+    let state = workspace.root.join(".bgtask").join(crate::store::FILE);
+    let Ok(db) = crate::notifier::Db::open(&state) else {
+        return;
+    };
+    let fancy = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let rows: Vec<_> = db
+            .deliveries(200)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.run_id == Some(run_id) && r.channel == "console")
+            .collect();
+        if !rows.is_empty() || std::time::Instant::now() > deadline {
+            for r in rows.iter().rev() {
+                anstream::print!(
+                    "{}",
+                    crate::notifier::console::format_recorded(
+                        r.at_ms,
+                        &r.severity,
+                        &r.title,
+                        fancy
+                    )
+                );
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

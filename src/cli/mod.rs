@@ -67,6 +67,9 @@ pub enum Command {
     /// Start this worktree's background daemon.
     #[command(after_help = daemon_cmd::START_EXAMPLES)]
     Start(daemon_cmd::StartArgs),
+    /// Watch this worktree in the terminal: triggered runs, one line per result (like watchexec).
+    #[command(after_help = daemon_cmd::WATCH_EXAMPLES)]
+    Watch(daemon_cmd::WatchArgs),
     /// Stop the daemon: running jobs are stopped and run again at the next start.
     #[command(after_help = "Example:\n  bgtask stop")]
     Stop,
@@ -217,6 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Report(cmd) => report_cmd::run(&ctx, cmd),
         Command::Start(args) => daemon_cmd::start(&ctx, &args),
+        Command::Watch(args) => daemon_cmd::watch(&ctx, &args),
         Command::Stop => daemon_cmd::stop(&ctx),
         Command::Restart(args) => {
             daemon_cmd::stop(&ctx)?;
@@ -262,6 +266,7 @@ pub fn default_log_level(cli: &Cli) -> &'static str {
     match &cli.command {
         Command::Start(a) | Command::Restart(a) if a.dev => "debug",
         Command::Start(a) | Command::Restart(a) if a.foreground => "info",
+        Command::Watch(a) if a.dev => "debug",
         _ if cli.verbose => "info",
         _ => "warn",
     }

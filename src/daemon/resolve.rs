@@ -56,20 +56,23 @@ fn names(root: &Path, args: &[&str]) -> BTreeSet<PathBuf> {
     }
 }
 
-/// Files changed by each of these commits.
+/// Files changed by each of these commits (against its first parent; a
+/// root commit's files are all new). `git log --no-walk` takes many
+/// commits at once, where `diff-tree A B` would compare A with B.
 fn commit_files(root: &Path, commits: &[&str]) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for chunk in commits.chunks(500) {
         let mut args = vec![
-            "diff-tree",
-            "--no-commit-id",
+            "log",
+            "--no-walk=unsorted",
+            "--format=",
             "--name-only",
-            "-r",
             "-z",
-            "--root",
             "--no-renames",
+            "--diff-merges=first-parent",
         ];
         args.extend(chunk);
+        args.push("--");
         out.extend(names(root, &args));
     }
     out
@@ -359,6 +362,18 @@ mod tests {
             ["a.py"],
             "deleted and temporary files drop out"
         );
+        // Two commits in one batch: each commit's own files, not a diff
+        // between the two.
+        let both = resolve(
+            root,
+            &[
+                hook("post-commit", &[], "", &one),
+                hook("post-commit", &[], "", &two),
+            ],
+            &all(),
+        );
+        assert_eq!(both.len(), 1);
+        assert_eq!(files(&both[0]), ["a.py", "b c.py", "new.py"]);
         let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
         assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
 

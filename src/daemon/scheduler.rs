@@ -321,7 +321,14 @@ impl Scheduler {
             let wake = self.next_wake();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle_batch(cmd, &mut rx),
+                    Some(cmd) => {
+                        self.handle_batch(cmd, &mut rx);
+                        // A hook that gave up waiting spooled its event:
+                        // take it now, not at the next health check.
+                        if std::fs::metadata(&self.paths.spool).is_ok_and(|m| m.len() > 0) {
+                            self.drain_spool();
+                        }
+                    }
                     None => break,
                 },
                 () = tokio::time::sleep(wake) => {}

@@ -5,7 +5,8 @@
 //!   the args, stdin (pre-push refs, post-rewrite mappings), HEAD,
 //!   `ORIG_HEAD` and any rebase/merge/cherry-pick in progress are read from
 //!   git's own files ([`GitDirs`]);
-//! - one request to the daemon, each step bounded by [`TIMEOUT`]; a daemon
+//! - one request to the daemon, the connect and send bounded by
+//!   [`TIMEOUT`] and the answer by [`ANSWER_TIMEOUT`]; a daemon
 //!   that is down, hung or restarting gets the event in the spool instead
 //!   (appended under `flock`), and, when `git_hooks.autostart` is on, is
 //!   started fully detached (own session, stdio on its log, no inherited
@@ -28,8 +29,13 @@ use crate::daemon::Paths;
 use crate::event::HookEvent;
 use crate::ipc::{Client, ClientError, ErrorKind, Request, Response};
 
-/// Bounds the connect, the send and the answer (each).
+/// Bounds the connect and the send.
 pub const TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Bounds the answer: the daemon saves the event first, which a machine
+/// under load (a build on every core) can slow to a few hundred ms. A
+/// daemon that does not answer in time gets the event spooled.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Hooks git feeds on stdin.
 pub const STDIN_HOOKS: &[&str] = &["pre-push", "post-rewrite", "pre-receive", "post-receive"];
@@ -168,6 +174,9 @@ fn send(paths: &Paths, event: &HookEvent) -> Result<(), Failure> {
         Err(ClientError::NotRunning { .. }) => return Err(Failure::Down),
         Err(_) => return Err(Failure::Unresponsive),
     };
+    if client.read_timeout(ANSWER_TIMEOUT).is_err() {
+        return Err(Failure::Unresponsive);
+    }
     match client.call(Request::Hook(event.clone())) {
         Ok(Response::Accepted) => Ok(()),
         // Taken but not saved (disk full): it runs; a spooled copy would

@@ -50,6 +50,14 @@ impl Client {
         Ok(Client { stream })
     }
 
+    /// Sets another read timeout (the hook waits longer for its answer
+    /// than for its connect).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| ClientError::Frame(FrameError::Io(e)))
+    }
+
     /// Removes the read timeout (for `logs --follow`).
     pub fn no_read_timeout(&self) -> Result<(), ClientError> {
         self.stream

@@ -74,6 +74,28 @@ pub fn format(r: &Rendered, fancy: bool, details: bool) -> String {
     out
 }
 
+/// The console line of a recorded delivery (`bgtask logs --follow` shows
+/// a run's notifications after its output), styled as [`format`] does.
+pub fn format_recorded(at_ms: i64, severity: &str, line: &str, fancy: bool) -> String {
+    let level = match severity {
+        "critical" => Level::Critical,
+        "error" => Level::Error,
+        "warning" => Level::Warning,
+        _ => Level::Info,
+    };
+    let time = local_time(at_ms);
+    if fancy {
+        let s = style(level);
+        format!(
+            "{s}{} {time} {:<8}{s:#} {line}\n",
+            icon(level),
+            level.as_str()
+        )
+    } else {
+        format!("{time} {:<8} {line}\n", level.as_str().to_ascii_uppercase())
+    }
+}
+
 /// Where console notifications go.
 pub struct ConsoleSink {
     out: Box<dyn Write + Send>,

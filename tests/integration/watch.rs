@@ -215,3 +215,47 @@ fn a_low_watch_limit_degrades_to_polling_with_the_fix() {
     p.bgtask(&["stop"]).code(0);
     let _ = daemon.wait();
 }
+
+/// `bgtask watch`: the daemon in the terminal, one line per result on
+/// stdout; `logs --follow` ends with the run's notification line.
+#[test]
+fn watch_mode_prints_a_line_per_result_and_logs_follow_ends_with_it() {
+    let p = Project::triggered(&[("lint", r#"["save"]"#)], WATCH);
+    let config = p.read(".background-tasks.json").replace(
+        r#""triggers": ["save"]}"#,
+        r#""triggers": ["save"], "notify": {"on_complete": true}}"#,
+    );
+    p.config(&config);
+    p.file("a.py", "a = 1\n");
+    p.commit_all("setup");
+    let out_path = p.path().join("watch.out");
+    let mut watch = p
+        .command(&["watch", "--trust"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    p.wait_watching();
+    let banner = std::fs::read_to_string(&out_path).unwrap();
+    assert!(
+        banner.contains("watching ") && banner.contains("save: lint"),
+        "{banner}"
+    );
+    p.file("a.py", "a = 2\n");
+    assert_eq!(p.wait_records(1), ["lint [a.py]"]);
+    wait_for(10, "the result line", || {
+        std::fs::read_to_string(&out_path).is_ok_and(|t| t.lines().count() >= 2)
+    });
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    assert!(line.contains("INFO") && line.contains("lint"), "{text}");
+    let follow = p.bgtask(&["logs", "1", "--follow"]);
+    follow.code(0);
+    assert!(
+        follow.stdout.lines().last().unwrap().contains("lint"),
+        "{}",
+        follow.stdout
+    );
+    p.bgtask(&["stop"]).code(0);
+    let _ = watch.wait();
+}
