@@ -16,7 +16,8 @@ printf '{"tasks": {"bench": {"analyzers": ["action"], "triggers": ["save", "chec
  "triggers": {"file_watch": {"debounce": "%s"}, "git_hooks": {"autostart": false}},
  "resource_limits": {"nice": 0},
  "daemon": {"health_interval": null, "cleanup_interval": null}}\n' "$action" "$debounce" > .background-tasks.json
-if [ -d .git/info ]; then
+if [ -d .git ]; then
+  mkdir -p .git/info
   grep -qx '.background-tasks.json' .git/info/exclude 2>/dev/null || echo '.background-tasks.json' >> .git/info/exclude
   grep -qx '.bgtask/' .git/info/exclude 2>/dev/null || echo '.bgtask/' >> .git/info/exclude
 fi

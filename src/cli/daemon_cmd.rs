@@ -37,6 +37,9 @@ pub struct StartArgs {
     /// Run hook-, watch-, cron- and idle-triggered work without checking trust (CI; also `CI=true`).
     #[arg(long)]
     pub trust: bool,
+    /// Started by a git hook: start only if `triggers.git_hooks.autostart` is on.
+    #[arg(long, hide = true)]
+    pub if_autostart: bool,
 }
 
 pub const WATCH_EXAMPLES: &str = "Examples:
@@ -143,6 +146,16 @@ fn paths(ctx: &Ctx) -> anyhow::Result<(Workspace, Paths)> {
 
 pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
     let (workspace, paths) = paths(ctx)?;
+    if args.if_autostart {
+        // A bad config is the daemon's to report (in its log), so only a
+        // good one that says no stops it here.
+        if let Ok(c) = crate::config::load(&workspace.root)
+            && !(c.triggers.git_hooks.enabled && c.triggers.git_hooks.autostart)
+        {
+            tracing::info!("not starting: triggers.git_hooks.autostart is off");
+            return Ok(exit::OK);
+        }
+    }
     if let Some(pid) = daemon::is_running(&paths) {
         anstream::println!("already running (pid {pid})");
         return Ok(exit::OK);

@@ -41,11 +41,18 @@ impl Scheduler {
         }
         self.note_activity();
         self.arrivals += 1;
+        // HEAD moving is the watcher's fallback for clients that run no
+        // hooks, and comes with every commit: kept in memory only (a crash
+        // loses at most that fallback for the last quiet window), which
+        // saves a write per commit. Hook events and saves are saved.
+        let durable = !matches!(arrival, Arrival::HeadMoved { .. });
         let id = self.intake.add(arrival.clone(), self.clock.now());
-        effects.push(Effect::Arrived {
-            id,
-            arrival: Box::new(arrival),
-        });
+        if durable {
+            effects.push(Effect::Arrived {
+                id,
+                arrival: Box::new(arrival),
+            });
+        }
         Response::Accepted
     }
 
@@ -158,7 +165,13 @@ impl Scheduler {
                 }
             }
         }
+        let first_ready =
+            self.watcher.as_ref().is_none_or(|w| w.ready_ms.is_none()) && state.ready_ms.is_some();
         self.watcher = Some(state);
+        if first_ready {
+            // The walk of the tree is over: its memory can go.
+            self.release_memory();
+        }
     }
 
     /// Says once per change why a task does not run by itself.

@@ -295,7 +295,7 @@ impl Scheduler {
     pub(super) fn release_memory(&self) {
         if self.running.is_empty() {
             self.store.shrink_memory();
-            trim_heap();
+            super::memory::release();
         }
     }
 
@@ -423,14 +423,6 @@ impl Scheduler {
                 "stopping with queue changes that could not be saved"
             );
         }
-    }
-}
-
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

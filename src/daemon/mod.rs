@@ -17,6 +17,7 @@ mod jobs;
 mod lock;
 #[cfg(test)]
 mod loop_tests;
+mod memory;
 mod notifications;
 pub mod paths;
 mod reload;

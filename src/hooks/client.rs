@@ -8,8 +8,8 @@
 //! - one request to the daemon, the connect and send bounded by
 //!   [`TIMEOUT`] and the answer by [`ANSWER_TIMEOUT`]; a daemon
 //!   that is down, hung or restarting gets the event in the spool instead
-//!   (appended under `flock`), and, when `git_hooks.autostart` is on, is
-//!   started fully detached (own session, stdio on its log, no inherited
+//!   (appended under `flock`), and, when `git_hooks.autostart` is on (the
+//!   daemon checks that itself), is started fully detached (own session, stdio on its log, no inherited
 //!   descriptors) so `git commit | cat` does not wait for it;
 //! - the exit code is the chained hook's (the shim passes it in with
 //!   `--status`), whatever happened here.
@@ -155,7 +155,7 @@ pub fn deliver(top: &Path, event: &HookEvent) -> Result<(), String> {
                 paths.spool.display()
             )
         })?;
-    if down && autostart_wanted(&root) {
+    if down {
         autostart(&root, &paths).map_err(|e| format!("could not start the daemon: {e}"))?;
     }
     Ok(())
@@ -186,19 +186,21 @@ fn send(paths: &Paths, event: &HookEvent) -> Result<(), Failure> {
     }
 }
 
-/// `git_hooks.autostart` (default on). The config is read only here, on
-/// the rare path where the daemon is down.
-fn autostart_wanted(root: &Path) -> bool {
-    match crate::config::load(root) {
-        Ok(c) => c.triggers.git_hooks.enabled && c.triggers.git_hooks.autostart,
-        // The daemon reports a bad config itself, in its log.
-        Err(_) => true,
-    }
+/// The main `bgtask` binary: this one, or the one beside `bgtask-hook`.
+fn main_binary() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(if exe.file_name().is_some_and(|n| n == "bgtask-hook") {
+        exe.with_file_name("bgtask")
+    } else {
+        exe
+    })
 }
 
-/// Starts `bgtask start --foreground` in its own session with stdio on the
-/// daemon log and every other descriptor closed, and does not wait: the
-/// daemon's lock settles races between hooks.
+/// Starts `bgtask start --foreground --if-autostart` in its own session
+/// with stdio on the daemon log and every other descriptor closed, and
+/// does not wait: the daemon's lock settles races between hooks, and the
+/// daemon itself reads the config and goes away if `git_hooks.autostart`
+/// is off (this process reads no config).
 fn autostart(root: &Path, paths: &Paths) -> std::io::Result<()> {
     if let Some(parent) = paths.log.parent() {
         std::fs::create_dir_all(parent)?;
@@ -207,10 +209,10 @@ fn autostart(root: &Path, paths: &Paths) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(&paths.log)?;
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    let mut cmd = std::process::Command::new(main_binary()?);
     cmd.arg("-C")
         .arg(root)
-        .args(["start", "--foreground"])
+        .args(["start", "--foreground", "--if-autostart"])
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

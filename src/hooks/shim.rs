@@ -22,7 +22,13 @@ pub enum Mode {
     Gate,
 }
 
-/// The shim for `hook`, calling the bgtask at `bin`.
+/// The fast hook client installed beside `bin` (`bgtask-hook`).
+pub fn fast_client(bin: &Path) -> std::path::PathBuf {
+    bin.with_file_name("bgtask-hook")
+}
+
+/// The shim for `hook`, calling the bgtask at `bin` (and its fast hook
+/// client beside it, when there is one).
 pub fn render(hook: &str, bin: &Path, mode: Mode) -> String {
     let stdin = STDIN_HOOKS.contains(&hook);
     let flag = |tag: &str| match tag {
@@ -31,7 +37,9 @@ pub fn render(hook: &str, bin: &Path, mode: Mode) -> String {
         "notify" => Some(mode == Mode::Notify),
         _ => None,
     };
-    let bin = bin.to_string_lossy().replace('\'', r"'\''");
+    let quote = |p: &Path| p.to_string_lossy().replace('\'', r"'\''");
+    let fast = quote(&fast_client(bin));
+    let bin = quote(bin);
     let mut out = String::with_capacity(TEMPLATE.len());
     for line in TEMPLATE.lines() {
         let (text, keep) = match line.rsplit_once(" #") {
@@ -51,7 +59,12 @@ pub fn render(hook: &str, bin: &Path, mode: Mode) -> String {
             None => (line, true),
         };
         if keep {
-            out.push_str(&text.replace("@HOOK@", hook).replace("@BIN@", &bin));
+            out.push_str(
+                &text
+                    .replace("@HOOK@", hook)
+                    .replace("@BIN@", &bin)
+                    .replace("@FAST@", &fast),
+            );
             out.push('\n');
         }
     }
@@ -78,6 +91,13 @@ mod tests {
                 "exec \"$bin\" hook --status \"$status\" post-commit \"$@\" </dev/null\n"
             )
         );
+        assert!(
+            commit.contains("fast='/opt/it'\\''s/bgtask-hook'"),
+            "{commit}"
+        );
+        assert!(commit.contains(
+            "[ -x \"$fast\" ] && exec \"$fast\" --status \"$status\" post-commit \"$@\" </dev/null\n"
+        ));
         assert!(!commit.contains("input=$(cat)"));
         assert!(!commit.contains("--gate"));
         assert!(

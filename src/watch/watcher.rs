@@ -6,9 +6,9 @@
 //! - Only creates, deletes, renames and closes-after-write are asked of the
 //!   kernel: plain reads (`IN_OPEN`) would make every analyzer run wake the
 //!   watcher for each file it reads.
-//! - `.git/` is not watched, except this worktree's git directory and its
-//!   `logs/` (not recursively): HEAD moving there is a commit or checkout,
-//!   noticed even from clients that run no hooks.
+//! - `.git/` is not watched, except this worktree's `logs/` (HEAD's reflog,
+//!   not recursively): HEAD moving is a commit or checkout, noticed even
+//!   from clients that run no hooks.
 //! - Events are handed on at once when the watcher was quiet, else at most
 //!   every [`BATCH`]: a checkout storm becomes a few dozen arrivals, not
 //!   40 000 (the intake then makes it one batch).
@@ -237,12 +237,17 @@ impl<F: Fn(Output)> Watching<F> {
         let found = walk(&root, &root, self.opts.exclude.as_ref(), false);
         let total = found.dirs.len();
         let mut dirs = found.dirs;
+        // HEAD's reflog is appended whenever HEAD moves (commit, checkout,
+        // reset, rebase); watching just `logs/` spares the watcher the
+        // index and lock churn of every git command. Without reflogs
+        // (`core.logAllRefUpdates=false`), the git directory itself.
         if let Some(g) = &self.opts.git {
-            dirs.push(g.git_dir.clone());
             let logs = g.git_dir.join("logs");
-            if logs.is_dir() {
-                dirs.push(logs);
-            }
+            dirs.push(if logs.is_dir() {
+                logs
+            } else {
+                g.git_dir.clone()
+            });
         }
         self.add_dirs(dirs, total);
         self.ready_ms = Some(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX));
