@@ -81,6 +81,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     // Started from a hook, the daemon inherits git's per-repository
     // variables; its own git calls must not follow them.
     crate::run::scrub_own_env();
+    memory::one_arena();
     let paths = Paths::for_root(&workspace.root)?;
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
@@ -135,8 +136,11 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _ = store.event("warning", "recovery", &msg);
     }
     crate::run::become_subreaper();
+    // Blocking-pool threads (walks, git) go soon after their work: their
+    // stacks are memory an idle daemon need not keep.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_keep_alive(Duration::from_secs(2))
         .build()?;
     let result = rt.block_on(async {
         let listener = bind(&paths.socket)?;

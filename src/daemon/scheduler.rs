@@ -23,7 +23,7 @@ use crate::notifier::Notifier;
 use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
-use crate::schedule::{Backoff, Effect, JobId, Pending, Queue, Waiting};
+use crate::schedule::{Backoff, Effect, JobId, Millis, Pending, Queue, Waiting};
 use crate::store::Store;
 
 use super::execute::{Clock, Execute};
@@ -115,6 +115,9 @@ pub struct Scheduler {
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
+    /// When to give memory back once more after the last job: by then the
+    /// blocking pool's threads have gone and the notifier is done with it.
+    pub(super) release_at: Option<Millis>,
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
     pub(super) watch_settings: Option<String>,
@@ -163,6 +166,7 @@ impl Scheduler {
             trust_noted: BTreeMap::new(),
             watcher: None,
             arrivals: 0,
+            release_at: None,
             watch: None,
             watch_settings: None,
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
@@ -318,6 +322,10 @@ impl Scheduler {
             self.release_intake();
             self.run_timers();
             self.dispatch();
+            if self.release_at.is_some_and(|at| at <= self.clock.now()) && self.running.is_empty() {
+                self.release_at = None;
+                self.release_memory();
+            }
             let wake = self.next_wake();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -367,6 +375,10 @@ impl Scheduler {
         }
         if let Some(t) = self.timers_wake() {
             wake = wake.min(t);
+        }
+        if let Some(at) = self.release_at.filter(|_| self.running.is_empty()) {
+            let ms = (at - self.clock.now()).max(0);
+            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
         }
         let free = self.running.len() < self.workers && !self.stopping.is_cancelled();
         if free
@@ -422,6 +434,7 @@ impl Scheduler {
                     self.finish(&f);
                     drop(f);
                     self.release_memory();
+                    self.release_at = Some(self.clock.now() + 3_000);
                 }
                 Command::Spawned { job_id, spawned } => {
                     if let Err(e) = self

@@ -159,10 +159,26 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
             }
         }
     };
-    let key = ResultCache::key(&def, tool.as_ref(), &ctx.root, &relevant);
-    if def.cache
+    // The key hashes every relevant file: only for analyzers whose results
+    // are cached (a project-wide test runner on a large tree reads it all).
+    let key = def.cache.then(|| {
+        let root = ctx.root.clone();
+        let def = def.clone();
+        let tool = tool.clone();
+        let relevant = relevant.clone();
+        move || ResultCache::key(&def, tool.as_ref(), &root, &relevant)
+    });
+    let key = match key {
+        Some(compute) => Some(
+            tokio::task::spawn_blocking(compute)
+                .await
+                .expect("hashing files does not panic"),
+        ),
+        None => None,
+    };
+    if let Some(key) = &key
         && !ctx.opts.no_cache
-        && let Some(mut hit) = ctx.cache.get(&key, def.network)
+        && let Some(mut hit) = ctx.cache.get(key, def.network)
     {
         tracing::debug!(analyzer = %def.name, key = %key, "result cache hit");
         hit.cached = true;
@@ -199,8 +215,8 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     run.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     anchor::finish(&mut run.findings, &def, &ctx.root);
     crate::analyze::sort_findings(&mut run.findings);
-    if def.cache {
-        ctx.cache.put(&key, &run);
+    if let Some(key) = &key {
+        ctx.cache.put(key, &run);
     }
     finished(ctx, &run);
     run

@@ -84,7 +84,14 @@ pub async fn run(
         Targets::Project => None,
         Targets::Files(files) => Some(files.iter().cloned().collect()),
     };
-    let files = workspace.files();
+    // The walk blocks (a 100 000-file tree takes a while): off the runtime's
+    // thread, which in the daemon also answers hooks.
+    let files = {
+        let ws = workspace.clone();
+        tokio::task::spawn_blocking(move || ws.files())
+            .await
+            .unwrap_or_else(|_| workspace.files())
+    };
     let inputs = plan::Inputs {
         config: &config,
         files: &files,
