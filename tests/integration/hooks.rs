@@ -520,3 +520,58 @@ fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
     assert!(all_current, "{after:#}");
     let _ = p.bgtask_in(&wt, &["stop"]);
 }
+
+/// A blocking pre-push checks the files of the commits being pushed.
+#[test]
+fn a_blocking_pre_push_checks_the_pushed_commits() {
+    let p = Project::empty();
+    p.file(
+        ".background-tasks.json",
+        r#"{
+          "tasks": {"gate": {"analyzers": ["no-bad"], "triggers": ["push"], "fail_on": "high"}},
+          "analyzers": {"no-bad": {
+            "command": "grep", "files": ["*.py"], "args": ["-n", "-H", "BAD", "{files}"],
+            "parser": "regex",
+            "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"},
+            "default_severity": "high",
+            "exit_codes": {"ok": [1], "findings": [0]},
+            "cache": false
+          }},
+          "triggers": {"file_watch": {"enabled": false}, "git_hooks": {"hooks": ["pre-push"], "blocking": ["pre-push"], "autostart": false}}
+        }"#,
+    );
+    p.file("old.py", "x = 'BAD but already pushed'\n");
+    p.commit_all("setup");
+    let remote = tempfile::tempdir().unwrap();
+    let bare = remote.path().join("origin.git");
+    p.git(&["init", "-q", "--bare", bare.to_str().unwrap()]);
+    p.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    p.git(&["push", "-q", "origin", "main"]);
+    p.bgtask(&["install-hooks"]).code(0);
+
+    p.file("new.py", "y = 'BAD'\n");
+    p.commit_all("bad");
+    let out = p
+        .git_command(p.path(), &["push", "-q", "origin", "main"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the push was refused:\n{stderr}");
+    assert!(stderr.contains("new.py"), "{stderr}");
+    assert!(
+        !stderr.contains("old.py:"),
+        "only the pushed commits' files: {stderr}"
+    );
+
+    p.file("new.py", "y = 'good'\n");
+    p.commit_all("fixed");
+    let out = p
+        .git_command(p.path(), &["push", "-q", "origin", "main"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
