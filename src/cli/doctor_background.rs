@@ -39,7 +39,7 @@ pub struct Background {
 }
 
 /// The worktrees of the repository (`git worktree list`), or just this one.
-fn worktrees(root: &Path) -> Vec<PathBuf> {
+pub(super) fn worktrees(root: &Path) -> Vec<PathBuf> {
     let Ok(out) = git(root, &["worktree", "list", "--porcelain"]) else {
         return vec![root.to_owned()];
     };

@@ -109,6 +109,21 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
                 "trusted this worktree: hooks, saves, schedules and idle time may now run its tasks ({}); `bgtask trust --revoke` undoes it",
                 file.display()
             );
+            let root = workspace
+                .root
+                .canonicalize()
+                .unwrap_or_else(|_| workspace.root.clone());
+            let others: Vec<String> = super::doctor_background::worktrees(&workspace.root)
+                .into_iter()
+                .filter(|w| w.canonicalize().is_ok_and(|w| w != root))
+                .map(|w| w.display().to_string())
+                .collect();
+            if !others.is_empty() {
+                ctx.note(&format!(
+                    "the other worktrees of this repository ({}) share these hooks; each needs its own `bgtask trust` (run it there)",
+                    others.join(", ")
+                ));
+            }
         }
     }
     if !args.json {

@@ -96,6 +96,23 @@ impl GitDirs {
         })
     }
 
+    /// The last entry of HEAD's reflog: where HEAD moved from and to. git
+    /// appends it while still holding the ref's lock, so at that moment
+    /// the ref itself may not name the new commit yet; the entry does.
+    pub fn last_head_move(&self) -> Option<(String, String)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.git_dir.join("logs").join("HEAD")).ok()?;
+        let len = f.metadata().ok()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).ok()?;
+        let text = String::from_utf8_lossy(&tail);
+        let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+        let mut fields = line.split_whitespace();
+        let (from, to) = (fields.next()?, fields.next()?);
+        (is_object_id(from) && is_object_id(to)).then(|| (from.to_owned(), to.to_owned()))
+    }
+
     /// The multi-commit operation in progress in this worktree, if any.
     pub fn operation(&self) -> Option<&'static str> {
         OPERATIONS
@@ -157,6 +174,12 @@ mod tests {
         assert_eq!(dirs.head().as_deref(), Some(head.as_str()));
         git(&repo, &["pack-refs", "--all"]);
         assert_eq!(dirs.head().as_deref(), Some(head.as_str()), "packed");
+        let (from, to) = dirs.last_head_move().unwrap();
+        assert_eq!(to, head);
+        assert!(
+            from.bytes().all(|b| b == b'0'),
+            "the first commit moved HEAD from nothing"
+        );
 
         let wt = dir.path().join("wt");
         git(

@@ -434,7 +434,13 @@ impl<F: Fn(Output)> Watching<F> {
         if let Some(g) = &self.opts.git
             && (path.starts_with(&g.git_dir) || path.starts_with(&g.common_dir))
         {
-            let head = g.head();
+            // The reflog entry names the new commit even before the ref
+            // does; a null id (an unborn branch) is no commit.
+            let head = g
+                .last_head_move()
+                .map(|(_, to)| to)
+                .filter(|to| !to.bytes().all(|b| b == b'0'))
+                .or_else(|| g.head());
             if head != self.head {
                 if !self.head_moved {
                     self.head_moved = true;

@@ -42,7 +42,7 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         shim.lines()
             .nth(1)
             .unwrap()
-            .starts_with("# bgtask-shim v1 post-commit")
+            .starts_with("# bgtask-shim v2 post-commit")
     );
     assert!(
         shim.contains(crate::harness::bgtask_bin()),
