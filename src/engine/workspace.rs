@@ -107,14 +107,7 @@ impl Workspace {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let found = std::sync::Mutex::new(Vec::new());
         let root = self.root.clone();
-        let walker = ignore::WalkBuilder::new(&self.root)
-            .hidden(false)
-            .git_ignore(true)
-            .git_exclude(true)
-            .git_global(true)
-            .ignore(true)
-            .require_git(false)
-            .parents(false)
+        let walker = walk_builder(&self.root, false)
             .filter_entry(|e| {
                 !(e.file_type().is_some_and(|t| t.is_dir())
                     && e.file_name()
@@ -255,6 +248,23 @@ impl Workspace {
             .ok()
             .map(Path::to_owned)
     }
+}
+
+/// The walk every part of bgtask shares: hidden files included,
+/// `.gitignore` (also outside a git repository), `.ignore`,
+/// `.git/info/exclude` and the global excludes honoured, symlinks not
+/// followed; `parents`: also the ignore files above the start.
+pub fn walk_builder(start: &Path, parents: bool) -> ignore::WalkBuilder {
+    let mut b = ignore::WalkBuilder::new(start);
+    b.hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .ignore(true)
+        .require_git(false)
+        .parents(parents)
+        .follow_links(false);
+    b
 }
 
 /// Gathers a parallel walk's files: each thread keeps its own list and

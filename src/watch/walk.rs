@@ -22,15 +22,7 @@ pub struct Found {
 pub fn walk(root: &Path, start: &Path, exclude: Option<&Globs>, files: bool) -> Found {
     let exclude = exclude.cloned();
     let root_owned = root.to_owned();
-    let walker = ignore::WalkBuilder::new(start)
-        .hidden(false)
-        .git_ignore(true)
-        .git_exclude(true)
-        .git_global(true)
-        .ignore(true)
-        .require_git(false)
-        .parents(start != root)
-        .follow_links(false)
+    let walker = crate::engine::walk_builder(start, start != root)
         .filter_entry(move |e| {
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
             if !is_dir {

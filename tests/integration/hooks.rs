@@ -411,26 +411,32 @@ fn linked_worktrees_share_the_hooks_and_each_has_its_daemon_and_submodules_their
     p.bgtask_in(&sub, &["stop"]).code(0);
 }
 
+/// A project whose `gate` task (triggered by `kind`) finds every line with
+/// `BAD` in Python files, high, and whose `blocking` hook runs it.
+fn gate_project(kind: &str, hooks: &str, blocking: &str) -> Project {
+    let p = Project::empty();
+    p.config(&format!(
+        r#"{{
+          "tasks": {{"gate": {{"analyzers": ["no-bad"], "triggers": ["{kind}"], "fail_on": "high"}}}},
+          "analyzers": {{"no-bad": {{
+            "command": "grep", "files": ["*.py"], "args": ["-n", "-H", "BAD", "{{files}}"],
+            "parser": "regex",
+            "regex": {{"pattern": "^(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"}},
+            "default_severity": "high",
+            "exit_codes": {{"ok": [1], "findings": [0]}},
+            "cache": false
+          }}}},
+          "triggers": {{"file_watch": {{"enabled": false}}, "git_hooks": {{"hooks": {hooks}, "blocking": ["{blocking}"], "autostart": false}}}}
+        }}"#
+    ));
+    p
+}
+
 /// A blocking pre-commit fails the commit on findings and never touches
 /// the index or the working tree.
 #[test]
 fn a_blocking_pre_commit_fails_on_findings_and_leaves_the_index_alone() {
-    let p = Project::empty();
-    p.file(
-        ".background-tasks.json",
-        r#"{
-          "tasks": {"gate": {"analyzers": ["no-bad"], "triggers": ["commit"], "fail_on": "high"}},
-          "analyzers": {"no-bad": {
-            "command": "grep", "files": ["*.py"], "args": ["-n", "-H", "BAD", "{files}"],
-            "parser": "regex",
-            "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"},
-            "default_severity": "high",
-            "exit_codes": {"ok": [1], "findings": [0]},
-            "cache": false
-          }},
-          "triggers": {"file_watch": {"enabled": false}, "git_hooks": {"hooks": ["post-commit"], "blocking": ["pre-commit"], "autostart": false}}
-        }"#,
-    );
+    let p = gate_project("commit", r#"["post-commit"]"#, "pre-commit");
     p.commit_all("setup");
     p.bgtask(&["install-hooks"]).code(0);
     let shim = p.read(".git/hooks/pre-commit");
@@ -524,22 +530,7 @@ fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
 /// A blocking pre-push checks the files of the commits being pushed.
 #[test]
 fn a_blocking_pre_push_checks_the_pushed_commits() {
-    let p = Project::empty();
-    p.file(
-        ".background-tasks.json",
-        r#"{
-          "tasks": {"gate": {"analyzers": ["no-bad"], "triggers": ["push"], "fail_on": "high"}},
-          "analyzers": {"no-bad": {
-            "command": "grep", "files": ["*.py"], "args": ["-n", "-H", "BAD", "{files}"],
-            "parser": "regex",
-            "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"},
-            "default_severity": "high",
-            "exit_codes": {"ok": [1], "findings": [0]},
-            "cache": false
-          }},
-          "triggers": {"file_watch": {"enabled": false}, "git_hooks": {"hooks": ["pre-push"], "blocking": ["pre-push"], "autostart": false}}
-        }"#,
-    );
+    let p = gate_project("push", r#"["pre-push"]"#, "pre-push");
     p.file("old.py", "x = 'BAD but already pushed'\n");
     p.commit_all("setup");
     let remote = tempfile::tempdir().unwrap();
