@@ -333,7 +333,9 @@ impl Scheduler {
                         self.handle_batch(cmd, &mut rx);
                         // A hook that gave up waiting spooled its event:
                         // take it now, not at the next health check.
-                        if std::fs::metadata(&self.paths.spool).is_ok_and(|m| m.len() > 0) {
+                        if self.degraded.is_none()
+                            && std::fs::metadata(&self.paths.spool).is_ok_and(|m| m.len() > 0)
+                        {
                             self.drain_spool();
                         }
                     }

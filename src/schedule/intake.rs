@@ -161,8 +161,20 @@ impl Intake {
             && self.waits_for_operation()
             && age < self.window.operation_cap
         {
+            // The operation's commits wait; the rest (saves while resolving
+            // a conflict, say) need not.
             self.recheck = Some(now + OPERATION_POLL);
-            return None;
+            let (held, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|(_, a)| matches!(a, Arrival::Hook(h) if h.operation.is_some()));
+            self.pending = held;
+            if rest.is_empty() {
+                return None;
+            }
+            // What arrives next gets a quiet window of its own.
+            self.first = now;
+            self.quiet_until = now;
+            return Some(rest);
         }
         self.recheck = None;
         Some(std::mem::take(&mut self.pending))
@@ -272,9 +284,29 @@ mod tests {
         assert!(i.take(6_000, busy).is_none());
         assert_eq!(i.take(6_500, QUIET).unwrap().len(), 2);
 
+        // Saves made while a rebase is paused go on; its commits wait.
+        i.add(hook("post-commit", Some("rebase")), 6_600);
+        i.add(saved("fixed.py"), 6_650);
+        assert!(
+            i.take(8_649, busy).is_none(),
+            "the save's quiet window first"
+        );
+        let saves = i.take(8_650, busy).unwrap();
+        assert_eq!(saves.len(), 1);
+        assert!(matches!(saves[0].1, Arrival::Saved { .. }));
+        assert_eq!(i.len(), 1);
+        i.add(saved("later.py"), 8_700);
+        assert!(
+            i.take(8_800, busy).is_none(),
+            "a later save waits for its quiet window"
+        );
+        assert_eq!(i.take(10_700, busy).unwrap().len(), 1);
+        assert!(i.take(11_100, busy).is_none());
+        assert_eq!(i.take(11_200, QUIET).unwrap().len(), 1);
+
         // A plain commit is not held by someone else's operation state.
-        i.add(hook("post-commit", None), 7_000);
-        assert!(i.take(7_300, busy).is_some());
+        i.add(hook("post-commit", None), 12_000);
+        assert!(i.take(12_300, busy).is_some());
     }
 
     #[test]
