@@ -24,6 +24,9 @@ use crate::store::Store;
 
 const SEED: u64 = 7;
 
+/// The simulated wall clock's start: 2027-01-15T08:00:01Z.
+const START_WALL_MS: i64 = 1_800_000_001_000;
+
 /// One started job: when (virtual time) and which attempt of which task.
 type Calls = Arc<Mutex<Vec<(Instant, String)>>>;
 
@@ -136,8 +139,9 @@ fn start_with(
         notifier: crate::notifier::Notifier::disabled(),
     })
     .unwrap();
-    // Cron times follow the paused clock too.
-    core.clock = super::execute::Clock::simulated(crate::store::now_ms());
+    // Cron times follow the paused clock too, from a fixed wall time one
+    // second past a ten-minute boundary (so `*/10` first fires 599 s in).
+    core.clock = super::execute::Clock::simulated(START_WALL_MS);
     core.reset_timers();
     let done = tokio::spawn(core.run(rx, stop.clone()));
     Harness {
