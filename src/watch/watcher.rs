@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, EventKindMask, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKindMask, MetadataKind, ModifyKind, RenameMode};
 use notify::{Event, EventKind, PathOp, Watcher as _};
 
 use super::filter::Filter;
@@ -408,7 +408,12 @@ impl<F: Fn(Output)> Watching<F> {
             || matches!(
                 ev.kind,
                 EventKind::Access(AccessKind::Close(AccessMode::Write))
-                    | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+                    | EventKind::Modify(
+                        ModifyKind::Data(_)
+                            | ModifyKind::Any
+                            // What polling sees of a write: a new mtime.
+                            | ModifyKind::Metadata(MetadataKind::WriteTime | MetadataKind::Any)
+                    )
             );
         let removed = matches!(
             ev.kind,
