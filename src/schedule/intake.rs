@@ -73,6 +73,10 @@ pub struct Intake {
     window: Window,
     /// Set while a held batch waits on git: when to look again.
     recheck: Option<Millis>,
+    /// The batch was held for `index.lock`: when the lock goes, the batch
+    /// waits one git window more (the operation's hook comes right after
+    /// git lets go of the index) and its cap starts again.
+    was_locked: bool,
 }
 
 impl Intake {
@@ -84,6 +88,7 @@ impl Intake {
             next_id,
             window,
             recheck: None,
+            was_locked: false,
         }
     }
 
@@ -150,11 +155,20 @@ impl Intake {
     /// The batch, once it is due and git is not in the way.
     pub fn take(&mut self, now: Millis, git: GitState) -> Option<Vec<(IntakeId, Arrival)>> {
         if self.pending.is_empty() || now < self.deadline() {
+            // Not due (new arrivals moved the deadline): no earlier look.
+            self.recheck = None;
             return None;
         }
         let age = now - self.first;
         if git.index_locked && age < self.window.hold_cap {
+            self.was_locked = true;
             self.recheck = Some(now + HOLD_POLL);
+            return None;
+        }
+        if std::mem::take(&mut self.was_locked) && !git.index_locked {
+            self.first = now;
+            self.quiet_until = self.quiet_until.max(now + self.window.git);
+            self.recheck = None;
             return None;
         }
         if git.operation_in_progress
@@ -251,13 +265,46 @@ mod tests {
         assert_eq!(i.next_wakeup(), Some(150));
         i.add(saved("b"), 120);
         assert!(i.take(3_000, locked).is_none());
-        assert_eq!(i.take(3_050, QUIET).unwrap().len(), 2);
+        // The lock went: one git window more, for the hook that follows.
+        assert!(i.take(3_050, QUIET).is_none());
+        assert_eq!(i.next_wakeup(), Some(3_350));
+        i.add(hook("post-checkout", None), 3_100);
+        assert!(i.take(3_349, QUIET).is_none());
+        assert_eq!(i.take(3_400, QUIET).unwrap().len(), 3);
 
         i.add(saved("c"), 10_000);
         assert!(i.take(39_999, locked).is_none());
         assert!(
             i.take(40_000, locked).is_some(),
             "a stale lock cannot hold forever"
+        );
+        // Events that keep coming after the lock went (a watcher catching
+        // up on a big checkout) get a cap of their own, from the lock's end.
+        i.add(saved("d"), 50_000);
+        assert!(i.take(50_200, locked).is_none());
+        for t in (50_300..55_300).step_by(100) {
+            i.add(saved("e"), t);
+            assert!(i.take(t, QUIET).is_none(), "{t}");
+        }
+        assert!(i.take(55_300, QUIET).is_some());
+    }
+
+    #[test]
+    fn a_deadline_moved_by_new_arrivals_is_not_polled_for() {
+        let mut i = Intake::new(1, Window::for_debounce(100));
+        i.add(saved("a"), 0);
+        let locked = GitState {
+            index_locked: true,
+            ..QUIET
+        };
+        assert!(i.take(100, locked).is_none());
+        assert_eq!(i.next_wakeup(), Some(150));
+        i.add(saved("b"), 140);
+        assert!(i.take(150, QUIET).is_none());
+        assert_eq!(
+            i.next_wakeup(),
+            Some(240),
+            "the new deadline, not a past recheck"
         );
     }
 

@@ -145,7 +145,15 @@ fn a_checkout_of_ten_thousand_files_is_one_run_per_task() {
     let got = p.wait_records(2);
     let lint: Vec<&String> = got.iter().filter(|l| l.starts_with("lint ")).collect();
     let tests: Vec<&String> = got.iter().filter(|l| l.starts_with("tests ")).collect();
-    assert_eq!((lint.len(), tests.len()), (1, 1), "{got:#?}");
+    assert_eq!(
+        (lint.len(), tests.len()),
+        (1, 1),
+        "{:#?}\n{}",
+        got.iter()
+            .map(|l| l.chars().take(120).collect::<String>())
+            .collect::<Vec<_>>(),
+        p.daemon_log()
+    );
     assert_eq!(
         lint[0].matches(" [src/").count(),
         10_000,
