@@ -21,6 +21,8 @@
 //! - [`hooks`]: git hook shims and the `bgtask hook` client.
 //! - [`watch`]: the file watcher.
 //! - [`trust`]: which worktrees may run analyzers without being asked.
+//! - [`repofile`]: reading files a repository holds without following it
+//!   out of the worktree, into a FIFO or past a size cap.
 //! - [`schedule`], [`store`], [`ipc`], [`daemon`]: the background daemon.
 //! - [`notifier`]: routing and delivering notifications (console, desktop,
 //!   JSON log, email with an outbox) and the delivery log.
@@ -37,6 +39,7 @@ pub mod globs;
 pub mod hooks;
 pub mod ipc;
 pub mod notifier;
+pub mod repofile;
 pub mod report;
 pub mod run;
 pub mod schedule;

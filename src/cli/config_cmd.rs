@@ -38,12 +38,20 @@ pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
             let result = match &file {
                 Some(f) => {
                     let path = ctx.cwd.join(f);
-                    let text =
-                        std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    match crate::repofile::read_to_string(
+                        None,
+                        &path,
+                        crate::config::MAX_CONFIG_BYTES,
+                    ) {
+                        Ok(Some(text)) => crate::config::from_text(&path, &text),
+                        Ok(None) => Err(ConfigError::Read {
                             path: path.clone(),
-                            source,
-                        })?;
-                    crate::config::from_text(&path, &text)
+                            source: std::io::ErrorKind::NotFound.into(),
+                        }),
+                        Err(e) => Err(ConfigError::Invalid {
+                            problems: vec![crate::config::refused(&path, &e)],
+                        }),
+                    }
                 }
                 None => crate::config::load(&Workspace::discover(&ctx.cwd)?.root),
             };

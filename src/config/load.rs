@@ -37,9 +37,15 @@ impl Layers {
     pub fn read(root: &Path) -> Result<Layers, ConfigError> {
         let repo_path = root.join(CONFIG_FILE);
         let local_path = root.join(LOCAL_CONFIG_FILE);
-        let repo = read_optional(&repo_path)?;
-        let local = read_optional(&local_path)?;
         let mut problems = Vec::new();
+        let repo = read_optional(root, &repo_path).unwrap_or_else(|p| {
+            problems.push(*p);
+            None
+        });
+        let local = read_optional(root, &local_path).unwrap_or_else(|p| {
+            problems.push(*p);
+            None
+        });
         let base_is_default = repo.is_none();
         let base = match repo {
             Some(text) => Source::parse(&repo_path, text),
@@ -107,14 +113,29 @@ impl Layers {
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        }),
+/// Config files are read only up to this size: a repository can hold
+/// anything under the name (RELIABILITY 26).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A config file of the worktree at `root`, if there is one: a regular
+/// file inside the worktree, at most [`MAX_CONFIG_BYTES`]. Anything else
+/// is a problem at the top of the file, never read.
+fn read_optional(root: &Path, path: &Path) -> Result<Option<String>, Box<Problem>> {
+    crate::repofile::read_to_string(Some(root), path, MAX_CONFIG_BYTES)
+        .map_err(|e| Box::new(refused(path, &e)))
+}
+
+/// The problem for a config file that was not read.
+pub fn refused(path: &Path, e: &crate::repofile::RepoFileError) -> Problem {
+    Problem {
+        file: path.to_owned(),
+        line: 1,
+        column: 1,
+        pointer: String::new(),
+        message: format!(
+            "not read: {e} (a config file must be a regular file of at most {})",
+            crate::repofile::human(MAX_CONFIG_BYTES)
+        ),
     }
 }
 

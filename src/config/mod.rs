@@ -21,7 +21,7 @@ use std::path::Path;
 
 pub use analyzer::BUILTIN as BUILTIN_ANALYZERS;
 pub use error::{ConfigError, Problem};
-pub use load::{CONFIG_FILE, DEFAULT_CONFIG, LOCAL_CONFIG_FILE};
+pub use load::{CONFIG_FILE, DEFAULT_CONFIG, LOCAL_CONFIG_FILE, MAX_CONFIG_BYTES, refused};
 pub use model::*;
 pub use schema::schema_json;
 

@@ -385,7 +385,7 @@ pub enum Category {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lookup {
-    /// The project's `.venv/bin`, `venv/bin`, `env/bin`.
+    /// The project's `.venv/bin`, `venv/bin`.
     Venv,
     /// The project's `node_modules/.bin`.
     NodeModules,

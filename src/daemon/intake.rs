@@ -108,14 +108,19 @@ impl Scheduler {
 
     /// Each task's trust now (all trusted when the check is off).
     fn trust_states(&mut self) -> BTreeMap<String, TaskTrust> {
-        let fp = crate::trust::fingerprint(&self.config, &self.workspace.root);
         if self.trust_bypass {
-            return fp
+            return self
+                .config
                 .tasks
-                .into_keys()
-                .map(|t| (t, TaskTrust::Trusted))
+                .keys()
+                .map(|t| (t.clone(), TaskTrust::Trusted))
                 .collect();
         }
+        let fp = crate::trust::fingerprint_with(
+            &self.config,
+            &self.workspace.root,
+            &mut self.trust_tracked,
+        );
         let record = crate::trust::load(&self.workspace.root);
         crate::trust::evaluate(&fp, record.as_ref())
     }

@@ -111,6 +111,9 @@ pub struct Scheduler {
     pub(super) trust_bypass: bool,
     /// Tasks already reported as untrusted, and in which state.
     pub(super) trust_noted: BTreeMap<String, String>,
+    /// What git tracks in the project's environments, kept until the index
+    /// changes (trust is checked on every trigger).
+    pub(super) trust_tracked: crate::trust::Tracked,
     /// What the file watcher reports about itself.
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
@@ -164,6 +167,7 @@ impl Scheduler {
             timers: Timers::new(&config, clock.wall(), clock.now()),
             trust_bypass: parts.trust_bypass,
             trust_noted: BTreeMap::new(),
+            trust_tracked: crate::trust::Tracked::default(),
             watcher: None,
             arrivals: 0,
             release_at: None,

@@ -42,6 +42,17 @@ pub fn find(spec: &ExternalSpec, root: &Path) -> Option<(PathBuf, Origin)> {
         .find_map(|name| find_one(name, &spec.lookup, root))
 }
 
+/// The directories inside the worktree where a lookup finds tools (each
+/// with its `bin` subdirectory): the project's environments. What git
+/// tracks under them is repository code, and trust covers it.
+pub fn project_dirs(lookup: Lookup) -> &'static [(&'static str, &'static str)] {
+    match lookup {
+        Lookup::Venv => &[(".venv", "bin"), ("venv", "bin")],
+        Lookup::NodeModules => &[("node_modules", ".bin")],
+        Lookup::Managed | Lookup::Path => &[],
+    }
+}
+
 fn find_one(name: &str, lookup: &[Lookup], root: &Path) -> Option<(PathBuf, Origin)> {
     if name.contains('/') {
         let p = root.join(name);
@@ -49,13 +60,10 @@ fn find_one(name: &str, lookup: &[Lookup], root: &Path) -> Option<(PathBuf, Orig
     }
     for l in lookup {
         let candidates: Vec<(PathBuf, Origin)> = match l {
-            Lookup::Venv => [".venv", "venv"]
+            Lookup::Venv | Lookup::NodeModules => project_dirs(*l)
                 .iter()
-                .map(|v| (root.join(v).join("bin").join(name), Origin::Project))
+                .map(|(env, bin)| (root.join(env).join(bin).join(name), Origin::Project))
                 .collect(),
-            Lookup::NodeModules => {
-                vec![(root.join("node_modules/.bin").join(name), Origin::Project)]
-            }
             Lookup::Managed => vec![
                 (managed_venv().join("bin").join(name), Origin::Managed),
                 (

@@ -9,5 +9,5 @@ mod locate;
 mod version;
 
 pub use dirs::{cache_dir, managed_node, managed_venv};
-pub use locate::{Origin, find};
+pub use locate::{Origin, find, project_dirs};
 pub use version::{Probe, VersionCache, detect as detect_version};

@@ -132,3 +132,79 @@ fn a_pulled_change_to_a_tasks_command_blocks_only_that_task() {
     p.bgtask(&["stop"]).code(0);
     let _ = ci.wait();
 }
+
+/// Writes an executable script.
+fn exe(p: &Project, rel: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    p.file(rel, body);
+    std::fs::set_permissions(p.path().join(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A tool inside the worktree is repository code: a `.venv/bin/bandit`
+/// that git tracks (committed here, pulled elsewhere) does not run by
+/// itself until trusted, while the user's own ignored `.venv` keeps
+/// working without a word.
+#[test]
+fn a_tracked_tool_in_the_project_environment_needs_trust_again() {
+    let p = Project::triggered(&[], NO_WATCH);
+    p.config(
+        r#"{"execution": {"max_retries": 0},
+            "tasks": {"security": {"analyzers": ["bandit"], "triggers": ["commit"]}}}"#,
+    );
+    p.file(".gitignore", ".venv/\ncalls.log\n");
+    let bandit = crate::harness::tool("bandit");
+    let calls = p.path().join("calls.log");
+    let wrapper = |who: &str| {
+        format!(
+            "#!/bin/sh\necho {who} >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            bandit.display()
+        )
+    };
+    exe(&p, ".venv/bin/bandit", &wrapper("user"));
+    p.commit_all("setup");
+    p.bgtask(&["install-hooks"]).code(0);
+    p.start();
+    p.file("a.py", "a = 1\n");
+    p.commit_all("one");
+    crate::harness::wait_for(30, "the user's own bandit", || {
+        p.daemon_log().contains("job finished")
+    });
+    assert!(p.read("calls.log").starts_with("user\n"));
+    assert!(p.status()["untrusted"].as_array().unwrap().is_empty());
+    assert!(
+        p.bgtask(&["trust", "--diff"])
+            .stdout
+            .contains("security: trusted")
+    );
+
+    // As if pulled: git now tracks a bandit of the repository's own.
+    exe(&p, ".venv/bin/bandit", &wrapper("pulled"));
+    p.git(&["add", "-f", ".venv/bin/bandit"]);
+    p.file("a.py", "a = 2\n");
+    p.commit_all("pulled");
+    crate::harness::wait_for(30, "the trigger to be refused", || {
+        p.daemon_log().contains("security does not run by itself")
+    });
+    let status = p.status();
+    assert_eq!(status["untrusted"][0]["task"], "security", "{status}");
+    assert_eq!(status["untrusted"][0]["state"], "changed");
+    let diff = p.bgtask(&["trust", "--diff"]);
+    assert!(
+        diff.stdout.contains("+ file .venv/bin/bandit "),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        !p.read("calls.log").contains("pulled"),
+        "the pulled tool never ran"
+    );
+
+    p.bgtask(&["trust", "--yes"]).code(0);
+    p.file("a.py", "a = 3\n");
+    p.commit_all("trusted");
+    crate::harness::wait_for(30, "the trusted tool", || {
+        p.read("calls.log").contains("pulled")
+    });
+    p.stop();
+}
