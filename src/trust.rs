@@ -312,7 +312,9 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
                 Ok(paths) => {
                     let under = |p: &&String| {
                         specs.iter().any(|d| {
-                            p == &d || p.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/'))
+                            p == &d
+                                || p.strip_prefix(d.as_str())
+                                    .is_some_and(|r| r.starts_with('/'))
                         })
                     };
                     lines.extend(
@@ -343,7 +345,11 @@ fn path_tool_inside(spec: &ExternalSpec, root: &Path) -> Option<String> {
         return None;
     }
     // The entry itself (a link is judged where it stands), in real terms.
-    let found = found.parent()?.canonicalize().ok()?.join(found.file_name()?);
+    let found = found
+        .parent()?
+        .canonicalize()
+        .ok()?
+        .join(found.file_name()?);
     let rel = found.strip_prefix(root.canonicalize().ok()?).ok()?;
     Some(rel.to_string_lossy().into_owned())
 }

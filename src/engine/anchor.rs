@@ -55,11 +55,9 @@ pub fn finish(findings: &mut [Finding], def: &AnalyzerDef, root: &Path) {
         texts
             .entry(path.to_owned())
             .or_insert_with(|| {
-                let p = root.join(path);
-                std::fs::metadata(&p)
+                crate::repofile::read(Some(root), &root.join(path), 8 << 20)
                     .ok()
-                    .filter(|m| m.len() < 8 * 1024 * 1024)
-                    .and_then(|_| std::fs::read(&p).ok())
+                    .flatten()
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
             })
             .clone()

@@ -84,12 +84,18 @@ impl ResultCache {
         for p in relevant {
             h.update(p.as_os_str().as_bytes());
             h.update(&[0]);
-            match std::fs::read(root.join(p)) {
-                Ok(bytes) => {
-                    h.update(blake3::hash(&bytes).as_bytes());
+            // Streamed, and never through a FIFO, a device or a link out
+            // of the worktree (RELIABILITY 26).
+            match crate::repofile::hash(Some(root), &root.join(p)) {
+                Ok(Some(hash)) => {
+                    h.update(hash.as_bytes());
                 }
-                Err(_) => {
+                Ok(None) => {
                     h.update(b"<missing>");
+                }
+                Err(e) => {
+                    h.update(b"<unreadable>");
+                    h.update(e.to_string().as_bytes());
                 }
             }
         }

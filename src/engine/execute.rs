@@ -258,8 +258,8 @@ async fn tool_version(ctx: &Ctx, path: &Path, spec: &ExternalSpec) -> Probe {
 fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> AnalyzerRun {
     let mut findings = Vec::new();
     for t in targets {
-        let path = ctx.root.join(t);
-        let Ok(file) = std::fs::File::open(&path) else {
+        // Never a FIFO, a device or a link out of the worktree.
+        let Ok(Some((file, _))) = crate::repofile::open(Some(&ctx.root), &ctx.root.join(t)) else {
             continue;
         };
         let mut bytes = Vec::new();

@@ -263,15 +263,22 @@ fn ended_reason(
     }
 }
 
+/// A report file: a regular file under bgtask's cap, never a FIFO or a
+/// device an analyzer (or a repository, for reports found by glob) put
+/// there.
 fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
-    let len = std::fs::metadata(path).map_or(0, |m| m.len());
-    if len > REPORT_MAX as u64 {
-        return Err(format!(
-            "the report {} is {len} bytes, over bgtask's limit of {REPORT_MAX}",
+    match crate::repofile::read(None, path, REPORT_MAX as u64) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!(
+            "could not read the report {}: not found",
             path.display()
-        ));
+        )),
+        Err(crate::repofile::RepoFileError::TooLarge { size, .. }) => Err(format!(
+            "the report {} is {size} bytes, over bgtask's limit of {REPORT_MAX}",
+            path.display()
+        )),
+        Err(e) => Err(format!("could not read the report: {e}")),
     }
-    std::fs::read(path).map_err(|e| format!("could not read the report {}: {e}", path.display()))
 }
 
 fn read_reports(

@@ -10,6 +10,7 @@ mod daemon_life;
 mod daemon_state;
 mod harness;
 mod hooks;
+mod hostile;
 mod javascript;
 mod notifications;
 mod notify_desktop;
