@@ -27,7 +27,9 @@ pub use cache::state_dir;
 pub use execute::{Options, Progress};
 pub use init::{Initial, initial_config};
 pub use plan::{Relevance, Shard, UnknownName};
-pub use workspace::{ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, git, walk_builder};
+pub use workspace::{
+    ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, git, walk_builder, walkable,
+};
 
 use crate::config::Config;
 use crate::event::{AnalyzerRun, Job, Targets, Trigger};

@@ -110,9 +110,11 @@ impl Workspace {
         let walker = walk_builder(&self.root, false)
             .filter_entry(|e| {
                 !(e.file_type().is_some_and(|t| t.is_dir())
-                    && e.file_name()
+                    && (e
+                        .file_name()
                         .to_str()
-                        .is_some_and(|n| ALWAYS_SKIPPED.contains(&n)))
+                        .is_some_and(|n| ALWAYS_SKIPPED.contains(&n))
+                        || !walkable(e.path())))
             })
             .threads(threads)
             .build_parallel();
@@ -254,17 +256,54 @@ impl Workspace {
 /// `.gitignore` (also outside a git repository), `.ignore`,
 /// `.git/info/exclude` and the global excludes honoured, symlinks not
 /// followed; `parents`: also the ignore files above the start.
+///
+/// The walker reads a directory's ignore files as it enters it, so a
+/// hostile one (a link to `/dev/zero`, a FIFO, a huge file) would hang or
+/// balloon it: a start whose ignore files are not [`walkable`] is walked
+/// without any ignore files, and each filter of a walk skips a directory
+/// that is not.
 pub fn walk_builder(start: &Path, parents: bool) -> ignore::WalkBuilder {
     let mut b = ignore::WalkBuilder::new(start);
+    let ignores = walkable(start);
     b.hidden(false)
-        .git_ignore(true)
+        .git_ignore(ignores)
         .git_exclude(true)
         .git_global(true)
-        .ignore(true)
+        .ignore(ignores)
         .require_git(false)
         .parents(parents)
         .follow_links(false);
     b
+}
+
+/// The ignore files a walk reads in each directory.
+const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
+/// Ignore files over this size are never read.
+const IGNORE_FILE_MAX: u64 = 4 << 20;
+
+/// Whether a walk may read the ignore files of `dir`: each is absent, or
+/// (followed, as the walker does) a regular file under 4 MiB. Says which
+/// one is not, once per call, as a warning (RELIABILITY 26).
+pub fn walkable(dir: &Path) -> bool {
+    IGNORE_FILES.iter().all(|name| {
+        let path = dir.join(name);
+        let Ok(link) = path.symlink_metadata() else {
+            return true;
+        };
+        let ok = if link.file_type().is_symlink() {
+            path.metadata()
+                .map_or(true, |m| m.is_file() && m.len() <= IGNORE_FILE_MAX)
+        } else {
+            link.is_file() && link.len() <= IGNORE_FILE_MAX
+        };
+        if !ok {
+            tracing::warn!(
+                file = %path.display(),
+                "not reading an ignore file that is not a regular file of at most 4 MiB; its directory is walked without it or skipped"
+            );
+        }
+        ok
+    })
 }
 
 /// Gathers a parallel walk's files: each thread keeps its own list and

@@ -31,7 +31,7 @@ pub fn walk(root: &Path, start: &Path, exclude: Option<&Globs>, files: bool) -> 
             let skipped = e.file_name().to_str().is_some_and(|n| {
                 ALWAYS_SKIPPED.contains(&n) || super::filter::OUTPUT_DIRS.contains(&n)
             });
-            if skipped {
+            if skipped || !crate::engine::walkable(e.path()) {
                 return false;
             }
             match (&exclude, e.path().strip_prefix(&root_owned)) {

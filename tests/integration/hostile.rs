@@ -149,3 +149,25 @@ fn reliability_26_a_file_list_naming_a_fifo_or_dev_zero_costs_nothing() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// Ignore files are read by the walk as it enters a directory: a
+/// `.gitignore` that is a link to `/dev/zero` or a FIFO must not hang or
+/// balloon `bgtask run` or the daemon's watcher.
+#[test]
+fn reliability_26_hostile_ignore_files_do_not_stop_the_walk() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.file("ok.py", "x = 1\n");
+    p.file("sub/b.py", "y = 1\n");
+    std::os::unix::fs::symlink("/dev/zero", p.path().join(".gitignore")).unwrap();
+    let fifo = std::ffi::CString::new(p.path().join("sub/.ignore").as_os_str().as_encoded_bytes())
+        .unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let run = p.bgtask(&["run", "profile"]);
+    run.code(0);
+    let pid = p.start();
+    let watching = p.wait_watching();
+    assert_eq!(watching["state"], "watching", "{watching}");
+    assert!(rss_kb(pid) < 100 * 1024);
+    p.stop();
+}
