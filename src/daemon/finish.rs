@@ -6,6 +6,7 @@
 //! Once recorded, the run goes to the notifier (not a cancelled one).
 
 use super::jobs::CANCELLED;
+use super::recovery::{UnsavedRun, record_run};
 use super::scheduler::{Active, Finished, Scheduler};
 use crate::analyze::RunStatus;
 use crate::report::Report;
@@ -63,13 +64,14 @@ impl Scheduler {
         }
         let all = self.unsaved.take_with(&effects);
         let config = self.config.clone();
-        let (job_id, run_id) = (f.job_id, active.run_id);
+        let job_id = f.job_id;
+        self.check_state_file();
+        let run = UnsavedRun::of(&active, None);
         let written = self.store.batch(|store| {
             store.clear_processes(job_id)?;
             let mut quarantined = Vec::new();
             if let Some(report) = &f.report {
-                store.finish_run(run_id, report)?;
-                store.set_last_run(job_id, run_id)?;
+                record_run(store, &run, Some(report))?;
                 quarantined = analyzer_health(store, &config, report, now)?;
             }
             store.apply(&all, now)?;
@@ -90,8 +92,11 @@ impl Scheduler {
                 }
             }
             Err(e) => {
-                // The queue's part is kept to write later; the report is lost.
+                // Kept in memory, written once the store takes writes again.
                 self.unsaved.put_back(all);
+                if f.report.is_some() {
+                    self.keep_unsaved_run(UnsavedRun::of(&active, f.report.clone()));
+                }
                 self.store_failed("record a finished job", &e);
             }
         }

@@ -177,6 +177,7 @@ impl Scheduler {
     /// Runs every check; a periodic run that finds things worse than last
     /// time records and logs it.
     pub(super) fn run_health(&mut self, periodic: bool) -> Health {
+        self.check_state_file();
         let checks = vec![
             self.check_queue(),
             self.check_failures(),

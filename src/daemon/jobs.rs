@@ -211,6 +211,7 @@ impl Scheduler {
         let now = self.clock.now();
         // Committed before any analyzer process starts (RELIABILITY 1); the
         // job's own row first, if it is still unsaved.
+        self.check_state_file();
         let _ = self.persist(&[]);
         if let Err(e) = self.store.mark_running(w.id, &self.boot_id, now) {
             self.store_failed("record a job as running", &e);
@@ -283,6 +284,7 @@ impl Scheduler {
                 waiting: w,
                 run_id,
                 started: Instant::now(),
+                started_ms: now,
                 cancel,
                 cancelled_by_user: false,
             },

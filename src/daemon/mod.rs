@@ -20,6 +20,7 @@ mod loop_tests;
 mod memory;
 mod notifications;
 pub mod paths;
+mod recovery;
 mod reload;
 mod resolve;
 mod scheduler;

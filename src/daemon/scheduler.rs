@@ -61,6 +61,9 @@ pub(super) struct Active {
     pub waiting: Waiting,
     pub run_id: i64,
     pub started: Instant,
+    /// When it started, on the daemon's clock (to record it later if the
+    /// store cannot now).
+    pub started_ms: Millis,
     pub cancel: CancellationToken,
     /// `bgtask cancel` asked for it: not retried.
     pub cancelled_by_user: bool,
@@ -95,6 +98,10 @@ pub struct Scheduler {
     pub(super) unsaved: Pending,
     /// Why the store cannot be written, while it cannot (disk full, say).
     pub(super) degraded: Option<String>,
+    /// Runs the store could not record yet (`recovery.rs`).
+    pub(super) unsaved_runs: Vec<super::recovery::UnsavedRun>,
+    /// When a degraded store is tried next.
+    pub(super) store_retry_at: Option<Instant>,
     pub(super) clock: Clock,
     pub(super) execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
@@ -206,6 +213,8 @@ impl Scheduler {
             quarantine: BTreeMap::new(),
             unsaved: Pending::default(),
             degraded: None,
+            unsaved_runs: Vec::new(),
+            store_retry_at: None,
             clock,
             execute: parts.execute,
             adaptive: HashMap::new(),
@@ -320,9 +329,7 @@ impl Scheduler {
         self.sync_watcher();
         self.run_start_tasks();
         loop {
-            if !self.unsaved.is_empty() {
-                let _ = self.persist(&[]);
-            }
+            self.retry_store();
             self.release_intake();
             self.run_timers();
             self.dispatch();
@@ -370,8 +377,11 @@ impl Scheduler {
     /// held back or writes are pending.
     pub(super) fn next_wake(&self) -> Duration {
         let mut wake = Duration::from_secs(3600);
-        if self.holding.is_some() || !self.unsaved.is_empty() {
+        if self.holding.is_some() {
             wake = wake.min(Duration::from_secs(2));
+        }
+        if self.store_retry_due() {
+            wake = wake.min(Duration::from_secs(1));
         }
         if !self.resolving
             && let Some(at) = self.intake.next_wakeup()

@@ -64,6 +64,14 @@ impl StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The file's device and inode at open: a different answer at the path
+    /// means the state directory was deleted or the file replaced.
+    file: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// A freshly opened store, and where a corrupt predecessor was moved.
@@ -142,9 +150,46 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_owned(),
+            file: file_id(path),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Whether the file this store writes is still the one at its path (an
+    /// in-memory store always is). After `rm -rf .bgtask` the connection
+    /// writes on into a deleted file, which nothing would ever read again.
+    pub fn file_intact(&self) -> bool {
+        self.file.is_none() || file_id(&self.path) == self.file
+    }
+
+    /// After the file was deleted (or replaced) under the store: writes
+    /// everything the store holds — the old file's history and queue, still
+    /// readable through the open connection — into a new file at its path
+    /// and carries on there. A file now in the way is moved aside first.
+    pub fn rescue(&mut self) -> Result<(), StoreError> {
+        let io = |source| StoreError::MoveAside {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        if self.path.exists() {
+            let aside = self
+                .path
+                .with_file_name(format!("{FILE}.replaced-{}", now_ms() / 1000));
+            std::fs::rename(&self.path, aside).map_err(io)?;
+        }
+        for ext in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.path.display()));
+        }
+        self.conn.execute(
+            "VACUUM INTO ?1",
+            params![self.path.to_string_lossy().into_owned()],
+        )?;
+        *self = Store::open_checked(&self.path)?;
+        Ok(())
     }
 
     /// An in-memory store (tests).
@@ -154,6 +199,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: PathBuf::from(":memory:"),
+            file: None,
         };
         store.migrate()?;
         Ok(store)
@@ -345,5 +391,30 @@ mod tests {
             opened.moved_aside.is_some(),
             "a truncated file fails quick_check"
         );
+    }
+
+    #[test]
+    fn a_deleted_state_file_is_noticed_and_rescued_with_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".bgtask");
+        std::fs::create_dir(&state).unwrap();
+        let mut store = Store::open(&state).unwrap().store;
+        store.event("info", "test", "before").unwrap();
+        assert!(store.file_intact());
+        std::fs::remove_dir_all(&state).unwrap();
+        assert!(!store.file_intact());
+        store.event("info", "test", "while deleted").unwrap();
+        store.rescue().unwrap();
+        assert!(store.file_intact());
+        store.event("info", "test", "after").unwrap();
+        drop(store);
+        let store = Store::open(&state).unwrap().store;
+        let n: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM events WHERE kind = 'test'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 3, "everything, before, during and after");
     }
 }

@@ -344,6 +344,102 @@ fn a_full_disk_degrades_without_losing_work() {
     p.stop();
 }
 
+/// Tasks in `history --json`, newest first.
+fn history_tasks(p: &Project) -> Vec<String> {
+    let history: Value = p.bgtask(&["history", "--json"]).json();
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// RELIABILITY 28: a run made while the disk was full reaches `history`
+/// once space returns, and DEGRADED clears within 5 s of it with nothing
+/// else happening.
+#[test]
+fn reliability_28_a_healed_disk_clears_degraded_and_history_is_complete() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot mount a small filesystem to fill up");
+        return;
+    }
+    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
+    let state = p.path().join(".bgtask");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let _unmount = Unmount(state.clone());
+    p.start();
+    p.bgtask(&["submit", "b"]).code(0);
+    wait_for(20, "b to run", || {
+        p.job_log().contains(&"end b 0".to_owned())
+    });
+    let filler = state.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k", "count=100"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    // Queued before the disk filled: it runs while nothing can be written.
+    p.file("hold-a", "");
+    let _ = p.bgtask(&["submit", "a"]);
+    wait_for(20, "the store to fail", || {
+        !p.status()["degraded"].is_null()
+    });
+    let _ = std::fs::remove_file(p.path().join("hold-a"));
+    wait_for(20, "a to run", || {
+        p.job_log().contains(&"end a 0".to_owned())
+    });
+    std::fs::remove_file(&filler).unwrap();
+    let healed = std::time::Instant::now();
+    wait_for(20, "the degraded state to clear", || {
+        p.status()["degraded"].is_null()
+    });
+    assert!(
+        healed.elapsed() < std::time::Duration::from_secs(5),
+        "DEGRADED cleared {:?} after space returned",
+        healed.elapsed()
+    );
+    wait_for(10, "a's run in history", || {
+        history_tasks(&p).contains(&"a".to_owned())
+    });
+    p.stop();
+}
+
+/// RELIABILITY 28: `rm -rf .bgtask` under a running daemon is noticed,
+/// the database recreated with the history the daemon held, the next runs
+/// recorded in it, and the whole survives a restart; said once.
+#[test]
+fn reliability_28_a_deleted_state_directory_is_recreated_with_its_history() {
+    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
+    p.start();
+    p.bgtask(&["submit", "a"]).code(0);
+    wait_for(20, "a to run", || history_tasks(&p) == ["a"]);
+    std::fs::remove_dir_all(p.path().join(".bgtask")).unwrap();
+    p.bgtask(&["submit", "b"]).code(0);
+    wait_for(20, "b in history", || history_tasks(&p) == ["b", "a"]);
+    assert!(p.path().join(".bgtask/state.db").is_file());
+    assert!(p.path().join(".bgtask/.gitignore").is_file());
+    let events = p.sql("SELECT message FROM events WHERE kind = 'health'");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|m| m.contains("was deleted under the daemon"))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    p.stop();
+    p.start();
+    assert_eq!(history_tasks(&p), ["b", "a"], "kept across a restart");
+    p.stop();
+}
+
 struct Unmount(std::path::PathBuf);
 
 impl Drop for Unmount {

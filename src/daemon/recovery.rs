@@ -1,0 +1,166 @@
+//! The store failing and healing under a running daemon (RELIABILITY 4,
+//! 28): work goes on in memory while writes fail (a full disk), and what
+//! could not be written — queue changes and whole runs with their reports —
+//! is written once writes succeed again, so `history` is complete. While
+//! degraded the store is retried every second, so DEGRADED clears within
+//! seconds of space returning even when nothing else happens.
+//!
+//! A state directory deleted under the daemon (`rm -rf .bgtask`) leaves
+//! the connection writing into a file nobody will read again: the file's
+//! identity is checked before each run is recorded and at every health
+//! check, and the database is then rewritten in place from the open
+//! connection (history included), reported once as a health alert.
+
+use std::time::{Duration, Instant};
+
+use super::jobs::trigger_label;
+use super::scheduler::{Active, Scheduler};
+use crate::report::Report;
+use crate::schedule::Millis;
+use crate::store::{RunStart, Store, StoreError};
+
+/// How often a degraded store is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Runs kept in memory while the store cannot be written; older ones go
+/// first (and the log says so).
+const MAX_UNSAVED_RUNS: usize = 1000;
+
+/// A run the store has not recorded yet (or not finished recording).
+#[derive(Debug)]
+pub(super) struct UnsavedRun {
+    job_id: i64,
+    /// The stored run's id, or negative when even its start is unsaved.
+    run_id: i64,
+    task: String,
+    attempt: u32,
+    trigger: String,
+    started_ms: Millis,
+    wait_ms: Millis,
+    report: Option<Report>,
+}
+
+impl UnsavedRun {
+    pub(super) fn of(active: &Active, report: Option<Report>) -> UnsavedRun {
+        UnsavedRun {
+            job_id: active.waiting.id,
+            run_id: active.run_id,
+            task: active.waiting.task.clone(),
+            attempt: active.waiting.attempt,
+            trigger: trigger_label(&active.waiting.trigger),
+            started_ms: active.started_ms,
+            wait_ms: active.started_ms - active.waiting.enqueued,
+            report,
+        }
+    }
+}
+
+/// Records `run` (its start too, when that is unsaved); the stored id.
+/// Part of a caller's transaction.
+pub(super) fn record_run(
+    store: &mut Store,
+    run: &UnsavedRun,
+    report: Option<&Report>,
+) -> Result<i64, StoreError> {
+    let run_id = if run.run_id < 0 {
+        store.begin_run(&RunStart {
+            job_id: run.job_id,
+            task: &run.task,
+            attempt: run.attempt,
+            trigger: &run.trigger,
+            started_ms: run.started_ms,
+            wait_ms: run.wait_ms,
+        })?
+    } else {
+        run.run_id
+    };
+    if let Some(report) = report {
+        store.finish_run(run_id, report)?;
+        store.set_last_run(run.job_id, run_id)?;
+    }
+    Ok(run_id)
+}
+
+impl Scheduler {
+    /// Keeps a run the store could not record, to write it later.
+    pub(super) fn keep_unsaved_run(&mut self, run: UnsavedRun) {
+        if self.unsaved_runs.len() >= MAX_UNSAVED_RUNS {
+            let dropped = self.unsaved_runs.remove(0);
+            tracing::error!(
+                task = %dropped.task,
+                "the store has been failing for {MAX_UNSAVED_RUNS} runs: the oldest unsaved run is dropped"
+            );
+        }
+        self.unsaved_runs.push(run);
+    }
+
+    /// Whether the loop should come back soon to try the store again.
+    pub(super) fn store_retry_due(&self) -> bool {
+        self.degraded.is_some() || !self.unsaved.is_empty() || !self.unsaved_runs.is_empty()
+    }
+
+    /// Tries the store again (at most every second): queue changes first,
+    /// then the runs held in memory, then — when nothing was waiting — a
+    /// probe write. Any success clears DEGRADED.
+    pub(super) fn retry_store(&mut self) {
+        if !self.store_retry_due() || self.store_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.store_retry_at = Some(Instant::now() + RETRY_EVERY);
+        self.check_state_file();
+        if !self.persist(&[]) {
+            return;
+        }
+        while let Some(run) = self.unsaved_runs.first() {
+            let written = self
+                .store
+                .batch(|store| record_run(store, run, run.report.as_ref()));
+            match written {
+                Ok(_) => {
+                    self.unsaved_runs.remove(0);
+                    self.store_ok();
+                }
+                Err(e) => {
+                    self.store_failed("record a finished run", &e);
+                    return;
+                }
+            }
+        }
+        if self.degraded.is_some() {
+            match self
+                .store
+                .event("info", "store", "the store is writable again")
+            {
+                Ok(()) => self.store_ok(),
+                Err(e) => self.store_failed("write to the store", &e),
+            }
+        }
+    }
+
+    /// Notices a state database deleted or replaced under the daemon and
+    /// rewrites it from the open connection; says so once.
+    pub(super) fn check_state_file(&mut self) {
+        if self.store.file_intact() {
+            return;
+        }
+        let rescued = crate::engine::state_dir(&self.workspace.root)
+            .map_err(|source| StoreError::MoveAside {
+                path: self.paths.state.clone(),
+                source,
+            })
+            .and_then(|_| self.store.rescue());
+        match rescued {
+            Ok(()) => {
+                let msg = format!(
+                    "the state database {} was deleted under the daemon; it was recreated with everything the daemon held (history and queue kept)",
+                    self.store.path().display()
+                );
+                tracing::error!("{msg}");
+                let _ = self.store.event("error", "health", &msg);
+                self.notifier
+                    .send(crate::notifier::NotificationEvent::health_alert(true, &msg));
+                self.store_ok();
+            }
+            Err(e) => self.store_failed("recreate the deleted state database", &e),
+        }
+    }
+}
