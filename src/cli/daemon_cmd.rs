@@ -389,6 +389,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     for c in s.health.checks.iter().filter(|c| c.level != Level::Ok) {
         anstream::println!("  {}: {}", c.name, c.message);
     }
+    for r in &s.given_up {
+        anstream::println!("given up run {} {}: {}", r.run_id, r.task, r.verdict);
+    }
     if !s.last_runs.is_empty() {
         anstream::println!("recent runs");
         for r in &s.last_runs {

@@ -36,6 +36,10 @@ pub struct Background {
     pub watch: WatchReport,
     pub trust: std::collections::BTreeMap<String, TaskTrust>,
     pub daemon_pid: Option<u32>,
+    /// Where the socket, lock and pid file live.
+    pub runtime_dir: Option<String>,
+    /// Why `$XDG_RUNTIME_DIR` was passed over for a private fallback.
+    pub runtime_fallback: Option<String>,
 }
 
 /// The worktrees of the repository (`git worktree list`), or just this one.
@@ -133,6 +137,10 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
         watch: watch_report(config, root),
         trust,
         daemon_pid,
+        runtime_dir: crate::daemon::paths::runtime_dir()
+            .map(|d| d.display().to_string())
+            .ok(),
+        runtime_fallback: crate::daemon::paths::runtime_fallback(),
     }
 }
 
@@ -145,6 +153,15 @@ pub fn print(bg: &Background) {
     match bg.daemon_pid {
         Some(pid) => anstream::println!("{bold}daemon{bold:#}   running (pid {pid})"),
         None => anstream::println!("{bold}daemon{bold:#}   not running (`bgtask start`)"),
+    }
+    match (&bg.runtime_dir, &bg.runtime_fallback) {
+        (Some(dir), None) => anstream::println!("{bold}runtime{bold:#}  {dir} (socket, lock, pid)"),
+        (Some(dir), Some(why)) => anstream::println!(
+            "{bold}runtime{bold:#}  {red}!{red:#} {dir} (socket, lock, pid), a private fallback: {why}"
+        ),
+        (None, _) => anstream::println!(
+            "{bold}runtime{bold:#}  {red}!{red:#} no safe directory for the socket (`bgtask start` says why)"
+        ),
     }
     if !bg.hooks_enabled {
         anstream::println!("{bold}hooks{bold:#}    off (triggers.git_hooks.enabled is false)");

@@ -125,6 +125,7 @@ impl Scheduler {
             arrivals: self.arrivals,
             watcher: self.watcher.clone(),
             untrusted: self.untrusted_tasks(),
+            given_up: self.store.given_up(3).unwrap_or_default(),
         }
     }
 

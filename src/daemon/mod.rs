@@ -102,6 +102,14 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     }
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
+    if let Some(why) = paths::runtime_fallback() {
+        let msg = format!(
+            "{why}; the socket, lock and pid file are in the private {} instead",
+            paths.dir.display()
+        );
+        tracing::warn!("{msg}");
+        let _ = store.event("warning", "runtime", &msg);
+    }
     let (notifications, notifier) =
         notifications::start(workspace, &config, store.path(), opts.dev);
     if let Some(aside) = &opened.moved_aside {

@@ -89,6 +89,22 @@ fn ensure_private(dir: &Path) -> Result<(), PathsError> {
     })
 }
 
+/// Why `$XDG_RUNTIME_DIR` is passed over for the private fallback under
+/// `$TMPDIR`, when it is set but unusable (relative, a symlink, open to
+/// others, someone else's); `None` when it is used or simply unset.
+pub fn runtime_fallback() -> Option<String> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)?;
+    if !xdg.is_absolute() {
+        return Some(format!(
+            "$XDG_RUNTIME_DIR ({}) is not an absolute path",
+            xdg.display()
+        ));
+    }
+    check_private(&xdg)
+        .err()
+        .map(|why| format!("$XDG_RUNTIME_DIR ({}) is not private: {why}", xdg.display()))
+}
+
 /// The runtime directory for this user.
 pub fn runtime_dir() -> Result<PathBuf, PathsError> {
     if let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)

@@ -208,6 +208,9 @@ pub struct Status {
     /// Tasks that do not run by themselves, and why (trust).
     #[serde(default)]
     pub untrusted: Vec<UntrustedTask>,
+    /// Recent runs given up on after dying with the daemon twice.
+    #[serde(default)]
+    pub given_up: Vec<RunSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,6 +35,10 @@ pub struct Recovered {
     pub requeued: bool,
 }
 
+/// Why a job that died with the daemon twice is not run again.
+const DEAD_TWICE: &str =
+    "interrupted twice (the daemon died during its run and during the re-run); not retried";
+
 fn state_of(kind: WaitKind) -> &'static str {
     match kind {
         WaitKind::Queued => "queued",
@@ -361,11 +365,16 @@ impl Store {
                 params![id],
             )?;
             if already {
+                // Given up: said where people look (history, status), with
+                // the way back.
                 tx.execute(
-                    "UPDATE jobs SET state = 'interrupted', finished_ms = ?2,
-                            note = 'interrupted again while re-running after a crash; not retried'
-                     WHERE id = ?1",
-                    params![id, now],
+                    "UPDATE jobs SET state = 'dead', finished_ms = ?2, note = ?3 WHERE id = ?1",
+                    params![id, now, DEAD_TWICE],
+                )?;
+                tx.execute(
+                    "UPDATE runs SET verdict = 'dead: ' || ?2 || '; `bgtask retry ' || id || '` runs it again'
+                     WHERE id = (SELECT max(id) FROM runs WHERE job_id = ?1)",
+                    params![id, DEAD_TWICE],
                 )?;
             } else {
                 tx.execute(

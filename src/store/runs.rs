@@ -30,6 +30,26 @@ fn rfc3339(ms: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// A row of [`SUMMARY_COLUMNS`].
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    Ok(RunSummary {
+        run_id: r.get(0)?,
+        job_id: r.get(1)?,
+        task: r.get(2)?,
+        started: rfc3339(r.get(3)?),
+        duration_ms: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        exit_code: r.get(5)?,
+        verdict: r.get(6)?,
+        findings: usize::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        attempt: r.get(8)?,
+        trigger: r.get(9)?,
+    })
+}
+
+/// The columns of a history line, in [`summary`]'s order.
+const SUMMARY_COLUMNS: &str =
+    "id, job_id, task, started_ms, duration_ms, exit_code, verdict, findings, attempt, trigger";
+
 impl Store {
     /// A run row for a job that is starting (`verdict` is `running` until
     /// [`Store::finish_run`]), so its id can be followed at once.
@@ -102,7 +122,7 @@ impl Store {
     }
 
     pub fn history(&self, task: Option<&str>, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
-        const COLUMNS: &str = "id, job_id, task, started_ms, duration_ms, exit_code, verdict, findings, attempt, trigger";
+        const COLUMNS: &str = SUMMARY_COLUMNS;
         // Two statements, so the one for a task uses the (task, id) index.
         let mut stmt = match task {
             Some(_) => self.conn.prepare_cached(&format!(
@@ -112,20 +132,18 @@ impl Store {
                 "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
             ))?,
         };
-        let rows = stmt.query_map(params![task, limit], |r| {
-            Ok(RunSummary {
-                run_id: r.get(0)?,
-                job_id: r.get(1)?,
-                task: r.get(2)?,
-                started: rfc3339(r.get(3)?),
-                duration_ms: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
-                exit_code: r.get(5)?,
-                verdict: r.get(6)?,
-                findings: usize::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
-                attempt: r.get(8)?,
-                trigger: r.get(9)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![task, limit], summary)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest runs whose jobs were given up on after dying with the
+    /// daemon twice (`recover`).
+    pub fn given_up(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM runs
+             WHERE verdict LIKE 'dead: interrupted twice%' ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map(params![limit], summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -146,11 +146,28 @@ fn kill_9_loop_never_loses_an_accepted_job() {
     }
     assert_eq!(
         p.sql("SELECT task, state, note FROM jobs WHERE state != 'done'"),
-        ["t0|interrupted|interrupted again while re-running after a crash; not retried"]
+        [
+            "t0|dead|interrupted twice (the daemon died during its run and during the re-run); not retried"
+        ]
     );
+    // History and status say so, with the way back.
+    let history: Value = p.bgtask(&["history", "--task", "t0", "--json"]).json();
+    let verdict = history[0]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("dead: interrupted twice") && verdict.contains("`bgtask retry "),
+        "{history:#}"
+    );
+    let status = p.bgtask(&["status"]).stdout;
+    assert!(status.contains("dead: interrupted twice"), "{status}");
+    let run_id = history[0]["run_id"].to_string();
+    p.bgtask(&["retry", &run_id]).code(0);
+    wait_for(20, "the retried t0", || {
+        p.job_log().contains(&"end t0 0".to_owned())
+    });
     assert_eq!(
         p.sql("SELECT count(*) FROM jobs WHERE state = 'done'"),
-        ["5"]
+        ["6"],
+        "the five, and t0 retried"
     );
     p.stop();
 }

@@ -177,6 +177,20 @@ fn unsafe_runtime_dirs_fall_back_or_are_refused() {
         "nothing written into the open dir"
     );
     p.bgtask(&["status"]).code(0);
+    // Said, not silent: in the log once, and in doctor.
+    let said = "is not private: its mode is 777, open to other users";
+    assert_eq!(
+        p.daemon_log().matches(said).count(),
+        1,
+        "{}",
+        p.daemon_log()
+    );
+    let doctor = p.bgtask(&["doctor"]);
+    assert!(
+        doctor.stdout.contains("a private fallback") && doctor.stdout.contains(said),
+        "{}",
+        doctor.stdout
+    );
     p.stop();
 
     // The fallback itself opened up: refuse, and say how to fix it.
