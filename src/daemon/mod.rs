@@ -73,6 +73,18 @@ fn is_root() -> bool {
 }
 
 /// Runs the daemon in this process until it is stopped.
+/// Says once why `$XDG_RUNTIME_DIR` was passed over, if it was.
+fn note_runtime_fallback(store: &Store, paths: &Paths) {
+    if let Some(why) = paths::runtime_fallback() {
+        let msg = format!(
+            "{why}; the socket, lock and pid file are in the private {} instead",
+            paths.dir.display()
+        );
+        tracing::warn!("{msg}");
+        let _ = store.event("warning", "runtime", &msg);
+    }
+}
+
 pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Result<()> {
     let allowed =
         opts.allow_root || std::env::var_os("BGTASK_ALLOW_ROOT").is_some_and(|v| v == "1");
@@ -102,14 +114,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     }
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
-    if let Some(why) = paths::runtime_fallback() {
-        let msg = format!(
-            "{why}; the socket, lock and pid file are in the private {} instead",
-            paths.dir.display()
-        );
-        tracing::warn!("{msg}");
-        let _ = store.event("warning", "runtime", &msg);
-    }
+    note_runtime_fallback(&store, &paths);
     let (notifications, notifier) =
         notifications::start(workspace, &config, store.path(), opts.dev);
     if let Some(aside) = &opened.moved_aside {

@@ -474,7 +474,7 @@ mod tests {
         store.mark_running(job.id, "boot-2", 3).unwrap();
         let rec = store.recover(4).unwrap();
         assert!(!rec[0].requeued);
-        assert_eq!(store.job(job.id).unwrap().unwrap().state, "interrupted");
+        assert_eq!(store.job(job.id).unwrap().unwrap().state, "dead");
         assert!(store.waiting_jobs().unwrap().is_empty());
     }
 }
