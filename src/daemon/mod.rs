@@ -73,6 +73,27 @@ fn is_root() -> bool {
 }
 
 /// Runs the daemon in this process until it is stopped.
+/// The config at first start (a bad one is fatal); with `auto_init` and
+/// none in the worktree, the initial one is written first.
+fn load_or_init(
+    workspace: &Workspace,
+    opts: &StartOptions,
+) -> anyhow::Result<crate::config::Config> {
+    let config = crate::config::load(&workspace.root)?;
+    let config_file = workspace.root.join(crate::config::CONFIG_FILE);
+    let auto_init = opts.auto_init
+        || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1")
+        || config.daemon.auto_init;
+    if !auto_init || config_file.exists() {
+        return Ok(config);
+    }
+    let initial = crate::engine::initial_config(workspace, false)?;
+    std::fs::write(&config_file, &initial.text)
+        .with_context(|| format!("write {}", config_file.display()))?;
+    tracing::info!(file = %config_file.display(), tasks = %initial.summary.join(", "), "wrote the initial config (auto_init)");
+    Ok(crate::config::load(&workspace.root)?)
+}
+
 /// Says once why `$XDG_RUNTIME_DIR` was passed over, if it was.
 fn note_runtime_fallback(store: &Store, paths: &Paths) {
     if let Some(why) = paths::runtime_fallback() {
@@ -100,18 +121,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
     std::fs::create_dir_all(&paths.run_logs).context("create the log directory")?;
     // A bad config at first start is fatal; later it only goes stale.
-    let mut config = crate::config::load(&workspace.root)?;
-    let config_file = workspace.root.join(crate::config::CONFIG_FILE);
-    let auto_init = opts.auto_init
-        || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1")
-        || config.daemon.auto_init;
-    if auto_init && !config_file.exists() {
-        let initial = crate::engine::initial_config(workspace, false)?;
-        std::fs::write(&config_file, &initial.text)
-            .with_context(|| format!("write {}", config_file.display()))?;
-        tracing::info!(file = %config_file.display(), tasks = %initial.summary.join(", "), "wrote the initial config (auto_init)");
-        config = crate::config::load(&workspace.root)?;
-    }
+    let config = load_or_init(workspace, opts)?;
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
     note_runtime_fallback(&store, &paths);
