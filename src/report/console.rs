@@ -121,6 +121,29 @@ fn count_line(findings: &[&Finding]) -> String {
     format!("{} ({})", findings.len(), breakdown(findings))
 }
 
+/// As the runner counts: `4 tests: 1 passed, 1 failed, 1 error, 1 skipped`
+/// (the parts that are zero left out, but always the failures).
+fn test_counts(t: crate::analyze::TestCounts) -> String {
+    let passed = t.total.saturating_sub(t.failed + t.errors + t.skipped);
+    let mut parts = vec![format!("{passed} passed"), format!("{} failed", t.failed)];
+    if t.errors > 0 {
+        parts.push(format!(
+            "{} error{}",
+            t.errors,
+            if t.errors == 1 { "" } else { "s" }
+        ));
+    }
+    if t.skipped > 0 {
+        parts.push(format!("{} skipped", t.skipped));
+    }
+    format!(
+        "{} test{}: {}",
+        t.total,
+        if t.total == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
 fn duration(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
@@ -157,7 +180,7 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
             .unwrap_or("-");
         let mut detail = count_line(&fs);
         if let Some(t) = r.tests {
-            let tests = format!("{} tests, {} failed", t.total, t.failed + t.errors);
+            let tests = test_counts(t);
             detail = if detail.is_empty() {
                 tests
             } else {

@@ -57,12 +57,10 @@ pub fn render(report: &Report) -> String {
     let runs: Vec<Value> = report
         .runs
         .iter()
-        .filter(|r| {
-            matches!(
-                r.status,
-                RunStatus::Clean | RunStatus::Findings | RunStatus::Partial
-            )
-        })
+        // Every analyzer that ran or should have: a failed one must not
+        // look clean to a code-scanning upload. Only "does not apply" is
+        // left out.
+        .filter(|r| r.status != RunStatus::NotApplicable)
         .map(|r| run(r, &report.findings_of(&r.analyzer).collect::<Vec<_>>()))
         .collect();
     let doc = json!({
@@ -126,13 +124,22 @@ fn run(r: &AnalyzerRun, findings: &[&Finding]) -> Value {
     if let Some(v) = r.tool.as_ref().and_then(|t| t.version.as_ref()) {
         driver["version"] = json!(v);
     }
-    let mut invocation = json!({ "executionSuccessful": true });
+    let succeeded = matches!(
+        r.status,
+        RunStatus::Clean | RunStatus::Findings | RunStatus::Partial
+    );
+    let mut invocation = json!({ "executionSuccessful": succeeded });
     if let Some(code) = r.exit_code {
         invocation["exitCode"] = json!(code);
     }
-    if let Some(reason) = &r.reason {
+    let reason = r
+        .reason
+        .clone()
+        .or_else(|| (!succeeded).then(|| format!("{}: {}", r.analyzer, r.status.as_str())));
+    if let Some(reason) = reason {
+        let level = if succeeded { "warning" } else { "error" };
         invocation["toolExecutionNotifications"] =
-            json!([{ "level": "warning", "message": { "text": reason } }]);
+            json!([{ "level": level, "message": { "text": reason } }]);
     }
     json!({
         "tool": { "driver": driver },

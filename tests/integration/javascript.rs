@@ -44,6 +44,38 @@ fn eslint_findings_match_eslint_itself() {
     assert_eq!(f["severity"], "high");
 }
 
+/// Files the project's eslint config ignores stay ignored when a file list
+/// names them (a save, a commit): eslint's "File ignored" warning is not a
+/// finding.
+#[test]
+fn eslint_ignores_stay_authoritative_for_named_files() {
+    let p = Project::fixture("js-app");
+    let config = p.read("eslint.config.js").replace(
+        "export default [",
+        "export default [\n  { ignores: [\"vendor/**\"] },",
+    );
+    p.file("eslint.config.js", &config);
+    p.file("vendor/lib.js", "var unused = 1;\neval('1');\n");
+    let run = p.bgtask(&[
+        "run",
+        "eslint",
+        "--format",
+        "json",
+        "--no-cache",
+        "--files",
+        "vendor/lib.js",
+        "src/clean.js",
+    ]);
+    let report = run.json();
+    let eslint = run_of(&report, "eslint");
+    assert_eq!(eslint["status"], "clean", "{report:#}");
+    assert!(
+        report["findings"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    run.code(0);
+}
+
 #[test]
 fn eslint_exit_2_on_a_broken_config_is_a_tool_error() {
     let p = Project::fixture("js-app");

@@ -185,12 +185,18 @@ fn pip_audit_offline_is_never_clean() {
     let audit = run_of(&report, "pip-audit");
     let status = audit["status"].as_str().unwrap();
     // Here the vulnerability service is unreachable, so pip-audit skips every
-    // dependency and still says "No known vulnerabilities found".
-    assert!(matches!(status, "partial" | "findings"), "{audit:#}");
-    if status == "partial" {
+    // dependency and still says "No known vulnerabilities found": it audited
+    // nothing, which is a tool error, never a ✓.
+    assert!(matches!(status, "tool_error" | "findings"), "{audit:#}");
+    if status == "tool_error" {
         let reason = audit["reason"].as_str().unwrap();
-        assert!(reason.contains("could not be audited"), "{reason}");
-        run.code(0);
+        assert!(
+            reason.contains("could not audit any dependency"),
+            "{reason}"
+        );
+        run.code(2);
+        let text = p.bgtask(&["run", "pip-audit"]);
+        assert!(!text.stdout.contains('✓'), "{}", text.stdout);
     }
     assert_eq!(audit["network"], true);
     // --offline skips it with a reason.
@@ -218,5 +224,27 @@ fn unittest_suites_through_xmlrunner_reports() {
     assert!(
         f["message"].as_str().unwrap().contains("test_wrong failed"),
         "{f:#}"
+    );
+}
+
+/// Test counts as the runner counts them: failed, errors and skipped apart.
+#[test]
+fn pytest_counts_failed_errors_and_skipped_apart() {
+    let p = Project::empty();
+    p.file(
+        "tests/test_mixed.py",
+        "import pytest\n\n\
+         @pytest.fixture\ndef broken():\n    raise RuntimeError('no database')\n\n\
+         def test_ok():\n    assert True\n\n\
+         def test_fail():\n    assert 1 == 2\n\n\
+         def test_error(broken):\n    pass\n\n\
+         @pytest.mark.skip(reason='later')\ndef test_skip():\n    pass\n",
+    );
+    let run = p.bgtask(&["run", "pytest"]);
+    assert!(
+        run.stdout
+            .contains("4 tests: 1 passed, 1 failed, 1 error, 1 skipped"),
+        "{}",
+        run.stdout
     );
 }

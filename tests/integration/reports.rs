@@ -304,3 +304,30 @@ fn sarif_report_snapshot_and_user_sarif_analyzer() {
         insta::assert_snapshot!(run.stdout);
     });
 }
+
+/// A failed or missing analyzer has its run in the SARIF file, marked
+/// unsuccessful with the reason, so a code-scanning upload never looks
+/// clean when a scan did not happen.
+#[test]
+fn sarif_keeps_failed_and_missing_analyzers_as_unsuccessful_runs() {
+    let p = Project::empty();
+    p.file("a.txt", "x\n").config(
+        r#"{"analyzers": {
+            "broken": {"command": "sh", "mode": "project", "args": ["-c", "echo 'cannot reach the advisory service' >&2; exit 3"],
+                       "parser": "exit-code", "exit_codes": {"ok": [0]}},
+            "missing": {"command": "bgtask-no-such-tool", "mode": "project", "parser": "exit-code"}}}"#,
+    );
+    let run = p.bgtask(&["run", "broken", "missing", "--format", "sarif"]);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    check_sarif(&doc);
+    let runs = doc["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{doc:#}");
+    for r in runs {
+        let invocation = &r["invocations"][0];
+        assert_eq!(invocation["executionSuccessful"], false, "{r:#}");
+        let note = &invocation["toolExecutionNotifications"][0];
+        assert_eq!(note["level"], "error", "{r:#}");
+        assert!(!note["message"]["text"].as_str().unwrap().is_empty());
+        assert_eq!(r["results"], serde_json::json!([]));
+    }
+}

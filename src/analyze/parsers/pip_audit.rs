@@ -2,8 +2,9 @@
 //! line: the definition's `default_severity` applies and the engine anchors
 //! them on the requirements file). Dependencies carrying `skip_reason` were
 //! not audited; pip-audit still exits 0 and says "No known vulnerabilities
-//! found" even when every one was skipped (offline), so any skip makes the run
-//! `partial` with the reason.
+//! found" even when every one was skipped (offline): some skipped make the
+//! run `partial` with the reason, all skipped a `tool_error` ("could not
+//! audit any dependency").
 
 use serde::Deserialize;
 
@@ -80,19 +81,18 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             parsed.findings.push(f);
         }
     }
-    if !skipped.is_empty() {
-        let (first, reason) = &skipped[0];
-        let msg = if skipped.len() == total {
-            format!(
-                "none of the {total} dependencies could be audited ({first}: {reason}); is the vulnerability service reachable?"
-            )
+    if let Some((first, reason)) = skipped.first() {
+        if skipped.len() == total {
+            // Nothing was analysed: a failure of the tool, never "✓".
+            parsed.fatal = Some(format!(
+                "could not audit any dependency: none of the {total} could be audited ({first}: {reason}); is the vulnerability service reachable? (`--offline` skips network audits)"
+            ));
         } else {
-            format!(
+            parsed.incomplete.push(format!(
                 "{} of {total} dependencies were not audited ({first}: {reason})",
                 skipped.len()
-            )
-        };
-        parsed.incomplete.push(msg);
+            ));
+        }
     }
     Ok(parsed)
 }
@@ -104,7 +104,7 @@ mod tests {
     use crate::analyze::{RunStatus, Severity};
 
     #[test]
-    fn offline_run_that_skipped_everything_is_partial_not_clean() {
+    fn offline_run_that_skipped_everything_is_a_tool_error_not_clean() {
         let doc = fixture("pip-audit-all-skipped.json");
         let case = Case::new("pip-audit", 0).report(&doc);
         let run = classify(
@@ -113,10 +113,11 @@ mod tests {
             case.parse(),
             b"No known vulnerabilities found\n",
         );
-        assert_eq!(run.status, RunStatus::Partial);
+        assert_eq!(run.status, RunStatus::ToolError);
         let reason = run.reason.unwrap();
         assert!(
-            reason.contains("none of the 5 dependencies could be audited"),
+            reason.contains("could not audit any dependency: none of the 5 could be audited")
+                && reason.contains("--offline"),
             "{reason}"
         );
     }
