@@ -26,3 +26,6 @@ pub const INTERNAL: u8 = 70;
 pub const CONFIG: u8 = 78;
 /// Interrupted by Ctrl-C (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
+/// Whoever read standard output went away (`bgtask … | head`): the end is
+/// quiet, with the code a shell gives a process that SIGPIPE ended.
+pub const CLOSED_PIPE: u8 = 141;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     if args.len() > 2 && args[1] == "hook" && args[2] != "--gate" {
         return ExitCode::from(bgtask::hooks::client::main(&args[2..]));
     }
+    quiet_on_closed_pipe();
     let cli = match bgtask::cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = bgtask::cli::exit_code(&err);
+            if code == bgtask::exit::CLOSED_PIPE {
+                return ExitCode::from(code);
+            }
             let mut chain = err.chain();
             if let Some(top) = chain.next() {
                 anstream::eprintln!("error: {top}");
@@ -45,4 +49,23 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// `bgtask history | head`: printing to a pipe whose reader left panics
+/// in Rust's print macros (and in the completion generator); end quietly
+/// instead, as a program that SIGPIPE ended would.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.contains("Broken pipe") || payload.contains("kind: BrokenPipe") {
+            std::process::exit(i32::from(bgtask::exit::CLOSED_PIPE));
+        }
+        default(info);
+    }));
 }

@@ -395,6 +395,16 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     if !s.last_runs.is_empty() {
         anstream::println!("recent runs");
         for r in &s.last_runs {
+            // A run still going has no duration or exit code yet.
+            if let Some(job) = s.running_jobs.iter().find(|j| j.run_id == r.run_id) {
+                anstream::println!(
+                    "  run {:<5} {:<12} {:>7.1}s  running",
+                    r.run_id,
+                    r.task,
+                    job.running_s
+                );
+                continue;
+            }
             anstream::println!(
                 "  run {:<5} {:<12} {:>7}ms  exit {}  {}",
                 r.run_id,

@@ -274,7 +274,20 @@ pub fn default_log_level(cli: &Cli) -> &'static str {
 
 /// The exit code for an error that reached `main`.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if closed_pipe(err) {
+        return exit::CLOSED_PIPE;
+    }
     for cause in err.chain() {
+        // No such run, job or task, or a request that cannot be carried
+        // out as asked: the caller's to fix, like an unknown name to `run`.
+        if let Some(crate::ipc::ClientError::Daemon(e)) = cause.downcast_ref() {
+            if matches!(
+                e.kind,
+                crate::ipc::ErrorKind::NotFound | crate::ipc::ErrorKind::Invalid
+            ) {
+                return exit::USAGE;
+            }
+        }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return exit::CONFIG;
         }
@@ -294,6 +307,14 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
     }
     exit::INTERNAL
+}
+
+/// The error is stdout's reader going away (`| head`): nothing to say.
+pub fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A request that cannot be carried out as asked.

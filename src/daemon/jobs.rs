@@ -127,7 +127,8 @@ impl Scheduler {
             } else {
                 let known: Vec<&str> = self.config.tasks.keys().map(String::as_str).collect();
                 return not_found(format!(
-                    "unknown task `{t}`; tasks: all, {}",
+                    "unknown task `{t}`{}; tasks: all, {}",
+                    crate::engine::did_you_mean(t, known.iter().copied().chain(["all"])),
                     known.join(", ")
                 ));
             }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use cache::state_dir;
 pub use execute::{Options, Progress};
 pub use init::{Initial, initial_config};
-pub use plan::{Relevance, Shard, UnknownName};
+pub use plan::{Relevance, Shard, UnknownName, did_you_mean};
 pub use workspace::{
     ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, git, walk_builder, walkable,
 };

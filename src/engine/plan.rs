@@ -73,16 +73,36 @@ pub enum Work {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown task or analyzer `{name}`; tasks: {tasks}; analyzers: {analyzers}")]
+#[error("unknown task or analyzer `{name}`{suggestion}; tasks: {tasks}; analyzers: {analyzers}")]
 pub struct UnknownName {
     pub name: String,
+    /// ` (did you mean `security`?)`, or nothing.
+    pub suggestion: String,
     pub tasks: String,
     pub analyzers: String,
+}
+
+/// ` (did you mean `NAME`?)` for the known name nearest to `name`, when one
+/// is near enough to be a typo (as clap suggests subcommands).
+pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro(name, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
 }
 
 fn unknown(config: &Config, name: &str) -> UnknownName {
     UnknownName {
         name: name.to_owned(),
+        suggestion: did_you_mean(
+            name,
+            std::iter::once("all")
+                .chain(config.tasks.keys().map(String::as_str))
+                .chain(config.analyzers.keys().map(String::as_str)),
+        ),
         tasks: std::iter::once("all")
             .chain(config.tasks.keys().map(String::as_str))
             .collect::<Vec<_>>()

@@ -46,6 +46,10 @@ pub enum WorkspaceError {
     NotGit { what: &'static str, root: PathBuf },
     #[error("`git {args}` failed: {message}")]
     Git { args: String, message: String },
+    #[error(
+        "unknown revision `{reference}` (a branch, tag or commit git knows here, e.g. `origin/main`)"
+    )]
+    UnknownRevision { reference: String },
 }
 
 /// Which files a command-line run looks at.
@@ -195,6 +199,9 @@ impl Workspace {
                     ],
                 )
                 .map(|b| String::from_utf8_lossy(b.trim_ascii_end()).into_owned())
+                .map_err(|_| WorkspaceError::UnknownRevision {
+                    reference: reference.to_owned(),
+                })
             })?;
         let diff = git(
             &self.root,

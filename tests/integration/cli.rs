@@ -61,6 +61,82 @@ fn usage_errors_exit_64() {
         "{}",
         unknown.stderr
     );
+    let typo = p.bgtask(&["run", "secrity"]);
+    typo.code(64);
+    assert!(
+        typo.stderr
+            .contains("unknown task or analyzer `secrity` (did you mean `security`?)"),
+        "{}",
+        typo.stderr
+    );
+    p.git(&["commit", "-q", "--allow-empty", "-m", "one"]);
+    let since = p.bgtask(&["run", "all", "--since", "nope"]);
+    since.code(64);
+    assert!(
+        since.stderr.contains("unknown revision `nope`"),
+        "{}",
+        since.stderr
+    );
+}
+
+/// A reader that goes away (`| head`) ends every command quietly, with
+/// the code a shell gives a process SIGPIPE ended.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let p = Project::empty();
+    for args in [
+        &["completions", "fish"][..],
+        &["completions", "zsh"],
+        &["man"],
+        &["config", "schema"],
+    ] {
+        let mut child = p
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first write.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(141), "{args:?}: {status:?} {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Daemon requests for something that does not exist are usage errors
+/// (64), like an unknown name to `run`, with the nearest task suggested.
+#[test]
+fn unknown_runs_jobs_and_tasks_exit_64() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    for args in [
+        &["show", "999"][..],
+        &["logs", "999"],
+        &["cancel", "999"],
+        &["retry", "999"],
+        &["submit", "foo"],
+    ] {
+        let run = p.bgtask(args);
+        assert_eq!(run.code, 64, "{args:?}: {}", run.stderr);
+    }
+    let typo = p.bgtask(&["submit", "b"]);
+    assert!(typo.stderr.contains("unknown task `b`"), "{}", typo.stderr);
+    let typo = p.bgtask(&["submit", "al"]);
+    assert!(
+        typo.stderr.contains("(did you mean `all`?)"),
+        "{}",
+        typo.stderr
+    );
+    p.stop();
 }
 
 #[test]
