@@ -101,6 +101,16 @@ fn logs_follow_streams_a_running_job() {
         p.read("grandchild-a").trim().parse::<u32>().is_ok()
     });
     let run_id = p.status()["running_jobs"][0]["run_id"].to_string();
+    // A running run shows its elapsed time, no exit code yet.
+    let status = p.bgtask(&["status"]).stdout;
+    let line = status
+        .lines()
+        .find(|l| l.contains(&format!("run {run_id} ")))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        line.trim_end().ends_with("s  running") && !line.contains("exit"),
+        "{line}"
+    );
     let now = p.bgtask(&["logs", &run_id]);
     now.code(0);
     assert!(
