@@ -19,17 +19,32 @@ use super::scheduler::Scheduler;
 use crate::event::Arrival;
 use crate::ipc::{Request, Response, Submit};
 
+/// A spool larger than this was not written by hooks (each event is a
+/// line of about half a kilobyte): it is moved aside, never read.
+const MAX_SPOOL_BYTES: u64 = 64 << 20;
+
 /// Holds an exclusive `flock` on the spool until dropped.
 struct Locked(File);
 
 impl Locked {
+    /// Opens the spool without following a link and without blocking (a
+    /// repository can commit `.bgtask/spool.jsonl` as a link to
+    /// `/dev/zero` or a FIFO, RELIABILITY 26): anything but a regular file
+    /// is refused.
     fn open(path: &Path, create: bool) -> std::io::Result<Locked> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(create)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the spool is not a regular file",
+            ));
+        }
         // SAFETY: flock on a descriptor we own; released when it closes.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
@@ -59,8 +74,26 @@ impl Scheduler {
                 return;
             }
         };
+        let size = locked.0.metadata().map_or(0, |m| m.len());
+        if size > MAX_SPOOL_BYTES {
+            let aside =
+                path.with_extension(format!("jsonl.too-large-{}", crate::store::now_ms() / 1000));
+            let moved = std::fs::rename(&path, &aside);
+            tracing::error!(
+                file = %path.display(),
+                size,
+                aside = %aside.display(),
+                moved = moved.is_ok(),
+                "the spool is over {} bytes (not what hooks write): moved aside unread",
+                MAX_SPOOL_BYTES
+            );
+            return;
+        }
         let mut bytes = Vec::new();
-        if let Err(e) = locked.0.read_to_end(&mut bytes) {
+        if let Err(e) = (&mut locked.0)
+            .take(MAX_SPOOL_BYTES)
+            .read_to_end(&mut bytes)
+        {
             tracing::warn!(file = %path.display(), error = %e, "could not read the spool");
             return;
         }
@@ -158,5 +191,27 @@ mod tests {
                 std::path::PathBuf::from("a b\nc.py")
             );
         }
+    }
+
+    #[test]
+    fn a_spool_that_is_a_link_or_a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let fifo = dir.path().join("fifo.jsonl");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let submit = Request::Submit(Submit {
+            tasks: vec!["security".into()],
+            files: None,
+            priority: None,
+            source: TriggerSource::Manual {
+                command: "git commit".into(),
+            },
+            debounce: true,
+        });
+        assert!(append(&link, &submit).is_err());
+        assert!(append(&fifo, &submit).is_err());
     }
 }

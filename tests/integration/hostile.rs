@@ -171,3 +171,17 @@ fn reliability_26_hostile_ignore_files_do_not_stop_the_walk() {
     assert!(rss_kb(pid) < 100 * 1024);
     p.stop();
 }
+
+/// A repository can commit `.bgtask/spool.jsonl` (as a link to /dev/zero,
+/// or a FIFO): the daemon's drain and the hook's append refuse it without
+/// blocking or reading, and the daemon answers.
+#[test]
+fn reliability_26_a_hostile_spool_is_never_read() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    std::fs::create_dir_all(p.path().join(".bgtask")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", p.path().join(".bgtask/spool.jsonl")).unwrap();
+    let pid = p.start();
+    p.bgtask(&["status"]).code(0);
+    assert!(rss_kb(pid) < 100 * 1024);
+    p.stop();
+}
