@@ -74,13 +74,14 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
         };
         if let Some(spec) = def.external() {
             if let Some((path, origin)) = tools::find(spec, &workspace.root) {
-                let probe = if let Some(p) = versions.get(&path, &spec.version_args) {
-                    p
-                } else {
-                    let p = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
-                    versions.put(&path, &spec.version_args, &p);
-                    p
-                };
+                let probe =
+                    if let Some(p) = versions.get(&path, &spec.version_args, &workspace.root) {
+                        p
+                    } else {
+                        let p = rt.block_on(tools::detect_version(&path, spec, &workspace.root));
+                        versions.put(&path, &spec.version_args, &workspace.root, &p);
+                        p
+                    };
                 row.path = Some(path.display().to_string());
                 row.origin = Some(origin);
                 match probe {

@@ -144,7 +144,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
     Ok(if skipped { exit::USAGE } else { exit::OK })
 }
 
-pub fn uninstall(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
+pub fn uninstall(ctx: &Ctx, stop: bool, revoke: bool, json: bool) -> anyhow::Result<u8> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let (dir, changes) = match hooks::install::uninstall(&workspace.root) {
         Ok(v) => v,
@@ -152,6 +152,29 @@ pub fn uninstall(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     print(ctx, &dir, &changes, json)?;
+    if stop {
+        super::daemon_cmd::stop(ctx)?;
+    }
+    if revoke && crate::trust::revoke(&workspace.root)? {
+        ctx.note("this worktree is no longer trusted");
+    }
+    // Hooks were one trigger of several: say what still runs by itself.
+    let running = crate::daemon::Paths::for_root(&workspace.root)
+        .ok()
+        .and_then(|p| crate::daemon::is_running(&p));
+    let trusted = crate::trust::load(&workspace.root).is_some();
+    match (running, trusted) {
+        (Some(pid), true) => ctx.note(&format!(
+            "the daemon (pid {pid}) still runs and this worktree is still trusted, so saves, schedules and idle time still run tasks; `bgtask uninstall-hooks --stop --revoke` ends both"
+        )),
+        (Some(pid), false) => ctx.note(&format!(
+            "the daemon (pid {pid}) still runs (nothing runs by itself without trust); `bgtask stop` stops it"
+        )),
+        (None, true) => ctx.note(
+            "this worktree is still trusted: a daemon started here runs tasks on saves, schedules and idle time; `bgtask trust --revoke` forgets it",
+        ),
+        (None, false) => {}
+    }
     Ok(exit::OK)
 }
 

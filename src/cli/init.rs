@@ -47,6 +47,9 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> anyhow::Result<u8> {
     if initial.kept_all {
         ctx.note("no analyzer applies to the files here yet, so every built-in one was kept");
     }
+    if ctx.quiet {
+        return Ok(exit::OK);
+    }
     anstream::println!("wrote {}", path.display());
     for s in summary {
         anstream::println!("  task {s}");

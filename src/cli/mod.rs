@@ -150,8 +150,20 @@ pub enum Command {
     #[command(after_help = hook_cmd::INSTALL_EXAMPLES)]
     InstallHooks(hook_cmd::InstallArgs),
     /// Remove bgtask's git hooks and put back the ones they replaced.
-    #[command(after_help = "Example:\n  bgtask uninstall-hooks")]
+    ///
+    /// The daemon and the worktree's trust are left as they are (saves,
+    /// schedules and idle time still run tasks while both last), unless
+    /// asked: `--stop` stops the daemon, `--revoke` forgets the trust.
+    #[command(
+        after_help = "Examples:\n  bgtask uninstall-hooks\n  bgtask uninstall-hooks --stop --revoke    # nothing runs by itself here any more"
+    )]
     UninstallHooks {
+        /// Also stop this worktree's daemon.
+        #[arg(long)]
+        stop: bool,
+        /// Also forget this worktree's trust.
+        #[arg(long)]
+        revoke: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -244,7 +256,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Reload => jobs_cmd::simple(&ctx, crate::ipc::Request::Reload, false),
         Command::Service(cmd) => daemon_cmd::service(&ctx, &cmd),
         Command::InstallHooks(args) => hook_cmd::install(&ctx, &args),
-        Command::UninstallHooks { json } => hook_cmd::uninstall(&ctx, json),
+        Command::UninstallHooks { stop, revoke, json } => {
+            hook_cmd::uninstall(&ctx, stop, revoke, json)
+        }
         Command::Trust(args) => trust_cmd::run(&ctx, &args),
         Command::Hook(args) => Ok(hook_cmd::hook(&ctx, args)),
         Command::Notify(cmd) => notify_cmd::run(&ctx, &cmd),

@@ -243,7 +243,7 @@ async fn tool_version(ctx: &Ctx, path: &Path, spec: &ExternalSpec) -> Probe {
         .versions
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(path, &spec.version_args);
+        .get(path, &spec.version_args, &ctx.root);
     if let Some(probe) = cached {
         return probe;
     }
@@ -251,7 +251,7 @@ async fn tool_version(ctx: &Ctx, path: &Path, spec: &ExternalSpec) -> Probe {
     ctx.versions
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .put(path, &spec.version_args, &probe);
+        .put(path, &spec.version_args, &ctx.root, &probe);
     probe
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Asking a Python tool for its version costs a few hundred milliseconds, so
 //! answers are cached per executable, keyed by its path, size and mtime, for
-//! a day (a rustup proxy's mtime does not change when the toolchain does).
+//! a day. A proxy's file says nothing about what it runs (rustup's `cargo`,
+//! pyenv, asdf and mise shims follow their settings), so a proxy's answer
+//! is also keyed on those settings. A failed probe is never cached: the
+//! next run asks again (after `rustup default stable`, it works).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,9 @@ struct Entry {
     version: Option<String>,
     #[serde(default)]
     failed: Option<String>,
+    /// For a proxy: a hash of the settings that pick what it runs.
+    #[serde(default)]
+    resolves: Option<String>,
 }
 
 /// The version cache file, read once and written back when it changed.
@@ -94,19 +100,24 @@ impl VersionCache {
         format!("{}\u{0}{}", tool.display(), args.join("\u{1}"))
     }
 
-    pub fn get(&self, tool: &Path, args: &[String]) -> Option<Probe> {
+    /// A cached answer for `tool` run in the project at `root`.
+    pub fn get(&self, tool: &Path, args: &[String], root: &Path) -> Option<Probe> {
         let e = self.entries.get(&Self::key(tool, args))?;
         let (size, mtime) = stamp(tool)?;
         let fresh = e.size == size
             && e.mtime_ns == mtime
+            && e.failed.is_none()
+            && e.resolves == resolution(tool, root)
             && now_secs().saturating_sub(e.checked) < MAX_AGE.as_secs();
-        fresh.then(|| match &e.failed {
-            Some(why) => Probe::Failed(why.clone()),
-            None => Probe::Version(e.version.clone()),
-        })
+        fresh.then(|| Probe::Version(e.version.clone()))
     }
 
-    pub fn put(&mut self, tool: &Path, args: &[String], probe: &Probe) {
+    /// Remembers an answer; a failure is forgotten instead.
+    pub fn put(&mut self, tool: &Path, args: &[String], root: &Path, probe: &Probe) {
+        if matches!(probe, Probe::Failed(_)) {
+            self.dirty |= self.entries.remove(&Self::key(tool, args)).is_some();
+            return;
+        }
         if let Some((size, mtime_ns)) = stamp(tool) {
             self.entries.insert(
                 Self::key(tool, args),
@@ -115,10 +126,8 @@ impl VersionCache {
                     mtime_ns,
                     checked: now_secs(),
                     version: probe.version().map(str::to_owned),
-                    failed: match probe {
-                        Probe::Failed(why) => Some(why.clone()),
-                        Probe::Version(_) => None,
-                    },
+                    failed: None,
+                    resolves: resolution(tool, root),
                 },
             );
             self.dirty = true;
@@ -143,6 +152,63 @@ impl VersionCache {
             let _ = tmp.persist(&self.path);
         }
     }
+}
+
+/// For a proxy executable, a hash of what decides the tool it runs: for
+/// rustup's proxies its settings, `RUSTUP_TOOLCHAIN` and the project's
+/// toolchain file; for pyenv, asdf and mise shims their version files and
+/// variables. `None` for an ordinary executable.
+fn resolution(tool: &Path, root: &Path) -> Option<String> {
+    let real = tool.canonicalize().ok()?;
+    let name = real.file_name()?.to_string_lossy().into_owned();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let env_dir = |var: &str, default: &str| {
+        std::env::var_os(var).map_or_else(|| home.join(default), PathBuf::from)
+    };
+    let (files, vars): (Vec<PathBuf>, &[&str]) = if name.starts_with("rustup") {
+        (
+            vec![
+                env_dir("RUSTUP_HOME", ".rustup").join("settings.toml"),
+                root.join("rust-toolchain.toml"),
+                root.join("rust-toolchain"),
+            ],
+            &["RUSTUP_TOOLCHAIN"],
+        )
+    } else if tool.components().any(|c| c.as_os_str() == "shims") {
+        (
+            vec![
+                env_dir("PYENV_ROOT", ".pyenv").join("version"),
+                root.join(".python-version"),
+                root.join(".tool-versions"),
+                root.join(".mise.toml"),
+                root.join("mise.toml"),
+            ],
+            &[
+                "PYENV_VERSION",
+                "ASDF_PYTHON_VERSION",
+                "MISE_PYTHON_VERSION",
+            ],
+        )
+    } else {
+        return None;
+    };
+    let mut h = blake3::Hasher::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        if let Ok(Some(bytes)) = crate::repofile::read(None, &f, 64 * 1024) {
+            h.update(&bytes);
+        }
+        h.update(&[0]);
+    }
+    for v in vars {
+        if let Some(value) = std::env::var_os(v) {
+            h.update(value.as_encoded_bytes());
+        }
+        h.update(&[0]);
+    }
+    Some(h.finalize().to_hex()[..16].to_owned())
 }
 
 /// Runs the tool's version command (isolated, 20 s limit) and extracts the
@@ -245,15 +311,45 @@ mod tests {
             ..VersionCache::default()
         };
         let args = vec!["--version".to_owned()];
-        cache.put(&tool, &args, &Probe::Version(Some("1.0".into())));
+        let root = dir.path();
+        cache.put(&tool, &args, root, &Probe::Version(Some("1.0".into())));
         assert_eq!(
-            cache.get(&tool, &args),
+            cache.get(&tool, &args, root),
             Some(Probe::Version(Some("1.0".into())))
         );
-        assert_eq!(cache.get(&tool, &["-V".to_owned()]), None);
+        assert_eq!(cache.get(&tool, &["-V".to_owned()], root), None);
+        // A failure is never remembered (nor kept from before).
+        cache.put(
+            &tool,
+            &args,
+            root,
+            &Probe::Failed("no default toolchain".into()),
+        );
+        assert_eq!(cache.get(&tool, &args, root), None);
+        cache.put(&tool, &args, root, &Probe::Version(Some("1.0".into())));
         std::fs::write(&tool, "changed").unwrap();
-        assert_eq!(cache.get(&tool, &args), None, "size changed");
+        assert_eq!(cache.get(&tool, &args, root), None, "size changed");
         cache.save();
         assert!(dir.path().join("v.json").exists());
+    }
+
+    #[test]
+    fn a_proxy_is_keyed_on_what_it_resolves_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let shims = dir.path().join("shims");
+        std::fs::create_dir(&shims).unwrap();
+        let tool = shims.join("pylint");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).unwrap();
+        let mut cache = VersionCache {
+            path: dir.path().join("v.json"),
+            ..VersionCache::default()
+        };
+        let args = vec!["--version".to_owned()];
+        cache.put(&tool, &args, &root, &Probe::Version(Some("3.0".into())));
+        assert!(cache.get(&tool, &args, &root).is_some());
+        std::fs::write(root.join(".python-version"), "3.12\n").unwrap();
+        assert_eq!(cache.get(&tool, &args, &root), None, "another Python now");
     }
 }

@@ -133,4 +133,10 @@ fn init_writes_tasks_for_the_languages_found() {
     let again = p.bgtask(&["init"]);
     again.code(64);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    // -q: nothing but errors.
+    let empty = Project::empty();
+    let quiet = empty.bgtask(&["-q", "init"]);
+    quiet.code(0);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+    assert!(empty.path().join(".background-tasks.json").exists());
 }

@@ -566,3 +566,38 @@ fn a_blocking_pre_push_checks_the_pushed_commits() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Uninstalling the hooks says what still runs by itself (the daemon, on
+/// saves, in a trusted worktree) and can end both.
+#[test]
+fn uninstall_says_what_still_runs_and_can_stop_and_revoke() {
+    let p = lint_project();
+    p.commit_all("setup");
+    p.bgtask(&["install-hooks"]).code(0);
+    let pid = p.start();
+    let run = p.bgtask(&["uninstall-hooks"]);
+    run.code(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "the daemon (pid {pid}) still runs and this worktree is still trusted"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(p.daemon_pid().is_some());
+    let run = p.bgtask(&["uninstall-hooks", "--stop", "--revoke"]);
+    run.code(0);
+    assert!(run.stdout.contains("stopped"), "{}", run.stdout);
+    assert!(run.stderr.contains("no longer trusted"), "{}", run.stderr);
+    assert!(!run.stderr.contains("still"), "{}", run.stderr);
+    assert!(p.daemon_pid().is_none());
+    let trust = p.bgtask(&["trust", "--status", "--json"]).json();
+    assert!(
+        trust
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|t| t["state"] == "untrusted"),
+        "{trust}"
+    );
+}
