@@ -75,7 +75,7 @@ impl Scheduler {
             Request::Health => Response::Health(self.run_health(false)),
             Request::Cleanup => Response::Cleaned(self.cleanup()),
             Request::Reload => {
-                self.reload();
+                self.reload_now();
                 Response::Reloaded {
                     applied: !self.config_state.stale,
                     problems: self.config_state.problems.clone(),

@@ -2,6 +2,11 @@
 //! `bgtask reload`) the config is validated and applied if good. A bad one
 //! keeps the last good config in use, marks it stale in `status` and is
 //! reported once (RELIABILITY 21), in the log and as a notification.
+//!
+//! An editor or `git stash pop` rewrites a file in steps (empty, then
+//! whole): a config read as invalid after a change is read again after a
+//! short settle before it is called invalid. `bgtask reload` answers at
+//! once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +16,10 @@ use tokio::sync::mpsc;
 
 use super::scheduler::{Command, Scheduler};
 use crate::config::{CONFIG_FILE, LOCAL_CONFIG_FILE};
+
+/// How long a config that reads as invalid after a change may take to
+/// become whole before it is reported.
+pub(super) const CONFIG_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Watches the worktree root (not recursively) for changes to the config
 /// files; keep the watcher alive for as long as changes matter.
@@ -58,7 +67,29 @@ impl Scheduler {
         self.slot_count = count;
     }
 
+    /// A change on disk: applied if good; if not, looked at again once the
+    /// file has had [`CONFIG_SETTLE`] to settle.
     pub(super) fn reload(&mut self) {
+        self.reload_with(false);
+    }
+
+    /// `bgtask reload`: the answer now.
+    pub(super) fn reload_now(&mut self) {
+        self.reload_with(true);
+    }
+
+    /// Re-reads a config that looked invalid, once it had time to settle.
+    pub(super) fn settle_config(&mut self) {
+        if self
+            .config_settle
+            .is_some_and(|at| at <= std::time::Instant::now())
+        {
+            self.reload_with(true);
+        }
+    }
+
+    fn reload_with(&mut self, settled: bool) {
+        self.config_settle = None;
         match crate::config::load(&self.workspace.root) {
             Ok(mut config) => {
                 let was_stale = self.config_state.stale;
@@ -85,6 +116,9 @@ impl Scheduler {
                 self.refresh_quarantine();
                 tracing::info!(stale_before = was_stale, "config reloaded");
                 let _ = self.store.event("info", "config", "config reloaded");
+            }
+            Err(_) if !settled => {
+                self.config_settle = Some(std::time::Instant::now() + CONFIG_SETTLE);
             }
             Err(e) => {
                 let problems: Vec<String> = if e.problems().is_empty() {

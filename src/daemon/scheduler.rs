@@ -100,6 +100,8 @@ pub struct Scheduler {
     pub(super) degraded: Option<String>,
     /// Runs the store could not record yet (`recovery.rs`).
     pub(super) unsaved_runs: Vec<super::recovery::UnsavedRun>,
+    /// When a config that read as invalid is read again (`reload.rs`).
+    pub(super) config_settle: Option<Instant>,
     /// When a degraded store is tried next.
     pub(super) store_retry_at: Option<Instant>,
     pub(super) clock: Clock,
@@ -215,6 +217,7 @@ impl Scheduler {
             degraded: None,
             unsaved_runs: Vec::new(),
             store_retry_at: None,
+            config_settle: None,
             clock,
             execute: parts.execute,
             adaptive: HashMap::new(),
@@ -330,6 +333,7 @@ impl Scheduler {
         self.run_start_tasks();
         loop {
             self.retry_store();
+            self.settle_config();
             self.release_intake();
             self.run_timers();
             self.dispatch();
@@ -382,6 +386,9 @@ impl Scheduler {
         }
         if self.store_retry_due() {
             wake = wake.min(Duration::from_secs(1));
+        }
+        if let Some(at) = self.config_settle {
+            wake = wake.min(at.saturating_duration_since(Instant::now()));
         }
         if !self.resolving
             && let Some(at) = self.intake.next_wakeup()

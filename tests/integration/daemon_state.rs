@@ -90,6 +90,30 @@ fn hot_reload_keeps_the_last_good_config() {
     p.stop();
 }
 
+/// An editor (or `git stash pop`) leaves the config empty for a moment
+/// while rewriting it: that is not reported as an invalid config.
+#[test]
+fn a_config_briefly_empty_while_rewritten_is_not_called_invalid() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let good = p.read(".background-tasks.json");
+    let reloads = || {
+        p.sql("SELECT message FROM events WHERE kind = 'config'")
+            .iter()
+            .filter(|m| m.contains("reloaded"))
+            .count()
+    };
+    let before = reloads();
+    std::fs::write(p.path().join(".background-tasks.json"), "").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::fs::write(p.path().join(".background-tasks.json"), &good).unwrap();
+    wait_for(10, "the reload", || reloads() > before);
+    let events = p.sql("SELECT message FROM events WHERE kind = 'config'");
+    assert!(!events.iter().any(|m| m.contains("invalid")), "{events:?}");
+    assert_eq!(p.status()["config"]["stale"], false);
+    p.stop();
+}
+
 /// `logs --follow` streams a running job's output until it ends.
 #[test]
 fn logs_follow_streams_a_running_job() {
