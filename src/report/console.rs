@@ -84,6 +84,10 @@ fn findings(out: &mut String, findings: &[Finding]) {
             Some(name) if *name != f.rule => format!("{} {name}", f.rule),
             _ => f.rule.clone(),
         };
+        // A message of several lines (pylint's duplicate-code quotes the
+        // code) keeps the rule on its first line and the rest indented
+        // under it, so the next finding never runs into it.
+        let mut lines = f.message.trim_end().lines();
         let _ = writeln!(
             out,
             "  {pos:>8}  {}  {}  {}  {}",
@@ -91,10 +95,13 @@ fn findings(out: &mut String, findings: &[Finding]) {
                 sev_style(f.severity),
                 &format!("{:<8}", f.severity.as_str())
             ),
-            f.message,
+            lines.next().unwrap_or(""),
             paint(DIM, &rule),
             paint(DIM, &f.analyzer),
         );
+        for line in lines {
+            let _ = writeln!(out, "{:22}{}", "", paint(DIM, &format!("│ {line}")));
+        }
     }
     if !findings.is_empty() {
         out.push('\n');
@@ -296,4 +303,55 @@ fn verdict(out: &mut String, report: &Report) {
         report.exit_code,
         report.verdict
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::Location;
+
+    #[test]
+    fn a_message_of_several_lines_stays_under_its_finding() {
+        let dup = Finding::new(
+            "pylint",
+            "R0801",
+            Severity::Low,
+            "Similar lines in 2 files\n==a:[1:3]\n==b:[1:3]\n    x = 1\n",
+        )
+        .at(Location::at("a.py", 1, Some(1)));
+        let next = Finding::new("pylint", "C0114", Severity::Low, "Missing module docstring")
+            .at(Location::at("a.py", 2, Some(1)));
+        let mut out = String::new();
+        findings(&mut out, &[dup, next]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].contains("Similar lines in 2 files") && lines[1].contains("R0801"));
+        assert!(lines[2].starts_with(&" ".repeat(22)), "{out}");
+        assert!(lines[2].contains("│ ==a:[1:3]"), "{out}");
+        assert!(lines[4].contains("│     x = 1"), "{out}");
+        assert!(
+            lines[5].contains("Missing module docstring") && lines[5].contains("C0114"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn test_counts_as_the_runner_counts() {
+        let t = crate::analyze::TestCounts {
+            total: 4,
+            failed: 1,
+            errors: 1,
+            skipped: 1,
+        };
+        assert_eq!(
+            test_counts(t),
+            "4 tests: 1 passed, 1 failed, 1 error, 1 skipped"
+        );
+        let t = crate::analyze::TestCounts {
+            total: 1,
+            failed: 0,
+            errors: 0,
+            skipped: 0,
+        };
+        assert_eq!(test_counts(t), "1 test: 1 passed, 0 failed");
+    }
 }
