@@ -248,3 +248,30 @@ fn pytest_counts_failed_errors_and_skipped_apart() {
         run.stdout
     );
 }
+
+/// A test module pytest cannot import is a tool error that says why and
+/// where, not a failed test.
+#[test]
+fn a_pytest_collection_error_says_why_and_where() {
+    let p = Project::empty();
+    p.file(
+        "tests/test_calc.py",
+        "import nonexistent_mod\n\ndef test_a():\n    assert True\n",
+    );
+    let run = p.bgtask(&["run", "pytest", "--format", "json"]);
+    run.code(2);
+    let report = run.json();
+    let pytest = run_of(&report, "pytest");
+    assert_eq!(pytest["status"], "tool_error", "{pytest:#}");
+    assert_eq!(
+        pytest["reason"],
+        "could not collect tests/test_calc.py:1: ModuleNotFoundError: No module named 'nonexistent_mod'"
+    );
+    assert!(report["findings"].as_array().unwrap().is_empty());
+    let text = p.bgtask(&["run", "pytest"]);
+    assert!(
+        text.stdout.contains("No module named 'nonexistent_mod'"),
+        "{}",
+        text.stdout
+    );
+}

@@ -29,8 +29,13 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     };
     let mut parsed = Parsed::default();
     let mut counts = TestCounts::default();
+    let mut uncollected = Vec::new();
     for doc in docs {
         for case in cases(doc)? {
+            if let Some(why) = collection_error(&case) {
+                uncollected.push(why);
+                continue;
+            }
             counts.total += 1;
             if case.skipped {
                 counts.skipped += 1;
@@ -75,11 +80,41 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             parsed.findings.push(f);
         }
     }
-    if counts.total == 0 {
+    if !uncollected.is_empty() {
+        // Not a failed test: the runner could not load a test module (its
+        // imports, a syntax error) and pytest stops before running any.
+        parsed.fatal = Some(format!(
+            "could not collect {}",
+            truncate(&uncollected.join("; "), 1000)
+        ));
+    } else if counts.total == 0 {
         parsed.nothing_to_do = Some("no tests ran".to_owned());
     }
     parsed.tests = Some(counts);
     Ok(parsed)
+}
+
+/// pytest reports a test module it could not import as an errored case
+/// named after the module, message `collection failure`: what went wrong
+/// (the traceback's `E` lines) and where (its last frame in the module).
+fn collection_error(case: &Case) -> Option<String> {
+    let (kind, message, text) = case.outcome.as_ref()?;
+    if *kind != "error" || message != "collection failure" {
+        return None;
+    }
+    let file = case.file.clone().unwrap_or_else(|| case.name.clone());
+    let at = traceback_line(text, &file).map_or(file.clone(), |l| format!("{file}:{l}"));
+    let error: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("E "))
+        .map(str::trim)
+        .collect();
+    let what = if error.is_empty() {
+        text.lines().next().unwrap_or("").trim().to_owned()
+    } else {
+        error.join(" ")
+    };
+    Some(format!("{at}: {what}"))
 }
 
 fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
@@ -226,6 +261,23 @@ mod tests {
     use super::super::TestCounts;
     use crate::analyze::Severity;
     use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
+
+    #[test]
+    fn a_pytest_collection_error_is_a_tool_error_with_its_cause() {
+        let doc = fixture("pytest-collection-error.xml");
+        let case = Case::new("pytest", 2).report(&doc);
+        let parsed = case.parse().unwrap();
+        assert!(parsed.findings.is_empty(), "not a failed test");
+        assert_eq!(
+            parsed.fatal.as_deref(),
+            Some(
+                "could not collect tests/test_calc.py:1: ModuleNotFoundError: No module named 'nonexistent_mod'"
+            )
+        );
+        assert_eq!(parsed.tests.unwrap().total, 0);
+        let run = crate::analyze::classify::classify(&case.def(), 2, case.parse(), b"");
+        assert_eq!(run.status, crate::analyze::RunStatus::ToolError);
+    }
 
     #[test]
     fn real_pytest_xunit1_report() {
