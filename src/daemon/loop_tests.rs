@@ -381,8 +381,8 @@ async fn a_burst_of_saves_is_one_run_after_the_quiet_window() {
     assert_eq!(h.tasks_started(), ["boot", "lint"]);
     assert_eq!(
         h.query("SELECT CAST(path AS TEXT) FROM job_files ORDER BY path"),
-        ["a.py", "b.py"],
-        "the job got the saved files its analyzers read, not README.md or a file already gone"
+        ["a.py", "b.py", "gone.py"],
+        "the job got the saved files its analyzers read, not README.md; a deleted one too (its findings end)"
     );
     assert_eq!(h.query("SELECT count(*) FROM intake"), ["0"]);
     h.stop.cancel();

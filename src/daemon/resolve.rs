@@ -192,13 +192,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
             Arrival::Saved { files, rescan } if wanted.contains(&TriggerKind::Save) => {
                 out.push(Resolved {
                     kind: TriggerKind::Save,
-                    files: (!rescan).then(|| {
-                        files
-                            .iter()
-                            .filter(|f| root.join(f).is_file())
-                            .cloned()
-                            .collect()
-                    }),
+                    files: (!rescan).then(|| files_or_gone(root, files.iter().cloned().collect())),
                     source: TriggerSource::Save,
                     skip: Vec::new(),
                     only: None,
@@ -223,7 +217,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                 };
                 out.push(Resolved {
                     kind,
-                    files: Some(existing(root, files)),
+                    files: Some(files_or_gone(root, files)),
                     source: TriggerSource::Hook {
                         hook: h.hook.clone(),
                         head: h.head.clone(),
@@ -240,7 +234,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
             } if !hooks_spoke && from != to && wanted.contains(&TriggerKind::Commit) => {
                 out.push(Resolved {
                     kind: TriggerKind::Commit,
-                    files: Some(existing(root, range_files(root, from, to))),
+                    files: Some(files_or_gone(root, range_files(root, from, to))),
                     source: TriggerSource::HeadMoved,
                     skip: Vec::new(),
                     only: None,
@@ -254,7 +248,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
         ids.dedup();
         out.push(Resolved {
             kind: TriggerKind::Commit,
-            files: Some(existing(root, commit_files(root, &ids))),
+            files: Some(files_or_gone(root, commit_files(root, &ids))),
             source: TriggerSource::Hook {
                 hook: last.hook.clone(),
                 head: last.head.clone(),
@@ -266,11 +260,14 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
     out
 }
 
-/// Deleted files are nothing to analyse.
-fn existing(root: &Path, files: BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+/// The files a trigger names, deleted ones included: a deleted file's
+/// findings end with it, so the tasks that looked at it must hear of it
+/// (the engine records it as gone without running a per-file analyzer on
+/// it). Directories are left out.
+fn files_or_gone(root: &Path, files: BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
     files
         .into_iter()
-        .filter(|f| root.join(f).is_file())
+        .filter(|f| !std::fs::symlink_metadata(root.join(f)).is_ok_and(|m| m.is_dir()))
         .collect()
 }
 
@@ -359,8 +356,8 @@ mod tests {
         assert_eq!(files(of(TriggerKind::Checkout)), ["a.py", "new.py"]);
         assert_eq!(
             files(of(TriggerKind::Save)),
-            ["a.py"],
-            "deleted and temporary files drop out"
+            ["a.py", "gone.py"],
+            "a deleted file stays: its findings end"
         );
         // Two commits in one batch: each commit's own files, not a diff
         // between the two.

@@ -94,10 +94,17 @@ pub async fn run(
             .await
             .unwrap_or_else(|_| workspace.files())
     };
+    let gone: Option<BTreeSet<PathBuf>> = selection.as_ref().map(|sel| {
+        sel.iter()
+            .filter(|p| std::fs::symlink_metadata(workspace.root.join(p)).is_err())
+            .cloned()
+            .collect()
+    });
     let inputs = plan::Inputs {
         config: &config,
         files: &files,
         selection: selection.as_ref(),
+        gone: gone.as_ref(),
         shard: opts.shard,
         offline: opts.offline,
     };
@@ -149,6 +156,7 @@ pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicabilit
         config,
         files: &files,
         selection: None,
+        gone: None,
         shard: None,
         offline: false,
     };

@@ -177,6 +177,10 @@ pub struct Inputs<'a> {
     pub files: &'a [PathBuf],
     /// Only these files, when the user selected some.
     pub selection: Option<&'a BTreeSet<PathBuf>>,
+    /// Selected files that no longer exist (deleted, or renamed away):
+    /// nothing for a per-file analyzer to run on, but looked at all the
+    /// same, so their findings end.
+    pub gone: Option<&'a BTreeSet<PathBuf>>,
     pub shard: Option<Shard>,
     /// Skip analyzers that need the network.
     pub offline: bool,
@@ -341,13 +345,29 @@ fn batch_work(
         .filter(|(r, p)| candidate(r) && inputs.selection.is_none_or(|s| s.contains(*p)))
         .map(|(_, p)| (*p).clone())
         .collect();
+    let is_gone = |p: &PathBuf| inputs.gone.is_some_and(|g| g.contains(p));
+    let mut gone = 0;
     if let Some(sel) = inputs.selection {
         for p in sel {
-            if !targets.contains(p) && candidate(&rel(p)) {
+            if targets.contains(p) || !candidate(&rel(p)) {
+                continue;
+            }
+            if is_gone(p) {
+                gone += 1;
+            } else {
                 targets.push(p.clone());
             }
         }
         targets.sort();
+    }
+    if targets.is_empty() && gone > 0 {
+        return skip(
+            RunStatus::Clean,
+            format!(
+                "{gone} selected file{} deleted: nothing left to analyse there",
+                if gone == 1 { " was" } else { "s were" }
+            ),
+        );
     }
     if let Some(shard) = inputs.shard {
         targets.retain(|p| shard.owns(p.as_os_str().as_encoded_bytes()));
@@ -439,6 +459,7 @@ mod tests {
             config: &c,
             files: &files,
             selection: None,
+            gone: None,
             shard: None,
             offline: false,
         };
@@ -462,7 +483,7 @@ mod tests {
             offline: true,
             ..inputs
         };
-        let planned = plan(&inputs, wanted);
+        let planned = plan(&inputs, wanted.clone());
         let by: BTreeMap<&str, Vec<String>> = planned
             .iter()
             .map(|p| (p.def.name.as_str(), run_targets(p)))
@@ -477,6 +498,24 @@ mod tests {
             Vec::<String>::new(),
             "a .py change reruns the suite"
         );
+
+        // A deleted file: no per-file run on it, the project-wide ones run.
+        let sel: BTreeSet<PathBuf> = paths(&["src/gone.py"]).into_iter().collect();
+        let inputs = Inputs {
+            selection: Some(&sel),
+            gone: Some(&sel),
+            ..inputs
+        };
+        let planned = plan(&inputs, wanted);
+        let by: BTreeMap<&str, Vec<String>> = planned
+            .iter()
+            .map(|p| (p.def.name.as_str(), run_targets(p)))
+            .collect();
+        assert_eq!(
+            by["bandit"],
+            ["skip: 1 selected file was deleted: nothing left to analyse there"]
+        );
+        assert_eq!(by["pytest"], Vec::<String>::new(), "the suite reruns");
     }
 
     #[test]
@@ -491,6 +530,7 @@ mod tests {
                 config: &c,
                 files: &files,
                 selection: None,
+                gone: None,
                 shard: Some(Shard { index: k, count: 3 }),
                 offline: false,
             };

@@ -7,7 +7,8 @@
 //! One run makes at most one event, so a developer is never told the same
 //! run twice: `task_failed` (an analyzer errored, timed out or ran out of
 //! memory, with `on_failure`), else `issues_found` (findings to report, with
-//! `on_issues`), else `task_completed` (with `on_complete`). Missing
+//! `on_issues`), else `task_completed` (findings that ended, with
+//! `on_issues`; any run, with `on_complete`). Missing
 //! analyzers are a separate `analyzers_unavailable` event, once per daemon
 //! start for each analyzer.
 
@@ -161,6 +162,18 @@ pub fn run_event(run: &RunFinished, known: Option<&Known>) -> Option<Notificatio
         )
     } else if let (Some(i), true, Some(w)) = (&issues, policy.on_issues, worst) {
         (EventKind::IssuesFound, w, format!("{task}: {i}"))
+    } else if counts.fixed > 0 && policy.on_issues {
+        // Findings that ended (fixed, or their file deleted) are news too.
+        let rest = if run.findings.is_empty() {
+            "clean now".to_owned()
+        } else {
+            format!("{} known remain", plural(counts.findings, "finding"))
+        };
+        (
+            EventKind::TaskCompleted,
+            Level::Info,
+            format!("{task}: {} fixed, {rest}", counts.fixed),
+        )
     } else if policy.on_complete {
         let what = if run.findings.is_empty() {
             format!("clean{fixed}")
@@ -412,7 +425,11 @@ mod tests {
                 case("none", false, [true, true, true, true]),
                 Some((TaskCompleted, Level::Info)),
             ),
-            ("clean: silent", case("none", false, DEFAULT), None),
+            (
+                "clean after a known finding: said as fixed",
+                case("none", false, DEFAULT),
+                Some((TaskCompleted, Level::Info)),
+            ),
             (
                 "a failure is an error",
                 case("none", true, DEFAULT),

@@ -467,6 +467,11 @@ impl<F: Fn(Output)> Watching<F> {
                 .invalidate(rel.parent().unwrap_or_else(|| Path::new("")));
         }
         if removed {
+            // A deleted file is a change too: its findings end with it.
+            // (A removed directory's files come as their own events.)
+            if !self.filter.ignored(&rel, false) {
+                self.files.insert(rel);
+            }
             return;
         }
         if created && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
