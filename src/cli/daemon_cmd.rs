@@ -278,6 +278,41 @@ pub fn stop(ctx: &Ctx) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+/// The run side of `status`: paused and given-up tasks, recent runs.
+fn print_runs(s: &crate::ipc::Status) {
+    for task in &s.paused {
+        anstream::println!(
+            "paused   {task}: its runs keep writing the files that start it; a save of yours or `bgtask submit {task}` starts it again"
+        );
+    }
+    for r in &s.given_up {
+        anstream::println!("given up run {} {}: {}", r.run_id, r.task, r.verdict);
+    }
+    if !s.last_runs.is_empty() {
+        anstream::println!("recent runs");
+        for r in &s.last_runs {
+            // A run still going has no duration or exit code yet.
+            if let Some(job) = s.running_jobs.iter().find(|j| j.run_id == r.run_id) {
+                anstream::println!(
+                    "  run {:<5} {:<12} {:>7.1}s  running",
+                    r.run_id,
+                    r.task,
+                    job.running_s
+                );
+                continue;
+            }
+            anstream::println!(
+                "  run {:<5} {:<12} {:>7}ms  exit {}  {}",
+                r.run_id,
+                r.task,
+                r.duration_ms,
+                r.exit_code,
+                r.verdict
+            );
+        }
+    }
+}
+
 /// The trigger side of `status`: the intake, the watcher, trust.
 fn print_triggers(s: &crate::ipc::Status) {
     if s.intake > 0 {
@@ -389,32 +424,7 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     for c in s.health.checks.iter().filter(|c| c.level != Level::Ok) {
         anstream::println!("  {}: {}", c.name, c.message);
     }
-    for r in &s.given_up {
-        anstream::println!("given up run {} {}: {}", r.run_id, r.task, r.verdict);
-    }
-    if !s.last_runs.is_empty() {
-        anstream::println!("recent runs");
-        for r in &s.last_runs {
-            // A run still going has no duration or exit code yet.
-            if let Some(job) = s.running_jobs.iter().find(|j| j.run_id == r.run_id) {
-                anstream::println!(
-                    "  run {:<5} {:<12} {:>7.1}s  running",
-                    r.run_id,
-                    r.task,
-                    job.running_s
-                );
-                continue;
-            }
-            anstream::println!(
-                "  run {:<5} {:<12} {:>7}ms  exit {}  {}",
-                r.run_id,
-                r.task,
-                r.duration_ms,
-                r.exit_code,
-                r.verdict
-            );
-        }
-    }
+    print_runs(&s);
     Ok(exit::OK)
 }
 

@@ -107,6 +107,9 @@ pub struct FileWatch {
     pub paths: Option<Globs>,
     pub exclude_paths: Option<Globs>,
     pub debounce: Duration,
+    /// Runs in a row started only by the task's own writes before it is
+    /// paused (0: never).
+    pub max_self_triggers: u32,
 }
 
 #[derive(Debug, Clone)]

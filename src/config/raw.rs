@@ -237,6 +237,9 @@ pub struct RawFileWatch {
     pub exclude_paths: Option<Vec<String>>,
     /// Quiet time after the last save before work starts, e.g. `"2s"`.
     pub debounce: Option<String>,
+    /// A task whose own runs keep changing the files that start it is
+    /// paused after this many such runs in a row (default 3; 0 never).
+    pub max_self_triggers: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

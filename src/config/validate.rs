@@ -390,6 +390,7 @@ fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {
                 fw.debounce.as_deref(),
             )
             .unwrap_or(Duration::from_secs(2)),
+            max_self_triggers: fw.max_self_triggers.unwrap_or(3),
         },
         git_hooks: GitHooks {
             enabled: gh.enabled.unwrap_or(true),

@@ -126,6 +126,7 @@ impl Scheduler {
             watcher: self.watcher.clone(),
             untrusted: self.untrusted_tasks(),
             given_up: self.store.given_up(3).unwrap_or_default(),
+            paused: self.self_writes.paused().cloned().collect(),
         }
     }
 

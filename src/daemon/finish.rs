@@ -18,6 +18,7 @@ impl Scheduler {
         let Some(active) = self.running.remove(&f.job_id) else {
             return;
         };
+        self.self_writes.finished(f.job_id, &self.workspace.root);
         let now = self.clock.now();
         self.adaptive.remove(&active.waiting.task);
         // Only a run that shutdown actually cut short is interrupted; one

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::resolve::{Resolved, resolve};
 use super::scheduler::{Command, Scheduler};
+use super::selfwrites::Guarded;
 use crate::config::TriggerKind;
 use crate::engine::Relevance;
 use crate::event::Arrival;
@@ -41,6 +42,9 @@ impl Scheduler {
         }
         self.note_activity();
         self.arrivals += 1;
+        if let Arrival::Saved { files, .. } = &arrival {
+            self.self_writes.saved(files);
+        }
         // HEAD moving is the watcher's fallback for clients that run no
         // hooks, and comes with every commit: kept in memory only (a crash
         // loses at most that fallback for the last quiet window), which
@@ -211,6 +215,41 @@ impl Scheduler {
             ));
     }
 
+    /// A save-triggered offer of `task` without the task's own writes
+    /// (`selfwrites.rs`); `None` when nothing is left or the task is paused
+    /// for starting itself (said once).
+    fn guard_self_writes(
+        &mut self,
+        task: &str,
+        files: BTreeSet<PathBuf>,
+    ) -> Option<BTreeSet<PathBuf>> {
+        let max = self.config.triggers.file_watch.max_self_triggers;
+        match self
+            .self_writes
+            .guard(task, files, &self.workspace.root, max)
+        {
+            Guarded::Run(files) => Some(files),
+            Guarded::OwnWrites => {
+                tracing::info!(task, "not run again: the save was of its own run's writes");
+                None
+            }
+            Guarded::Paused { newly, streak } => {
+                if newly {
+                    let msg = format!(
+                        "task {task} paused: its last {streak} runs were started by files its own runs wrote (a formatter, --fix, rewritten snapshots?); a save of yours, `bgtask submit {task}` or a config change starts it again"
+                    );
+                    tracing::warn!("{msg}");
+                    let _ = self.store.event("warning", "loop", &msg);
+                    self.notifier
+                        .send(crate::notifier::NotificationEvent::health_alert(
+                            false, &msg,
+                        ));
+                }
+                None
+            }
+        }
+    }
+
     /// Turns a resolved batch into jobs and forgets its arrivals, in one
     /// transaction.
     pub(super) fn route(&mut self, batch: ResolvedBatch) {
@@ -242,7 +281,13 @@ impl Scheduler {
                         if mine.is_empty() {
                             continue;
                         }
-                        Some(mine)
+                        if r.kind != TriggerKind::Save {
+                            Some(mine)
+                        } else if let Some(mine) = self.guard_self_writes(&task.name, mine) {
+                            Some(mine)
+                        } else {
+                            continue;
+                        }
                     }
                 };
                 match trust.get(&task.name) {

@@ -135,6 +135,9 @@ impl Scheduler {
         }
         let mut seen = std::collections::HashSet::new();
         tasks.retain(|t| seen.insert(t.clone()));
+        for t in &tasks {
+            self.self_writes.resume(t);
+        }
         let debounce = if s.debounce {
             self.config.triggers.file_watch.debounce
         } else {
@@ -232,6 +235,8 @@ impl Scheduler {
                 -w.id
             }
         };
+        self.self_writes
+            .started(w.id, &w.task, w.files.as_ref(), &self.workspace.root);
         let log_dir = self.paths.run_logs.join(run_id.to_string());
         // Run ids can come round again once retention removed every run;
         // an old run's logs (and its `.done`) must not pass for this one's.

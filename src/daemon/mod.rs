@@ -24,6 +24,7 @@ mod recovery;
 mod reload;
 mod resolve;
 mod scheduler;
+mod selfwrites;
 mod server;
 pub mod service;
 pub mod spool;

@@ -114,6 +114,7 @@ impl Scheduler {
                 self.sync_watcher();
                 self.notifier.reconfigure(self.config.clone());
                 self.refresh_quarantine();
+                self.self_writes.resume_all();
                 tracing::info!(stale_before = was_stale, "config reloaded");
                 let _ = self.store.event("info", "config", "config reloaded");
             }

@@ -100,6 +100,8 @@ pub struct Scheduler {
     pub(super) degraded: Option<String>,
     /// Runs the store could not record yet (`recovery.rs`).
     pub(super) unsaved_runs: Vec<super::recovery::UnsavedRun>,
+    /// Runs that write the files that start them (`selfwrites.rs`).
+    pub(super) self_writes: super::selfwrites::SelfWrites,
     /// When a config that read as invalid is read again (`reload.rs`).
     pub(super) config_settle: Option<Instant>,
     /// When a degraded store is tried next.
@@ -218,6 +220,7 @@ impl Scheduler {
             unsaved_runs: Vec::new(),
             store_retry_at: None,
             config_settle: None,
+            self_writes: super::selfwrites::SelfWrites::default(),
             clock,
             execute: parts.execute,
             adaptive: HashMap::new(),

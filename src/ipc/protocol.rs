@@ -211,6 +211,10 @@ pub struct Status {
     /// Recent runs given up on after dying with the daemon twice.
     #[serde(default)]
     pub given_up: Vec<RunSummary>,
+    /// Tasks paused for starting themselves (their runs write the files
+    /// that trigger them).
+    #[serde(default)]
+    pub paused: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ mod harness;
 mod hooks;
 mod hostile;
 mod javascript;
+mod loops;
 mod notifications;
 mod notify_desktop;
 mod notify_email;
