@@ -1,6 +1,7 @@
 //! The background half of `bgtask doctor`: are the hooks present and
 //! current in every worktree, can the watcher watch the tree within the
-//! inotify limits, is the worktree trusted, is the daemon running.
+//! inotify limits, is the worktree trusted, is the daemon running, and how
+//! analyzer processes are cleaned up.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,8 @@ pub struct Background {
     pub watch: WatchReport,
     pub trust: std::collections::BTreeMap<String, TaskTrust>,
     pub daemon_pid: Option<u32>,
+    /// How an analyzer's processes are all found and killed here.
+    pub process_cleanup: String,
 }
 
 /// The worktrees of the repository (`git worktree list`), or just this one.
@@ -133,6 +136,7 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
         watch: watch_report(config, root),
         trust,
         daemon_pid,
+        process_cleanup: crate::run::cleanup_mechanism(),
     }
 }
 
@@ -146,6 +150,10 @@ pub fn print(bg: &Background) {
         Some(pid) => anstream::println!("{bold}daemon{bold:#}   running (pid {pid})"),
         None => anstream::println!("{bold}daemon{bold:#}   not running (`bgtask start`)"),
     }
+    anstream::println!(
+        "{bold}cleanup{bold:#}  process cleanup: {}",
+        bg.process_cleanup
+    );
     if !bg.hooks_enabled {
         anstream::println!("{bold}hooks{bold:#}    off (triggers.git_hooks.enabled is false)");
     }

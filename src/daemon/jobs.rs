@@ -395,9 +395,7 @@ impl Scheduler {
                     let _ = reply.send(Scheduler::shutting_down());
                 }
                 Ok(Some(Command::Spawned { job_id, spawned })) => {
-                    let _ = self
-                        .store
-                        .add_process(job_id, spawned.pid, spawned.start_ticks);
+                    let _ = self.store.add_process(job_id, &spawned);
                 }
                 // An unrouted batch stays in the intake table for the next start.
                 Ok(Some(

@@ -439,10 +439,7 @@ impl Scheduler {
                     self.release_at = Some(self.clock.now() + 3_000);
                 }
                 Command::Spawned { job_id, spawned } => {
-                    if let Err(e) = self
-                        .store
-                        .add_process(job_id, spawned.pid, spawned.start_ticks)
-                    {
+                    if let Err(e) = self.store.add_process(job_id, &spawned) {
                         tracing::error!(error = %e, "could not record an analyzer process");
                     }
                 }
