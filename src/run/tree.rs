@@ -31,8 +31,10 @@
 //! in a crash of bgtask (kill -9) reparents to init, out of reach; the daemon
 //! passes over a running job's processes every 200 ms and records them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::fs;
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 /// The environment variable that marks every process of one analyzer run.
@@ -57,15 +59,23 @@ struct Stat {
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    let mut buf = Vec::with_capacity(512);
+    read_stat_into(&format!("/proc/{pid}/stat"), &mut buf)
 }
 
-fn parse_stat(text: &str) -> Option<Stat> {
-    // After the parenthesised command name: state ppid pgrp session ... with
-    // the start time the 20th field.
-    let after = &text[text.rfind(')')? + 1..];
-    let mut f = after.split_whitespace();
+/// Reads and parses a stat file into `buf` (reused across a pass).
+fn read_stat_into(path: &str, buf: &mut Vec<u8>) -> Option<Stat> {
+    buf.clear();
+    fs::File::open(path).ok()?.read_to_end(buf).ok()?;
+    parse_stat(buf)
+}
+
+fn parse_stat(text: &[u8]) -> Option<Stat> {
+    // After the parenthesised command name (any bytes, `)` included):
+    // state ppid pgrp session ... with the start time the 20th field.
+    let close = text.iter().rposition(|b| *b == b')')?;
+    let after = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let mut f = after.split_ascii_whitespace();
     let state = f.next()?;
     let ppid = f.next()?.parse().ok()?;
     let pgrp = f.next()?.parse().ok()?;
@@ -87,21 +97,33 @@ struct Table {
 }
 
 impl Table {
-    fn read() -> Table {
-        let mut procs = HashMap::new();
-        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    /// Reads every process but those in `older`: processes that started
+    /// before the scope's first leader (so can never be members) and were
+    /// there at the last pass. Returns the table and the pids listed.
+    fn read(older: &HashSet<u32>) -> (Table, HashSet<u32>) {
+        let mut procs = HashMap::with_capacity(1024);
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::with_capacity(1024);
+        let mut listed = HashSet::with_capacity(1024);
+        let mut path = String::with_capacity(32);
+        let mut buf = Vec::with_capacity(512);
         if let Ok(entries) = fs::read_dir("/proc") {
             for pid in entries
                 .flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             {
-                if let Some(s) = read_stat(pid) {
+                listed.insert(pid);
+                if older.contains(&pid) {
+                    continue;
+                }
+                path.clear();
+                let _ = write!(path, "/proc/{pid}/stat");
+                if let Some(s) = read_stat_into(&path, &mut buf) {
                     children.entry(s.ppid).or_default().push(pid);
                     procs.insert(pid, s);
                 }
             }
         }
-        Table { procs, children }
+        (Table { procs, children }, listed)
     }
 }
 
@@ -128,7 +150,17 @@ pub struct Scope {
     orphans: Orphans,
     /// Orphans looked at and found to be someone else's.
     foreign: BTreeSet<Proc>,
+    /// Processes that started before the first leader, as of the last
+    /// pass: not read again while they stay (a pid is only reused after
+    /// its process is gone and the pid counter came round, so a pid listed
+    /// at two passes in a row is the same process; every
+    /// [`FULL_PASS_EVERY`] passes all are read anyway).
+    older: HashSet<u32>,
+    passes: u32,
 }
+
+/// Every this many passes, processes known to be older are read again.
+const FULL_PASS_EVERY: u32 = 25;
 
 impl Scope {
     pub fn new(
@@ -141,13 +173,35 @@ impl Scope {
             known: known.into_iter().collect(),
             orphans,
             foreign: BTreeSet::new(),
+            older: HashSet::new(),
+            passes: 0,
         }
     }
 
     /// Passes over `/proc` once: reaps dead orphans and updates the
     /// members. Returns the members not known before.
     pub fn scan(&mut self) -> Vec<Proc> {
-        let table = Table::read();
+        self.passes += 1;
+        if self.passes % FULL_PASS_EVERY == 0 {
+            self.older.clear();
+        }
+        let (table, listed) = Table::read(&self.older);
+        // Only scopes whose every member starts after the first leader may
+        // skip older processes (the sweep and a second Ctrl-C take orphans
+        // of any age).
+        if let (Some(first), Orphans::None | Orphans::Token(_)) = (
+            self.leaders.iter().map(|l| l.start_ticks).min(),
+            &self.orphans,
+        ) {
+            self.older.retain(|pid| listed.contains(pid));
+            self.older.extend(
+                table
+                    .procs
+                    .iter()
+                    .filter(|(_, s)| s.start_ticks < first)
+                    .map(|(pid, _)| *pid),
+            );
+        }
         self.update(&table)
     }
 
@@ -372,12 +426,16 @@ mod tests {
     #[test]
     fn stat_lines_parse_even_with_odd_command_names() {
         let line = "42 (a) b (c)) S 7 42 40 0 -1 4194304 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
-        let s = parse_stat(line).unwrap();
+        let s = parse_stat(line.as_bytes()).unwrap();
         assert_eq!((s.ppid, s.pgrp, s.sid, s.start_ticks), (7, 42, 40, 12345));
         assert!(!s.zombie);
-        let z = parse_stat("9 (x) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0").unwrap();
+        let z = parse_stat(b"9 (x) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0 0").unwrap();
         assert!(z.zombie);
         assert_eq!(z.start_ticks, 77);
-        assert!(parse_stat("9 (x) S 1").is_none());
+        // A name that is not UTF-8 hides nothing.
+        let odd =
+            parse_stat(b"9 (\xff\xfe) S 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 78 0 0").unwrap();
+        assert_eq!(odd.start_ticks, 78);
+        assert!(parse_stat(b"9 (x) S 1").is_none());
     }
 }
