@@ -314,27 +314,33 @@ mod tests {
 
     #[test]
     fn a_recorded_process_and_its_descendants_are_killed_only_when_the_same() {
-        // A process out of any recorded group (it called setsid), with a child.
-        let mut escapee = Command::new("setsid")
-            .args(["sh", "-c", "sleep 300 & echo $!; wait"])
+        // A process out of any recorded group (it called setsid), with a
+        // child. Its parent is a shell that stays, so it is no orphan of ours
+        // (which a run in a test alongside might take for its own).
+        let mut outer = Command::new("sh")
+            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(escapee.stdout.as_mut().unwrap()),
+            &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
             &mut line,
         )
         .unwrap();
-        let child: u32 = line.trim().parse().unwrap();
-        let mut wrong = proc_of(escapee.id());
+        let pids: Vec<u32> = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let (escapee, child) = (pids[0], pids[1]);
+        let mut wrong = proc_of(escapee);
         wrong.start_ticks -= 1;
         assert_eq!(tree::kill_recorded(&[], &[wrong]), 0);
         assert!(alive(child));
-        assert_eq!(tree::kill_recorded(&[], &[proc_of(escapee.id())]), 2);
+        assert_eq!(tree::kill_recorded(&[], &[proc_of(escapee)]), 2);
         assert!(gone_soon(child));
-        // A pass over /proc in a test running alongside may have reaped it.
-        let _ = escapee.wait();
+        assert!(gone_soon(escapee));
+        outer.wait().unwrap();
     }
 
     #[test]
