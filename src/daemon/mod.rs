@@ -177,9 +177,16 @@ fn recover(store: &mut Store) -> anyhow::Result<()> {
                 })
                 .collect()
         };
+        let tokens: Vec<String> = r
+            .processes
+            .iter()
+            .filter(|_| same_boot)
+            .filter_map(|p| p.token.clone())
+            .collect();
         let killed = crate::run::kill_recorded(
             &of_kind(crate::run::ProcessKind::Group),
             &of_kind(crate::run::ProcessKind::Process),
+            &tokens,
         );
         let msg = format!(
             "job {} ({}) was left running by an earlier daemon; {} leftover process(es) killed; {}",

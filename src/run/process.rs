@@ -43,6 +43,16 @@ const KILL_LEFTOVERS_WITHIN: Duration = Duration::from_secs(1);
 /// Numbers the runs of this process, for their tokens.
 static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// This process's pid and start time: with a run's number, a token no
+/// other bgtask process in this boot can have.
+fn token_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let me = std::process::id();
+        format!("{me}.{}", tree::start_ticks(me).unwrap_or(0))
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub program: PathBuf,
@@ -67,13 +77,16 @@ pub struct Spec {
 }
 
 /// A process of the run that was found, to be recorded for crash recovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spawned {
     pub pid: u32,
     /// Kernel start time of the process, to tell it from a later process
     /// that reuses the pid.
     pub start_ticks: u64,
     pub kind: ProcessKind,
+    /// The analyzer's token ([`super::TOKEN_VAR`]), which its descendants
+    /// inherit: recovery finds by it those born too late to be recorded.
+    pub token: Option<String>,
 }
 
 /// What a recorded process stands for.
@@ -139,6 +152,7 @@ impl Finished {
 struct Child {
     pid: u32,
     start_ticks: u64,
+    token: String,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
     pidfd: Option<AsyncFd<std::os::fd::OwnedFd>>,
@@ -157,7 +171,7 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
         .stderr(Stdio::piped());
     let token = format!(
         "{}.{}",
-        std::process::id(),
+        token_prefix(),
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     cmd.env(tree::TOKEN_VAR, &token);
@@ -174,7 +188,7 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
     let guard = GroupGuard {
         pgid: pid,
         armed: true,
-        scope: Scope::new(vec![leader], [leader], Orphans::Token(token)),
+        scope: Scope::new(vec![leader], [leader], Orphans::Token(token.clone())),
     };
     let pipes = (
         child
@@ -194,6 +208,7 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
     Ok(Child {
         pid,
         start_ticks: leader.start_ticks,
+        token,
         stdout,
         stderr,
         pidfd: unix::async_pidfd(pid),
@@ -308,6 +323,7 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
             pid: child.pid,
             start_ticks: child.start_ticks,
         }],
+        Some(&child.token),
     );
     let mut pipes = Pipes::new(&spec);
     let (reaped, stopping, peak_kb) =
@@ -360,13 +376,14 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
 }
 
 /// Sends processes of the run to be recorded (for crash recovery).
-fn record(spec: &Spec, kind: ProcessKind, procs: &[Proc]) {
+fn record(spec: &Spec, kind: ProcessKind, procs: &[Proc], token: Option<&str>) {
     if let Some(tx) = &spec.on_spawn {
         for p in procs {
             let _ = tx.send(Spawned {
                 pid: p.pid,
                 start_ticks: p.start_ticks,
                 kind,
+                token: token.map(str::to_owned),
             });
         }
     }
@@ -423,7 +440,7 @@ async fn supervise(
             }
             _ = ticker.tick() => {
                 let new = child.guard.scope.scan();
-                record(spec, ProcessKind::Process, &new);
+                record(spec, ProcessKind::Process, &new, None);
                 let rss = child.guard.scope.rss_kb();
                 peak_kb = peak_kb.max(rss);
                 if let Some(limit) = spec.limits.max_rss_kb

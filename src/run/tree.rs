@@ -23,13 +23,24 @@
 //! through a pidfd opened while the start time still matched, so the signal
 //! can never reach a process that reused the pid. Dead orphans are reaped.
 //!
+//! The daemon records every member as it is found (a pass every 200 ms
+//! while a run goes on) and each analyzer's token. After a crash of the
+//! daemon (kill -9), the next start kills the recorded processes whose start
+//! times still match, their sessions, groups and descendants, and every
+//! process carrying a recorded token ([`kill_recorded`]) — which also finds
+//! those born after the last pass. What escapes all this: a process born
+//! after the last pass that also cleared its environment; and when
+//! `bgtask run` (which records nothing) is killed with SIGKILL, its
+//! analyzers die with it (`PR_SET_PDEATHSIG`) but their descendants live.
+//!
 //! cgroup v2 (`cgroup.kill` on a delegated subtree) would do this in the
 //! kernel; bgtask does not use it yet: many machines (hybrid cgroup v1
 //! layouts, containers without delegation) have none, and this tracking
 //! works everywhere. [`mechanism`] says what is in use, for `doctor`.
-//! Its limit: a process born after the last `/proc` pass whose parent dies
-//! in a crash of bgtask (kill -9) reparents to init, out of reach; the daemon
-//! passes over a running job's processes every 200 ms and records them.
+//!
+//! A pass reads `/proc/<pid>/stat` of every process, except those that
+//! started before the run's first analyzer and were already listed at the
+//! pass before (they can never be members); every 25th pass reads them all.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -157,6 +168,9 @@ pub struct Scope {
     /// [`FULL_PASS_EVERY`] passes all are read anyway).
     older: HashSet<u32>,
     passes: u32,
+    /// Tokens whose every process is a member, wherever it is (recovery:
+    /// processes born after the last record of a crashed bgtask).
+    tokens: BTreeSet<String>,
 }
 
 /// Every this many passes, processes known to be older are read again.
@@ -175,7 +189,16 @@ impl Scope {
             foreign: BTreeSet::new(),
             older: HashSet::new(),
             passes: 0,
+            tokens: BTreeSet::new(),
         }
+    }
+
+    /// Also takes every process carrying one of `tokens` (each names one
+    /// analyzer of one bgtask process: no other process has it).
+    #[must_use]
+    pub fn with_tokens(mut self, tokens: impl IntoIterator<Item = String>) -> Scope {
+        self.tokens.extend(tokens);
+        self
     }
 
     /// Passes over `/proc` once: reaps dead orphans and updates the
@@ -244,7 +267,8 @@ impl Scope {
                     (pid == l.pid || s.sid == l.pid || s.pgrp == l.pid)
                         && s.start_ticks >= l.start_ticks
                 })
-                || (orphan && self.claims_orphan(p, first_start));
+                || (orphan && self.claims_orphan(p, first_start))
+                || self.carries_token(p);
             if member && found.insert(p) {
                 stack.push(pid);
             }
@@ -283,6 +307,17 @@ impl Scope {
             Some(t) => t == *token,
             None => first_start.is_some_and(|f| p.start_ticks >= f),
         };
+        if !mine {
+            self.foreign.insert(p);
+        }
+        mine
+    }
+
+    fn carries_token(&mut self, p: Proc) -> bool {
+        if self.tokens.is_empty() || self.foreign.contains(&p) {
+            return false;
+        }
+        let mine = token_of(p.pid).is_some_and(|t| self.tokens.contains(&t));
         if !mine {
             self.foreign.insert(p);
         }
@@ -403,10 +438,12 @@ pub fn signal_if_same(p: Proc, sig: i32) -> bool {
 
 /// Kills what is left of jobs recorded by an earlier bgtask (crash
 /// recovery): each group leader's session and group, each recorded
-/// process, and all their descendants — only processes whose start times
-/// match. Returns how many processes were killed.
-pub fn kill_recorded(groups: &[Proc], processes: &[Proc]) -> usize {
-    let mut scope = Scope::new(groups.to_vec(), processes.iter().copied(), Orphans::None);
+/// process, every process carrying one of the analyzers' `tokens`, and all
+/// their descendants — only processes whose start times match. Returns how
+/// many processes were killed.
+pub fn kill_recorded(groups: &[Proc], processes: &[Proc], tokens: &[String]) -> usize {
+    let mut scope = Scope::new(groups.to_vec(), processes.iter().copied(), Orphans::None)
+        .with_tokens(tokens.iter().cloned());
     scope.kill_all(Duration::from_secs(2))
 }
 

@@ -288,16 +288,16 @@ mod tests {
         let (mut leader, child) = group();
         let mut wrong = proc_of(leader.id());
         wrong.start_ticks += 1;
-        assert_eq!(tree::kill_recorded(&[wrong], &[]), 0);
+        assert_eq!(tree::kill_recorded(&[wrong], &[], &[]), 0);
         wrong.start_ticks = 0;
         assert_eq!(
-            tree::kill_recorded(&[wrong], &[]),
+            tree::kill_recorded(&[wrong], &[], &[]),
             0,
             "no start time: no kill"
         );
         assert!(alive(child));
         // The very leader: the whole group goes.
-        assert!(tree::kill_recorded(&[proc_of(leader.id())], &[]) >= 2);
+        assert!(tree::kill_recorded(&[proc_of(leader.id())], &[], &[]) >= 2);
         assert!(gone_soon(child));
         leader.wait().unwrap();
 
@@ -308,7 +308,7 @@ mod tests {
         leader.kill().unwrap();
         leader.wait().unwrap();
         assert!(alive(child));
-        assert_eq!(tree::kill_recorded(&[recorded], &[]), 1);
+        assert_eq!(tree::kill_recorded(&[recorded], &[], &[]), 1);
         assert!(gone_soon(child));
     }
 
@@ -335,12 +335,41 @@ mod tests {
         let (escapee, child) = (pids[0], pids[1]);
         let mut wrong = proc_of(escapee);
         wrong.start_ticks -= 1;
-        assert_eq!(tree::kill_recorded(&[], &[wrong]), 0);
+        assert_eq!(tree::kill_recorded(&[], &[wrong], &[]), 0);
         assert!(alive(child));
-        assert_eq!(tree::kill_recorded(&[], &[proc_of(escapee)]), 2);
+        assert_eq!(tree::kill_recorded(&[], &[proc_of(escapee)], &[]), 2);
         assert!(gone_soon(child));
         assert!(gone_soon(escapee));
         outer.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_never_recorded_is_found_by_its_token() {
+        // An escapee born too late to be recorded, with a child; its
+        // parent stays, so it is no orphan of ours.
+        let token = format!("test.{}", std::process::id());
+        let mut outer = Command::new("sh")
+            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
+            .env(tree::TOKEN_VAR, &token)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pids: Vec<u32> = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(tree::kill_recorded(&[], &[], &["other".to_owned()]), 0);
+        assert!(alive(pids[0]) && alive(pids[1]));
+        // The shell between them carries the token too.
+        assert_eq!(tree::kill_recorded(&[], &[], &[token]), 3);
+        assert!(gone_soon(pids[0]) && gone_soon(pids[1]));
+        let _ = outer.wait();
     }
 
     #[test]

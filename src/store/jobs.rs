@@ -181,7 +181,7 @@ impl Store {
     pub fn add_process(&self, job_id: JobId, p: &Spawned) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO processes (job_id, pid, start_ticks, kind) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO processes (job_id, pid, start_ticks, kind, token) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 job_id,
@@ -191,6 +191,7 @@ impl Store {
                     ProcessKind::Group => "group",
                     ProcessKind::Process => "process",
                 },
+                p.token,
             ])?;
         Ok(())
     }
@@ -355,7 +356,7 @@ impl Store {
         let mut out = Vec::new();
         for (id, task, already, boot_id) in jobs {
             let processes: Vec<Spawned> = tx
-                .prepare("SELECT pid, start_ticks, kind FROM processes WHERE job_id = ?1")?
+                .prepare("SELECT pid, start_ticks, kind, token FROM processes WHERE job_id = ?1")?
                 .query_map(params![id], |r| {
                     Ok(Spawned {
                         pid: r.get(0)?,
@@ -365,6 +366,7 @@ impl Store {
                         } else {
                             ProcessKind::Group
                         },
+                        token: r.get(3)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
@@ -470,11 +472,13 @@ mod tests {
             pid: 4242,
             start_ticks: 99,
             kind: ProcessKind::Group,
+            token: Some("1.2.3".to_owned()),
         };
         let escapee = Spawned {
             pid: 4250,
             start_ticks: 120,
             kind: ProcessKind::Process,
+            token: None,
         };
         store.add_process(job.id, &group).unwrap();
         store.add_process(job.id, &escapee).unwrap();

@@ -148,6 +148,14 @@ fn reliability_27_the_start_after_a_kill_9_kills_what_the_job_left() {
     signal(pid, libc::SIGKILL);
     wait_for(10, "the daemon to die", || !running(pid));
     assert!(running(grandchild), "kill -9 leaves the escaped grandchild");
+    // One more escapee, born with no daemon to record it: found by the
+    // token it inherited.
+    p.file("late", "");
+    wait_for(10, "the late escapee", || {
+        p.read("late-pid").trim().parse::<u32>().is_ok()
+    });
+    let late: u32 = p.read("late-pid").trim().parse().unwrap();
+    assert!(running(late));
     // The re-run would start the analyzer again: it finds no tool now.
     std::fs::rename(p.path().join("bin/escape.sh"), p.path().join("bin/gone.sh")).unwrap();
     p.start();
