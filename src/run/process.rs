@@ -392,7 +392,7 @@ fn record(spec: &Spec, kind: ProcessKind, procs: &[Proc], token: Option<&str>) {
 /// Stops the run: `sig` to the group and to every process of the run.
 fn stop(child: &mut Child, sig: i32) {
     unix::kill_group(child.pid, sig);
-    child.guard.scope.signal(sig);
+    child.guard.scope.signal(sig, child.pid);
 }
 
 /// Waits for the child while draining its pipes and enforcing the deadline,

@@ -204,6 +204,11 @@ impl Scope {
     /// Passes over `/proc` once: reaps dead orphans and updates the
     /// members. Returns the members not known before.
     pub fn scan(&mut self) -> Vec<Proc> {
+        self.pass().1
+    }
+
+    /// [`Scope::scan`], also returning the table read.
+    fn pass(&mut self) -> (Table, Vec<Proc>) {
         self.passes += 1;
         if self.passes % FULL_PASS_EVERY == 0 {
             self.older.clear();
@@ -225,7 +230,8 @@ impl Scope {
                     .map(|(pid, _)| *pid),
             );
         }
-        self.update(&table)
+        let new = self.update(&table);
+        (table, new)
     }
 
     fn update(&mut self, table: &Table) -> Vec<Proc> {
@@ -324,11 +330,15 @@ impl Scope {
         mine
     }
 
-    /// Sends `sig` to every member found by a fresh pass.
-    pub fn signal(&mut self, sig: i32) {
-        self.scan();
+    /// Sends `sig` to every member found by a fresh pass that is not in
+    /// process group `signalled` (which the caller signals as a whole: a
+    /// tool may take a second SIGTERM as "quit now").
+    pub fn signal(&mut self, sig: i32, signalled: u32) {
+        let (table, _) = self.pass();
         for &p in &self.known {
-            signal_if_same(p, sig);
+            if table.procs.get(&p.pid).is_some_and(|s| s.pgrp != signalled) {
+                signal_if_same(p, sig);
+            }
         }
     }
 
