@@ -151,7 +151,7 @@ pub fn print(bg: &Background) {
         None => anstream::println!("{bold}daemon{bold:#}   not running (`bgtask start`)"),
     }
     anstream::println!(
-        "{bold}cleanup{bold:#}  process cleanup: {}",
+        "{bold}cleanup{bold:#}  analyzer processes: {}",
         bg.process_cleanup
     );
     if !bg.hooks_enabled {

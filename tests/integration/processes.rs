@@ -208,5 +208,8 @@ fn doctor_says_how_processes_are_cleaned_up() {
     let how = doc["background"]["process_cleanup"].as_str().unwrap();
     assert!(how.starts_with("process tracking"), "{how}");
     let text = p.bgtask(&["doctor"]).stdout;
-    assert!(text.contains("process cleanup: process tracking"), "{text}");
+    assert!(
+        text.contains("analyzer processes: process tracking"),
+        "{text}"
+    );
 }
