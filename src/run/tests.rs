@@ -237,3 +237,32 @@ async fn cancellation_stops_the_group() {
     assert!(matches!(f.ended, Ended::Cancelled), "{:?}", f.ended);
     assert!(f.wall < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_fork_storm_still_going_at_the_kill_is_stopped_and_killed() {
+    super::become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // An escapee that ignores SIGTERM and forks 1500 grandchildren, one
+    // after another: the run times out while it is still at it.
+    let script = format!(
+        "setsid sh -c 'trap \"\" TERM; i=0; while [ $i -lt 1500 ]; do sleep 300 & echo $! >> {d}/pids; i=$((i+1)); done; wait' & \
+         while [ ! -s {d}/pids ]; do sleep 0.01; done; sleep 300"
+    );
+    let mut spec = sh(&script);
+    spec.timeout = Duration::from_millis(300);
+    spec.kill_grace = Duration::from_millis(100);
+    let started = std::time::Instant::now();
+    let f = run(spec, CancellationToken::new()).await;
+    assert!(matches!(f.ended, Ended::TimedOut), "{:?}", f.ended);
+    assert!(
+        started.elapsed() < Duration::from_millis(300 + 100 + 1000),
+        "slot freed late: {:?}",
+        started.elapsed()
+    );
+    let text = std::fs::read_to_string(dir.path().join("pids")).unwrap();
+    let pids: Vec<i32> = text.lines().filter_map(|p| p.parse().ok()).collect();
+    assert!(!pids.is_empty());
+    let left: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "{} of the storm survived", left.len());
+}
