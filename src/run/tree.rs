@@ -360,14 +360,8 @@ impl Scope {
                 stopped.insert(p);
             }
         }
+        // At least one round of SIGKILL, even past the deadline.
         while !self.known.is_empty() {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    left = self.known.len(),
-                    "analyzer processes outlived SIGKILL"
-                );
-                break;
-            }
             for &p in &self.known {
                 if signal_if_same(p, libc::SIGKILL) {
                     killed.insert(p);
@@ -375,6 +369,13 @@ impl Scope {
             }
             std::thread::sleep(Duration::from_millis(2));
             self.scan();
+            if !self.known.is_empty() && Instant::now() >= deadline {
+                tracing::warn!(
+                    left = self.known.len(),
+                    "analyzer processes outlived SIGKILL"
+                );
+                break;
+            }
         }
         killed.len()
     }
