@@ -1,6 +1,7 @@
 //! The background half of `bgtask doctor`: are the hooks present and
 //! current in every worktree, can the watcher watch the tree within the
-//! inotify limits, is the worktree trusted, is the daemon running.
+//! inotify limits, is the worktree trusted, is the daemon running, and how
+//! analyzer processes are cleaned up.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,8 @@ pub struct Background {
     pub runtime_dir: Option<String>,
     /// Why `$XDG_RUNTIME_DIR` was passed over for a private fallback.
     pub runtime_fallback: Option<String>,
+    /// How an analyzer's processes are all found and killed here.
+    pub process_cleanup: String,
 }
 
 /// The worktrees of the repository (`git worktree list`), or just this one.
@@ -141,6 +144,7 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
             .map(|d| d.display().to_string())
             .ok(),
         runtime_fallback: crate::daemon::paths::runtime_fallback(),
+        process_cleanup: crate::run::cleanup_mechanism(),
     }
 }
 
@@ -163,6 +167,10 @@ pub fn print(bg: &Background) {
             "{bold}runtime{bold:#}  {red}!{red:#} no safe directory for the socket (`bgtask start` says why)"
         ),
     }
+    anstream::println!(
+        "{bold}cleanup{bold:#}  analyzer processes: {}",
+        bg.process_cleanup
+    );
     if !bg.hooks_enabled {
         anstream::println!("{bold}hooks{bold:#}    off (triggers.git_hooks.enabled is false)");
     }

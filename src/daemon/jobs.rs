@@ -403,9 +403,9 @@ impl Scheduler {
                     let _ = reply.send(Scheduler::shutting_down());
                 }
                 Ok(Some(Command::Spawned { job_id, spawned })) => {
-                    let _ = self
-                        .store
-                        .add_process(job_id, spawned.pid, spawned.start_ticks);
+                    if self.running.contains_key(&job_id) {
+                        let _ = self.store.add_process(job_id, &spawned);
+                    }
                 }
                 // An unrouted batch stays in the intake table for the next start.
                 Ok(Some(

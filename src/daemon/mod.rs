@@ -137,29 +137,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _ = store.event("error", "store", &msg);
         notifier.send(crate::notifier::NotificationEvent::health_alert(true, &msg));
     }
-    let boot = crate::run::boot_id();
-    for r in store.recover(now_ms())? {
-        // Process ids from another boot of the machine are someone else's.
-        let same_boot = boot.is_some() && r.boot_id == boot;
-        let killed = r
-            .processes
-            .iter()
-            .filter(|(pid, ticks)| same_boot && crate::run::kill_group_if_same(*pid, *ticks))
-            .count();
-        let msg = format!(
-            "job {} ({}) was left running by an earlier daemon; {} leftover process group(s) killed; {}",
-            r.job_id,
-            r.task,
-            killed,
-            if r.requeued {
-                "it runs again"
-            } else {
-                "it was already a re-run, so it is not retried"
-            }
-        );
-        tracing::warn!("{msg}");
-        let _ = store.event("warning", "recovery", &msg);
-    }
+    recover(&mut store)?;
     crate::run::become_subreaper();
     // Blocking-pool threads (walks, git) go soon after their work: their
     // stacks are memory an idle daemon need not keep.
@@ -204,6 +182,52 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     }
     tracing::info!("daemon stopped");
     result
+}
+
+/// Jobs an earlier daemon left running: what is left of their processes
+/// is killed (only processes whose start times match, and only in the same
+/// boot of the machine), and each runs once more (store `recover`).
+fn recover(store: &mut Store) -> anyhow::Result<()> {
+    let boot = crate::run::boot_id();
+    for r in store.recover(now_ms())? {
+        // Process ids from another boot of the machine are someone else's.
+        let same_boot = boot.is_some() && r.boot_id == boot;
+        let of_kind = |kind| -> Vec<crate::run::Proc> {
+            r.processes
+                .iter()
+                .filter(|p| same_boot && p.kind == kind)
+                .map(|p| crate::run::Proc {
+                    pid: p.pid,
+                    start_ticks: p.start_ticks,
+                })
+                .collect()
+        };
+        let tokens: Vec<String> = r
+            .processes
+            .iter()
+            .filter(|_| same_boot)
+            .filter_map(|p| p.token.clone())
+            .collect();
+        let killed = crate::run::kill_recorded(
+            &of_kind(crate::run::ProcessKind::Group),
+            &of_kind(crate::run::ProcessKind::Process),
+            &tokens,
+        );
+        let msg = format!(
+            "job {} ({}) was left running by an earlier daemon; {} leftover process(es) killed; {}",
+            r.job_id,
+            r.task,
+            killed,
+            if r.requeued {
+                "it runs again"
+            } else {
+                "it was already a re-run, so it is not retried"
+            }
+        );
+        tracing::warn!("{msg}");
+        let _ = store.event("warning", "recovery", &msg);
+    }
+    Ok(())
 }
 
 /// Removes the socket we bound (and only that) when the daemon ends.

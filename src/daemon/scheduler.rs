@@ -462,14 +462,14 @@ impl Scheduler {
                     self.release_memory();
                     self.release_at = Some(self.clock.now() + 3_000);
                 }
-                Command::Spawned { job_id, spawned } => {
-                    if let Err(e) = self
-                        .store
-                        .add_process(job_id, spawned.pid, spawned.start_ticks)
-                    {
+                // A process found after its job finished needs no record
+                // (its job's records are already cleared).
+                Command::Spawned { job_id, spawned } if self.running.contains_key(&job_id) => {
+                    if let Err(e) = self.store.add_process(job_id, &spawned) {
                         tracing::error!(error = %e, "could not record an analyzer process");
                     }
                 }
+                Command::Spawned { .. } => {}
                 Command::Reload => self.reload(),
             }
             handled += 1;

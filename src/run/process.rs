@@ -5,8 +5,11 @@
 //! Both pipes are drained inside the same `select!` as the exit wait, the
 //! wall-clock deadline, cancellation and memory sampling, so a full pipe can
 //! never deadlock it (STYLE 16). Stopping is SIGTERM to the group, a grace
-//! period, then SIGKILL to the group; once the leader exits, the rest of its
-//! group is killed too, so nothing outlives the run.
+//! period, then SIGKILL to the group, each time also to every other process
+//! of the run (`tree.rs`: descendants that left the group with `setsid`
+//! included). Every 200 ms the run's processes are looked for, and new ones
+//! are sent on [`Spec::on_spawn`] to be recorded; once the leader exits, all
+//! that is left of the run is killed, so nothing outlives it.
 //!
 //! The spawn must happen on a thread that outlives the child
 //! (`PR_SET_PDEATHSIG` fires when the spawning *thread* exits): callers run
@@ -26,12 +29,29 @@ use tokio_util::sync::CancellationToken;
 
 use super::capture::{Capture, Captured};
 use super::env;
+use super::tree::{self, Orphans, Proc, Scope};
 use super::unix::{self, ExitStatus, Reaped};
 
 /// How long output is still read after the process exited and its group was
-/// killed (a `setsid` escapee may hold the pipe open forever).
+/// killed (a process that survived SIGKILL in the kernel may hold a pipe).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How often memory is sampled and the run's processes are looked for.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Most time spent killing what is left of a run once the analyzer exited.
+const KILL_LEFTOVERS_WITHIN: Duration = Duration::from_secs(1);
+
+/// Numbers the runs of this process, for their tokens.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// This process's pid and start time: with a run's number, a token no
+/// other bgtask process in this boot can have.
+fn token_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let me = std::process::id();
+        format!("{me}.{}", tree::start_ticks(me).unwrap_or(0))
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -47,21 +67,35 @@ pub struct Spec {
     pub stdout_keep: (usize, usize),
     /// (head, tail) bytes kept of stderr.
     pub stderr_keep: (usize, usize),
-    /// Told the process group's pid and start time as soon as it exists
-    /// (the daemon records them for crash recovery).
+    /// Told the analyzer's pid and start time as soon as it exists, then
+    /// those of every other process of the run as they are found (the
+    /// daemon records them for crash recovery).
     pub on_spawn: Option<tokio::sync::mpsc::UnboundedSender<Spawned>>,
     /// All output is also appended here as it arrives (live logs), up to
     /// [`LOG_CAP`] bytes.
     pub log_file: Option<PathBuf>,
 }
 
-/// A process group that was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A process of the run that was found, to be recorded for crash recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spawned {
     pub pid: u32,
     /// Kernel start time of the process, to tell it from a later process
     /// that reuses the pid.
     pub start_ticks: u64,
+    pub kind: ProcessKind,
+    /// The analyzer's token ([`super::TOKEN_VAR`]), which its descendants
+    /// inherit: recovery finds by it those born too late to be recorded.
+    pub token: Option<String>,
+}
+
+/// What a recorded process stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// The analyzer: its session and process group go with it.
+    Group,
+    /// A descendant of it, possibly escaped from its group (`setsid`).
+    Process,
 }
 
 /// Most bytes written to a live log file per process.
@@ -117,6 +151,8 @@ impl Finished {
 /// A spawned child with its pipes registered with the runtime.
 struct Child {
     pid: u32,
+    start_ticks: u64,
+    token: String,
     stdout: tokio::process::ChildStdout,
     stderr: tokio::process::ChildStderr,
     pidfd: Option<AsyncFd<std::os::fd::OwnedFd>>,
@@ -133,16 +169,26 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let token = format!(
+        "{}.{}",
+        token_prefix(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    cmd.env(tree::TOKEN_VAR, &token);
     // SAFETY: the closure only makes async-signal-safe calls (see unix.rs).
     unsafe {
         cmd.pre_exec(unix::child_setup(spec.limits.nice, spec.limits.cpu_seconds));
     }
-    let mut child = cmd.spawn()?;
+    let mut child = unix::spawn_registered(&mut cmd, &token)?;
     let pid = child.id();
-    unix::register_spawned(pid);
+    let leader = Proc {
+        pid,
+        start_ticks: tree::start_ticks(pid).unwrap_or(0),
+    };
     let guard = GroupGuard {
         pgid: pid,
         armed: true,
+        scope: Scope::new(vec![leader], [leader], Orphans::Token(token.clone())),
     };
     let pipes = (
         child
@@ -161,6 +207,8 @@ fn spawn(spec: &Spec) -> io::Result<Child> {
     };
     Ok(Child {
         pid,
+        start_ticks: leader.start_ticks,
+        token,
         stdout,
         stderr,
         pidfd: unix::async_pidfd(pid),
@@ -268,17 +316,35 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
         Err(e) => return Finished::spawn_failed(e, start),
     };
     tracing::debug!(pid = child.pid, program = %spec.program.display(), args = spec.args.len(), "spawned");
-    if let Some(tx) = &spec.on_spawn {
-        let _ = tx.send(Spawned {
+    record(
+        &spec,
+        ProcessKind::Group,
+        &[Proc {
             pid: child.pid,
-            start_ticks: unix::start_ticks(child.pid).unwrap_or(0),
-        });
-    }
+            start_ticks: child.start_ticks,
+        }],
+        Some(&child.token),
+    );
     let mut pipes = Pipes::new(&spec);
     let (reaped, stopping, peak_kb) =
         supervise(&spec, &mut child, &mut pipes, &cancel, start).await;
-    // The leader is gone; whatever is left of its group goes too.
+    // The leader is gone; whatever is left of its group, session and tree
+    // goes too (off the runtime's thread: it sleeps between passes).
     unix::kill_group(child.pid, libc::SIGKILL);
+    let mut scope = std::mem::replace(
+        &mut child.guard.scope,
+        Scope::new(Vec::new(), [], Orphans::None),
+    );
+    let killed = tokio::task::spawn_blocking(move || scope.kill_all(KILL_LEFTOVERS_WITHIN))
+        .await
+        .unwrap_or(0);
+    if killed > 0 {
+        tracing::debug!(
+            pid = child.pid,
+            killed,
+            "killed what the analyzer left behind"
+        );
+    }
     child.guard.armed = false;
     unix::unregister_spawned(child.pid);
     pipes.drain(&mut child).await;
@@ -307,6 +373,26 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
         peak_rss_kb,
         cpu,
     }
+}
+
+/// Sends processes of the run to be recorded (for crash recovery).
+fn record(spec: &Spec, kind: ProcessKind, procs: &[Proc], token: Option<&str>) {
+    if let Some(tx) = &spec.on_spawn {
+        for p in procs {
+            let _ = tx.send(Spawned {
+                pid: p.pid,
+                start_ticks: p.start_ticks,
+                kind,
+                token: token.map(str::to_owned),
+            });
+        }
+    }
+}
+
+/// Stops the run: `sig` to the group and to every process of the run.
+fn stop(child: &mut Child, sig: i32) {
+    unix::kill_group(child.pid, sig);
+    child.guard.scope.signal(sig, child.pid);
 }
 
 /// Waits for the child while draining its pipes and enforcing the deadline,
@@ -340,27 +426,29 @@ async fn supervise(
             },
             () = sleep_until(deadline), if stopping.is_none() => {
                 stopping = Some(Ended::TimedOut);
-                unix::kill_group(pid, libc::SIGTERM);
+                stop(child, libc::SIGTERM);
                 kill_at = Some(Instant::now() + spec.kill_grace);
             }
             () = cancel.cancelled(), if stopping.is_none() => {
                 stopping = Some(Ended::Cancelled);
-                unix::kill_group(pid, libc::SIGTERM);
+                stop(child, libc::SIGTERM);
                 kill_at = Some(Instant::now() + spec.kill_grace);
             }
             () = sleep_until(kill_at.unwrap_or(deadline)), if kill_at.is_some() => {
-                unix::kill_group(pid, libc::SIGKILL);
+                stop(child, libc::SIGKILL);
                 kill_at = None;
             }
             _ = ticker.tick() => {
-                let rss = unix::tree_rss_kb(pid);
+                let new = child.guard.scope.scan();
+                record(spec, ProcessKind::Process, &new, None);
+                let rss = child.guard.scope.rss_kb();
                 peak_kb = peak_kb.max(rss);
                 if let Some(limit) = spec.limits.max_rss_kb
                     && rss > limit
                     && !matches!(stopping, Some(Ended::OutOfMemory { .. }))
                 {
                     stopping = Some(Ended::OutOfMemory { rss_kb: rss });
-                    unix::kill_group(pid, libc::SIGKILL);
+                    stop(child, libc::SIGKILL);
                     kill_at = None;
                 }
             }
@@ -369,17 +457,20 @@ async fn supervise(
     (reaped, stopping, peak_kb)
 }
 
-/// Kills the process group if the run is abandoned (its future dropped)
+/// Kills the run's processes if the run is abandoned (its future dropped)
 /// before the process was reaped.
 struct GroupGuard {
     pgid: u32,
     armed: bool,
+    /// Every process of the run found so far, and how to find more.
+    scope: Scope,
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if self.armed {
             unix::kill_group(self.pgid, libc::SIGKILL);
+            self.scope.kill_all(KILL_LEFTOVERS_WITHIN);
             unix::unregister_spawned(self.pgid);
         }
     }

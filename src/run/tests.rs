@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ended, Limits, Spec, run, sweep_orphans};
+use super::{Ended, Limits, Spec, run};
 
 fn sh(script: &str) -> Spec {
     Spec {
@@ -111,9 +111,66 @@ async fn grandchildren_do_not_outlive_the_run() {
         .map(|p| p.parse().unwrap())
         .collect();
     assert!(!alive(pids[0]), "grandchild in the group survived");
-    // The setsid escapee was reparented to us; the sweep kills it.
-    assert!(sweep_orphans() >= 1);
-    assert!(!alive(pids[1]), "setsid escapee survived the sweep");
+    // The setsid escapee was reparented to us and killed with the run.
+    assert!(!alive(pids[1]), "setsid escapee survived the run");
+}
+
+async fn read_pid(path: &std::path::Path) -> i32 {
+    for _ in 0..500 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no pid in {}", path.display());
+}
+
+#[tokio::test]
+async fn an_orphan_goes_with_its_own_run_and_the_records_name_it() {
+    super::become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // Each run leaves an orphan: a setsid escapee whose parent exits at
+    // once, so it is reparented to us while its run goes on.
+    let leave = |name: &str| {
+        format!("sh -c 'setsid sleep 300 & echo $! > {d}/{name}.tmp; mv {d}/{name}.tmp {d}/{name}'")
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut long = sh(&format!(
+        "{}; while [ ! -e {d}/go ]; do sleep 0.05; done",
+        leave("b")
+    ));
+    long.on_spawn = Some(tx);
+    let long = tokio::spawn(run(long, CancellationToken::new()));
+    let b = read_pid(&dir.path().join("b")).await;
+    let short = run(
+        sh(&format!("{}; sleep 0.5", leave("a"))),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(matches!(short.ended, Ended::Exited(0)), "{:?}", short.ended);
+    let a = read_pid(&dir.path().join("a")).await;
+    assert!(!alive(a), "the short run's orphan outlived it");
+    assert!(
+        running(b),
+        "the long run's orphan was killed with the short run"
+    );
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let f = long.await.unwrap();
+    assert!(matches!(f.ended, Ended::Exited(0)), "{:?}", f.ended);
+    assert!(!alive(b), "the long run's orphan outlived it");
+    // The long run's analyzer and its orphan were both sent to be recorded.
+    let mut recorded = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        recorded.push((s.pid, s.kind));
+    }
+    assert!(
+        recorded.contains(&(b.cast_unsigned(), super::ProcessKind::Process)),
+        "{recorded:?}"
+    );
+    assert_eq!(recorded[0].1, super::ProcessKind::Group);
 }
 
 #[tokio::test]
@@ -179,4 +236,33 @@ async fn cancellation_stops_the_group() {
     let f = run(sh("sleep 30"), token).await;
     assert!(matches!(f.ended, Ended::Cancelled), "{:?}", f.ended);
     assert!(f.wall < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_fork_storm_still_going_at_the_kill_is_stopped_and_killed() {
+    super::become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // An escapee that ignores SIGTERM and forks 1500 grandchildren, one
+    // after another: the run times out while it is still at it.
+    let script = format!(
+        "setsid sh -c 'trap \"\" TERM; i=0; while [ $i -lt 1500 ]; do sleep 300 & echo $! >> {d}/pids; i=$((i+1)); done; wait' & \
+         while [ ! -s {d}/pids ]; do sleep 0.01; done; sleep 300"
+    );
+    let mut spec = sh(&script);
+    spec.timeout = Duration::from_millis(300);
+    spec.kill_grace = Duration::from_millis(100);
+    let started = std::time::Instant::now();
+    let f = run(spec, CancellationToken::new()).await;
+    assert!(matches!(f.ended, Ended::TimedOut), "{:?}", f.ended);
+    assert!(
+        started.elapsed() < Duration::from_millis(300 + 100 + 1000),
+        "slot freed late: {:?}",
+        started.elapsed()
+    );
+    let text = std::fs::read_to_string(dir.path().join("pids")).unwrap();
+    let pids: Vec<i32> = text.lines().filter_map(|p| p.parse().ok()).collect();
+    assert!(!pids.is_empty());
+    let left: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "{} of the storm survived", left.len());
 }

@@ -1,16 +1,19 @@
 //! The Linux calls behind the runner: session/limits set up in the child,
-//! pidfd waiting, `wait4` with rusage, group signals, group memory sampling
-//! and the subreaper sweep for processes that escaped their group.
+//! pidfd waiting, `wait4` with rusage, group signals, the registry of
+//! running analyzers and the subreaper sweep for processes that escaped
+//! their group (found by `tree.rs`).
 //!
 //! The runner's `unsafe` blocks are here (plus registering [`child_setup`]
 //! with `pre_exec`), each with its safety argument.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
+
+use super::tree::{self, Orphans, Proc, Scope};
 
 /// Set up in the child between fork and exec: a new session (own process
 /// group, no controlling terminal), niceness, CPU-time limit, and death with
@@ -57,7 +60,7 @@ pub fn async_pidfd(pid: u32) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
     }
 }
 
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+pub(super) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     // SAFETY: plain syscall with integer arguments; on success it returns a
     // new file descriptor that we own.
@@ -125,105 +128,6 @@ pub fn kill_group(pgid: u32, sig: i32) {
     }
 }
 
-fn page_kb() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096) / 1024
-}
-
-/// Resident memory (KiB) of `root` and all its descendants, found through
-/// `/proc/<pid>/task/<tid>/children`. Processes that left the tree are not
-/// counted (they are killed with the group when the run ends).
-pub fn tree_rss_kb(root: u32) -> u64 {
-    let page = page_kb();
-    let mut total = 0;
-    let mut stack = vec![root];
-    let mut visited = 0;
-    while let Some(pid) = stack.pop() {
-        visited += 1;
-        if visited > 10_000 {
-            break;
-        }
-        if let Ok(statm) = fs::read_to_string(format!("/proc/{pid}/statm"))
-            && let Some(rss) = statm
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse::<u64>().ok())
-        {
-            total += rss * page;
-        }
-        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Ok(children) = fs::read_to_string(task.path().join("children")) {
-                stack.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|c| c.parse::<u32>().ok()),
-                );
-            }
-        }
-    }
-    total
-}
-
-/// The kernel start time of `pid` (field 22 of `/proc/<pid>/stat`), which
-/// tells a process from a later one that reuses its pid.
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    // After the command name: field 3 (state) is the first; 22 is the 20th.
-    after.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Process group and start time of `pid` (fields 5 and 22 of its stat).
-fn group_and_start(pid: u32) -> Option<(u32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Kills what is left of the process group `pgid` whose leader started at
-/// `start_ticks` (in this boot). If the leader still runs, the group is
-/// killed only when it is the same process (not one that reused the pid).
-/// If the leader is gone, only members of group `pgid` that started at or
-/// after it are killed: grandchildren of the old job, never an older
-/// process. Returns whether anything was signalled.
-pub fn kill_group_if_same(pgid: u32, start_ticks: u64) -> bool {
-    let Ok(group) = libc::pid_t::try_from(pgid) else {
-        return false;
-    };
-    if start_ticks == 0 || group <= 1 {
-        return false;
-    }
-    match self::start_ticks(pgid) {
-        // SAFETY: signals the process group of the very process we started.
-        Some(t) if t == start_ticks => return unsafe { libc::kill(-group, libc::SIGKILL) } == 0,
-        Some(_) => return false,
-        None => {}
-    }
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    let mut killed = false;
-    for pid in entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-    {
-        if let Some((g, started)) = group_and_start(pid)
-            && g == pgid
-            && started >= start_ticks
-            && let Ok(p) = libc::pid_t::try_from(pid)
-        {
-            // SAFETY: a member of the job's old group, started after its
-            // leader.
-            killed |= unsafe { libc::kill(p, libc::SIGKILL) } == 0;
-        }
-    }
-    killed
-}
-
 /// This boot of the machine (`/proc/sys/kernel/random/boot_id`): process
 /// ids and start times recorded in another boot mean nothing now.
 pub fn boot_id() -> Option<String> {
@@ -242,94 +146,68 @@ pub fn become_subreaper() {
     }
 }
 
-/// Analyzer processes this process spawned and has not reaped yet: never
-/// touched by [`sweep_orphans`].
-static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+/// Analyzer processes this process spawned and has not reaped yet, with
+/// the token each run's processes carry ([`super::tree::TOKEN_VAR`]).
+static SPAWNED: Mutex<BTreeMap<u32, String>> = Mutex::new(BTreeMap::new());
 
-pub fn register_spawned(pid: u32) {
+fn spawned_map() -> std::sync::MutexGuard<'static, BTreeMap<u32, String>> {
     SPAWNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(pid);
+}
+
+/// Spawns `cmd` and registers the child under the lock, so a pass over
+/// `/proc` never sees a fresh analyzer before it is known as one (and takes
+/// it for an orphan).
+pub fn spawn_registered(
+    cmd: &mut std::process::Command,
+    token: &str,
+) -> io::Result<std::process::Child> {
+    let mut spawned = spawned_map();
+    let child = cmd.spawn()?;
+    spawned.insert(child.id(), token.to_owned());
+    Ok(child)
 }
 
 pub fn unregister_spawned(pid: u32) {
-    SPAWNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&pid);
+    spawned_map().remove(&pid);
 }
 
-/// SIGKILL to the group of every analyzer still running (a second Ctrl-C).
+/// The pids of the analyzers running now.
+pub fn spawned() -> BTreeSet<u32> {
+    spawned_map().keys().copied().collect()
+}
+
+/// Reaps `pid`, a dead child of ours, if it has exited.
+pub fn reap(pid: u32) {
+    let _ = try_reap(pid);
+}
+
+/// SIGKILL to every analyzer still running, its group, session,
+/// descendants, and every orphan (a second Ctrl-C).
 pub fn kill_all_spawned() {
-    let spawned = SPAWNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for pid in spawned {
-        kill_group(pid, libc::SIGKILL);
+    let leaders: Vec<Proc> = spawned()
+        .into_iter()
+        .filter_map(|pid| {
+            Some(Proc {
+                pid,
+                start_ticks: tree::start_ticks(pid)?,
+            })
+        })
+        .collect();
+    for l in &leaders {
+        kill_group(l.pid, libc::SIGKILL);
     }
+    Scope::new(leaders, [], Orphans::All).kill_all(Duration::from_secs(1));
 }
 
 /// Kills and reaps processes that were reparented to us (analyzer
 /// descendants that escaped their group with `setsid` and outlived their
-/// parent). Spares analyzers we spawned ourselves and anything in our own
-/// session (our own `git` calls). Returns how many were found.
+/// parent) and that belong to no running analyzer. Spares anything in our
+/// own session (our own `git` calls). Returns how many were killed.
 pub fn sweep_orphans() -> usize {
-    let me = std::process::id();
-    // SAFETY: getsid(0) has no preconditions.
-    let my_sid = unsafe { libc::getsid(0) };
-    let spawned = SPAWNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut found = Vec::new();
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me || spawned.contains(&pid) {
-            continue;
-        }
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command name: state ppid pgrp session.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = after.split_whitespace().take(4).collect();
-        let (Some(parent), Some(session)) = (
-            fields.get(1).and_then(|p| p.parse::<u32>().ok()),
-            fields.get(3).and_then(|s| s.parse::<i32>().ok()),
-        ) else {
-            continue;
-        };
-        if parent == me && session != my_sid {
-            found.push(pid);
-        }
-    }
-    for &pid in &found {
-        if let Ok(p) = libc::pid_t::try_from(pid) {
-            // SAFETY: `pid` is our own child (its parent is us).
-            unsafe {
-                libc::kill(p, libc::SIGKILL);
-            }
-        }
-    }
-    for &pid in &found {
-        // Reap: it is our child; a short blocking wait is fine after SIGKILL.
-        for _ in 0..100 {
-            match try_reap(pid) {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    }
-    found.len()
+    let live: BTreeSet<String> = spawned_map().values().cloned().collect();
+    Scope::new(Vec::new(), [], Orphans::Unclaimed(live)).kill_all(Duration::from_secs(1))
 }
 
 /// `ARG_MAX` minus room for the environment, for splitting file lists.
@@ -397,31 +275,101 @@ mod tests {
         (leader, line.trim().parse().unwrap())
     }
 
+    fn proc_of(pid: u32) -> Proc {
+        Proc {
+            pid,
+            start_ticks: tree::start_ticks(pid).unwrap(),
+        }
+    }
+
     #[test]
     fn a_leftover_group_is_killed_only_when_it_is_ours() {
         // The leader runs, but the recorded start time is another process's.
         let (mut leader, child) = group();
-        let ticks = start_ticks(leader.id()).unwrap();
-        assert!(!kill_group_if_same(leader.id(), ticks + 1));
-        assert!(
-            !kill_group_if_same(leader.id(), 0),
+        let mut wrong = proc_of(leader.id());
+        wrong.start_ticks += 1;
+        assert_eq!(tree::kill_recorded(&[wrong], &[], &[]), 0);
+        wrong.start_ticks = 0;
+        assert_eq!(
+            tree::kill_recorded(&[wrong], &[], &[]),
+            0,
             "no start time: no kill"
         );
         assert!(alive(child));
         // The very leader: the whole group goes.
-        assert!(kill_group_if_same(leader.id(), ticks));
+        assert!(tree::kill_recorded(&[proc_of(leader.id())], &[], &[]) >= 2);
         assert!(gone_soon(child));
         leader.wait().unwrap();
 
         // The leader died first (the daemon's kill -9 took it, say): its
         // group lives on in the child, which is still killed.
         let (mut leader, child) = group();
-        let (pgid, ticks) = (leader.id(), start_ticks(leader.id()).unwrap());
+        let recorded = proc_of(leader.id());
         leader.kill().unwrap();
         leader.wait().unwrap();
         assert!(alive(child));
-        assert!(kill_group_if_same(pgid, ticks));
+        assert_eq!(tree::kill_recorded(&[recorded], &[], &[]), 1);
         assert!(gone_soon(child));
+    }
+
+    #[test]
+    fn a_recorded_process_and_its_descendants_are_killed_only_when_the_same() {
+        // A process out of any recorded group (it called setsid), with a
+        // child. Its parent is a shell that stays, so it is no orphan of ours
+        // (which a run in a test alongside might take for its own).
+        let mut outer = Command::new("sh")
+            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pids: Vec<u32> = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let (escapee, child) = (pids[0], pids[1]);
+        let mut wrong = proc_of(escapee);
+        wrong.start_ticks -= 1;
+        assert_eq!(tree::kill_recorded(&[], &[wrong], &[]), 0);
+        assert!(alive(child));
+        assert_eq!(tree::kill_recorded(&[], &[proc_of(escapee)], &[]), 2);
+        assert!(gone_soon(child));
+        assert!(gone_soon(escapee));
+        outer.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_never_recorded_is_found_by_its_token() {
+        // An escapee born too late to be recorded, with a child; its
+        // parent stays, so it is no orphan of ours.
+        let token = format!("test.{}", std::process::id());
+        let mut outer = Command::new("sh")
+            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
+            .env(tree::TOKEN_VAR, &token)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let pids: Vec<u32> = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(tree::kill_recorded(&[], &[], &["other".to_owned()]), 0);
+        assert!(alive(pids[0]) && alive(pids[1]));
+        // The shell between them carries the token too.
+        assert_eq!(tree::kill_recorded(&[], &[], &[token]), 3);
+        assert!(gone_soon(pids[0]) && gone_soon(pids[1]));
+        let _ = outer.wait();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Jobs in the store: the scheduler's effects applied in one transaction,
-//! the running state with the process groups it started, and recovery of
-//! jobs an earlier daemon left running.
+//! the running state with every process found running for it (analyzers
+//! and their descendants), and recovery of jobs an earlier daemon left
+//! running.
 
 use std::collections::BTreeSet;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -10,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::config::Priority;
+use crate::run::{ProcessKind, Spawned};
 use crate::schedule::{Effect, FinalState, JobId, Millis, WaitKind, Waiting};
 
 /// A job as `bgtask show`/`cancel`/`retry` see it.
@@ -28,7 +30,7 @@ pub struct JobRow {
 pub struct Recovered {
     pub job_id: JobId,
     pub task: String,
-    pub processes: Vec<(u32, u64)>,
+    pub processes: Vec<Spawned>,
     /// The machine boot it ran in (process ids mean nothing in another).
     pub boot_id: Option<String>,
     /// Re-queued to run once more (false: it was already a recovery run).
@@ -178,15 +180,22 @@ impl Store {
         Ok(())
     }
 
-    pub fn add_process(&self, job_id: JobId, pid: u32, start_ticks: u64) -> Result<(), StoreError> {
+    /// Records a process of a running job, committed before it can
+    /// outlive a crash of the daemon unnoticed.
+    pub fn add_process(&self, job_id: JobId, p: &Spawned) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO processes (job_id, pid, start_ticks) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO processes (job_id, pid, start_ticks, kind, token) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 job_id,
-                pid,
-                i64::try_from(start_ticks).unwrap_or(i64::MAX)
+                p.pid,
+                i64::try_from(p.start_ticks).unwrap_or(i64::MAX),
+                match p.kind {
+                    ProcessKind::Group => "group",
+                    ProcessKind::Process => "process",
+                },
+                p.token,
             ])?;
         Ok(())
     }
@@ -350,13 +359,19 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for (id, task, already, boot_id) in jobs {
-            let processes: Vec<(u32, u64)> = tx
-                .prepare("SELECT pid, start_ticks FROM processes WHERE job_id = ?1")?
+            let processes: Vec<Spawned> = tx
+                .prepare("SELECT pid, start_ticks, kind, token FROM processes WHERE job_id = ?1")?
                 .query_map(params![id], |r| {
-                    Ok((
-                        r.get::<_, u32>(0)?,
-                        u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    ))
+                    Ok(Spawned {
+                        pid: r.get(0)?,
+                        start_ticks: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        kind: if r.get::<_, String>(2)? == "process" {
+                            ProcessKind::Process
+                        } else {
+                            ProcessKind::Group
+                        },
+                        token: r.get(3)?,
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             tx.execute("DELETE FROM processes WHERE job_id = ?1", params![id])?;
@@ -462,10 +477,23 @@ mod tests {
         store.apply(&e, 0).unwrap();
         let job = q.pop_ready(0).unwrap();
         store.mark_running(job.id, "boot-1", 1).unwrap();
-        store.add_process(job.id, 4242, 99).unwrap();
+        let group = Spawned {
+            pid: 4242,
+            start_ticks: 99,
+            kind: ProcessKind::Group,
+            token: Some("1.2.3".to_owned()),
+        };
+        let escapee = Spawned {
+            pid: 4250,
+            start_ticks: 120,
+            kind: ProcessKind::Process,
+            token: None,
+        };
+        store.add_process(job.id, &group).unwrap();
+        store.add_process(job.id, &escapee).unwrap();
         let rec = store.recover(2).unwrap();
         assert_eq!(rec.len(), 1);
-        assert_eq!(rec[0].processes, [(4242, 99)]);
+        assert_eq!(rec[0].processes, [group, escapee]);
         assert!(rec[0].requeued);
         let waiting = store.waiting_jobs().unwrap();
         assert_eq!(waiting.len(), 1);

@@ -153,6 +153,15 @@ CREATE TABLE notify_deliveries (
 ) STRICT;
 CREATE INDEX notify_deliveries_at ON notify_deliveries(at_ms);
 ",
+    r"
+-- Every process of a running job found so far, not only the analyzers'
+-- groups: 'group' is an analyzer (its session and group go with it),
+-- 'process' one of its descendants, possibly escaped with setsid.
+ALTER TABLE processes ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';
+-- An analyzer's token (BGTASK_TREE in the environment of all its
+-- processes), to find at recovery those born too late to be recorded.
+ALTER TABLE processes ADD COLUMN token TEXT;
+",
 ];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]

@@ -72,8 +72,13 @@ fn kill_9_with_jobs_queued_and_running_loses_nothing() {
         !running(grandchild)
     });
     let log = p.daemon_log();
+    // The grandchild, and the loop's short `sleep` if one was running.
     assert!(
-        log.contains("was left running by an earlier daemon; 1 leftover process group(s) killed; it runs again"),
+        log.contains(
+            "was left running by an earlier daemon; 1 leftover process(es) killed; it runs again"
+        ) || log.contains(
+            "was left running by an earlier daemon; 2 leftover process(es) killed; it runs again"
+        ),
         "{log}"
     );
     // The re-run of `first` holds again; let it go once it has started.

@@ -18,6 +18,7 @@ mod notifications;
 mod notify_desktop;
 mod notify_email;
 mod notify_servers;
+mod processes;
 mod python;
 mod reports;
 mod runner;
