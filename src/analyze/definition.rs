@@ -63,6 +63,10 @@ pub struct ExternalSpec {
     pub regex: Option<RegexSpec>,
     pub exit_codes: ExitCodes,
     pub env: BTreeMap<String, String>,
+    /// Runs against the project's environment (`tools::pyenv`).
+    pub project_env: Option<crate::config::raw::ProjectEnv>,
+    /// Output meaning the project's setup failed, not its code.
+    pub tool_errors: Vec<LazyRegex>,
 }
 
 /// A regex whose syntax is checked when the config is read but which is

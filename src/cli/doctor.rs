@@ -36,6 +36,9 @@ struct Row {
     install_hint: Option<String>,
     managed_install: bool,
     network: bool,
+    /// For a tool that imports the project: which Python environment it
+    /// sees, and why.
+    environment: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,6 +58,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
     let config = crate::config::load(&workspace.root)?;
     let rt = super::runtime()?;
     let mut versions = tools::VersionCache::load();
+    let python_env = tools::pyenv::find(&workspace.root);
     let mut rows = Vec::new();
     for a in engine::applicability(&config, &workspace) {
         let def = &config.analyzers[&a.analyzer];
@@ -71,6 +75,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
             install_hint: None,
             managed_install: def.install.is_managed(),
             network: def.network,
+            environment: None,
         };
         if let Some(spec) = def.external() {
             if let Some((path, origin)) = tools::find(spec, &workspace.root) {
@@ -82,6 +87,15 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
                         versions.put(&path, &spec.version_args, &workspace.root, &p);
                         p
                     };
+                if spec.project_env == Some(crate::config::raw::ProjectEnv::Python) {
+                    row.environment = Some(match &python_env {
+                        Some(e) if e.holds(&path) => {
+                            format!("runs in {} ({})", e.dir.display(), e.why)
+                        }
+                        Some(e) => format!("sees the packages of {} ({})", e.dir.display(), e.why),
+                        None => tools::pyenv::NONE_FOUND.to_owned(),
+                    });
+                }
                 row.path = Some(path.display().to_string());
                 row.origin = Some(origin);
                 match probe {
@@ -200,6 +214,11 @@ fn print_table(doc: &Doctor, verbose: bool) {
             && let Some(reason) = &r.reason
         {
             anstream::println!("  {:<w$}  {dim}↳ {reason}{dim:#}", "");
+        }
+        if r.applies
+            && let Some(env) = &r.environment
+        {
+            anstream::println!("  {:<w$}  {dim}↳ python: {env}{dim:#}", "");
         }
     }
     print_advice(doc);

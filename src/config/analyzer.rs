@@ -173,6 +173,8 @@ fn overlay(base: RawAnalyzer, over: RawAnalyzer) -> RawAnalyzer {
         cache: over.cache.or(base.cache),
         batch_size: over.batch_size.or(base.batch_size),
         env: over.env.or(base.env),
+        project_env: over.project_env.or(base.project_env),
+        tool_errors: over.tool_errors.or(base.tool_errors),
     }
 }
 
@@ -320,6 +322,20 @@ fn external(raw: &RawAnalyzer, mode: Mode, issues: &mut Issues<'_, '_>) -> Optio
             error_bits: codes.error_bits,
         },
         env: raw.env.clone().unwrap_or_default(),
+        project_env: raw.project_env,
+        tool_errors: raw
+            .tool_errors
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, r)| match LazyRegex::new(r) {
+                Ok((re, _)) => Some(re),
+                Err(e) => {
+                    issues.at(&format!("/tool_errors/{i}"), format!("invalid regex: {e}"));
+                    None
+                }
+            })
+            .collect(),
     })
 }
 

@@ -494,6 +494,21 @@ pub struct RawAnalyzer {
     pub batch_size: Option<u32>,
     /// Extra environment for the tool.
     pub env: Option<BTreeMap<String, String>>,
+    /// The tool imports the project's code: run it against the project's
+    /// environment (`python`: its `.venv`/`venv`, `$VIRTUAL_ENV`, or the
+    /// poetry/pipenv environment), whichever install of the tool is used.
+    pub project_env: Option<ProjectEnv>,
+    /// Regexes for output (stdout or stderr) that means the project's
+    /// setup failed, not its code (`Cannot find module`, a missing npm
+    /// script): such a run is a `tool_error` with the matching line.
+    pub tool_errors: Option<Vec<String>>,
+}
+
+/// Which kind of project environment a tool runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectEnv {
+    Python,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, JsonSchema, serde::Serialize)]

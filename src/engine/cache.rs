@@ -65,6 +65,15 @@ impl ResultCache {
         h.update(&[0]);
         h.update(def.digest.as_bytes());
         h.update(&[0]);
+        // A tool that imports the project sees its environment's packages.
+        if def
+            .external()
+            .is_some_and(|s| s.project_env == Some(crate::config::raw::ProjectEnv::Python))
+        {
+            let env = crate::tools::pyenv::find(root).map(|e| e.stamp());
+            h.update(env.as_deref().unwrap_or("<no environment>").as_bytes());
+            h.update(&[0]);
+        }
         if let Some(t) = tool {
             h.update(t.path.as_os_str().as_bytes());
             h.update(&[0]);

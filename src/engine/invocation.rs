@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::argv::{self, Slots};
 use crate::analyze::classify::{Classified, classify};
-use crate::analyze::parsers::{self, Report, ToolOutput, summary};
+use crate::analyze::parsers::{self, Report, ToolOutput, summary, truncate};
 use crate::analyze::{AnalyzerDef, ExternalSpec, RunStatus};
 use crate::config::raw::{OutputSource, ParserKind};
 use crate::globs::Globs;
@@ -104,7 +104,7 @@ impl InvocationJob {
                 program: self.tool.clone(),
                 args,
                 cwd: self.root.clone(),
-                env: spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                env: self.env(spec),
                 timeout: self.timeout,
                 kill_grace: self.kill_grace,
                 limits: self.limits,
@@ -201,6 +201,14 @@ impl InvocationJob {
             root: &self.root,
             canonical_root: &self.canonical_root,
         };
+        if code != 0
+            && let Some(line) = setup_failure(spec, &finished.stdout.bytes, &finished.stderr.bytes)
+        {
+            return failed(
+                RunStatus::ToolError,
+                format!("{} could not run the project's code: {line}", self.def.name),
+            );
+        }
         classify(
             &self.def,
             code,
@@ -208,6 +216,40 @@ impl InvocationJob {
             &finished.stderr.bytes,
         )
     }
+
+    /// The tool's environment: its definition's, and for a tool that
+    /// imports the project, the project's Python packages on `PYTHONPATH`
+    /// when the tool is not installed among them.
+    fn env(&self, spec: &ExternalSpec) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+            spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        if spec.project_env == Some(crate::config::raw::ProjectEnv::Python)
+            && let Some(project) = crate::tools::pyenv::find(&self.root)
+            && !project.holds(&self.tool)
+        {
+            let existing = std::env::var_os("PYTHONPATH");
+            env.push((
+                "PYTHONPATH".into(),
+                project.python_path(existing.as_deref()),
+            ));
+        }
+        env
+    }
+}
+
+/// The first output line that says the project's setup failed (the
+/// definition's `tool_errors`), not its code.
+fn setup_failure(spec: &ExternalSpec, stdout: &[u8], stderr: &[u8]) -> Option<String> {
+    let regexes: Vec<&regex::Regex> = spec.tool_errors.iter().filter_map(|r| r.get()).collect();
+    if regexes.is_empty() {
+        return None;
+    }
+    [stderr, stdout].into_iter().find_map(|bytes| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .find(|l| regexes.iter().any(|r| r.is_match(l)))
+            .map(|l| truncate(l.trim(), 300))
+    })
 }
 
 fn ended_reason(

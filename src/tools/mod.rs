@@ -6,6 +6,7 @@
 mod dirs;
 pub mod install;
 mod locate;
+pub mod pyenv;
 mod version;
 
 pub use dirs::{cache_dir, managed_node, managed_venv};

@@ -137,3 +137,34 @@ fn npm_audit_endpoint_failure_is_a_tool_error_not_clean() {
         other => panic!("unexpected npm audit status {other}: {audit:#}"),
     }
 }
+
+/// A test script that cannot find its dependencies (no `node_modules`) is
+/// a tool error that says so, not a failed test.
+#[test]
+fn npm_test_without_its_dependencies_is_a_tool_error() {
+    let p = Project::empty();
+    p.file(
+        "package.json",
+        r#"{"name": "x", "version": "1.0.0", "scripts": {"test": "node test.js"}}"#,
+    );
+    p.file("test.js", "require('left-pad');\n");
+    p.file("index.js", "module.exports = 1;\n");
+    let run = p.bgtask(&["run", "npm-test", "--format", "json"]);
+    let report = run.json();
+    let npm = run_of(&report, "npm-test");
+    assert_eq!(npm["status"], "tool_error", "{npm:#}");
+    assert!(
+        npm["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot find module 'left-pad'"),
+        "{npm:#}"
+    );
+    assert!(report["findings"].as_array().unwrap().is_empty());
+    // A failing test stays a finding.
+    p.file("test.js", "process.exit(1);\n");
+    let report = p
+        .bgtask(&["run", "npm-test", "--format", "json", "--no-cache"])
+        .json();
+    assert_eq!(run_of(&report, "npm-test")["status"], "findings");
+}

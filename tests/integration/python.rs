@@ -275,3 +275,89 @@ fn a_pytest_collection_error_says_why_and_where() {
         text.stdout
     );
 }
+
+/// Tools that import the project run against its environment. Without
+/// one, third-party imports are one environment problem (`partial`, naming
+/// the modules), not high findings, and the suite cannot be collected (a
+/// tool error that says why); with a real `.venv` holding the dependency,
+/// the managed pylint and pytest see it.
+#[test]
+fn python_tools_run_against_the_projects_environment() {
+    let p = Project::empty();
+    p.file(
+        "app.py",
+        "\"\"\"App.\"\"\"\nimport depmod\n\n\ndef value():\n    \"\"\"The value.\"\"\"\n    return depmod.VALUE\n",
+    );
+    p.file(
+        "tests/test_app.py",
+        "\"\"\"Tests.\"\"\"\nimport depmod\n\n\ndef test_value():\n    \"\"\"It is one.\"\"\"\n    assert depmod.VALUE == 1\n",
+    );
+    let run = p.bgtask(&["run", "pylint", "pytest", "--format", "json"]);
+    let report = run.json();
+    let pylint = run_of(&report, "pylint");
+    assert_eq!(pylint["status"], "partial", "{pylint:#}");
+    let reason = pylint["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("pylint could not import 1 module (depmod)"),
+        "{reason}"
+    );
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"] != "E0401"),
+        "{report:#}"
+    );
+    let pytest = run_of(&report, "pytest");
+    assert_eq!(pytest["status"], "tool_error", "{pytest:#}");
+    assert!(
+        pytest["reason"]
+            .as_str()
+            .unwrap()
+            .contains("No module named 'depmod'"),
+        "{pytest:#}"
+    );
+
+    // A real virtual environment with the dependency installed.
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip", ".venv"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let site = std::fs::read_dir(p.path().join(".venv/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    std::fs::write(
+        site.join("depmod.py"),
+        "\"\"\"A dependency.\"\"\"\nVALUE = 1\n",
+    )
+    .unwrap();
+    let run = p.bgtask(&["run", "pylint", "pytest", "--format", "json"]);
+    let report = run.json();
+    let pylint = run_of(&report, "pylint");
+    assert!(
+        matches!(pylint["status"].as_str(), Some("clean" | "findings")),
+        "{pylint:#}"
+    );
+    assert_eq!(run_of(&report, "pytest")["status"], "clean", "{report:#}");
+    let doctor = p.bgtask(&["doctor", "--json"]).json();
+    let row = doctor["analyzers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["analyzer"] == "pylint")
+        .unwrap();
+    assert!(
+        row["environment"]
+            .as_str()
+            .unwrap()
+            .ends_with("(.venv in the project)"),
+        "{row:#}"
+    );
+}

@@ -2,6 +2,11 @@
 //! not found, F0002 astroid crash) mean a module was not analysed → partial.
 //! The exit code is a bitmask whose bit 32 (usage error) is the only failure;
 //! that is the definition's `error_bits`.
+//!
+//! `E0401 import-error` says pylint could not find a module, which almost
+//! always means the project's dependencies are not installed where pylint
+//! looks (no project environment): an environment problem, not a finding.
+//! Those are said once, as `partial`, naming the modules.
 
 use serde::Deserialize;
 
@@ -38,8 +43,13 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         Report::Json2 { messages } | Report::Json1(messages) => messages,
     };
     let mut parsed = Parsed::default();
+    let mut unimportable = std::collections::BTreeSet::new();
     for m in messages {
         let path = out.rel_path(&m.path);
+        if m.message_id == "E0401" {
+            unimportable.insert(imported_package(&m.message));
+            continue;
+        }
         if m.kind == "fatal" {
             parsed
                 .incomplete
@@ -59,7 +69,31 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         f.rule_name = m.symbol;
         parsed.findings.push(f);
     }
+    if !unimportable.is_empty() {
+        let n = unimportable.len();
+        let mut names: Vec<&str> = unimportable.iter().map(String::as_str).take(5).collect();
+        if n > 5 {
+            names.push("…");
+        }
+        parsed.incomplete.push(format!(
+            "pylint could not import {n} module{} ({}): this project's dependencies are not installed where pylint looks — create .venv and install them (`python -m venv .venv && .venv/bin/pip install -r requirements.txt`), or activate the project's environment ($VIRTUAL_ENV)",
+            if n == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
+    }
     Ok(parsed)
+}
+
+/// `Unable to import 'django.db.models'` → `django`.
+fn imported_package(message: &str) -> String {
+    message
+        .split('\'')
+        .nth(1)
+        .unwrap_or(message)
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -68,6 +102,26 @@ mod tests {
     use crate::analyze::Severity;
     use crate::analyze::classify::classify;
     use crate::analyze::parsers::testing::{Case, fixture, rules_and_lines};
+
+    #[test]
+    fn import_errors_are_an_environment_problem_said_once() {
+        let report = br#"{"messages": [
+          {"type": "error", "symbol": "import-error", "message": "Unable to import 'django.db'", "messageId": "E0401", "path": "a.py", "line": 1, "column": 0},
+          {"type": "error", "symbol": "import-error", "message": "Unable to import 'django.conf'", "messageId": "E0401", "path": "b.py", "line": 1, "column": 0},
+          {"type": "error", "symbol": "import-error", "message": "Unable to import 'requests'", "messageId": "E0401", "path": "b.py", "line": 2, "column": 0},
+          {"type": "warning", "symbol": "unused-import", "message": "Unused import os", "messageId": "W0611", "path": "b.py", "line": 3, "column": 0}
+        ], "statistics": {}}"#;
+        let case = Case::new("pylint", 6).report(report);
+        let run = classify(&case.def(), 6, case.parse(), b"");
+        assert_eq!(run.status, RunStatus::Partial);
+        assert_eq!(run.findings.len(), 1, "only the real finding");
+        let reason = run.reason.unwrap();
+        assert!(
+            reason.contains("pylint could not import 2 modules (django, requests)")
+                && reason.contains("dependencies are not installed"),
+            "{reason}"
+        );
+    }
 
     #[test]
     fn real_json2_report() {
