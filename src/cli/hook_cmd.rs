@@ -1,18 +1,13 @@
 //! `bgtask install-hooks`, `uninstall-hooks` and `hook` (what the shims
-//! run; the notify path normally never reaches clap, see `main.rs`), and
-//! the gating run of a blocking `pre-commit` / `pre-push`.
-
-use std::path::PathBuf;
+//! run; the notify path normally never reaches clap, see `main.rs`). The
+//! gating run of a blocking `pre-commit` / `pre-push` is `gate.rs`.
 
 use clap::Args;
 
 use super::Ctx;
-use super::run_cmd::{self, RunArgs};
-use crate::config::TriggerKind;
 use crate::engine::Workspace;
 use crate::exit;
 use crate::hooks::{self, Action, HookChange, HookError};
-use crate::report::Format;
 
 pub const INSTALL_EXAMPLES: &str = "Examples:
   bgtask install-hooks            install the hooks the config names (default: post-commit, post-merge,
@@ -182,113 +177,5 @@ pub fn hook(ctx: &Ctx, args: HookArgs) -> u8 {
     if !args.gate {
         return hooks::client::notify(args.status, &args.hook, args.args);
     }
-    gate(ctx, &args.hook, &args.args)
-}
-
-/// A blocking hook: the tasks its kind triggers, on the staged files
-/// (pre-commit) or the pushed commits (pre-push), now. Only findings at a
-/// task's `fail_on` fail the git operation; anything else (a broken tool,
-/// a bad config, an untrusted worktree) is said and lets git go on.
-fn gate(ctx: &Ctx, hook: &str, hook_args: &[String]) -> u8 {
-    if std::env::var_os("BGTASK").is_some_and(|v| v == "0") {
-        return exit::OK;
-    }
-    match gate_inner(ctx, hook, hook_args) {
-        Ok(code) => code,
-        Err(e) => {
-            anstream::eprintln!("bgtask {hook}: {e:#}; not blocking the {hook}");
-            exit::OK
-        }
-    }
-}
-
-fn gate_inner(ctx: &Ctx, hook: &str, hook_args: &[String]) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
-    let config = crate::config::load(&workspace.root)?;
-    let kind = match hook {
-        "pre-commit" => TriggerKind::Commit,
-        "pre-push" => TriggerKind::Push,
-        other => anyhow::bail!("{other} cannot gate (only pre-commit and pre-push)"),
-    };
-    let skip: Vec<String> = std::env::var("BGTASK_SKIP")
-        .unwrap_or_default()
-        .split([',', ' '])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let mut tasks: Vec<String> = config
-        .tasks
-        .values()
-        .filter(|t| t.enabled && t.triggers.contains(&kind) && !skip.contains(&t.name))
-        .map(|t| t.name.clone())
-        .collect();
-    if tasks.is_empty() {
-        return Ok(exit::OK);
-    }
-    if !crate::trust::skipped_by_env() {
-        let fp = crate::trust::fingerprint(&config, &workspace.root);
-        let record = crate::trust::load(&workspace.root);
-        let states = crate::trust::evaluate(&fp, record.as_ref());
-        let (trusted, not): (Vec<String>, Vec<String>) = tasks
-            .into_iter()
-            .partition(|t| states.get(t) == Some(&crate::trust::TaskTrust::Trusted));
-        if !not.is_empty() {
-            anstream::eprintln!(
-                "bgtask {hook}: not running {} (not trusted here; `bgtask trust` trusts this worktree)",
-                not.join(", ")
-            );
-        }
-        tasks = trusted;
-        if tasks.is_empty() {
-            return Ok(exit::OK);
-        }
-    }
-    let files: Vec<PathBuf> = if kind == TriggerKind::Push {
-        let mut stdin = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)?;
-        let pushed = crate::daemon::pushed_files(&workspace.root, &stdin);
-        if pushed.is_empty() {
-            return Ok(exit::OK);
-        }
-        pushed.into_iter().collect()
-    } else {
-        Vec::new()
-    };
-    let _ = hook_args;
-    let args = RunArgs::for_gate(tasks, kind == TriggerKind::Commit, files, Format::Console);
-    anstream::eprintln!("bgtask {hook}: running {}", args.names.join(", "));
-    let (report, cancelled) = run_cmd::execute(ctx, &args)?;
-    let console = crate::report::ConsoleOptions {
-        verbose: ctx.verbose,
-        summary_only: false,
-    };
-    anstream::eprint!(
-        "{}",
-        crate::report::render(&report, Format::Console, &console)
-    );
-    if cancelled {
-        return Ok(exit::INTERRUPTED);
-    }
-    let blocking = report
-        .findings
-        .iter()
-        .filter(|f| crate::report::over_threshold(&report.policy, &report.runs, f))
-        .count();
-    if blocking > 0 {
-        anstream::eprintln!(
-            "bgtask {hook}: {blocking} finding(s) at the tasks' fail_on level stop the {hook}; fix them, or skip once with BGTASK=0 git {}",
-            if kind == TriggerKind::Commit {
-                "commit …"
-            } else {
-                "push …"
-            }
-        );
-        return Ok(exit::FINDINGS);
-    }
-    if report.exit_code != exit::OK {
-        anstream::eprintln!(
-            "bgtask {hook}: not every analyzer ran (see above); not blocking the {hook}"
-        );
-    }
-    Ok(exit::OK)
+    super::gate::gate(ctx, &args.hook, &args.args)
 }

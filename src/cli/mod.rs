@@ -6,6 +6,7 @@ mod config_cmd;
 mod daemon_cmd;
 mod doctor;
 mod doctor_background;
+mod gate;
 mod hook_cmd;
 mod init;
 mod jobs_cmd;

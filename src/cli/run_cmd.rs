@@ -79,16 +79,11 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// A gating hook's run: `tasks` on the staged files, or on `files`.
-    pub fn for_gate(
-        tasks: Vec<String>,
-        staged: bool,
-        files: Vec<PathBuf>,
-        format: Format,
-    ) -> RunArgs {
+    pub fn for_gate(tasks: Vec<String>, files: Vec<PathBuf>, format: Format) -> RunArgs {
         RunArgs {
             names: tasks,
             changed: false,
-            staged,
+            staged: false,
             since: None,
             files,
             format,
@@ -183,7 +178,23 @@ pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
     if config.uses_default() && args.format == Format::Console && args.output.is_none() {
         ctx.note("note: no .background-tasks.json here, using the built-in tasks (`bgtask init` writes one)");
     }
-    let targets = workspace.select(&args.selection(), &ctx.cwd)?;
+    execute_in(ctx, args, &workspace, &config)
+}
+
+/// [`execute`] in a given tree with a given config: a gate analyses a
+/// snapshot of the index with the worktree's (trusted) config.
+pub fn execute_in(
+    ctx: &Ctx,
+    args: &RunArgs,
+    workspace: &Workspace,
+    config: &Arc<crate::config::Config>,
+) -> anyhow::Result<(Report, bool)> {
+    let cwd = if ctx.cwd.starts_with(&workspace.root) {
+        ctx.cwd.clone()
+    } else {
+        workspace.root.clone()
+    };
+    let targets = workspace.select(&args.selection(), &cwd)?;
     let selected = match &targets {
         Targets::Files(f) => Some(f.len()),
         Targets::Project => None,
@@ -194,7 +205,7 @@ pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
         },
         at: SystemTime::now(),
     };
-    let job = engine::job(&config, &args.names, targets, trigger)?;
+    let job = engine::job(config, &args.names, targets, trigger)?;
     let opts = RunOptions {
         shard: args.shard,
         offline: args.offline,
@@ -212,9 +223,9 @@ pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
     let show = enabled(ctx.quiet);
     let outcome = rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut bar = RunProgress::new(show, engine::count_analyzers(&config, &job) as u64);
+        let mut bar = RunProgress::new(show, engine::count_analyzers(config, &job) as u64);
         let interrupts = watch_interrupts(cancel.clone());
-        let engine = engine::run(config.clone(), &workspace, &job, opts, tx, cancel.clone());
+        let engine = engine::run(config.clone(), workspace, &job, opts, tx, cancel.clone());
         let progress = async {
             while let Some(event) = rx.recv().await {
                 bar.on(&event);
@@ -226,7 +237,7 @@ pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
         outcome
     })?;
     let policy = report::policy(
-        &config,
+        config,
         args.fail_on,
         args.strict_tools,
         job.analyzers.clone(),

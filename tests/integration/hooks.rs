@@ -601,3 +601,83 @@ fn uninstall_says_what_still_runs_and_can_stop_and_revoke() {
         "{trust}"
     );
 }
+
+fn commit(p: &Project, msg: &str) -> std::process::Output {
+    p.git_command(p.path(), &["commit", "-q", "-m", msg])
+        .output()
+        .unwrap()
+}
+
+/// A gate judges what is being committed: a file whose staged content has
+/// a finding and whose working copy does not is refused, the reverse
+/// passes, and neither the index nor the working tree is touched.
+#[test]
+fn a_gate_judges_the_staged_content_of_a_partly_staged_file() {
+    let p = gate_project("commit", r#"["post-commit"]"#, "pre-commit");
+    p.file("a.py", "x = 1\n");
+    p.commit_all("setup");
+    p.bgtask(&["install-hooks"]).code(0);
+    p.file("a.py", "x = 'BAD'\n");
+    p.git(&["add", "a.py"]);
+    p.file("a.py", "x = 'good'\n");
+    let before = p.git(&["status", "--porcelain"]);
+    let out = commit(&p, "staged BAD");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused:\n{stderr}");
+    assert!(
+        stderr.contains("a.py partly staged: judging the staged content"),
+        "{stderr}"
+    );
+    assert_eq!(p.git(&["status", "--porcelain"]), before, "untouched");
+    assert_eq!(p.read("a.py"), "x = 'good'\n");
+    assert_eq!(p.git(&["show", ":a.py"]), "x = 'BAD'\n");
+    // The reverse: the staged content is clean, the working copy is not.
+    p.file("a.py", "x = 2\n");
+    p.git(&["add", "a.py"]);
+    p.file("a.py", "x = 'BAD'\n");
+    let out = commit(&p, "staged clean");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(p.read("a.py"), "x = 'BAD'\n");
+}
+
+/// A finding in a file the commit does not touch (a test that was already
+/// failing, found by a project-wide analyzer) is shown but does not block.
+#[test]
+fn a_gate_counts_only_the_findings_in_the_files_being_committed() {
+    let p = Project::empty();
+    p.config(
+        r#"{
+          "tasks": {"gate": {"analyzers": ["no-bad-anywhere"], "triggers": ["commit"], "fail_on": "high"}},
+          "analyzers": {"no-bad-anywhere": {
+            "command": "grep", "mode": "project", "files": ["*.py"],
+            "args": ["-rn", "-H", "--include=*.py", "BAD", "."],
+            "parser": "regex",
+            "regex": {"pattern": "^(?:\\./)?(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"},
+            "default_severity": "high",
+            "exit_codes": {"ok": [1], "findings": [0]},
+            "cache": false
+          }},
+          "triggers": {"file_watch": {"enabled": false}, "git_hooks": {"hooks": ["post-commit"], "blocking": ["pre-commit"], "autostart": false}}
+        }"#,
+    );
+    p.file("old.py", "x = 'BAD'\n");
+    p.commit_all("an old finding");
+    p.bgtask(&["install-hooks"]).code(0);
+    p.file("new.py", "y = 1\n");
+    p.git(&["add", "new.py"]);
+    let out = commit(&p, "unrelated");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not blocked:\n{stderr}");
+    assert!(
+        stderr.contains("1 finding(s) in files this pre-commit does not touch do not block it"),
+        "{stderr}"
+    );
+    p.file("new.py", "y = 'BAD'\n");
+    p.git(&["add", "new.py"]);
+    let out = commit(&p, "a new finding");
+    assert!(!out.status.success(), "blocked by its own finding");
+}

@@ -1,0 +1,205 @@
+//! The gating run of a blocking `pre-commit` / `pre-push`: the tasks its
+//! kind triggers, now, on what is being committed (the staged files) or
+//! pushed (the pushed commits' files).
+//!
+//! Two things make a gate fair, where hook managers' most-reported bugs
+//! are:
+//! - **Only what is being committed counts.** Findings in other files (a
+//!   test that was already failing, a project-wide analyzer's old
+//!   findings) are shown but never block.
+//! - **The staged content is what is judged.** When a staged file also has
+//!   unstaged changes, the index is exported to a temporary tree (`git
+//!   checkout-index --prefix`: the index and the working tree are never
+//!   touched, nothing is stashed) and the analyzers run there, with the
+//!   worktree's trusted config and its environments (`.venv`,
+//!   `node_modules`) linked in. Paths are repository-relative either way.
+//!
+//! Anything that is not a finding at a task's `fail_on` (a broken tool, a
+//! bad config, an untrusted worktree) is said and lets git go on.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Ctx;
+use super::run_cmd::{self, RunArgs};
+use crate::config::{Config, TriggerKind};
+use crate::engine::{Workspace, git};
+use crate::exit;
+use crate::report::{Format, Report};
+
+pub fn gate(ctx: &Ctx, hook: &str, hook_args: &[String]) -> u8 {
+    if std::env::var_os("BGTASK").is_some_and(|v| v == "0") {
+        return exit::OK;
+    }
+    match gate_inner(ctx, hook, hook_args) {
+        Ok(code) => code,
+        Err(e) => {
+            anstream::eprintln!("bgtask {hook}: {e:#}; not blocking the {hook}");
+            exit::OK
+        }
+    }
+}
+
+/// The gate's tasks: those the hook's kind triggers, not skipped, trusted.
+fn tasks(hook: &str, kind: TriggerKind, config: &Config, root: &Path) -> Vec<String> {
+    let skip: Vec<String> = std::env::var("BGTASK_SKIP")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let tasks: Vec<String> = config
+        .tasks
+        .values()
+        .filter(|t| t.enabled && t.triggers.contains(&kind) && !skip.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    if tasks.is_empty() || crate::trust::skipped_by_env() {
+        return tasks;
+    }
+    let fp = crate::trust::fingerprint(config, root);
+    let record = crate::trust::load(root);
+    let states = crate::trust::evaluate(&fp, record.as_ref());
+    let (trusted, not): (Vec<String>, Vec<String>) = tasks
+        .into_iter()
+        .partition(|t| states.get(t) == Some(&crate::trust::TaskTrust::Trusted));
+    if !not.is_empty() {
+        anstream::eprintln!(
+            "bgtask {hook}: not running {} (not trusted here; `bgtask trust` trusts this worktree)",
+            not.join(", ")
+        );
+    }
+    trusted
+}
+
+fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8> {
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = Arc::new(crate::config::load(&workspace.root)?);
+    let kind = match hook {
+        "pre-commit" => TriggerKind::Commit,
+        "pre-push" => TriggerKind::Push,
+        other => anyhow::bail!("{other} cannot gate (only pre-commit and pre-push)"),
+    };
+    let tasks = tasks(hook, kind, &config, &workspace.root);
+    if tasks.is_empty() {
+        return Ok(exit::OK);
+    }
+    let gated: BTreeSet<PathBuf> = if kind == TriggerKind::Push {
+        let mut stdin = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)?;
+        crate::daemon::pushed_files(&workspace.root, &stdin)
+    } else {
+        workspace.staged()?.into_iter().collect()
+    };
+    if gated.is_empty() {
+        return Ok(exit::OK);
+    }
+    let files: Vec<PathBuf> = gated.iter().cloned().collect();
+    let args = RunArgs::for_gate(tasks, files, Format::Console);
+    anstream::eprintln!("bgtask {hook}: running {}", args.names.join(", "));
+    let partly = if kind == TriggerKind::Commit {
+        partly_staged(&workspace.root, &gated)?
+    } else {
+        Vec::new()
+    };
+    let (report, cancelled) = if partly.is_empty() {
+        run_cmd::execute_in(ctx, &args, &workspace, &config)?
+    } else {
+        anstream::eprintln!(
+            "bgtask {hook}: {} partly staged: judging the staged content",
+            partly.join(", ")
+        );
+        let snapshot = Snapshot::of_index(&workspace.root)?;
+        let tree = Workspace::discover(snapshot.dir())?;
+        run_cmd::execute_in(ctx, &args, &tree, &config)?
+    };
+    let console = crate::report::ConsoleOptions {
+        verbose: ctx.verbose,
+        summary_only: false,
+    };
+    anstream::eprint!(
+        "{}",
+        crate::report::render(&report, Format::Console, &console)
+    );
+    if cancelled {
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(verdict(hook, kind, &report, &gated))
+}
+
+/// Blocks on findings at a task's `fail_on` in the gated files only.
+fn verdict(hook: &str, kind: TriggerKind, report: &Report, gated: &BTreeSet<PathBuf>) -> u8 {
+    let over: Vec<&crate::analyze::Finding> = report
+        .findings
+        .iter()
+        .filter(|f| crate::report::over_threshold(&report.policy, &report.runs, f))
+        .collect();
+    let (blocking, elsewhere): (Vec<_>, Vec<_>) = over
+        .into_iter()
+        .partition(|f| f.path().is_some_and(|p| gated.contains(Path::new(p))));
+    if !elsewhere.is_empty() {
+        anstream::eprintln!(
+            "bgtask {hook}: {} finding(s) in files this {hook} does not touch do not block it",
+            elsewhere.len()
+        );
+    }
+    if !blocking.is_empty() {
+        anstream::eprintln!(
+            "bgtask {hook}: {} finding(s) at the tasks' fail_on level stop the {hook}; fix them, or skip once with BGTASK=0 git {}",
+            blocking.len(),
+            if kind == TriggerKind::Commit {
+                "commit …"
+            } else {
+                "push …"
+            }
+        );
+        return exit::FINDINGS;
+    }
+    if report.exit_code != exit::OK && elsewhere.is_empty() {
+        anstream::eprintln!(
+            "bgtask {hook}: not every analyzer ran (see above); not blocking the {hook}"
+        );
+    }
+    exit::OK
+}
+
+/// Staged files whose working-tree copy differs from the staged one.
+fn partly_staged(root: &Path, staged: &BTreeSet<PathBuf>) -> anyhow::Result<Vec<String>> {
+    let out = git(root, &["diff", "--name-only", "-z", "--no-renames"])?;
+    Ok(out
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .filter(|p| staged.contains(Path::new(p)))
+        .collect())
+}
+
+/// The index exported to a temporary tree, removed when dropped.
+struct Snapshot {
+    dir: tempfile::TempDir,
+}
+
+impl Snapshot {
+    fn of_index(root: &Path) -> anyhow::Result<Snapshot> {
+        let dir = tempfile::Builder::new()
+            .prefix("bgtask-staged-")
+            .tempdir()?;
+        let prefix = format!("{}/", dir.path().display());
+        git(root, &["checkout-index", "-a", "--prefix", &prefix])?;
+        // The project's environments are not in the index: the tools look
+        // for them where they are.
+        for env in [".venv", "venv", "node_modules"] {
+            let real = root.join(env);
+            let there = dir.path().join(env);
+            if real.is_dir() && std::fs::symlink_metadata(&there).is_err() {
+                std::os::unix::fs::symlink(&real, &there)?;
+            }
+        }
+        Ok(Snapshot { dir })
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
