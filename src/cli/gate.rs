@@ -117,6 +117,7 @@ fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8
     let console = crate::report::ConsoleOptions {
         verbose: ctx.verbose,
         summary_only: false,
+        max_findings: None,
     };
     anstream::eprint!(
         "{}",

@@ -237,6 +237,7 @@ pub fn show(ctx: &Ctx, run_id: i64, format: Format) -> anyhow::Result<u8> {
         &ConsoleOptions {
             verbose: ctx.verbose,
             summary_only: false,
+            max_findings: None,
         },
     );
     if format == Format::Console {

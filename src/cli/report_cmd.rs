@@ -44,6 +44,7 @@ pub fn run(ctx: &Ctx, cmd: ReportCommand) -> anyhow::Result<u8> {
         &ConsoleOptions {
             verbose: ctx.verbose,
             summary_only: false,
+            max_findings: None,
         },
     );
     match output {

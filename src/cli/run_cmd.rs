@@ -1,7 +1,7 @@
 //! `bgtask run`: tasks or analyzers now, in the foreground, with the report
 //! in the chosen format and the exit code CI acts on.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -75,6 +75,10 @@ pub struct RunArgs {
     /// Processes to run at once (overrides `execution.max_concurrent_tasks`).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// On a terminal, print every finding (otherwise the 40 worst follow
+    /// the summary); pipes and files always get every one.
+    #[arg(long)]
+    pub all: bool,
 }
 
 impl RunArgs {
@@ -95,6 +99,7 @@ impl RunArgs {
             shard: None,
             timeout: None,
             jobs: None,
+            all: true,
         }
     }
 
@@ -134,11 +139,16 @@ impl RunArgs {
     }
 }
 
+/// Findings shown at a terminal before "N more" (`--all` shows them all).
+const TERMINAL_FINDINGS: usize = 40;
+
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     let (report, cancelled) = execute(ctx, args)?;
+    let at_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let console = ConsoleOptions {
         verbose: ctx.verbose,
         summary_only: false,
+        max_findings: (at_terminal && !args.all && !ctx.verbose).then_some(TERMINAL_FINDINGS),
     };
     let text = report::render(&report, args.format, &console);
     match &args.output {
@@ -152,6 +162,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
                     &ConsoleOptions {
                         verbose: ctx.verbose,
                         summary_only: true,
+                        max_findings: None,
                     },
                 );
                 anstream::eprint!("{summary}");

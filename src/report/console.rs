@@ -45,19 +45,46 @@ fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
 
+#[derive(Debug, Default)]
 pub struct ConsoleOptions {
     /// Show every analyzer line (also not-applicable ones) and stderr tails.
     pub verbose: bool,
     /// Only the per-analyzer summary and the verdict, not each finding.
     pub summary_only: bool,
+    /// Show at most this many findings, worst first, after the summary
+    /// (a person at a terminal); `None`: every one, by file.
+    pub max_findings: Option<usize>,
 }
 
 pub fn render(report: &Report, opts: &ConsoleOptions) -> String {
     let mut out = String::new();
-    if !opts.summary_only {
-        findings(&mut out, &report.findings);
+    match opts.max_findings {
+        _ if opts.summary_only => analyzers(&mut out, report, opts),
+        Some(max) if report.findings.len() > max => {
+            // Too many to read: what ran first, then the worst ones.
+            analyzers(&mut out, report, opts);
+            out.push('\n');
+            let mut worst: Vec<&Finding> = report.findings.iter().collect();
+            worst.sort_by_key(|f| std::cmp::Reverse(f.severity));
+            let mut shown: Vec<Finding> = worst.into_iter().take(max).cloned().collect();
+            crate::analyze::sort_findings(&mut shown);
+            let _ = writeln!(
+                out,
+                "{}",
+                paint(BOLD, &format!("the {max} worst findings:"))
+            );
+            findings(&mut out, &shown);
+            let _ = writeln!(
+                out,
+                "{} more — `bgtask run … --all` (or -v) prints every one, `--format json|sarif|junit` for tools\n",
+                report.findings.len() - max
+            );
+        }
+        _ => {
+            findings(&mut out, &report.findings);
+            analyzers(&mut out, report, opts);
+        }
     }
-    analyzers(&mut out, report, opts);
     verdict(&mut out, report);
     out
 }

@@ -331,3 +331,44 @@ fn sarif_keeps_failed_and_missing_analyzers_as_unsuccessful_runs() {
         assert_eq!(r["results"], serde_json::json!([]));
     }
 }
+
+/// At a terminal a big report starts with the summary and shows the 40
+/// worst findings, then says how many more and how to see them; `--all`
+/// (and a pipe) print every one.
+#[test]
+fn a_terminal_gets_the_summary_and_the_worst_findings_first() {
+    let p = Project::empty();
+    p.script("count-runs.sh").config(
+        r#"{"analyzers": {"counter": {"command": "./bin/count-runs.sh", "files": ["*.txt"], "args": ["{root}/runs.log", "{files}"],
+            "parser": "regex", "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"}, "exit_codes": {"ok": [0]}}}}"#,
+    );
+    for i in 0..60 {
+        p.file(&format!("f{i:02}.txt"), "x\n");
+    }
+    let at_terminal = |extra: &str| {
+        let out = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} run counter {extra}", crate::harness::bgtask_bin()),
+                "/dev/null",
+            ])
+            .current_dir(p.path())
+            .env("BGTASK_DATA_DIR", p.data_dir())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let short = at_terminal("");
+    assert!(short.contains("the 40 worst findings:"), "{short}");
+    assert!(short.contains("20 more — `bgtask run … --all`"), "{short}");
+    assert_eq!(short.matches("looked at f").count(), 40, "{short}");
+    let summary_at = short.find("counter").unwrap();
+    assert!(
+        summary_at < short.find("the 40 worst").unwrap(),
+        "summary first"
+    );
+    let all = at_terminal("--all");
+    assert_eq!(all.matches("looked at f").count(), 60);
+    let piped = p.bgtask(&["run", "counter"]);
+    assert_eq!(piped.stdout.matches("looked at f").count(), 60);
+}
