@@ -138,6 +138,10 @@ pub struct Notifications {
 pub struct Channel {
     pub enabled: bool,
     pub min_severity: NotifyLevel,
+    /// `enabled` was set in the config (not the default): for the desktop
+    /// channel, a desktop is then required, not merely used where there
+    /// is one.
+    pub explicit: bool,
 }
 
 #[derive(Debug, Clone)]

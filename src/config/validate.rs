@@ -415,6 +415,7 @@ fn channel(c: Option<super::raw::RawChannel>, enabled: bool, min: NotifyLevel) -
     Channel {
         enabled: c.enabled.unwrap_or(enabled),
         min_severity: c.min_severity.unwrap_or(min),
+        explicit: c.enabled.is_some(),
     }
 }
 

@@ -322,7 +322,11 @@ impl Worker {
                         self.record(&r, channel, Outcome::Failed, Some(&e));
                     }
                     DesktopOutcome::Disabled(why) => {
-                        tracing::warn!("desktop notifications are off: {why}");
+                        if self.config.notifications.desktop.explicit {
+                            tracing::warn!("desktop notifications are off: {why}");
+                        } else {
+                            tracing::info!("no desktop here, so no desktop notifications: {why}");
+                        }
                         self.record(&r, channel, Outcome::Disabled, Some(&why));
                     }
                     DesktopOutcome::Off => {}

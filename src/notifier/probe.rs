@@ -68,6 +68,13 @@ pub async fn probe(
                     DesktopOutcome::Delivered => ProbeResult::Delivered(
                         "handed to the desktop's notification server".to_owned(),
                     ),
+                    // By default the desktop channel is on where there is a
+                    // desktop: none here (CI, ssh) is not a failure.
+                    DesktopOutcome::Disabled(e) if !n.desktop.explicit => {
+                        ProbeResult::Off(format!(
+                            "no desktop here ({e}); set notifications.desktop.enabled to true to require one"
+                        ))
+                    }
                     DesktopOutcome::Failed(e) | DesktopOutcome::Disabled(e) => {
                         ProbeResult::Failed(e)
                     }
