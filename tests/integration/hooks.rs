@@ -681,3 +681,45 @@ fn a_gate_counts_only_the_findings_in_the_files_being_committed() {
     let out = commit(&p, "a new finding");
     assert!(!out.status.success(), "blocked by its own finding");
 }
+
+/// With the built-in tasks, switching branches analyses what the switch
+/// changed: `code` and `security` run for the checkout (and `tests` for a
+/// merge), so the findings shown are the branch's.
+#[test]
+fn a_branch_checkout_with_the_built_in_tasks_runs_code_and_security() {
+    let p = Project::empty();
+    p.file("a.py", "x = 1\n");
+    p.commit_all("setup");
+    p.git(&["checkout", "-q", "-b", "feature"]);
+    p.file(
+        "b.py",
+        "import subprocess\nsubprocess.call('ls', shell=True)\n",
+    );
+    p.commit_all("feature");
+    p.git(&["checkout", "-q", "main"]);
+    p.bgtask(&["install-hooks"]).code(0);
+    p.start();
+    p.git(&["checkout", "-q", "feature"]);
+    let checkout_tasks = || -> Vec<String> {
+        let history = p.bgtask(&["history", "--json"]).json();
+        let mut tasks: Vec<String> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["trigger"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("hook: post-checkout"))
+                    && r["verdict"] != "running"
+            })
+            .map(|r| r["task"].as_str().unwrap().to_owned())
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        tasks
+    };
+    wait_for(90, "the checkout's runs", || {
+        checkout_tasks() == ["code", "security"]
+    });
+    p.stop();
+}
