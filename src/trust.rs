@@ -411,6 +411,12 @@ fn record_path(root: &Path) -> PathBuf {
     data_dir().join("trust").join(format!("{key}.json"))
 }
 
+/// Whether the worktree was ever trusted (a file's existence: cheap
+/// enough for the hook's hot path).
+pub fn has_record(root: &Path) -> bool {
+    record_path(root).exists()
+}
+
 pub fn load(root: &Path) -> Option<Record> {
     let text = std::fs::read_to_string(record_path(root)).ok()?;
     serde_json::from_str(&text).ok()

@@ -8,9 +8,11 @@
 //! - one request to the daemon, the connect and send bounded by
 //!   [`TIMEOUT`] and the answer by [`ANSWER_TIMEOUT`]; a daemon
 //!   that is down, hung or restarting gets the event in the spool instead
-//!   (appended under `flock`), and, when `git_hooks.autostart` is on (the
-//!   daemon checks that itself), is started fully detached (own session, stdio on its log, no inherited
-//!   descriptors) so `git commit | cat` does not wait for it;
+//!   (appended under `flock`), and, in a worktree that was trusted (a
+//!   file's existence) and when `git_hooks.autostart` is on (the daemon
+//!   checks that itself), is started fully detached (own session, stdio on
+//!   its log, no inherited descriptors) so `git commit | cat` does not
+//!   wait for it;
 //! - the exit code is the chained hook's (the shim passes it in with
 //!   `--status`), whatever happened here.
 //!
@@ -155,7 +157,10 @@ pub fn deliver(top: &Path, event: &HookEvent) -> Result<(), String> {
                 paths.spool.display()
             )
         })?;
-    if down {
+    // A daemon in a worktree nobody trusted would run nothing (a fresh
+    // `git worktree add`, a clone): the event waits in the spool until
+    // `bgtask trust` and a start.
+    if down && (crate::trust::has_record(&root) || crate::trust::skipped_by_env()) {
         autostart(&root, &paths).map_err(|e| format!("could not start the daemon: {e}"))?;
     }
     Ok(())

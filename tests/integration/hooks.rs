@@ -689,6 +689,13 @@ fn a_gate_counts_only_the_findings_in_the_files_being_committed() {
 fn a_branch_checkout_with_the_built_in_tasks_runs_code_and_security() {
     let p = Project::empty();
     p.file("a.py", "x = 1\n");
+    // The built-in tasks, without the watcher (whose saves of the same
+    // files would race the hook for the same jobs).
+    p.file(
+        ".background-tasks.local.json",
+        r#"{"triggers": {"file_watch": {"enabled": false}}}"#,
+    );
+    p.file(".gitignore", ".background-tasks.local.json\n");
     p.commit_all("setup");
     p.git(&["checkout", "-q", "-b", "feature"]);
     p.file(
@@ -722,4 +729,34 @@ fn a_branch_checkout_with_the_built_in_tasks_runs_code_and_security() {
         checkout_tasks() == ["code", "security"]
     });
     p.stop();
+}
+
+/// A hook in a worktree nobody trusted (a fresh `git worktree add`) keeps
+/// its event in the spool and starts no daemon, which would run nothing.
+#[test]
+fn an_untrusted_worktree_spools_its_hooks_and_starts_no_daemon() {
+    let p = lint_project();
+    p.bgtask(&["install-hooks"]).code(0);
+    let wt_dir = tempfile::tempdir().unwrap();
+    let wt = wt_dir.path().join("linked");
+    p.git(&["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()]);
+    let spool = std::fs::read_to_string(wt.join(".bgtask/spool.jsonl")).unwrap_or_default();
+    assert!(
+        spool.contains("post-checkout"),
+        "the event is kept: {spool}"
+    );
+    assert!(
+        !wt.join(".bgtask/logs/daemon.log").exists(),
+        "no daemon was started"
+    );
+    p.bgtask_in(&wt, &["status"]).code(4);
+    // Trusted, the next hook starts it.
+    p.bgtask_in(&wt, &["trust", "--yes"]).code(0);
+    std::fs::write(wt.join("w.py"), "w = 1\n").unwrap();
+    p.git_in(&wt, &["add", "w.py"]);
+    p.git_in(&wt, &["commit", "-q", "-m", "trusted now"]);
+    wait_for(20, "the linked worktree's daemon", || {
+        p.bgtask_in(&wt, &["status"]).code == 0
+    });
+    p.bgtask_in(&wt, &["stop"]).code(0);
 }
