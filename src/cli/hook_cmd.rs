@@ -88,8 +88,10 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
     let (dir, changes) = match hooks::install::install(&workspace.root, &config, &bin, args.force) {
         Ok(v) => v,
         Err(
-            e
-            @ (HookError::SharedHooksPath { .. } | HookError::Disabled | HookError::NotGit { .. }),
+            e @ (HookError::SharedHooksPath { .. }
+            | HookError::TrackedHooksPath { .. }
+            | HookError::Disabled
+            | HookError::NotGit { .. }),
         ) => {
             return Err(super::UsageError(e.to_string()).into());
         }

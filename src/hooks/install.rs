@@ -29,6 +29,10 @@ pub enum HookError {
         "core.hooksPath is set in the {scope} git config ({path}), so hooks installed there would run in every repository; pass --force to install into it anyway, or set a repository-local core.hooksPath"
     )]
     SharedHooksPath { scope: String, path: String },
+    #[error(
+        "core.hooksPath points at {path}, a directory this repository tracks: shims written there would be committed, with this machine's paths in them; pass --force to write them anyway"
+    )]
+    TrackedHooksPath { path: String },
     #[error("git hooks are turned off in the config (triggers.git_hooks.enabled is false)")]
     Disabled,
     #[error("`git {args}` failed: {message}")]
@@ -94,6 +98,21 @@ pub fn hooks_dir(root: &Path) -> Result<HooksDir, HookError> {
             (!matches!(scope.as_str(), "local" | "worktree")).then_some(scope)
         });
     Ok(HooksDir { path, shared_scope })
+}
+
+/// Whether `dir` is inside the worktree and git tracks files in it (a
+/// team's `.githooks/`).
+fn tracked_dir(root: &Path, dir: &Path) -> bool {
+    let (Ok(root), Ok(dir)) = (root.canonicalize(), dir.canonicalize()) else {
+        return false;
+    };
+    let Ok(rel) = dir.strip_prefix(&root) else {
+        return false;
+    };
+    if rel.as_os_str().is_empty() || rel.starts_with(".git") {
+        return false;
+    }
+    run_git(&root, &["ls-files", "--", &rel.to_string_lossy()]).is_ok_and(|out| !out.is_empty())
 }
 
 /// The hooks the config asks for, and how each behaves.
@@ -183,6 +202,11 @@ pub fn install(
     {
         return Err(HookError::SharedHooksPath {
             scope: scope.clone(),
+            path: dir.path.display().to_string(),
+        });
+    }
+    if !force && tracked_dir(root, &dir.path) {
+        return Err(HookError::TrackedHooksPath {
             path: dir.path.display().to_string(),
         });
     }

@@ -128,6 +128,26 @@ fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
     assert!(!shared.exists());
     q.bgtask(&["install-hooks", "--force"]).code(0);
     assert!(shared.join("post-commit").is_file());
+
+    // A hooks directory the repository tracks (a team's .githooks): the
+    // shims would be committed with this machine's paths.
+    let t = lint_project();
+    t.file(".team-hooks/pre-commit.sh", "#!/bin/sh\nexit 0\n");
+    t.commit_all("team hooks");
+    t.git(&["config", "core.hooksPath", ".team-hooks"]);
+    let refused = t.bgtask(&["install-hooks"]);
+    refused.code(64);
+    assert!(
+        refused
+            .stderr
+            .contains("a directory this repository tracks")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!t.path().join(".team-hooks/post-commit").exists());
+    t.bgtask(&["install-hooks", "--force"]).code(0);
+    assert!(t.path().join(".team-hooks/post-commit").is_file());
 }
 
 #[test]
