@@ -144,8 +144,42 @@ fn paths(ctx: &Ctx) -> anyhow::Result<(Workspace, Paths)> {
     Ok((workspace, paths))
 }
 
+/// Where a hook's failed attempt to start the daemon is kept, for
+/// `status` and `doctor` (the daemon's log is not where people look).
+pub fn autostart_failure_file(root: &std::path::Path) -> std::path::PathBuf {
+    root.join(".bgtask").join("autostart-failure.txt")
+}
+
+/// Remembers why a hook's daemon did not start (or forgets it once one
+/// ran). Another daemon already running is not a failure.
+fn record_autostart(root: &std::path::Path, error: Option<&anyhow::Error>) {
+    let file = autostart_failure_file(root);
+    match error {
+        Some(e) if e.downcast_ref::<LockError>().is_none() => {
+            let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            let _ = std::fs::write(&file, format!("{when}: {e:#}\n"));
+        }
+        Some(_) => {}
+        None => {
+            let _ = std::fs::remove_file(&file);
+        }
+    }
+}
+
+/// The last failed autostart, if one is on record.
+pub fn autostart_failure(root: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(autostart_failure_file(root))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
 pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
     let (workspace, paths) = paths(ctx)?;
+    if !args.if_autostart {
+        // Someone starts it by hand: an old autostart failure is history.
+        let _ = std::fs::remove_file(autostart_failure_file(&workspace.root));
+    }
     if args.if_autostart {
         // A bad config is the daemon's to report (in its log), so only a
         // good one that says no stops it here.
@@ -167,7 +201,11 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
         trust: args.trust,
     };
     if args.foreground || args.dev {
-        return match daemon::run_foreground(&workspace, &opts) {
+        let result = daemon::run_foreground(&workspace, &opts);
+        if args.if_autostart {
+            record_autostart(&workspace.root, result.as_ref().err());
+        }
+        return match result {
             Ok(()) => Ok(exit::OK),
             Err(e) => match e.downcast_ref::<LockError>() {
                 Some(LockError::Held { .. }) => {
@@ -357,13 +395,20 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({ "running": false, "root": workspace.root })
+                serde_json::json!({
+                    "running": false,
+                    "root": workspace.root,
+                    "autostart_failure": autostart_failure(&workspace.root),
+                })
             );
         } else {
             anstream::println!(
                 "not running ({}); `bgtask start` starts it",
                 workspace.root.display()
             );
+            if let Some(why) = autostart_failure(&workspace.root) {
+                anstream::println!("a hook could not start it at {why}");
+            }
         }
         return Ok(exit::DAEMON_DOWN);
     };

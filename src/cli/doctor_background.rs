@@ -43,6 +43,8 @@ pub struct Background {
     pub runtime_fallback: Option<String>,
     /// How an analyzer's processes are all found and killed here.
     pub process_cleanup: String,
+    /// Why a hook's last attempt to start the daemon failed, if it did.
+    pub autostart_failure: Option<String>,
 }
 
 /// The worktrees of the repository (`git worktree list`), or just this one.
@@ -145,6 +147,7 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
             .ok(),
         runtime_fallback: crate::daemon::paths::runtime_fallback(),
         process_cleanup: crate::run::cleanup_mechanism(),
+        autostart_failure: super::daemon_cmd::autostart_failure(root),
     }
 }
 
@@ -157,6 +160,9 @@ pub fn print(bg: &Background) {
     match bg.daemon_pid {
         Some(pid) => anstream::println!("{bold}daemon{bold:#}   running (pid {pid})"),
         None => anstream::println!("{bold}daemon{bold:#}   not running (`bgtask start`)"),
+    }
+    if let (None, Some(why)) = (bg.daemon_pid, &bg.autostart_failure) {
+        anstream::println!("         {red}!{red:#} a hook could not start it at {why}");
     }
     match (&bg.runtime_dir, &bg.runtime_fallback) {
         (Some(dir), None) => anstream::println!("{bold}runtime{bold:#}  {dir} (socket, lock, pid)"),

@@ -128,9 +128,11 @@ impl ResultCache {
     /// Stores a cacheable run; failures (read-only tree, full disk) only
     /// cost the cache.
     pub fn put(&self, key: &str, run: &AnalyzerRun) {
-        // A network analyzer's partial result usually means "offline": retry.
-        let network_partial = run.network && run.status == crate::analyze::RunStatus::Partial;
-        if !run.status.is_cacheable() || network_partial {
+        // A network analyzer's result (partial ones too: some dependencies
+        // could not be audited offline) is kept for an hour like any of
+        // its results, so an offline machine does not pay for it on every
+        // run; `--offline` skips it altogether.
+        if !run.status.is_cacheable() {
             return;
         }
         let Some(root) = self

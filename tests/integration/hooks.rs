@@ -780,3 +780,40 @@ fn an_untrusted_worktree_spools_its_hooks_and_starts_no_daemon() {
     });
     p.bgtask_in(&wt, &["stop"]).code(0);
 }
+
+/// A hook's autostart that fails (as root without --allow-root) is on
+/// record where people look: `status` and `doctor`.
+#[test]
+fn a_failed_autostart_is_shown_by_status_and_doctor() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the autostart would not be refused");
+        return;
+    }
+    let p = lint_project();
+    p.bgtask(&["install-hooks"]).code(0);
+    p.file("a.py", "a = 1\n");
+    p.git(&["add", "a.py"]);
+    let out = p
+        .git_command(p.path(), &["commit", "-q", "-m", "one"])
+        .env_remove("BGTASK_ALLOW_ROOT")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    wait_for(20, "the refused start to be recorded", || {
+        p.path().join(".bgtask/autostart-failure.txt").exists()
+    });
+    let status = p.bgtask(&["status"]);
+    status.code(4);
+    assert!(
+        status.stdout.contains("a hook could not start it at")
+            && status.stdout.contains("--allow-root"),
+        "{}",
+        status.stdout
+    );
+    let doctor = p.bgtask(&["doctor"]).stdout;
+    assert!(doctor.contains("a hook could not start it"), "{doctor}");
+    // Started by hand, the old failure is history.
+    p.start();
+    p.stop();
+    assert!(!p.bgtask(&["status"]).stdout.contains("could not start"));
+}
