@@ -174,6 +174,29 @@ pub fn autostart_failure(root: &std::path::Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The daemon in this process (`--foreground`, `--dev`, and what a hook's
+/// autostart runs).
+fn start_foreground(
+    workspace: &Workspace,
+    args: &StartArgs,
+    opts: &StartOptions,
+) -> anyhow::Result<u8> {
+    let result = daemon::run_foreground(workspace, opts);
+    if args.if_autostart {
+        record_autostart(&workspace.root, result.as_ref().err());
+    }
+    match result {
+        Ok(()) => Ok(exit::OK),
+        Err(e) => match e.downcast_ref::<LockError>() {
+            Some(LockError::Held { .. }) => {
+                anstream::println!("{e}");
+                Ok(exit::OK)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
 pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
     let (workspace, paths) = paths(ctx)?;
     if !args.if_autostart {
@@ -201,20 +224,7 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
         trust: args.trust,
     };
     if args.foreground || args.dev {
-        let result = daemon::run_foreground(&workspace, &opts);
-        if args.if_autostart {
-            record_autostart(&workspace.root, result.as_ref().err());
-        }
-        return match result {
-            Ok(()) => Ok(exit::OK),
-            Err(e) => match e.downcast_ref::<LockError>() {
-                Some(LockError::Held { .. }) => {
-                    anstream::println!("{e}");
-                    Ok(exit::OK)
-                }
-                _ => Err(e),
-            },
-        };
+        return start_foreground(&workspace, args, &opts);
     }
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
     std::fs::create_dir_all(paths.log.parent().expect("log has a parent"))
