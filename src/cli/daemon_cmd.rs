@@ -20,7 +20,7 @@ pub const START_EXAMPLES: &str = "Examples:
   bgtask start --foreground    run it in this terminal (systemd, CI, debugging)
   bgtask start --dev           in this terminal, verbose, one worker";
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Default, Args, Clone)]
 pub struct StartArgs {
     /// Stay in the foreground (logs to stderr) instead of detaching.
     #[arg(long)]

@@ -24,6 +24,11 @@ pub struct InstallArgs {
     /// Do not record trust for this worktree.
     #[arg(long)]
     pub no_trust: bool,
+    /// Do not start the daemon now (by default it starts, when
+    /// `git_hooks.autostart` is on and the worktree is trusted, so saves
+    /// are watched at once).
+    #[arg(long)]
+    pub no_start: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +86,42 @@ fn print(
     Ok(())
 }
 
+/// Saves are watched only while the daemon runs: start it now (unless
+/// told not to, autostart is off, or nothing would run untrusted), and
+/// say how it comes back after a reboot.
+fn daemon_now(
+    ctx: &Ctx,
+    workspace: &Workspace,
+    config: &crate::config::Config,
+    args: &InstallArgs,
+) {
+    let running = crate::daemon::Paths::for_root(&workspace.root)
+        .ok()
+        .and_then(|p| crate::daemon::is_running(&p));
+    if let Some(pid) = running {
+        ctx.note(&format!("the daemon is running (pid {pid})"));
+        return;
+    }
+    let autostart = config.triggers.git_hooks.autostart;
+    if !autostart {
+        ctx.note("start the daemon with `bgtask start` (autostart is off)");
+        return;
+    }
+    if args.no_start || args.no_trust {
+        ctx.note("the daemon starts with the first hook (or now: `bgtask start`)");
+        return;
+    }
+    let start = super::daemon_cmd::StartArgs::default();
+    match super::daemon_cmd::start(ctx, &start) {
+        Ok(_) => ctx.note(
+            "saves are watched from now on; `bgtask service install` starts the daemon at login too",
+        ),
+        Err(e) => ctx.note(&format!(
+            "could not start the daemon ({e:#}); the first hook tries again, or `bgtask start`"
+        )),
+    }
+}
+
 pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = crate::config::load(&workspace.root)?;
@@ -124,16 +165,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
         }
     }
     if !args.json {
-        match crate::daemon::Paths::for_root(&workspace.root)
-            .ok()
-            .and_then(|p| crate::daemon::is_running(&p))
-        {
-            Some(pid) => ctx.note(&format!("the daemon is running (pid {pid})")),
-            None if config.triggers.git_hooks.autostart => {
-                ctx.note("the daemon starts with the first hook (or now: `bgtask start`)");
-            }
-            None => ctx.note("start the daemon with `bgtask start` (autostart is off)"),
-        }
+        daemon_now(ctx, &workspace, &config, args);
     }
     let skipped = changes
         .iter()

@@ -88,7 +88,7 @@ fn git_rm_and_git_mv_end_the_old_paths_findings() {
         .file("b.txt", "b\n")
         .file("c.txt", "c\n");
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("a.txt", "a2\n");
     p.commit_all("touch a");
@@ -125,7 +125,7 @@ fn a_checkout_of_a_branch_without_the_file_ends_its_findings() {
     p.git(&["checkout", "-q", "-b", "feature"]);
     p.file("extra.txt", "x\n");
     p.commit_all("extra");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("extra.txt", "x2\n");
     p.commit_all("touch extra");

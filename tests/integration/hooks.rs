@@ -24,7 +24,7 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
     std::fs::write(&hook, theirs).unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o750)).unwrap();
 
-    let run = p.bgtask(&["install-hooks"]);
+    let run = p.bgtask(&["install-hooks", "--no-start"]);
     run.code(0);
     assert!(
         run.stdout
@@ -51,7 +51,7 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
     let chained = p.path().join(".git/hooks/post-commit.bgtask-chained");
     assert_eq!(std::fs::read_to_string(&chained).unwrap(), theirs);
 
-    let again = p.bgtask(&["install-hooks"]);
+    let again = p.bgtask(&["install-hooks", "--no-start"]);
     again.code(0);
     for h in [
         "post-commit",
@@ -103,7 +103,7 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
 fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
     let p = lint_project();
     p.git(&["config", "core.hooksPath", ".githooks"]);
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     assert!(p.path().join(".githooks/post-commit").is_file());
     assert!(!p.path().join(".git/hooks/post-commit").exists());
 
@@ -117,7 +117,7 @@ fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
     .unwrap();
     let q = Project::triggered(&[("lint", r#"["commit"]"#)], NO_WATCH)
         .env("GIT_CONFIG_GLOBAL", gitconfig.to_str().unwrap());
-    let refused = q.bgtask(&["install-hooks"]);
+    let refused = q.bgtask(&["install-hooks", "--no-start"]);
     refused.code(64);
     assert!(
         refused.stderr.contains("global git config"),
@@ -126,7 +126,8 @@ fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
     );
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
     assert!(!shared.exists());
-    q.bgtask(&["install-hooks", "--force"]).code(0);
+    q.bgtask(&["install-hooks", "--force", "--no-start"])
+        .code(0);
     assert!(shared.join("post-commit").is_file());
 
     // A hooks directory the repository tracks (a team's .githooks): the
@@ -135,7 +136,7 @@ fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
     t.file(".team-hooks/pre-commit.sh", "#!/bin/sh\nexit 0\n");
     t.commit_all("team hooks");
     t.git(&["config", "core.hooksPath", ".team-hooks"]);
-    let refused = t.bgtask(&["install-hooks"]);
+    let refused = t.bgtask(&["install-hooks", "--no-start"]);
     refused.code(64);
     assert!(
         refused
@@ -146,14 +147,15 @@ fn a_local_hooks_path_is_honoured_and_a_global_one_refused_unless_forced() {
         refused.stderr
     );
     assert!(!t.path().join(".team-hooks/post-commit").exists());
-    t.bgtask(&["install-hooks", "--force"]).code(0);
+    t.bgtask(&["install-hooks", "--force", "--no-start"])
+        .code(0);
     assert!(t.path().join(".team-hooks/post-commit").is_file());
 }
 
 #[test]
 fn every_kind_of_commit_runs_its_files_once() {
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let mut n = 0;
     let mut expect = |p: &Project, line: &str| {
         n += 1;
@@ -230,7 +232,7 @@ fn pull_rebase_is_one_run() {
     p.git_in(&other, &["commit", "-q", "-m", "theirs"]);
     p.git_in(&other, &["push", "-q", "origin", "main"]);
 
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("mine.py", "m = 1\n");
     p.commit_all("mine");
     assert_eq!(p.wait_records(1), ["lint [mine.py]"]);
@@ -247,7 +249,7 @@ fn a_hook_with_the_daemon_down_spools_and_the_work_runs_after_start() {
         r#""triggers": {"file_watch": {"enabled": false}, "git_hooks": {"autostart": false}}"#,
     );
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("a.py", "x = 1\n");
     p.commit_all("one");
     let spool = p.read(".bgtask/spool.jsonl");
@@ -270,7 +272,7 @@ fn the_kill_switch_and_skipped_tasks() {
         NO_WATCH,
     );
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("a.py", "x = 1\n");
     p.git(&["add", "-A"]);
@@ -298,7 +300,7 @@ fn the_kill_switch_and_skipped_tasks() {
 #[test]
 fn a_gui_client_with_a_minimal_path_still_reaches_the_daemon() {
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("a.py", "x = 1\n");
     p.git(&["add", "-A"]);
@@ -342,7 +344,7 @@ fn json_status(p: &Project) -> serde_json::Value {
 #[test]
 fn a_piped_commit_does_not_wait_for_the_daemon_it_starts() {
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("a.py", "x = 1\n");
     p.git(&["add", "-A"]);
     let cmd = p.git_command(p.path(), &[]);
@@ -371,7 +373,7 @@ fn a_piped_commit_does_not_wait_for_the_daemon_it_starts() {
 #[test]
 fn linked_worktrees_share_the_hooks_and_each_has_its_daemon_and_submodules_their_own() {
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let wt_dir = tempfile::tempdir().unwrap();
     let wt = wt_dir.path().join("linked");
     p.git(&["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()]);
@@ -416,7 +418,7 @@ fn linked_worktrees_share_the_hooks_and_each_has_its_daemon_and_submodules_their
         sub.join(".background-tasks.json"),
     )
     .unwrap();
-    p.bgtask_in(&sub, &["install-hooks"]).code(0);
+    p.bgtask_in(&sub, &["install-hooks", "--no-start"]).code(0);
     assert!(
         p.path()
             .join(".git/modules/lib/hooks/post-commit")
@@ -458,7 +460,7 @@ fn gate_project(kind: &str, hooks: &str, blocking: &str) -> Project {
 fn a_blocking_pre_commit_fails_on_findings_and_leaves_the_index_alone() {
     let p = gate_project("commit", r#"["post-commit"]"#, "pre-commit");
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let shim = p.read(".git/hooks/pre-commit");
     assert!(shim.contains("hook --gate pre-commit"), "{shim}");
 
@@ -509,7 +511,7 @@ fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
         serde_json::json!(["post-commit", "missing"]),
         "{before:#}"
     );
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let wt_dir = tempfile::tempdir().unwrap();
     let wt = wt_dir.path().join("linked");
     p.git(&["worktree", "add", "-q", wt.to_str().unwrap()]);
@@ -531,7 +533,7 @@ fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
     let text = p.bgtask(&["doctor"]).stdout;
     assert!(text.contains("post-merge stale"), "{text}");
     assert!(text.contains("run `bgtask install-hooks`"), "{text}");
-    let again = p.bgtask(&["install-hooks"]);
+    let again = p.bgtask(&["install-hooks", "--no-start"]);
     assert!(
         again.stdout.contains("refreshed post-merge"),
         "{}",
@@ -558,7 +560,7 @@ fn a_blocking_pre_push_checks_the_pushed_commits() {
     p.git(&["init", "-q", "--bare", bare.to_str().unwrap()]);
     p.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
     p.git(&["push", "-q", "origin", "main"]);
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
 
     p.file("new.py", "y = 'BAD'\n");
     p.commit_all("bad");
@@ -593,7 +595,7 @@ fn a_blocking_pre_push_checks_the_pushed_commits() {
 fn uninstall_says_what_still_runs_and_can_stop_and_revoke() {
     let p = lint_project();
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let pid = p.start();
     let run = p.bgtask(&["uninstall-hooks"]);
     run.code(0);
@@ -636,7 +638,7 @@ fn a_gate_judges_the_staged_content_of_a_partly_staged_file() {
     let p = gate_project("commit", r#"["post-commit"]"#, "pre-commit");
     p.file("a.py", "x = 1\n");
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("a.py", "x = 'BAD'\n");
     p.git(&["add", "a.py"]);
     p.file("a.py", "x = 'good'\n");
@@ -686,7 +688,7 @@ fn a_gate_counts_only_the_findings_in_the_files_being_committed() {
     );
     p.file("old.py", "x = 'BAD'\n");
     p.commit_all("an old finding");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("new.py", "y = 1\n");
     p.git(&["add", "new.py"]);
     let out = commit(&p, "unrelated");
@@ -724,7 +726,7 @@ fn a_branch_checkout_with_the_built_in_tasks_runs_code_and_security() {
     );
     p.commit_all("feature");
     p.git(&["checkout", "-q", "main"]);
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.git(&["checkout", "-q", "feature"]);
     let checkout_tasks = || -> Vec<String> {
@@ -756,7 +758,7 @@ fn a_branch_checkout_with_the_built_in_tasks_runs_code_and_security() {
 #[test]
 fn an_untrusted_worktree_spools_its_hooks_and_starts_no_daemon() {
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     let wt_dir = tempfile::tempdir().unwrap();
     let wt = wt_dir.path().join("linked");
     p.git(&["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()]);
@@ -790,7 +792,7 @@ fn a_failed_autostart_is_shown_by_status_and_doctor() {
         return;
     }
     let p = lint_project();
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.file("a.py", "a = 1\n");
     p.git(&["add", "a.py"]);
     let out = p
@@ -816,4 +818,28 @@ fn a_failed_autostart_is_shown_by_status_and_doctor() {
     p.start();
     p.stop();
     assert!(!p.bgtask(&["status"]).stdout.contains("could not start"));
+}
+
+/// `install-hooks` says saves start the work from now on: so it starts the
+/// daemon (saves are watched only while it runs) and says how it comes
+/// back at login.
+#[test]
+fn install_hooks_starts_the_daemon_so_saves_are_watched_at_once() {
+    let p = lint_project();
+    let run = p.bgtask(&["install-hooks"]);
+    run.code(0);
+    assert!(run.stdout.contains("started (pid"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("`bgtask service install`"),
+        "{}",
+        run.stderr
+    );
+    p.bgtask(&["status"]).code(0);
+    p.stop();
+    // Untrusted, it would run nothing: not started.
+    let q = lint_project();
+    let run = q.bgtask(&["install-hooks", "--no-trust"]);
+    run.code(0);
+    assert!(!run.stdout.contains("started"), "{}", run.stdout);
+    q.bgtask(&["status"]).code(4);
 }

@@ -64,7 +64,7 @@ fn a_pulled_change_to_a_tasks_command_blocks_only_that_task() {
     );
     p.config(&config);
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("a.py", "a = 1\n");
     p.commit_all("one");
@@ -163,7 +163,7 @@ fn a_tracked_tool_in_the_project_environment_needs_trust_again() {
     };
     exe(&p, ".venv/bin/bandit", &wrapper("user"));
     p.commit_all("setup");
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     p.file("a.py", "a = 1\n");
     p.commit_all("one");

@@ -137,7 +137,7 @@ fn a_checkout_of_ten_thousand_files_is_one_run_per_task() {
     generate("storm");
     p.commit_all("storm");
     p.git(&["checkout", "-q", "main"]);
-    p.bgtask(&["install-hooks"]).code(0);
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
     p.start();
     let w = p.wait_watching();
     assert!(w["watched"].as_u64().unwrap() >= 100, "{w}");
