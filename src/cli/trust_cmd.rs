@@ -1,5 +1,5 @@
 //! `bgtask trust`: lets hooks, saves, schedules and idle time run this
-//! worktree's tasks (see `trust.rs` for what is trusted and why).
+//! worktree's tasks (see `trust/` for what is trusted and why).
 
 use std::io::{BufRead, IsTerminal, Write};
 

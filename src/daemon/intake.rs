@@ -3,7 +3,7 @@
 //! answer), held until the worktree is quiet (`schedule/intake.rs`),
 //! resolved to kinds and files off the loop (`resolve.rs`), and turned into
 //! jobs for the tasks that subscribe to that kind, whose files they touch,
-//! and that are trusted (`trust.rs`). The jobs and the intake's release are
+//! and that are trusted (`trust/`). The jobs and the intake's release are
 //! one transaction.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,109 @@
+//! What git tracks where a task's tools are found inside the worktree:
+//! the project's environments (`.venv`, `venv`, `node_modules`, followed
+//! when one links elsewhere in the worktree) and a `PATH` entry inside it.
+//! A tracked tool is repository code; an environment the user made and git
+//! ignores holds nothing tracked.
+
+use std::path::Path;
+
+use crate::analyze::ExternalSpec;
+
+/// What git tracks under the project's environment directories (`.venv`,
+/// `venv`, `node_modules`): a tool found there is repository code when git
+/// tracks it, and so is anything else git tracks there (a module the real
+/// tool imports). An environment the user made and git ignores holds
+/// nothing tracked and costs nothing.
+///
+/// Asking git costs a process, so the answer is kept until git's index
+/// changes (a daemon asks on every trigger).
+#[derive(Debug)]
+pub struct Tracked {
+    key: Option<(Option<IndexStamp>, Vec<String>)>,
+    answer: Result<Vec<String>, String>,
+}
+
+impl Default for Tracked {
+    fn default() -> Self {
+        Tracked {
+            key: None,
+            answer: Ok(Vec::new()),
+        }
+    }
+}
+
+/// The index file's identity: it is replaced whenever what git tracks
+/// changes.
+type IndexStamp = (u64, i64, i64, u64);
+
+fn index_stamp(root: &Path) -> Option<IndexStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let dirs = crate::hooks::gitdir::GitDirs::find(root)?;
+    let m = std::fs::metadata(dirs.git_dir.join("index")).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+impl Tracked {
+    /// The tracked paths under `dirs` (relative to `root`), or why git
+    /// could not say.
+    pub(super) fn under(
+        &mut self,
+        root: &Path,
+        pathspecs: Vec<String>,
+    ) -> &Result<Vec<String>, String> {
+        let key = (index_stamp(root), pathspecs);
+        if self.key.as_ref() != Some(&key) {
+            self.answer = if key.1.is_empty() {
+                Ok(Vec::new())
+            } else {
+                let mut args = vec!["ls-files", "-z", "--cached", "--"];
+                args.extend(key.1.iter().map(String::as_str));
+                crate::engine::git(root, &args)
+                    .map(|out| {
+                        out.split(|b| *b == 0)
+                            .filter(|p| !p.is_empty())
+                            .map(|p| String::from_utf8_lossy(p).into_owned())
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string())
+            };
+            self.key = Some(key);
+        }
+        &self.answer
+    }
+}
+
+/// What git is asked about for an environment directory: itself, and where
+/// it leads when it is a link to elsewhere in the worktree.
+pub(super) fn env_pathspecs(root: &Path, dir: &str) -> Vec<String> {
+    let mut specs = vec![dir.to_owned()];
+    let resolved = root
+        .join(dir)
+        .canonicalize()
+        .ok()
+        .zip(root.canonicalize().ok());
+    if let Some((target, root)) = resolved
+        && let Ok(rel) = target.strip_prefix(&root)
+        && rel != Path::new(dir)
+        && !rel.as_os_str().is_empty()
+    {
+        specs.push(rel.to_string_lossy().into_owned());
+    }
+    specs
+}
+
+/// The tool a `PATH` lookup finds, relative to the worktree, when a `PATH`
+/// entry points into it (`$PWD/bin`, as direnv setups do).
+pub(super) fn path_tool_inside(spec: &ExternalSpec, root: &Path) -> Option<String> {
+    let (found, origin) = crate::tools::find(spec, root)?;
+    if origin != crate::tools::Origin::Path {
+        return None;
+    }
+    // The entry itself (a link is judged where it stands), in real terms.
+    let found = found
+        .parent()?
+        .canonicalize()
+        .ok()?
+        .join(found.file_name()?);
+    let rel = found.strip_prefix(root.canonicalize().ok()?).ok()?;
+    Some(rel.to_string_lossy().into_owned())
+}
