@@ -34,8 +34,12 @@ use crate::globs::Globs;
 use crate::hooks::GitDirs;
 use crate::ipc::WatcherState;
 
-/// Shortest time between two arrivals handed on.
+/// Longest a batch of events is held from its first event (a storm is
+/// handed on in batches this far apart at most).
 pub const BATCH: Duration = Duration::from_millis(20);
+/// A batch is handed on once no event came for this long: the events of
+/// one save come within a fraction of it.
+pub const QUIET: Duration = Duration::from_millis(2);
 
 /// What the watcher tells the daemon.
 #[derive(Debug, Clone, PartialEq)]
@@ -325,34 +329,31 @@ impl<F: Fn(Output)> Watching<F> {
     }
 
     fn run(&mut self, rx: &Receiver<notify::Result<Event>>) {
-        let mut last_sent: Option<Instant> = None;
         loop {
             let Ok(first) = rx.recv() else { return };
             if !self.take(first) {
                 return;
             }
-            if let Some(at) = last_sent {
-                let until = at + BATCH;
-                while let Some(left) = until.checked_duration_since(Instant::now()) {
-                    match rx.recv_timeout(left) {
-                        Ok(ev) => {
-                            if !self.take(ev) {
-                                return;
-                            }
+            // One save is several events (an atomic save: create, write,
+            // rename over): take what follows closely, until a short quiet
+            // gap or, in a storm (a checkout), `BATCH` after the first.
+            let cap = Instant::now() + BATCH;
+            loop {
+                let gap = QUIET.min(cap.saturating_duration_since(Instant::now()));
+                if gap.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(gap) {
+                    Ok(ev) => {
+                        if !self.take(ev) {
+                            return;
                         }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                        Err(RecvTimeoutError::Timeout) => break,
                     }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => break,
                 }
             }
-            while let Ok(ev) = rx.try_recv() {
-                if !self.take(ev) {
-                    return;
-                }
-            }
-            if self.flush() {
-                last_sent = Some(Instant::now());
-            }
+            self.flush();
         }
     }
 
