@@ -35,6 +35,8 @@ pub mod daemon;
 pub mod engine;
 pub mod event;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod globs;
 pub mod hooks;
 pub mod ipc;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scheduler::Command;
 use crate::ipc::frame::{self, FrameError};
-use crate::ipc::{Envelope, ErrorKind, IpcError, Request, Response, VERSION};
+use crate::ipc::{Envelope, ErrorKind, IpcError, Request, Response};
 
 fn uid() -> u32 {
     // SAFETY: getuid has no preconditions.
@@ -110,22 +110,10 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
                 return;
             }
         };
-        if envelope.v != VERSION {
-            let e = IpcError::new(
-                ErrorKind::Version,
-                format!("protocol version {} is not {VERSION}", envelope.v),
-            );
-            send(&mut stream, Response::Error(e)).await;
-            return;
-        }
-        let request: Request = match serde_json::from_value(envelope.body) {
+        let request = match Request::from_envelope(envelope) {
             Ok(r) => r,
             Err(e) => {
-                send(
-                    &mut stream,
-                    Response::Error(IpcError::new(ErrorKind::Malformed, e.to_string())),
-                )
-                .await;
+                send(&mut stream, Response::Error(e)).await;
                 return;
             }
         };

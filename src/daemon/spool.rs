@@ -8,6 +8,10 @@
 //! work is saved, so an append racing a drain waits and lands in the next
 //! one, and nothing is read twice or lost. A bad line is skipped with its
 //! line number; the rest still run.
+//!
+//! The spool sits in the worktree, where a checkout can put anything under
+//! its name: it is used only as a regular file (never through a link, so
+//! never `/dev/zero` or a FIFO), and read up to [`MAX_SPOOL`].
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -19,18 +23,16 @@ use super::scheduler::Scheduler;
 use crate::event::Arrival;
 use crate::ipc::{Request, Response, Submit};
 
-/// A spool larger than this was not written by hooks (each event is a
-/// line of about half a kilobyte): it is moved aside, never read.
-const MAX_SPOOL_BYTES: u64 = 64 << 20;
+/// The most of a spool read at once: 50 000 hook events, days of a
+/// daemon being away. Whole lines past it are dropped with a warning.
+pub const MAX_SPOOL: u64 = 16 << 20;
 
 /// Holds an exclusive `flock` on the spool until dropped.
 struct Locked(File);
 
 impl Locked {
-    /// Opens the spool without following a link and without blocking (a
-    /// repository can commit `.bgtask/spool.jsonl` as a link to
-    /// `/dev/zero` or a FIFO, RELIABILITY 26): anything but a regular file
-    /// is refused.
+    /// Opens (or creates) the spool and locks it; a link or anything but a
+    /// regular file is refused.
     fn open(path: &Path, create: bool) -> std::io::Result<Locked> {
         let file = OpenOptions::new()
             .read(true)
@@ -42,7 +44,7 @@ impl Locked {
         if !file.metadata()?.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "the spool is not a regular file",
+                "not a regular file",
             ));
         }
         // SAFETY: flock on a descriptor we own; released when it closes.
@@ -62,6 +64,47 @@ pub fn append(path: &Path, request: &Request) -> std::io::Result<()> {
     locked.0.write_all(&line)
 }
 
+/// One non-blank line of the spool.
+#[derive(Debug)]
+pub struct Spooled {
+    /// 1-based.
+    pub line: usize,
+    /// The request it holds, or why it could not be read.
+    pub request: Result<Request, serde_json::Error>,
+}
+
+/// Reads a spool file's lines: a request per line, or a bare submit
+/// object; blank lines are skipped.
+pub fn decode(bytes: &[u8]) -> Vec<Spooled> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, line)| Spooled {
+            line: i + 1,
+            request: serde_json::from_slice::<Request>(line).or_else(|e| {
+                serde_json::from_slice::<Submit>(line)
+                    .map(Request::Submit)
+                    .map_err(|_| e)
+            }),
+        })
+        .collect()
+}
+
+/// Reads `file` up to `cap` bytes, ending at the last whole line when it
+/// is longer; returns the bytes and how many were left unread.
+fn read_capped(file: &mut File, cap: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    let len = file.metadata()?.len();
+    let mut bytes = Vec::new();
+    file.take(cap).read_to_end(&mut bytes)?;
+    if len <= cap {
+        return Ok((bytes, 0));
+    }
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.truncate(whole);
+    Ok((bytes, len - whole as u64))
+}
+
 impl Scheduler {
     /// Queues what the spool holds, then empties it once that is saved.
     pub(super) fn drain_spool(&mut self) {
@@ -74,60 +117,42 @@ impl Scheduler {
                 return;
             }
         };
-        let size = locked.0.metadata().map_or(0, |m| m.len());
-        if size > MAX_SPOOL_BYTES {
-            let aside =
-                path.with_extension(format!("jsonl.too-large-{}", crate::store::now_ms() / 1000));
-            let moved = std::fs::rename(&path, &aside);
-            tracing::error!(
-                file = %path.display(),
-                size,
-                aside = %aside.display(),
-                moved = moved.is_ok(),
-                "the spool is over {} bytes (not what hooks write): moved aside unread",
-                MAX_SPOOL_BYTES
-            );
-            return;
-        }
-        let mut bytes = Vec::new();
-        if let Err(e) = (&mut locked.0)
-            .take(MAX_SPOOL_BYTES)
-            .read_to_end(&mut bytes)
-        {
-            tracing::warn!(file = %path.display(), error = %e, "could not read the spool");
-            return;
-        }
+        let bytes = match read_capped(&mut locked.0, MAX_SPOOL) {
+            Ok((bytes, 0)) => bytes,
+            Ok((bytes, dropped)) => {
+                tracing::warn!(file = %path.display(), dropped_bytes = dropped, cap = MAX_SPOOL, "the spool is over its cap; dropped the events past it");
+                bytes
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "could not read the spool");
+                return;
+            }
+        };
         if bytes.is_empty() {
             return;
         }
         let mut effects = Vec::new();
         let mut queued = 0;
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let request = match serde_json::from_slice::<Request>(line) {
+        for Spooled { line, request } in decode(&bytes) {
+            let request = match request {
                 Ok(r) => r,
                 Err(e) => {
-                    let Ok(s) = serde_json::from_slice::<Submit>(line) else {
-                        tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping a bad spooled event");
-                        continue;
-                    };
-                    Request::Submit(s)
+                    tracing::warn!(file = %path.display(), line, error = %e, "skipping a bad spooled event");
+                    continue;
                 }
             };
             let response = match request {
                 Request::Submit(s) => self.submit(&s, &mut effects),
                 Request::Hook(h) => self.arrive(Arrival::Hook(h), &mut effects),
                 _ => {
-                    tracing::warn!(file = %path.display(), line = i + 1, "skipping a spooled request that is not a trigger");
+                    tracing::warn!(file = %path.display(), line, "skipping a spooled request that is not a trigger");
                     continue;
                 }
             };
             match response {
                 Response::Submitted { .. } | Response::Accepted => queued += 1,
                 Response::Error(e) => {
-                    tracing::warn!(file = %path.display(), line = i + 1, error = %e, "skipping a spooled event");
+                    tracing::warn!(file = %path.display(), line, error = %e, "skipping a spooled event");
                 }
                 _ => {}
             }
@@ -156,6 +181,35 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::event::TriggerSource;
+
+    #[test]
+    fn only_a_regular_file_is_a_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("spool.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(Locked::open(&link, false).is_err());
+        assert!(append(&link, &Request::Ping).is_err());
+        assert!(Locked::open(Path::new("/dev/zero"), false).is_err());
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(Locked::open(&fifo, false).is_err());
+    }
+
+    #[test]
+    fn a_spool_over_the_cap_is_read_to_its_last_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.jsonl");
+        let line = "{\"op\":\"ping\"}\n";
+        std::fs::write(&path, line.repeat(10)).unwrap();
+        let (bytes, dropped) = read_capped(&mut Locked::open(&path, false).unwrap().0, 40).unwrap();
+        assert_eq!(bytes, line.repeat(2).as_bytes());
+        assert_eq!(dropped, 8 * line.len() as u64);
+        let (bytes, dropped) =
+            read_capped(&mut Locked::open(&path, false).unwrap().0, 1000).unwrap();
+        assert_eq!((bytes.len(), dropped), (10 * line.len(), 0));
+    }
 
     #[test]
     fn appends_are_whole_lines() {

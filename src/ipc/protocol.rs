@@ -59,6 +59,21 @@ pub enum Request {
     Stop,
 }
 
+impl Request {
+    /// The request a frame holds, as the daemon reads it: the protocol
+    /// version first (so a newer client hears why), then the body.
+    pub fn from_envelope(envelope: Envelope<serde_json::Value>) -> Result<Request, IpcError> {
+        if envelope.v != VERSION {
+            return Err(IpcError::new(
+                ErrorKind::Version,
+                format!("protocol version {} is not {VERSION}", envelope.v),
+            ));
+        }
+        serde_json::from_value(envelope.body)
+            .map_err(|e| IpcError::new(ErrorKind::Malformed, e.to_string()))
+    }
+}
+
 /// Work requested from outside the daemon (`bgtask submit`, later hooks).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Submit {
