@@ -4,10 +4,11 @@
 //! reports every third-party import as an error and a test suite cannot
 //! even be collected.
 //!
-//! Found, first match wins: an active `$VIRTUAL_ENV`; `.venv` or `venv` in
-//! the project (what `python -m venv` and uv make); the environment poetry
-//! (`poetry.lock`) or pipenv (`Pipfile`) report for the project, when those
-//! tools are installed. A tool installed in that environment is used as it
+//! Found, first match wins: an active `$VIRTUAL_ENV`; uv's
+//! `$UV_PROJECT_ENVIRONMENT` (with `uv.lock`); `.venv` or `venv` in the
+//! project (what `python -m venv` and uv make); the environment poetry
+//! (`poetry.lock`), pipenv (`Pipfile`) or hatch (`[tool.hatch]`) report for
+//! the project, when those tools are installed. A tool installed in that environment is used as it
 //! is; any other is given its `site-packages` on `PYTHONPATH`.
 
 use std::fmt::Write;
@@ -96,6 +97,13 @@ pub fn find(root: &Path) -> Option<PythonEnv> {
     {
         return Some(env);
     }
+    // uv keeps the project's environment in `.venv` unless told otherwise.
+    if root.join("uv.lock").is_file()
+        && let Some(dir) = std::env::var_os("UV_PROJECT_ENVIRONMENT").filter(|d| !d.is_empty())
+        && let Some(env) = PythonEnv::at(root.join(dir), "$UV_PROJECT_ENVIRONMENT (uv)")
+    {
+        return Some(env);
+    }
     for name in [".venv", "venv"] {
         if let Some(env) = PythonEnv::at(root.join(name), format!("{name} in the project")) {
             return Some(env);
@@ -113,11 +121,20 @@ pub fn find(root: &Path) -> Option<PythonEnv> {
     {
         return Some(env);
     }
+    if crate::repofile::read_to_string(Some(root), &root.join("pyproject.toml"), 1 << 20)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.contains("[tool.hatch"))
+        && let Some(dir) = ask(root, "hatch", &["env", "find"])
+        && let Some(env) = PythonEnv::at(dir, "hatch env find")
+    {
+        return Some(env);
+    }
     None
 }
 
 /// Says why no environment was found (for `doctor` and messages).
-pub const NONE_FOUND: &str = "no project environment (no $VIRTUAL_ENV, .venv, venv, poetry or pipenv environment): imports of the project's dependencies fail";
+pub const NONE_FOUND: &str = "no project environment (no $VIRTUAL_ENV, .venv, venv, uv, poetry, pipenv or hatch environment): imports of the project's dependencies fail";
 
 #[cfg(test)]
 mod tests {

@@ -361,3 +361,50 @@ fn python_tools_run_against_the_projects_environment() {
         "{row:#}"
     );
 }
+
+/// uv's `$UV_PROJECT_ENVIRONMENT` names the project's environment when it
+/// is not `.venv`; `doctor` says which one the Python tools see and why.
+#[test]
+fn uv_project_environment_is_the_projects_environment() {
+    let p = Project::empty();
+    p.file("app.py", "\"\"\"App.\"\"\"\n");
+    p.file("uv.lock", "version = 1\n");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip", "envs/dev"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = p
+        .command(&["doctor", "--json"])
+        .env("UV_PROJECT_ENVIRONMENT", "envs/dev")
+        .output()
+        .unwrap();
+    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = doctor["analyzers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["analyzer"] == "pylint")
+        .unwrap();
+    let env = row["environment"].as_str().unwrap();
+    assert!(
+        env.contains("envs/dev") && env.ends_with("($UV_PROJECT_ENVIRONMENT (uv))"),
+        "{row:#}"
+    );
+    // Without it, nothing is found and doctor says so.
+    let doctor = p.bgtask(&["doctor", "--json"]).json();
+    let row = doctor["analyzers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["analyzer"] == "pylint")
+        .unwrap();
+    assert!(
+        row["environment"]
+            .as_str()
+            .unwrap()
+            .starts_with("no project environment"),
+        "{row:#}"
+    );
+}
