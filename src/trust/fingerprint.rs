@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::tracked::{Tracked, env_pathspecs, path_tool_inside};
+use super::tracked::{Tracked, env_pathspecs, path_enters, path_tool_inside};
 use crate::analyze::{Engine, ExternalSpec};
 use crate::config::Config;
 use crate::config::raw::Lookup;
@@ -152,9 +152,19 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
         .filter(|dir| git && root.join(dir).symlink_metadata().is_ok())
         .map(|dir| (dir, env_pathspecs(root, dir)))
         .collect();
-    // Per analyzer, where in the worktree its tool may come from.
+    let path_enters = path_enters(root);
+    let used: std::collections::BTreeSet<&str> = config
+        .tasks
+        .values()
+        .flat_map(|t| t.analyzers.iter().map(String::as_str))
+        .collect();
+    // Per analyzer a task uses, where in the worktree its tool may come from.
     let mut places: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for (name, def) in &config.analyzers {
+    for (name, def) in config
+        .analyzers
+        .iter()
+        .filter(|(n, _)| used.contains(n.as_str()))
+    {
         let Engine::External(spec) = &def.engine else {
             continue;
         };
@@ -166,7 +176,7 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
             .flatten()
             .cloned()
             .collect();
-        if git {
+        if git && path_enters {
             specs.extend(path_tool_inside(spec, root));
         }
         if !specs.is_empty() {

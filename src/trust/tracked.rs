@@ -91,8 +91,21 @@ pub(super) fn env_pathspecs(root: &Path, dir: &str) -> Vec<String> {
     specs
 }
 
+/// Whether some `PATH` entry is inside the worktree (`$PWD/bin`, as direnv
+/// setups do); when none is, no `PATH` lookup can find repository code and
+/// none is made (trust is checked on every trigger).
+pub(super) fn path_enters(root: &Path) -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .any(|d| d.starts_with(root) || d.starts_with(&canonical))
+}
+
 /// The tool a `PATH` lookup finds, relative to the worktree, when a `PATH`
-/// entry points into it (`$PWD/bin`, as direnv setups do).
+/// entry points into it.
 pub(super) fn path_tool_inside(spec: &ExternalSpec, root: &Path) -> Option<String> {
     let (found, origin) = crate::tools::find(spec, root)?;
     if origin != crate::tools::Origin::Path {
