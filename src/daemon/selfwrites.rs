@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 
 use crate::schedule::JobId;
 
-/// Jobs with more files than this are not hashed before and after (a
-/// checkout of thousands): the streak guard still holds.
+/// Jobs with more files, or more bytes, than this are not hashed before
+/// and after (a checkout of thousands; this runs on the daemon's loop):
+/// the streak guard still holds.
 const MAX_HASHED: usize = 256;
+const MAX_HASHED_BYTES: u64 = 8 << 20;
 /// Saves arriving this soon after a run ends are still its own (the
 /// watcher reports a write a few milliseconds after it happens).
 const GRACE: Duration = Duration::from_millis(500);
@@ -84,8 +86,15 @@ impl SelfWrites {
     ) {
         self.window.insert(task.to_owned(), (Instant::now(), None));
         self.counted.remove(task);
+        let small = |f: &BTreeSet<PathBuf>| {
+            f.len() <= MAX_HASHED
+                && f.iter()
+                    .map(|p| std::fs::metadata(root.join(p)).map_or(0, |m| m.len()))
+                    .sum::<u64>()
+                    <= MAX_HASHED_BYTES
+        };
         let before = match files {
-            Some(f) if f.len() <= MAX_HASHED => hashes(root, f),
+            Some(f) if small(f) => hashes(root, f),
             _ => Hashes::new(),
         };
         self.before.insert(job, (task.to_owned(), before));
