@@ -178,6 +178,10 @@ impl Scheduler {
     /// time records and logs it.
     pub(super) fn run_health(&mut self, periodic: bool) -> Health {
         self.check_state_file();
+        if self.stopping.is_cancelled() {
+            // Stopping (the worktree is gone, say): nothing to alert about.
+            return self.health.clone();
+        }
         let checks = vec![
             self.check_queue(),
             self.check_failures(),

@@ -5,6 +5,8 @@
 //! degraded the store is retried every second, so DEGRADED clears within
 //! seconds of space returning even when nothing else happens.
 //!
+//! A worktree deleted under its daemon stops it (found the same way).
+//!
 //! A state directory deleted under the daemon (`rm -rf .bgtask`) leaves
 //! the connection writing into a file nobody will read again: the file's
 //! identity is checked before each run is recorded and at every health
@@ -140,6 +142,18 @@ impl Scheduler {
     /// rewrites it from the open connection; says so once.
     pub(super) fn check_state_file(&mut self) {
         if self.store.file_intact() {
+            return;
+        }
+        // The whole worktree went (a deleted checkout, a test's temporary
+        // directory): nothing to serve; never recreate it.
+        if !self.workspace.root.exists() {
+            if !self.stopping.is_cancelled() {
+                tracing::error!(
+                    root = %self.workspace.root.display(),
+                    "the worktree was deleted; stopping"
+                );
+                self.stopping.cancel();
+            }
             return;
         }
         let rescued = crate::engine::state_dir(&self.workspace.root)

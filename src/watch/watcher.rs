@@ -459,6 +459,9 @@ impl<F: Fn(Output)> Watching<F> {
         let Ok(rel) = path.strip_prefix(&self.opts.root) else {
             return;
         };
+        if rel.as_os_str().is_empty() {
+            return; // the root itself (deleted, or its metadata)
+        }
         let rel = rel.to_owned();
         if rel
             .file_name()

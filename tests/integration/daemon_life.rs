@@ -452,3 +452,29 @@ fn dev_keeps_one_worker_across_reloads() {
     assert_eq!(p.status()["workers"], 2);
     p.stop();
 }
+
+/// A worktree deleted under its daemon (a removed checkout, a temporary
+/// directory) stops the daemon at its next health check; nothing is
+/// recreated there.
+#[test]
+fn a_deleted_worktree_stops_its_daemon() {
+    let p = Project::empty();
+    p.config(r#"{"daemon": {"health_interval": "1s"}}"#);
+    let pid = p.start();
+    let root = p.path().to_owned();
+    std::fs::remove_dir_all(&root).unwrap();
+    crate::harness::wait_for(20, "the daemon to stop", || !crate::harness::running(pid));
+    let left: Vec<String> = walk_names(&root);
+    assert!(!root.exists(), "nothing recreated: {left:?}");
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path().display().to_string());
+        if e.path().is_dir() {
+            out.extend(walk_names(&e.path()));
+        }
+    }
+    out
+}
