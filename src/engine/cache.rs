@@ -53,25 +53,23 @@ impl ResultCache {
     }
 
     /// The key for running `def` with `tool` over `relevant` (repo-relative)
-    /// files. Reads every file; a missing one hashes as missing.
+    /// files, seeing the project environment `env` (its stamp, for a tool
+    /// that imports the project). Reads every file; a missing one hashes as
+    /// missing.
     pub fn key(
         def: &AnalyzerDef,
         tool: Option<&ToolInfo>,
         root: &Path,
         relevant: &[PathBuf],
+        env: Option<&str>,
     ) -> String {
         let mut h = blake3::Hasher::new();
         h.update(VERSION.as_bytes());
         h.update(&[0]);
         h.update(def.digest.as_bytes());
         h.update(&[0]);
-        // A tool that imports the project sees its environment's packages.
-        if def
-            .external()
-            .is_some_and(|s| s.project_env == Some(crate::config::raw::ProjectEnv::Python))
-        {
-            let env = crate::tools::pyenv::find(root).map(|e| e.stamp());
-            h.update(env.as_deref().unwrap_or("<no environment>").as_bytes());
+        if let Some(env) = env {
+            h.update(env.as_bytes());
             h.update(&[0]);
         }
         if let Some(t) = tool {
@@ -196,19 +194,35 @@ mod tests {
             version: Some("1.9.4".into()),
         };
         let files = vec![PathBuf::from("a.py")];
-        let k1 = ResultCache::key(&bandit, Some(&tool), root, &files);
-        assert_eq!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
+        let k1 = ResultCache::key(&bandit, Some(&tool), root, &files, None);
+        assert_eq!(
+            k1,
+            ResultCache::key(&bandit, Some(&tool), root, &files, None)
+        );
         let newer = ToolInfo {
             version: Some("1.9.5".into()),
             ..tool.clone()
         };
-        assert_ne!(k1, ResultCache::key(&bandit, Some(&newer), root, &files));
         assert_ne!(
             k1,
-            ResultCache::key(&builtin("pylint"), Some(&tool), root, &files)
+            ResultCache::key(&bandit, Some(&newer), root, &files, None)
         );
+        assert_ne!(
+            k1,
+            ResultCache::key(&builtin("pylint"), Some(&tool), root, &files, None)
+        );
+        let seen = |env| ResultCache::key(&bandit, Some(&tool), root, &files, env);
+        assert_ne!(
+            seen(Some(".venv@1")),
+            seen(Some(".venv@2")),
+            "packages changed"
+        );
+        assert_ne!(seen(Some(".venv@1")), k1);
         std::fs::write(root.join("a.py"), "x = 2\n").unwrap();
-        assert_ne!(k1, ResultCache::key(&bandit, Some(&tool), root, &files));
+        assert_ne!(
+            k1,
+            ResultCache::key(&bandit, Some(&tool), root, &files, None)
+        );
     }
 
     #[test]

@@ -22,9 +22,11 @@ use super::plan::{Planned, Work};
 use crate::analyze::parsers::truncate;
 use crate::analyze::{AnalyzerDef, Engine, ExternalSpec, Finding, RunStatus, TestCounts, profile};
 use crate::config::Config;
+use crate::config::raw::ProjectEnv;
 use crate::config::raw::{Builtin, Mode};
 use crate::event::{AnalyzerRun, ToolInfo};
 use crate::run::Limits;
+use crate::tools::pyenv::PythonEnv;
 use crate::tools::{self, Probe, VersionCache};
 
 /// Largest source file the profile analyzer reads.
@@ -72,6 +74,33 @@ struct Ctx {
     slots: Arc<Semaphore>,
     progress: mpsc::UnboundedSender<Progress>,
     cancel: CancellationToken,
+    /// The project's Python environment, looked for once per run (it can
+    /// cost a `poetry` process) by the first tool that imports the project.
+    python_env: std::sync::OnceLock<Option<PythonEnv>>,
+}
+
+impl Ctx {
+    /// The project's Python environment, found once per run.
+    fn python_env(&self) -> Option<&PythonEnv> {
+        self.python_env
+            .get_or_init(|| crate::tools::pyenv::find(&self.root))
+            .as_ref()
+    }
+
+    /// What part of a cache key `def` owes the environment it sees (a tool
+    /// that imports the project sees its packages).
+    fn env_stamp(&self, def: &AnalyzerDef) -> Option<String> {
+        imports_project(def).then(|| {
+            self.python_env()
+                .map_or_else(|| "<no environment>".to_owned(), PythonEnv::stamp)
+        })
+    }
+}
+
+/// Whether `def`'s tool imports the project (and so sees its environment).
+fn imports_project(def: &AnalyzerDef) -> bool {
+    def.external()
+        .is_some_and(|s| s.project_env == Some(ProjectEnv::Python))
 }
 
 pub async fn execute(
@@ -98,6 +127,7 @@ pub async fn execute(
         opts,
         progress,
         cancel,
+        python_env: std::sync::OnceLock::new(),
     });
     let order: Vec<String> = plans.iter().map(|p| p.def.name.clone()).collect();
     let mut set = JoinSet::new();
@@ -166,7 +196,8 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         let def = def.clone();
         let tool = tool.clone();
         let relevant = relevant.clone();
-        move || ResultCache::key(&def, tool.as_ref(), &root, &relevant)
+        let env = ctx.env_stamp(&def);
+        move || ResultCache::key(&def, tool.as_ref(), &root, &relevant, env.as_deref())
     });
     let key = match key {
         Some(compute) => Some(
@@ -322,6 +353,9 @@ async fn external_run(
             kill_grace: ctx.config.execution.kill_grace,
             timeout,
             files: batch,
+            python_env: imports_project(def)
+                .then(|| ctx.python_env().cloned())
+                .flatten(),
             cancel: ctx.cancel.clone(),
             on_spawn: ctx.opts.on_spawn.clone(),
             log_file: ctx

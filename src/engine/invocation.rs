@@ -43,6 +43,9 @@ pub struct InvocationJob {
     pub kill_grace: Duration,
     pub timeout: Duration,
     pub files: Vec<PathBuf>,
+    /// The project's Python environment, for a tool that imports the
+    /// project (found once per run by the caller).
+    pub python_env: Option<crate::tools::pyenv::PythonEnv>,
     pub cancel: CancellationToken,
     pub on_spawn: Option<tokio::sync::mpsc::UnboundedSender<run::Spawned>>,
     pub log_file: Option<PathBuf>,
@@ -223,8 +226,7 @@ impl InvocationJob {
     fn env(&self, spec: &ExternalSpec) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
         let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
             spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
-        if spec.project_env == Some(crate::config::raw::ProjectEnv::Python)
-            && let Some(project) = crate::tools::pyenv::find(&self.root)
+        if let Some(project) = &self.python_env
             && !project.holds(&self.tool)
         {
             let existing = std::env::var_os("PYTHONPATH");

@@ -312,26 +312,36 @@ mod tests {
         assert!(gone_soon(child));
     }
 
-    #[test]
-    fn a_recorded_process_and_its_descendants_are_killed_only_when_the_same() {
-        // A process out of any recorded group (it called setsid), with a
-        // child. Its parent is a shell that stays, so it is no orphan of ours
-        // (which a run in a test alongside might take for its own).
-        let mut outer = Command::new("sh")
-            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+    /// A process that left its group (`setsid`) with a child, under a
+    /// shell that stays (so it is no orphan of ours), with `token` in its
+    /// environment; the shell and the escapee's and child's pids.
+    fn escapee(token: Option<&str>) -> (std::process::Child, Vec<u32>) {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
+            .stdout(Stdio::piped());
+        if let Some(t) = token {
+            cmd.env(tree::TOKEN_VAR, t);
+        }
+        let mut outer = cmd.spawn().unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(
             &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
             &mut line,
         )
         .unwrap();
-        let pids: Vec<u32> = line
+        let pids = line
             .split_whitespace()
             .map(|p| p.parse().unwrap())
             .collect();
+        (outer, pids)
+    }
+
+    #[test]
+    fn a_recorded_process_and_its_descendants_are_killed_only_when_the_same() {
+        // A process out of any recorded group (it called setsid), with a
+        // child. Its parent is a shell that stays, so it is no orphan of ours
+        // (which a run in a test alongside might take for its own).
+        let (mut outer, pids) = escapee(None);
         let (escapee, child) = (pids[0], pids[1]);
         let mut wrong = proc_of(escapee);
         wrong.start_ticks -= 1;
@@ -348,22 +358,7 @@ mod tests {
         // An escapee born too late to be recorded, with a child; its
         // parent stays, so it is no orphan of ours.
         let token = format!("test.{}", std::process::id());
-        let mut outer = Command::new("sh")
-            .args(["-c", "setsid sh -c 'sleep 300 & echo $$ $!; wait' & wait"])
-            .env(tree::TOKEN_VAR, &token)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(outer.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let pids: Vec<u32> = line
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect();
+        let (mut outer, pids) = escapee(Some(&token));
         assert_eq!(tree::kill_recorded(&[], &[], &["other".to_owned()]), 0);
         assert!(alive(pids[0]) && alive(pids[1]));
         // The shell between them carries the token too.

@@ -201,11 +201,11 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
             let Some(specs) = places.get(name.as_str()) else {
                 continue;
             };
-            match in_worktree {
+            match &in_worktree {
                 Ok(paths) => {
-                    let under = |p: &&String| {
+                    let under = |p: &String| {
                         specs.iter().any(|d| {
-                            p == &d
+                            p == d
                                 || p.strip_prefix(d.as_str())
                                     .is_some_and(|r| r.starts_with('/'))
                         })
@@ -213,8 +213,8 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
                     lines.extend(
                         paths
                             .iter()
-                            .filter(under)
-                            .filter_map(|p| file_line(root, p)),
+                            .filter(|(p, _)| under(p))
+                            .map(|(_, line)| line.clone()),
                     );
                 }
                 Err(e) => lines.push(format!(

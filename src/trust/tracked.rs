@@ -4,8 +4,10 @@
 //! A tracked tool is repository code; an environment the user made and git
 //! ignores holds nothing tracked.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::fingerprint::file_line;
 use crate::analyze::ExternalSpec;
 
 /// What git tracks under the project's environment directories (`.venv`,
@@ -16,10 +18,14 @@ use crate::analyze::ExternalSpec;
 ///
 /// Asking git costs a process, so the answer is kept until git's index
 /// changes (a daemon asks on every trigger).
+/// The fingerprint line of each tracked file is kept too, until the file's
+/// own identity (inode, mtime, size) changes: a vendored environment of
+/// thousands of files is hashed once, not on every trigger.
 #[derive(Debug)]
 pub struct Tracked {
     key: Option<(Option<IndexStamp>, Vec<String>)>,
     answer: Result<Vec<String>, String>,
+    lines: HashMap<String, (Option<IndexStamp>, Option<String>)>,
 }
 
 impl Default for Tracked {
@@ -27,8 +33,16 @@ impl Default for Tracked {
         Tracked {
             key: None,
             answer: Ok(Vec::new()),
+            lines: HashMap::new(),
         }
     }
+}
+
+/// A file's identity as `stat` tells it (not following a link).
+fn file_stamp(path: &Path) -> Option<IndexStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
 }
 
 /// The index file's identity: it is replaced whenever what git tracks
@@ -43,13 +57,36 @@ fn index_stamp(root: &Path) -> Option<IndexStamp> {
 }
 
 impl Tracked {
-    /// The tracked paths under `dirs` (relative to `root`), or why git
-    /// could not say.
+    /// The tracked files under `pathspecs` (relative to `root`), each with
+    /// its fingerprint line, or why git could not say.
     pub(super) fn under(
         &mut self,
         root: &Path,
         pathspecs: Vec<String>,
-    ) -> &Result<Vec<String>, String> {
+    ) -> Result<BTreeMap<String, String>, String> {
+        let paths = self.paths(root, pathspecs).clone()?;
+        self.lines.retain(|p, _| paths.contains(p));
+        let mut out = BTreeMap::new();
+        for p in paths {
+            let stamp = file_stamp(&root.join(&p));
+            let line = match self.lines.get(&p) {
+                Some((s, line)) if stamp.is_some() && *s == stamp => line.clone(),
+                _ => {
+                    let line = file_line(root, &p);
+                    self.lines.insert(p.clone(), (stamp, line.clone()));
+                    line
+                }
+            };
+            if let Some(line) = line {
+                out.insert(p, line);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tracked paths under `pathspecs`, asked of git only when the
+    /// index or the pathspecs changed.
+    fn paths(&mut self, root: &Path, pathspecs: Vec<String>) -> &Result<Vec<String>, String> {
         let key = (index_stamp(root), pathspecs);
         if self.key.as_ref() != Some(&key) {
             self.answer = if key.1.is_empty() {

@@ -329,30 +329,14 @@ fn a_corrupt_state_file_is_moved_aside() {
 /// up once space is back.
 #[test]
 fn a_full_disk_degrades_without_losing_work() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot mount a small filesystem to fill up");
+    let Some((p, small)) = small_disk() else {
         return;
-    }
-    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
-    let state = p.path().join(".bgtask");
-    std::fs::create_dir_all(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
-    let _unmount = Unmount(state.clone());
+    };
     p.start();
     p.bgtask(&["submit", "a"]).code(0);
     p.settle(20);
     // Fill the filesystem.
-    let filler = state.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k", "count=100"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(Stdio::null())
-        .status();
+    let filler = small.fill();
     let run = p.bgtask(&["submit", "b"]);
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("could not save it"), "{}", run.stderr);
@@ -394,31 +378,15 @@ fn history_tasks(p: &Project) -> Vec<String> {
 /// else happening.
 #[test]
 fn reliability_28_a_healed_disk_clears_degraded_and_history_is_complete() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot mount a small filesystem to fill up");
+    let Some((p, small)) = small_disk() else {
         return;
-    }
-    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
-    let state = p.path().join(".bgtask");
-    std::fs::create_dir_all(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
-    let _unmount = Unmount(state.clone());
+    };
     p.start();
     p.bgtask(&["submit", "b"]).code(0);
     wait_for(20, "b to run", || {
         p.job_log().contains(&"end b 0".to_owned())
     });
-    let filler = state.join("filler");
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k", "count=100"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(Stdio::null())
-        .status();
+    let filler = small.fill();
     // Queued before the disk filled: it runs while nothing can be written.
     p.file("hold-a", "");
     let _ = p.bgtask(&["submit", "a"]);
@@ -474,7 +442,39 @@ fn reliability_28_a_deleted_state_directory_is_recreated_with_its_history() {
     p.stop();
 }
 
+/// A jobs project whose `.bgtask` is a 2 MB tmpfs (as root; `None`
+/// otherwise), unmounted when the guard goes.
+fn small_disk() -> Option<(Project, Unmount)> {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot mount a small filesystem to fill up");
+        return None;
+    }
+    let p = Project::jobs(&[("a", "medium"), ("b", "medium")], "");
+    let state = p.path().join(".bgtask");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    Some((p, Unmount(state)))
+}
+
 struct Unmount(std::path::PathBuf);
+
+impl Unmount {
+    /// Fills the small filesystem; the file to remove to free it.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k", "count=100"])
+            .arg(format!("of={}", filler.display()))
+            .stderr(Stdio::null())
+            .status();
+        filler
+    }
+}
 
 impl Drop for Unmount {
     fn drop(&mut self) {

@@ -320,19 +320,7 @@ fn python_tools_run_against_the_projects_environment() {
     );
 
     // A real virtual environment with the dependency installed.
-    let made = std::process::Command::new("python3")
-        .args(["-m", "venv", "--without-pip", ".venv"])
-        .current_dir(p.path())
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let site = std::fs::read_dir(p.path().join(".venv/lib"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-        .join("site-packages");
+    let site = make_venv(&p, ".venv");
     std::fs::write(
         site.join("depmod.py"),
         "\"\"\"A dependency.\"\"\"\nVALUE = 1\n",
@@ -347,19 +335,8 @@ fn python_tools_run_against_the_projects_environment() {
     );
     assert_eq!(run_of(&report, "pytest")["status"], "clean", "{report:#}");
     let doctor = p.bgtask(&["doctor", "--json"]).json();
-    let row = doctor["analyzers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["analyzer"] == "pylint")
-        .unwrap();
-    assert!(
-        row["environment"]
-            .as_str()
-            .unwrap()
-            .ends_with("(.venv in the project)"),
-        "{row:#}"
-    );
+    let row = environment_of(&doctor, "pylint");
+    assert!(row.ends_with("(.venv in the project)"), "{row}");
 }
 
 /// uv's `$UV_PROJECT_ENVIRONMENT` names the project's environment when it
@@ -369,42 +346,50 @@ fn uv_project_environment_is_the_projects_environment() {
     let p = Project::empty();
     p.file("app.py", "\"\"\"App.\"\"\"\n");
     p.file("uv.lock", "version = 1\n");
-    let made = std::process::Command::new("python3")
-        .args(["-m", "venv", "--without-pip", "envs/dev"])
-        .current_dir(p.path())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    make_venv(&p, "envs/dev");
     let out = p
         .command(&["doctor", "--json"])
         .env("UV_PROJECT_ENVIRONMENT", "envs/dev")
         .output()
         .unwrap();
     let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let row = doctor["analyzers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["analyzer"] == "pylint")
-        .unwrap();
-    let env = row["environment"].as_str().unwrap();
+    let row = environment_of(&doctor, "pylint");
     assert!(
-        env.contains("envs/dev") && env.ends_with("($UV_PROJECT_ENVIRONMENT (uv))"),
-        "{row:#}"
+        row.contains("envs/dev") && row.ends_with("($UV_PROJECT_ENVIRONMENT (uv))"),
+        "{row}"
     );
     // Without it, nothing is found and doctor says so.
     let doctor = p.bgtask(&["doctor", "--json"]).json();
-    let row = doctor["analyzers"]
+    let row = environment_of(&doctor, "pylint");
+    assert!(row.starts_with("no project environment"), "{row}");
+}
+
+/// A real virtual environment (`python3 -m venv`) at `dir` in the project;
+/// its `site-packages`.
+fn make_venv(p: &Project, dir: &str) -> std::path::PathBuf {
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip", dir])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::read_dir(p.path().join(dir).join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages")
+}
+
+/// What `doctor --json` says about the Python environment `analyzer` sees.
+fn environment_of(doctor: &serde_json::Value, analyzer: &str) -> String {
+    doctor["analyzers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["analyzer"] == "pylint")
-        .unwrap();
-    assert!(
-        row["environment"]
-            .as_str()
-            .unwrap()
-            .starts_with("no project environment"),
-        "{row:#}"
-    );
+        .find(|r| r["analyzer"] == analyzer)
+        .and_then(|r| r["environment"].as_str())
+        .unwrap_or_else(|| panic!("{doctor:#}"))
+        .to_owned()
 }
