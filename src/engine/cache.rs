@@ -241,6 +241,12 @@ mod tests {
         run.status = RunStatus::Clean;
         cache.put("k", &run);
         assert_eq!(cache.get("k", false).unwrap().status, RunStatus::Clean);
+        // A network audit that could audit only part (offline) is kept for
+        // its hour too, so an offline machine does not pay for it each run.
+        run.network = true;
+        run.status = RunStatus::Partial;
+        cache.put("audit", &run);
+        assert_eq!(cache.get("audit", true).unwrap().status, RunStatus::Partial);
         assert_eq!(
             std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(),
             "*\n"
