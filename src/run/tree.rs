@@ -210,7 +210,7 @@ impl Scope {
     /// [`Scope::scan`], also returning the table read.
     fn pass(&mut self) -> (Table, Vec<Proc>) {
         self.passes += 1;
-        if self.passes % FULL_PASS_EVERY == 0 {
+        if self.passes.is_multiple_of(FULL_PASS_EVERY) {
             self.older.clear();
         }
         let (table, listed) = Table::read(&self.older);

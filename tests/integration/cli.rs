@@ -91,14 +91,16 @@ fn a_closed_pipe_ends_quietly() {
         &["man"],
         &["config", "schema"],
     ] {
+        // The reader is gone before the command starts, so its first
+        // write fails however fast it is.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
         let mut child = p
             .command(args)
-            .stdout(std::process::Stdio::piped())
+            .stdout(writer)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // The reader is gone before the first write.
-        drop(child.stdout.take());
         let mut stderr = String::new();
         child
             .stderr
