@@ -77,6 +77,9 @@ struct Ctx {
     /// The project's Python environment, looked for once per run (it can
     /// cost a `poetry` process) by the first tool that imports the project.
     python_env: std::sync::OnceLock<Option<PythonEnv>>,
+    /// Whether there is a network, asked once per run by the first analyzer
+    /// that needs it.
+    network: tokio::sync::OnceCell<Result<(), String>>,
 }
 
 impl Ctx {
@@ -128,6 +131,7 @@ pub async fn execute(
         progress,
         cancel,
         python_env: std::sync::OnceLock::new(),
+        network: tokio::sync::OnceCell::new(),
     });
     let order: Vec<String> = plans.iter().map(|p| p.def.name.clone()).collect();
     let mut set = JoinSet::new();
@@ -166,27 +170,12 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     if let Some(why) = ctx.opts.skip.get(&def.name) {
         return base(RunStatus::NotApplicable, why.clone());
     }
-    let tool = match &def.engine {
-        Engine::Builtin(_) => None,
-        Engine::External(spec) => {
-            let Some((path, _origin)) = tools::find(spec, &ctx.root) else {
-                let mut r = base(RunStatus::NotInstalled, def.install_hint());
-                r.files = relevant.len();
-                return r;
-            };
-            match tool_version(ctx, &path, spec).await {
-                Probe::Version(version) => Some(ToolInfo { path, version }),
-                Probe::Failed(why) => {
-                    let reason = format!(
-                        "{} ({} is there, but {why})",
-                        def.install_hint(),
-                        path.display()
-                    );
-                    let mut r = base(RunStatus::NotInstalled, reason);
-                    r.files = relevant.len();
-                    return r;
-                }
-            }
+    let tool = match find_tool(ctx, &def).await {
+        Ok(tool) => tool,
+        Err(reason) => {
+            let mut r = base(RunStatus::NotInstalled, reason);
+            r.files = relevant.len();
+            return r;
         }
     };
     // The key hashes every relevant file: only for analyzers whose results
@@ -218,6 +207,21 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         hit.tool.clone_from(&tool);
         finished(ctx, &hit);
         return hit;
+    }
+    // With the network down an audit would spend its retries (20 s for
+    // pip-audit) to learn nothing: say so at once, and cache nothing.
+    if def.network
+        && tool.is_some()
+        && let Err(why) = ctx.network.get_or_init(tools::network::reachable).await
+    {
+        let mut r = base(
+            RunStatus::ToolError,
+            format!("could not audit: {why}; `--offline` skips the audits that need the network"),
+        );
+        r.tool = tool;
+        r.files = relevant.len();
+        finished(ctx, &r);
+        return r;
     }
     let started = Instant::now();
     let mut run = match &def.engine {
@@ -251,6 +255,25 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     }
     finished(ctx, &run);
     run
+}
+
+/// The tool of an external analyzer and its version; `Err` is why it
+/// counts as not installed.
+async fn find_tool(ctx: &Ctx, def: &AnalyzerDef) -> Result<Option<ToolInfo>, String> {
+    let Engine::External(spec) = &def.engine else {
+        return Ok(None);
+    };
+    let Some((path, _origin)) = tools::find(spec, &ctx.root) else {
+        return Err(def.install_hint());
+    };
+    match tool_version(ctx, &path, spec).await {
+        Probe::Version(version) => Ok(Some(ToolInfo { path, version })),
+        Probe::Failed(why) => Err(format!(
+            "{} ({} is there, but {why})",
+            def.install_hint(),
+            path.display()
+        )),
+    }
 }
 
 fn finished(ctx: &Ctx, run: &AnalyzerRun) {

@@ -6,6 +6,7 @@
 mod dirs;
 pub mod install;
 mod locate;
+pub mod network;
 pub mod pyenv;
 mod version;
 

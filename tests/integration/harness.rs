@@ -12,7 +12,7 @@ pub fn bgtask_bin() -> &'static str {
     env!("CARGO_BIN_EXE_bgtask")
 }
 
-fn manifest_dir() -> PathBuf {
+pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

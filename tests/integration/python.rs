@@ -206,6 +206,77 @@ fn pip_audit_offline_is_never_clean() {
     assert_eq!(run_of(&report, "pip-audit")["status"], "not_applicable");
 }
 
+/// With no network at all (a network namespace with nothing in it) or a
+/// proxy that is down, a dependency audit says so at once instead of
+/// spending the tool's retries (20 s for pip-audit), and is never clean.
+#[test]
+fn an_audit_without_network_says_so_at_once() {
+    let p = Project::fixture("python-app");
+    p.file(
+        "package-lock.json",
+        &std::fs::read_to_string(
+            crate::harness::manifest_dir().join("tests/fixtures/projects/js-app/package-lock.json"),
+        )
+        .unwrap(),
+    );
+    p.file("package.json", r#"{"name": "app", "version": "1.0.0"}"#);
+    let args = [
+        "run",
+        "pip-audit",
+        "npm-audit",
+        "--format",
+        "json",
+        "--no-cache",
+    ];
+    let in_namespace = {
+        let cmd = p.command(&args);
+        let mut wrapped = Command::new("unshare");
+        wrapped
+            .arg("--net")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .current_dir(p.path());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped
+    };
+    let mut dead_proxy = p.command(&args);
+    dead_proxy
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    for (what, mut cmd, expect) in [
+        ("no route", in_namespace, "no network route"),
+        (
+            "dead proxy",
+            dead_proxy,
+            "the proxy in $HTTPS_PROXY, 127.0.0.1:9",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = cmd.output().unwrap();
+        let took = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stdout}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        for analyzer in ["pip-audit", "npm-audit"] {
+            let run = run_of(&report, analyzer);
+            assert_eq!(run["status"], "tool_error", "{what}: {run:#}");
+            let reason = run["reason"].as_str().unwrap();
+            assert!(reason.contains(expect), "{what}: {reason}");
+            assert!(reason.contains("--offline"), "{what}: {reason}");
+        }
+        // Nothing was started: the whole run is the check (budget 5 s;
+        // the tools' own retries take 20 s).
+        assert!(took.as_secs() < 5, "{what}: {took:?}");
+    }
+}
+
 #[test]
 fn unittest_suites_through_xmlrunner_reports() {
     let p = Project::empty();
