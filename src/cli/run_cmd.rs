@@ -226,6 +226,7 @@ pub fn execute_in(
             jobs: args.jobs,
             ..Options::default()
         },
+        files: None,
     };
     crate::run::become_subreaper();
     let rt = super::runtime()?;

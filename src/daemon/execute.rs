@@ -101,6 +101,21 @@ impl Clock {
         if self.simulated { self.now() } else { now_ms() }
     }
 
+    /// The time of an instant that has passed (never later than now).
+    pub fn at(&self, instant: std::time::Instant) -> Millis {
+        let instant = tokio::time::Instant::from_std(instant);
+        let since = instant.saturating_duration_since(self.start);
+        (self.wall_ms + i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2)).min(self.now())
+    }
+
+    /// How long until `at`, to the microsecond (`now` counts whole
+    /// milliseconds; a deadline computed from it would wait up to one more).
+    pub fn until(&self, at: Millis) -> std::time::Duration {
+        let since_start = u64::try_from(at - self.wall_ms).unwrap_or(0);
+        (self.start + std::time::Duration::from_millis(since_start))
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
     pub fn now(&self) -> Millis {
         self.wall_ms + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX / 2)
     }

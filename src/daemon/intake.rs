@@ -28,6 +28,26 @@ pub struct ResolvedBatch {
     pub resolved: Vec<Resolved>,
 }
 
+/// What the watcher saw, told to the file list before any job of this
+/// batch plans with it; a directory that went away stands for the files
+/// that were in it (its tasks must learn they are gone).
+fn update_index(
+    index: &crate::engine::FileIndex,
+    root: &std::path::Path,
+    arrivals: &mut [Arrival],
+) {
+    for a in arrivals {
+        match a {
+            Arrival::Saved { rescan: true, .. } => index.invalidate(),
+            Arrival::Saved { files, .. } => {
+                let went = index.update(root, files.iter());
+                files.extend(went);
+            }
+            Arrival::Hook(_) | Arrival::HeadMoved { .. } => {}
+        }
+    }
+}
+
 pub(super) fn window(config: &crate::config::Config) -> Window {
     let ms: Millis =
         i64::try_from(config.triggers.file_watch.debounce.as_millis()).unwrap_or(i64::MAX / 4);
@@ -37,6 +57,24 @@ pub(super) fn window(config: &crate::config::Config) -> Window {
 impl Scheduler {
     /// Takes an arrival into the intake; its saving goes into `effects`.
     pub(super) fn arrive(&mut self, arrival: Arrival, effects: &mut Vec<Effect>) -> Response {
+        let now = self.clock.now();
+        self.arrive_at(arrival, now, effects)
+    }
+
+    /// What the watcher saw: the debounce counts from its last event, not
+    /// from when the batch was handed on.
+    pub(super) fn watched(
+        &mut self,
+        arrival: Arrival,
+        last_event: std::time::Instant,
+        effects: &mut Vec<Effect>,
+    ) {
+        let at = self.clock.at(last_event);
+        let _ = self.arrive_at(arrival, at, effects);
+    }
+
+    /// Takes an arrival that came at `at`.
+    fn arrive_at(&mut self, arrival: Arrival, at: Millis, effects: &mut Vec<Effect>) -> Response {
         if self.stopping.is_cancelled() {
             return Scheduler::shutting_down();
         }
@@ -50,7 +88,7 @@ impl Scheduler {
         // loses at most that fallback for the last quiet window), which
         // saves a write per commit. Hook events and saves are saved.
         let durable = !matches!(arrival, Arrival::HeadMoved { .. });
-        let id = self.intake.add(arrival.clone(), self.clock.now());
+        let id = self.intake.add(arrival.clone(), at);
         if durable {
             effects.push(Effect::Arrived {
                 id,
@@ -84,7 +122,7 @@ impl Scheduler {
         };
         let hooks_on = self.config.triggers.git_hooks.enabled;
         let ids: Vec<IntakeId> = batch.iter().map(|(id, _)| *id).collect();
-        let arrivals: Vec<Arrival> = batch
+        let mut arrivals: Vec<Arrival> = batch
             .into_iter()
             .map(|(_, a)| a)
             .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_)))
@@ -97,7 +135,9 @@ impl Scheduler {
             .flat_map(|t| t.triggers.iter().copied())
             .collect();
         let root = self.workspace.root.clone();
+        let index = self.files.clone();
         if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
+            update_index(&index, &root, &mut arrivals);
             let resolved = resolve(&root, &arrivals, &wanted);
             self.route(ResolvedBatch { ids, resolved });
             return;
@@ -105,6 +145,7 @@ impl Scheduler {
         self.resolving = true;
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
+            update_index(&index, &root, &mut arrivals);
             let resolved = resolve(&root, &arrivals, &wanted);
             let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch { ids, resolved })));
         });
@@ -156,6 +197,15 @@ impl Scheduler {
             .collect()
     }
 
+    /// The file list a job may plan with: only while the watcher sees every
+    /// change of the whole worktree (else each job walks).
+    pub(super) fn file_index(&self) -> Option<crate::engine::FileIndex> {
+        let fw = &self.config.triggers.file_watch;
+        let whole = fw.paths.is_none() && fw.exclude_paths.is_none();
+        (whole && self.watcher.as_ref().is_some_and(|w| w.state == "watching"))
+            .then(|| self.files.clone())
+    }
+
     /// The watcher says how it is.
     pub(super) fn watcher_changed(&mut self, state: crate::ipc::WatcherState) {
         if self.watcher.as_ref().map(|w| &w.state) != Some(&state.state) {
@@ -174,12 +224,15 @@ impl Scheduler {
                 }
             }
         }
+        if state.state != "watching" {
+            self.files.invalidate();
+        }
         let first_ready =
             self.watcher.as_ref().is_none_or(|w| w.ready_ms.is_none()) && state.ready_ms.is_some();
         self.watcher = Some(state);
         if first_ready {
             // The walk of the tree is over: its memory can go.
-            self.release_memory();
+            self.release_memory(true);
         }
     }
 

@@ -267,6 +267,7 @@ impl Scheduler {
                 skip: self.quarantine.clone(),
                 ..Options::default()
             },
+            files: self.file_index(),
         };
         let cancel = CancellationToken::new();
         let run = JobRun {
@@ -299,11 +300,17 @@ impl Scheduler {
 
     /// Once no job runs: hand the memory of the last ones (a large file
     /// set, a big report, SQLite's page cache) back to the system; the
-    /// allocator would otherwise keep it for the daemon's life.
-    pub(super) fn release_memory(&self) {
+    /// allocator would otherwise keep it for the daemon's life. `idle`:
+    /// nothing ran for a while, so the executable's pages go too (right
+    /// after a job the next save would fault them all back in).
+    pub(super) fn release_memory(&self, idle: bool) {
         if self.running.is_empty() {
             self.store.shrink_memory();
-            super::memory::release();
+            if idle {
+                super::memory::release();
+            } else {
+                super::memory::trim_heap();
+            }
         }
     }
 
@@ -410,7 +417,7 @@ impl Scheduler {
                 // An unrouted batch stays in the intake table for the next start.
                 Ok(Some(
                     Command::Reload
-                    | Command::Arrived(_)
+                    | Command::Arrived(..)
                     | Command::Resolved(_)
                     | Command::Watcher(_),
                 )) => {}

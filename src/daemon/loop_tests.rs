@@ -329,10 +329,13 @@ const TRIGGERED: &str = r#"{
 impl Harness {
     fn arrive(&self, files: &[&str]) {
         self.tx
-            .send(Command::Arrived(crate::event::Arrival::Saved {
-                files: files.iter().map(std::path::PathBuf::from).collect(),
-                rescan: false,
-            }))
+            .send(Command::Arrived(
+                crate::event::Arrival::Saved {
+                    files: files.iter().map(std::path::PathBuf::from).collect(),
+                    rescan: false,
+                },
+                tokio::time::Instant::now().into_std(),
+            ))
             .unwrap();
     }
 

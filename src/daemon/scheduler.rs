@@ -28,6 +28,11 @@ use crate::store::Store;
 
 use super::execute::{Clock, Execute};
 
+/// How long after the last job an idle daemon gives back its code pages
+/// (someone editing saves more often than this, and a save that has to
+/// fault the code back in starts its analyzer milliseconds later).
+const IDLE_RELEASE: Millis = 30_000;
+
 pub enum Command {
     /// A client request and where to send the answer.
     Request {
@@ -44,7 +49,7 @@ pub enum Command {
     /// A config file changed on disk (or SIGHUP).
     Reload,
     /// The watcher saw saves or HEAD move.
-    Arrived(crate::event::Arrival),
+    Arrived(crate::event::Arrival, std::time::Instant),
     /// An intake batch, resolved to kinds and files.
     Resolved(Box<super::intake::ResolvedBatch>),
     /// The watcher's state changed (ready, degraded, …).
@@ -125,12 +130,16 @@ pub struct Scheduler {
     /// What git tracks in the project's environments, kept until the index
     /// changes (trust is checked on every trigger).
     pub(super) trust_tracked: crate::trust::Tracked,
+    /// The project's files between jobs, kept true by the triggers
+    /// (`engine/index.rs`); used while the watcher sees the whole worktree.
+    pub(super) files: crate::engine::FileIndex,
     /// What the file watcher reports about itself.
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
-    /// When to give memory back once more after the last job: by then the
-    /// blocking pool's threads have gone and the notifier is done with it.
+    /// When to give memory back once more after the last job, code pages
+    /// too: [`IDLE_RELEASE`] without another job (by then the blocking
+    /// pool's threads have gone and the notifier is done with it).
     pub(super) release_at: Option<Millis>,
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
@@ -179,6 +188,7 @@ impl Scheduler {
             trust_bypass: parts.trust_bypass,
             trust_noted: BTreeMap::new(),
             trust_tracked: crate::trust::Tracked::default(),
+            files: crate::engine::FileIndex::default(),
             watcher: None,
             arrivals: 0,
             release_at: None,
@@ -342,7 +352,7 @@ impl Scheduler {
             self.dispatch();
             if self.release_at.is_some_and(|at| at <= self.clock.now()) && self.running.is_empty() {
                 self.release_at = None;
-                self.release_memory();
+                self.release_memory(true);
             }
             let wake = self.next_wake();
             tokio::select! {
@@ -396,8 +406,7 @@ impl Scheduler {
         if !self.resolving
             && let Some(at) = self.intake.next_wakeup()
         {
-            let ms = (at - self.clock.now()).max(0);
-            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+            wake = wake.min(self.clock.until(at));
         }
         if let Some(t) = self.timers_wake() {
             wake = wake.min(t);
@@ -411,8 +420,7 @@ impl Scheduler {
             && self.holding.is_none()
             && let Some(at) = self.queue.next_wakeup()
         {
-            let ms = (at - self.clock.now()).max(0);
-            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+            wake = wake.min(self.clock.until(at));
         }
         wake
     }
@@ -440,9 +448,7 @@ impl Scheduler {
                     let response = self.arrive(crate::event::Arrival::Hook(event), &mut effects);
                     replies.push((reply, response));
                 }
-                Command::Arrived(arrival) => {
-                    let _ = self.arrive(arrival, &mut effects);
-                }
+                Command::Arrived(arrival, at) => self.watched(arrival, at, &mut effects),
                 Command::Resolved(batch) => {
                     let _ = self.persist(&std::mem::take(&mut effects));
                     self.resolving = false;
@@ -459,8 +465,8 @@ impl Scheduler {
                     let _ = self.persist(&std::mem::take(&mut effects));
                     self.finish(&f);
                     drop(f);
-                    self.release_memory();
-                    self.release_at = Some(self.clock.now() + 3_000);
+                    self.release_memory(false);
+                    self.release_at = Some(self.clock.now() + IDLE_RELEASE);
                 }
                 // A process found after its job finished needs no record
                 // (its job's records are already cleared).

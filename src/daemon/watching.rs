@@ -31,6 +31,8 @@ impl Scheduler {
         }
         self.watch = None;
         self.watcher = None;
+        // What changed while no watcher looked is not in the file list.
+        self.files.invalidate();
         self.watch_settings.clone_from(&wanted);
         if wanted.is_none() {
             return;
@@ -46,7 +48,7 @@ impl Scheduler {
         };
         match watch::spawn(opts, move |out| {
             let _ = tx.send(match out {
-                Output::Arrival(a) => Command::Arrived(a),
+                Output::Arrival(a, at) => Command::Arrived(a, at),
                 Output::State(s) => Command::Watcher(s),
             });
         }) {

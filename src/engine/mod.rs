@@ -10,6 +10,7 @@ mod anchor;
 mod argv;
 mod cache;
 mod execute;
+mod index;
 mod init;
 mod invocation;
 mod plan;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cache::state_dir;
 pub use execute::{Options, Progress};
+pub use index::FileIndex;
 pub use init::{Initial, initial_config};
 pub use plan::{Relevance, Shard, UnknownName, did_you_mean};
 pub use workspace::{
@@ -42,6 +44,9 @@ pub struct RunOptions {
     /// Skip analyzers that need the network.
     pub offline: bool,
     pub execution: Options,
+    /// The project's files kept between jobs (the daemon's); without it,
+    /// every run walks the tree.
+    pub files: Option<FileIndex>,
 }
 
 #[derive(Debug)]
@@ -88,11 +93,18 @@ pub async fn run(
     };
     // The walk blocks (a 100 000-file tree takes a while): off the runtime's
     // thread, which in the daemon also answers hooks.
-    let files = {
+    let kept = opts.files.as_ref().and_then(FileIndex::cached);
+    let files: Arc<Vec<PathBuf>> = if let Some(kept) = kept {
+        kept
+    } else {
         let ws = workspace.clone();
-        tokio::task::spawn_blocking(move || ws.files())
-            .await
-            .unwrap_or_else(|_| workspace.files())
+        let index = opts.files.clone();
+        tokio::task::spawn_blocking(move || match index {
+            Some(index) => index.files(&ws),
+            None => Arc::new(ws.files()),
+        })
+        .await
+        .unwrap_or_else(|_| Arc::new(workspace.files()))
     };
     let gone: Option<BTreeSet<PathBuf>> = selection.as_ref().map(|sel| {
         sel.iter()

@@ -44,7 +44,9 @@ pub const QUIET: Duration = Duration::from_millis(2);
 /// What the watcher tells the daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    Arrival(Arrival),
+    /// What changed, and when the last event of it came (the debounce
+    /// counts from there, not from when the batch was handed on).
+    Arrival(Arrival, Instant),
     State(WatcherState),
 }
 
@@ -160,6 +162,8 @@ struct Watching<F> {
     /// HEAD moved during this batch, from this commit.
     head_moved: bool,
     head_from: Option<String>,
+    /// When the batch's last event came.
+    last_event: Instant,
 }
 
 impl<F: Fn(Output)> Watching<F> {
@@ -189,6 +193,7 @@ impl<F: Fn(Output)> Watching<F> {
             rescan: false,
             head_moved: false,
             head_from: None,
+            last_event: Instant::now(),
         }
     }
 
@@ -362,17 +367,23 @@ impl<F: Fn(Output)> Watching<F> {
         let mut sent = false;
         let from = self.head_from.take();
         if std::mem::take(&mut self.head_moved) && from != self.head {
-            (self.out)(Output::Arrival(Arrival::HeadMoved {
-                from,
-                to: self.head.clone(),
-            }));
+            (self.out)(Output::Arrival(
+                Arrival::HeadMoved {
+                    from,
+                    to: self.head.clone(),
+                },
+                self.last_event,
+            ));
             sent = true;
         }
         if !self.files.is_empty() || self.rescan {
-            (self.out)(Output::Arrival(Arrival::Saved {
-                files: std::mem::take(&mut self.files).into_iter().collect(),
-                rescan: std::mem::take(&mut self.rescan),
-            }));
+            (self.out)(Output::Arrival(
+                Arrival::Saved {
+                    files: std::mem::take(&mut self.files).into_iter().collect(),
+                    rescan: std::mem::take(&mut self.rescan),
+                },
+                self.last_event,
+            ));
             sent = true;
         }
         sent
@@ -423,6 +434,7 @@ impl<F: Fn(Output)> Watching<F> {
         if !changed && !removed {
             return true;
         }
+        self.last_event = Instant::now();
         // For a rename with both ends, the destination is the last path.
         let paths: Vec<PathBuf> = match ev.kind {
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {

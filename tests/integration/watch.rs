@@ -290,3 +290,56 @@ fn a_polled_tree_still_sees_saves() {
     assert_eq!(p.wait_records(1), ["lint [a.py]"]);
     p.stop();
 }
+
+/// The daemon keeps the project's file list between jobs (a save does not
+/// walk the whole tree before its analyzer starts): files that appear, go,
+/// or leave with their directory are in the next job's list exactly as a
+/// fresh walk has them.
+#[test]
+fn the_kept_file_list_follows_creates_deletes_and_moved_directories() {
+    let p = Project::empty();
+    p.file("a.py", "")
+        .file("pkg/b.py", "")
+        .file("pkg/sub/c.py", "");
+    p.config(
+        r#"{"tasks": {"count": {"analyzers": ["count"], "triggers": ["save"]}},
+            "analyzers": {"count": {"command": "true", "mode": "project", "files": ["*.py"],
+              "parser": "exit-code", "cache": false}},
+            "triggers": {"file_watch": {"debounce": "100ms"}, "git_hooks": {"autostart": false}}}"#,
+    );
+    p.commit_all("setup");
+    p.bgtask(&["trust", "--yes"]).code(0);
+    p.start();
+    p.wait_watching();
+    let files_seen = |runs: usize| -> u64 {
+        let mut report = serde_json::Value::Null;
+        wait_for(20, &format!("run {runs} to end"), || {
+            let shown = p.bgtask(&["show", &runs.to_string(), "--format", "json"]);
+            if shown.code == 0 {
+                report = shown.json();
+            }
+            shown.code == 0
+        });
+        report["runs"][0]["files"].as_u64().unwrap()
+    };
+    let walked = || -> u64 {
+        let report: serde_json::Value = p.bgtask(&["run", "count", "--format", "json"]).json();
+        report["runs"][0]["files"].as_u64().unwrap()
+    };
+    p.file("a.py", "a = 1\n");
+    assert_eq!(files_seen(1), 3);
+    p.file("pkg/d.py", "");
+    assert_eq!(files_seen(2), 4);
+    std::fs::remove_file(p.path().join("a.py")).unwrap();
+    assert_eq!(files_seen(3), 3);
+    // A directory renamed out of the tree is one event for the directory.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(p.path().join("pkg/sub"), outside.path().join("sub")).unwrap();
+    assert_eq!(files_seen(4), 2);
+    assert_eq!(walked(), 2);
+    // And one moved in brings its files.
+    std::fs::rename(outside.path().join("sub"), p.path().join("back")).unwrap();
+    assert_eq!(files_seen(5), 3);
+    assert_eq!(walked(), 3);
+    p.stop();
+}
