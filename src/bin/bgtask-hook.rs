@@ -6,6 +6,13 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut given = std::env::args_os();
+    let argv0 = std::path::PathBuf::from(given.next().unwrap_or_default());
+    let args: Vec<std::ffi::OsString> = given.collect();
+    // `.git/hooks/post-commit` can be a link to this binary: then it is
+    // the hook itself.
+    if bgtask::hooks::linked::invoked_as(&argv0).is_some() {
+        return ExitCode::from(bgtask::hooks::linked::run(&argv0, &args));
+    }
     ExitCode::from(bgtask::hooks::client::main(&args))
 }

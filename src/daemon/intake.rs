@@ -48,10 +48,15 @@ fn update_index(
     }
 }
 
-pub(super) fn window(config: &crate::config::Config) -> Window {
+/// The intake's windows: the configured debounce, and whether git's hooks
+/// deliver here (else a HEAD move waits for no hook).
+pub(super) fn window(config: &crate::config::Config, root: &std::path::Path) -> Window {
     let ms: Millis =
         i64::try_from(config.triggers.file_watch.debounce.as_millis()).unwrap_or(i64::MAX / 4);
-    Window::for_debounce(ms)
+    Window {
+        hooks: config.triggers.git_hooks.enabled && crate::hooks::install::delivers(root),
+        ..Window::for_debounce(ms)
+    }
 }
 
 impl Scheduler {

@@ -109,7 +109,8 @@ impl Scheduler {
                 self.config_state.stale = false;
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
-                self.intake.set_window(super::intake::window(&self.config));
+                self.intake
+                    .set_window(super::intake::window(&self.config, &self.workspace.root));
                 self.reset_timers();
                 self.sync_watcher();
                 self.notifier.reconfigure(self.config.clone());

@@ -181,7 +181,10 @@ impl Scheduler {
         let clock = Clock::start();
         let git_dirs = crate::hooks::GitDirs::find(&parts.workspace.root);
         let mut core = Scheduler {
-            intake: Intake::new(next_intake, super::intake::window(&config)),
+            intake: Intake::new(
+                next_intake,
+                super::intake::window(&config, &parts.workspace.root),
+            ),
             resolving: false,
             git_dirs,
             timers: Timers::new(&config, clock.wall(), clock.now()),

@@ -186,8 +186,12 @@ pub struct Inputs<'a> {
     pub offline: bool,
 }
 
-fn rel(p: &Path) -> String {
-    p.to_string_lossy().replace('\\', "/")
+/// A path as globs see it (`/`-separated); borrowed when it already is.
+fn rel(p: &Path) -> std::borrow::Cow<'_, str> {
+    match p.to_string_lossy() {
+        std::borrow::Cow::Borrowed(s) if !s.contains('\\') => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(other.replace('\\', "/")),
+    }
 }
 
 fn matches(g: Option<&Globs>, p: &str) -> bool {
@@ -255,7 +259,8 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
             "needs the network; skipped by --offline",
         );
     }
-    let all: Vec<(String, &PathBuf)> = inputs.files.iter().map(|p| (rel(p), p)).collect();
+    let all: Vec<(std::borrow::Cow<'_, str>, &PathBuf)> =
+        inputs.files.iter().map(|p| (rel(p), p)).collect();
     if let Some(req) = &def.requires
         && !all.iter().any(|(r, _)| req.is_match(r))
     {
@@ -285,10 +290,14 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
         .filter(|(r, _)| config_files.is_match(r) || matches(def.requires.as_ref(), r))
         .map(|(_, p)| (*p).clone())
         .collect();
+    // The walk's files come sorted: a sort only when configs are added
+    // or selected files were (a cache key hashes them in order).
     let with_configs = |mut files: Vec<PathBuf>| {
-        files.extend(configs.iter().cloned());
-        files.sort();
-        files.dedup();
+        if !configs.is_empty() || !files.is_sorted() {
+            files.extend(configs.iter().cloned());
+            files.sort();
+            files.dedup();
+        }
         files
     };
     let candidate = |r: &str| matches(def.files.as_ref(), r) && allowed(r);
@@ -336,7 +345,7 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
 fn batch_work(
     inputs: &Inputs<'_>,
     def: &AnalyzerDef,
-    all: &[(String, &PathBuf)],
+    all: &[(std::borrow::Cow<'_, str>, &PathBuf)],
     candidate: &dyn Fn(&str) -> bool,
     with_configs: impl Fn(Vec<PathBuf>) -> Vec<PathBuf>,
 ) -> Work {

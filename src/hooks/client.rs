@@ -87,13 +87,21 @@ pub fn main(argv: &[OsString]) -> u8 {
 /// Hands the hook's event to the daemon (or the spool); returns `status`
 /// whatever happens.
 pub fn notify(status: u8, hook: &str, args: Vec<String>) -> u8 {
+    notify_with(status, hook, args, None)
+}
+
+/// [`notify`] with git's stdin already read (`None`: read it here).
+pub fn notify_with(status: u8, hook: &str, args: Vec<String>, stdin: Option<String>) -> u8 {
     if std::env::var_os("BGTASK").is_some_and(|v| v == "0") {
         return status;
     }
     let Ok(top) = std::env::current_dir() else {
         return status;
     };
-    let event = capture(&top, hook, args);
+    let mut event = capture(&top, hook, args, stdin.is_none());
+    if let Some(stdin) = stdin {
+        event.stdin = stdin;
+    }
     if let Err(why) = deliver(&top, &event) {
         // Never fail git over it; say it on stderr (git shows hook
         // output), only when something is really wrong.
@@ -102,12 +110,22 @@ pub fn notify(status: u8, hook: &str, args: Vec<String>) -> u8 {
     status
 }
 
-/// What the hook saw.
-pub fn capture(top: &Path, hook: &str, args: Vec<String>) -> HookEvent {
+/// Git's stdin for `hook`, when git gives it one (empty otherwise).
+pub fn read_stdin(hook: &str) -> String {
     let mut stdin = String::new();
     if STDIN_HOOKS.contains(&hook) {
         let _ = std::io::stdin().take(MAX_STDIN).read_to_string(&mut stdin);
     }
+    stdin
+}
+
+/// What the hook saw (`read`: git's stdin too).
+pub fn capture(top: &Path, hook: &str, args: Vec<String>, read: bool) -> HookEvent {
+    let stdin = if read {
+        read_stdin(hook)
+    } else {
+        String::new()
+    };
     let dirs = GitDirs::find(top);
     let skip = std::env::var("BGTASK_SKIP")
         .map(|s| {

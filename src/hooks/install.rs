@@ -17,7 +17,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::shim::{self, CHAINED_SUFFIX, Mode};
+use super::shim::{self, CHAINED_SUFFIX, Found, Mode, Shim};
 use crate::config::Config;
 use crate::engine::git;
 
@@ -180,10 +180,31 @@ fn write_shim(path: &Path, text: &str) -> Result<(), HookError> {
     Ok(())
 }
 
-fn read_text(path: &Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+/// Puts `shim` at `path`, replacing what is there in one rename.
+fn put(path: &Path, shim: &Shim) -> Result<(), HookError> {
+    match shim {
+        Shim::Script(text) => write_shim(path, text),
+        Shim::Link(target) => {
+            let dir = path.parent().expect("a hook has a directory");
+            let mut name = path.file_name().expect("a hook file").to_owned();
+            name.push(format!(".bgtask-new-{}", std::process::id()));
+            let tmp = dir.join(name);
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(target, &tmp).map_err(io("link", &tmp))?;
+            std::fs::rename(&tmp, path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io("write", path)(e)
+            })
+        }
+    }
+}
+
+/// Whether bgtask's hooks are installed for the worktree at `root`, so a
+/// HEAD move is followed by its hook (checked for `post-checkout`, which
+/// every config with git triggers installs).
+pub fn delivers(root: &Path) -> bool {
+    hooks_dir(root)
+        .is_ok_and(|d| matches!(shim::found(&d.path.join("post-checkout")), Found::Ours(_)))
 }
 
 /// Installs (or refreshes) the configured hooks.
@@ -214,42 +235,35 @@ pub fn install(
     let mut changes = Vec::new();
     for (hook, mode) in wanted(config) {
         let path = dir.path.join(&hook);
-        let text = shim::render(&hook, bin, mode);
-        let action = match std::fs::symlink_metadata(&path) {
-            Err(_) => {
-                write_shim(&path, &text)?;
+        let want = shim::wanted(&hook, bin, mode);
+        let action = match shim::found(&path) {
+            Found::Missing => {
+                put(&path, &want)?;
                 Action::Installed
             }
-            Ok(meta) => {
-                let current = if meta.is_file() {
-                    read_text(&path)
-                } else {
-                    None
-                };
-                match current {
-                    Some(c) if c == text => Action::Unchanged,
-                    Some(c) if shim::is_ours(&c) => {
-                        write_shim(&path, &text)?;
-                        Action::Refreshed
-                    }
-                    _ => {
-                        let kept = chained_path(&path);
-                        if std::fs::symlink_metadata(&kept).is_ok() {
-                            Action::Skipped {
-                                why: format!(
-                                    "{} is not ours, and {} already holds an earlier hook; move one of them away and run install-hooks again",
-                                    path.display(),
-                                    kept.display()
-                                ),
-                            }
-                        } else {
-                            std::fs::rename(&path, &kept).map_err(io("move aside", &path))?;
-                            write_shim(&path, &text)?;
-                            Action::Chained { kept_at: kept }
+            found => match found {
+                Found::Ours(have) if have == want => Action::Unchanged,
+                Found::Ours(_) => {
+                    put(&path, &want)?;
+                    Action::Refreshed
+                }
+                _ => {
+                    let kept = chained_path(&path);
+                    if std::fs::symlink_metadata(&kept).is_ok() {
+                        Action::Skipped {
+                            why: format!(
+                                "{} is not ours, and {} already holds an earlier hook; move one of them away and run install-hooks again",
+                                path.display(),
+                                kept.display()
+                            ),
                         }
+                    } else {
+                        std::fs::rename(&path, &kept).map_err(io("move aside", &path))?;
+                        put(&path, &want)?;
+                        Action::Chained { kept_at: kept }
                     }
                 }
-            }
+            },
         };
         changes.push(HookChange { hook, action });
     }
@@ -271,8 +285,7 @@ pub fn uninstall(root: &Path) -> Result<(HooksDir, Vec<HookChange>), HookError> 
     };
     let mut ours: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter(|e| read_text(&e.path()).is_some_and(|t| shim::is_ours(&t)))
+        .filter(|e| matches!(shim::found(&e.path()), Found::Ours(_)))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     ours.sort();
@@ -306,11 +319,11 @@ pub fn check(dir: &Path, config: &Config, bin: &Path) -> Vec<(String, HookState)
     wanted(config)
         .into_iter()
         .map(|(hook, mode)| {
-            let state = match read_text(&dir.join(&hook)) {
-                None => HookState::Missing,
-                Some(t) if t == shim::render(&hook, bin, mode) => HookState::Current,
-                Some(t) if shim::is_ours(&t) => HookState::Stale,
-                Some(_) => HookState::Foreign,
+            let state = match shim::found(&dir.join(&hook)) {
+                Found::Missing => HookState::Missing,
+                Found::Ours(have) if have == shim::wanted(&hook, bin, mode) => HookState::Current,
+                Found::Ours(_) => HookState::Stale,
+                Found::Foreign => HookState::Foreign,
             };
             (hook, state)
         })

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod gitdir;
 pub mod install;
+pub mod linked;
 pub mod shim;
 
 pub use gitdir::GitDirs;

@@ -22,9 +22,70 @@ pub enum Mode {
     Gate,
 }
 
+/// The fast hook client's file name.
+pub const FAST_CLIENT: &str = "bgtask-hook";
+
 /// The fast hook client installed beside `bin` (`bgtask-hook`).
 pub fn fast_client(bin: &Path) -> std::path::PathBuf {
-    bin.with_file_name("bgtask-hook")
+    bin.with_file_name(FAST_CLIENT)
+}
+
+/// What a hook file is to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shim {
+    /// A symbolic link to the fast hook client, which then is the hook
+    /// (it chains an earlier hook itself): no shell starts on a commit.
+    Link(std::path::PathBuf),
+    /// A shell script (a gate, or no fast client beside `bin`).
+    Script(String),
+}
+
+/// What is in a hook's place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    Ours(Shim),
+    Foreign,
+}
+
+/// The hook file for `hook`: a link to the fast client for a hook that
+/// only tells the daemon, a script for a gate.
+pub fn wanted(hook: &str, bin: &Path, mode: Mode) -> Shim {
+    let fast = fast_client(bin);
+    if mode == Mode::Notify && fast.is_file() {
+        Shim::Link(fast)
+    } else {
+        Shim::Script(render(hook, bin, mode))
+    }
+}
+
+/// What is at `path` now.
+pub fn found(path: &Path) -> Found {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Found::Missing;
+    };
+    if meta.file_type().is_symlink() {
+        return match std::fs::read_link(path) {
+            Ok(target) if target.file_name().is_some_and(|n| n == FAST_CLIENT) => {
+                Found::Ours(Shim::Link(target))
+            }
+            _ => Found::Foreign,
+        };
+    }
+    if !meta.is_file() {
+        return Found::Foreign;
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if is_ours(&text) {
+                Found::Ours(Shim::Script(text))
+            } else {
+                Found::Foreign
+            }
+        }
+        Err(_) => Found::Foreign,
+    }
 }
 
 /// The shim for `hook`, calling the bgtask at `bin` (and its fast hook

@@ -7,9 +7,12 @@
 //! lets dozens of batches through (watchexec ran its command 10–65 times).
 //! So:
 //! - every arrival pushes the batch's quiet deadline out (a save by the
-//!   configured debounce, a git event by [`Window::git`]), capped at
-//!   [`Window::cap`] after the first arrival, so a tree that never stops
-//!   changing still gets analysed;
+//!   configured debounce), capped at [`Window::cap`] after the first
+//!   arrival, so a tree that never stops changing still gets analysed;
+//! - HEAD moving, or git letting go of the index, waits [`Window::git`]
+//!   for the hook that follows when hooks deliver here; the hook itself
+//!   ends that wait (git is done when it runs its `post-*` hook), and what
+//!   is left is [`Window::settle`] for the last writes;
 //! - while git holds `index.lock` (a checkout, commit or merge writing the
 //!   tree) the batch is held, as watchman does — up to [`Window::hold_cap`],
 //!   in case a crashed git left the lock behind;
@@ -31,8 +34,12 @@ const CLOSING_HOOKS: &[&str] = &["post-rewrite", "post-merge"];
 pub struct Window {
     /// Quiet time after a save (`triggers.file_watch.debounce`).
     pub save: Millis,
-    /// Quiet time after a git event.
+    /// How long a HEAD move (or the end of a lock) waits for its hook.
     pub git: Millis,
+    /// Quiet time once git is done (its hook came, or no hook will).
+    pub settle: Millis,
+    /// Hooks deliver git's events here (else none will come).
+    pub hooks: bool,
     /// Longest a batch waits for quiet, from its first arrival.
     pub cap: Millis,
     /// Longest a batch is held while git holds `index.lock`.
@@ -46,6 +53,8 @@ impl Window {
         Window {
             save: debounce,
             git: 300,
+            settle: debounce.min(300),
+            hooks: true,
             cap: (debounce * 3).max(5_000),
             hold_cap: 30_000,
             operation_cap: 3_600_000,
@@ -61,14 +70,18 @@ pub struct GitState {
 }
 
 /// How often a held batch looks at git's state again.
-const HOLD_POLL: Millis = 50;
+const HOLD_POLL: Millis = 10;
 const OPERATION_POLL: Millis = 500;
 
 #[derive(Debug)]
 pub struct Intake {
     pending: Vec<(IntakeId, Arrival)>,
     first: Millis,
+    /// Quiet for saves and settling, and the wait for a hook.
     quiet_until: Millis,
+    hook_until: Millis,
+    /// A hook came in this batch: git is done.
+    hooked: bool,
     next_id: IntakeId,
     window: Window,
     /// Set while a held batch waits on git: when to look again.
@@ -85,6 +98,8 @@ impl Intake {
             pending: Vec::new(),
             first: 0,
             quiet_until: 0,
+            hook_until: 0,
+            hooked: false,
             next_id,
             window,
             recheck: None,
@@ -115,19 +130,47 @@ impl Intake {
     pub fn restore(&mut self, id: IntakeId, arrival: Arrival, now: Millis) {
         self.next_id = self.next_id.max(id + 1);
         if self.pending.is_empty() {
-            self.first = now;
-            self.quiet_until = now;
+            self.fresh(now);
         }
-        let quiet = match arrival {
-            Arrival::Saved { .. } => self.window.save,
-            Arrival::Hook(_) | Arrival::HeadMoved { .. } => self.window.git,
-        };
-        self.quiet_until = self.quiet_until.max(now + quiet);
+        match arrival {
+            Arrival::Saved { .. } => self.quiet_for(now + self.window.save),
+            Arrival::Hook(_) => {
+                // Hooks evidently deliver here (installed since start).
+                self.window.hooks = true;
+                self.hooked = true;
+                self.hook_until = now;
+                self.quiet_for(now + self.window.settle);
+            }
+            Arrival::HeadMoved { .. } => self.git_moved(now),
+        }
         self.pending.push((id, arrival));
     }
 
+    /// A batch starts (or starts over) at `now`.
+    fn fresh(&mut self, now: Millis) {
+        self.first = now;
+        self.quiet_until = now;
+        self.hook_until = now;
+        self.hooked = false;
+    }
+
+    fn quiet_for(&mut self, until: Millis) {
+        self.quiet_until = self.quiet_until.max(until);
+    }
+
+    /// Git moved HEAD or let go of the index: its hook follows, unless it
+    /// came already or none will.
+    fn git_moved(&mut self, now: Millis) {
+        if self.window.hooks && !self.hooked {
+            self.hook_until = self.hook_until.max(now + self.window.git);
+        }
+        self.quiet_for(now + self.window.settle);
+    }
+
     fn deadline(&self) -> Millis {
-        self.quiet_until.min(self.first + self.window.cap)
+        self.quiet_until
+            .max(self.hook_until)
+            .min(self.first + self.window.cap)
     }
 
     /// When the caller should call [`Intake::take`] next.
@@ -167,7 +210,7 @@ impl Intake {
         }
         if std::mem::take(&mut self.was_locked) && !git.index_locked {
             self.first = now;
-            self.quiet_until = self.quiet_until.max(now + self.window.git);
+            self.git_moved(now);
             self.recheck = None;
             return None;
         }
@@ -186,8 +229,7 @@ impl Intake {
                 return None;
             }
             // What arrives next gets a quiet window of its own.
-            self.first = now;
-            self.quiet_until = now;
+            self.fresh(now);
             return Some(rest);
         }
         self.recheck = None;
@@ -262,15 +304,17 @@ mod tests {
             ..QUIET
         };
         assert!(i.take(100, locked).is_none());
-        assert_eq!(i.next_wakeup(), Some(150));
+        assert_eq!(i.next_wakeup(), Some(110));
         i.add(saved("b"), 120);
         assert!(i.take(3_000, locked).is_none());
-        // The lock went: one git window more, for the hook that follows.
+        // The lock went: one git window more, for the hook that follows;
+        // the hook ends that wait, and the batch settles after it.
         assert!(i.take(3_050, QUIET).is_none());
         assert_eq!(i.next_wakeup(), Some(3_350));
         i.add(hook("post-checkout", None), 3_100);
-        assert!(i.take(3_349, QUIET).is_none());
-        assert_eq!(i.take(3_400, QUIET).unwrap().len(), 3);
+        assert_eq!(i.next_wakeup(), Some(3_200));
+        assert!(i.take(3_199, QUIET).is_none());
+        assert_eq!(i.take(3_200, QUIET).unwrap().len(), 3);
 
         i.add(saved("c"), 10_000);
         assert!(i.take(39_999, locked).is_none());
@@ -298,7 +342,7 @@ mod tests {
             ..QUIET
         };
         assert!(i.take(100, locked).is_none());
-        assert_eq!(i.next_wakeup(), Some(150));
+        assert_eq!(i.next_wakeup(), Some(110));
         i.add(saved("b"), 140);
         assert!(i.take(150, QUIET).is_none());
         assert_eq!(
@@ -354,6 +398,34 @@ mod tests {
         // A plain commit is not held by someone else's operation state.
         i.add(hook("post-commit", None), 12_000);
         assert!(i.take(12_300, busy).is_some());
+    }
+
+    #[test]
+    fn a_head_move_waits_for_its_hook_only_where_hooks_deliver() {
+        let moved = || Arrival::HeadMoved {
+            from: None,
+            to: None,
+        };
+        let w = Window::for_debounce(100);
+        let mut i = Intake::new(1, w);
+        i.add(moved(), 0);
+        assert_eq!(i.next_wakeup(), Some(300), "waits for the hook");
+        i.add(hook("post-checkout", None), 5);
+        assert_eq!(i.next_wakeup(), Some(105), "the hook came: settle after it");
+        assert_eq!(i.take(105, QUIET).unwrap().len(), 2);
+        // The hook first, then the watcher's view of the same move.
+        i.add(hook("post-commit", None), 1_000);
+        i.add(moved(), 1_010);
+        assert_eq!(i.next_wakeup(), Some(1_110));
+        assert_eq!(i.take(1_110, QUIET).unwrap().len(), 2);
+        // Without hooks, none is waited for.
+        let mut i = Intake::new(1, Window { hooks: false, ..w });
+        i.add(moved(), 0);
+        assert_eq!(i.next_wakeup(), Some(100), "no hook will come");
+        // A long debounce does not hold a commit: git's own window settles it.
+        let mut i = Intake::new(1, Window::for_debounce(2_000));
+        i.add(hook("post-commit", None), 0);
+        assert_eq!(i.next_wakeup(), Some(300));
     }
 
     #[test]

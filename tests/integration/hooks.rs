@@ -37,17 +37,10 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         "{}",
         run.stdout
     );
-    let shim = std::fs::read_to_string(&hook).unwrap();
-    assert!(
-        shim.lines()
-            .nth(1)
-            .unwrap()
-            .starts_with("# bgtask-shim v2 post-commit")
-    );
-    assert!(
-        shim.contains(crate::harness::bgtask_bin()),
-        "the binary's own path is baked in"
-    );
+    // The hook is the fast client itself (no shell on a commit), found
+    // beside the binary that installed it.
+    let fast = std::path::Path::new(crate::harness::bgtask_bin()).with_file_name("bgtask-hook");
+    assert_eq!(std::fs::read_link(&hook).unwrap(), fast);
     let chained = p.path().join(".git/hooks/post-commit.bgtask-chained");
     assert_eq!(std::fs::read_to_string(&chained).unwrap(), theirs);
 
@@ -74,6 +67,28 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         .status()
         .unwrap();
     assert_eq!(direct.code(), Some(3));
+    // A hook git feeds on stdin passes it on to the earlier hook.
+    let push = p.path().join(".git/hooks/pre-push.bgtask-chained");
+    std::fs::write(&push, "#!/bin/sh\ncat > \"$PWD/pushed.log\"\n").unwrap();
+    std::fs::set_permissions(&push, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(p.path().join(".git/hooks/pre-push"))
+        .args(["origin", "url"])
+        .current_dir(p.path())
+        .env("BGTASK", "0")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"refs/heads/main 1111 refs/heads/main 2222\n",
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        p.read("pushed.log"),
+        "refs/heads/main 1111 refs/heads/main 2222\n"
+    );
+    std::fs::remove_file(&push).unwrap();
     p.file("a.py", "x = 1\n");
     p.commit_all("one");
     assert_eq!(p.read("theirs.log").lines().count(), 2);
@@ -522,14 +537,10 @@ fn doctor_says_whether_the_hooks_are_present_and_current_in_every_worktree() {
         !text.contains("stale") && !text.contains("missing"),
         "{text}"
     );
-    // A shim left by another bgtask binary is stale.
+    // A hook left by another bgtask binary is stale.
     let hook = p.path().join(".git/hooks/post-merge");
-    let shim = std::fs::read_to_string(&hook).unwrap();
-    std::fs::write(
-        &hook,
-        shim.replace(crate::harness::bgtask_bin(), "/old/place/bgtask"),
-    )
-    .unwrap();
+    std::fs::remove_file(&hook).unwrap();
+    std::os::unix::fs::symlink("/old/place/bgtask-hook", &hook).unwrap();
     let text = p.bgtask(&["doctor"]).stdout;
     assert!(text.contains("post-merge stale"), "{text}");
     assert!(text.contains("run `bgtask install-hooks`"), "{text}");
