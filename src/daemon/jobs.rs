@@ -216,6 +216,11 @@ impl Scheduler {
         // Committed before any analyzer process starts (RELIABILITY 1); the
         // job's own row first, if it is still unsaved.
         self.check_state_file();
+        if self.stopping.is_cancelled() {
+            // The worktree went: nothing runs (its log directory would
+            // bring the worktree's path back), and the job stays queued.
+            return;
+        }
         let _ = self.persist(&[]);
         if let Err(e) = self.store.mark_running(w.id, &self.boot_id, now) {
             self.store_failed("record a job as running", &e);
@@ -281,7 +286,9 @@ impl Scheduler {
         tracing::info!(job = w.id, run = run_id, task = %w.task, attempt = w.attempt, "starting job");
         tokio::spawn(async move {
             let report = execute(run).await;
-            let _ = std::fs::create_dir_all(&log_dir);
+            // Never `create_dir_all`: under a deleted worktree it would
+            // make the worktree's path again.
+            let _ = std::fs::create_dir(&log_dir);
             let _ = std::fs::write(log_dir.join(".done"), b"");
             let _ = tx.send(Command::Finished(Box::new(Finished { job_id, report })));
         });

@@ -145,8 +145,9 @@ impl Scheduler {
             return;
         }
         // The whole worktree went (a deleted checkout, a test's temporary
-        // directory): nothing to serve; never recreate it.
-        if !self.workspace.root.exists() {
+        // directory): nothing to serve; never recreate it. A directory
+        // made again at its path (by a log written late) is not it.
+        if root_id(&self.workspace.root) != self.root_id {
             if !self.stopping.is_cancelled() {
                 tracing::error!(
                     root = %self.workspace.root.display(),
@@ -177,4 +178,10 @@ impl Scheduler {
             Err(e) => self.store_failed("recreate the deleted state database", &e),
         }
     }
+}
+
+/// Which directory `root` is (device and inode), while it exists.
+pub(super) fn root_id(root: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(root).ok().map(|m| (m.dev(), m.ino()))
 }

@@ -133,6 +133,8 @@ pub struct Scheduler {
     /// The project's files between jobs, kept true by the triggers
     /// (`engine/index.rs`); used while the watcher sees the whole worktree.
     pub(super) files: crate::engine::FileIndex,
+    /// Which directory the worktree is (a path made again is not it).
+    pub(super) root_id: Option<(u64, u64)>,
     /// What the file watcher reports about itself.
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
@@ -192,6 +194,7 @@ impl Scheduler {
             trust_noted: BTreeMap::new(),
             trust_tracked: crate::trust::Tracked::default(),
             files: crate::engine::FileIndex::default(),
+            root_id: super::recovery::root_id(&parts.workspace.root),
             watcher: None,
             arrivals: 0,
             release_at: None,

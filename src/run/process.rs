@@ -224,8 +224,12 @@ struct LogTee {
 
 impl LogTee {
     fn open(path: &Path) -> Option<LogTee> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).ok()?;
+        // One level only: the run's directory, never a deleted
+        // worktree's path.
+        if let Some(dir) = path.parent()
+            && !dir.is_dir()
+        {
+            std::fs::create_dir(dir).ok()?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -468,6 +468,31 @@ fn a_deleted_worktree_stops_its_daemon() {
     assert!(!root.exists(), "nothing recreated: {left:?}");
 }
 
+/// Deleted while a job runs: the job's end writes nothing that brings the
+/// worktree's path back, and the daemon stops all the same.
+#[test]
+fn a_worktree_deleted_during_a_job_stops_its_daemon() {
+    let p = Project::empty();
+    p.config(
+        r#"{"daemon": {"health_interval": "1s"},
+            "tasks": {"slow": {"analyzers": ["slow"]}},
+            "analyzers": {"slow": {"command": "sleep", "args": ["2"], "mode": "project",
+              "parser": "exit-code", "cache": false}}}"#,
+    );
+    let pid = p.start();
+    p.bgtask(&["submit", "slow"]).code(0);
+    crate::harness::wait_for(20, "the job to start", || {
+        p.bgtask(&["status", "--json"]).json()["running_jobs"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let root = p.path().to_owned();
+    std::fs::remove_dir_all(&root).unwrap();
+    crate::harness::wait_for(20, "the daemon to stop", || !crate::harness::running(pid));
+    let left: Vec<String> = walk_names(&root);
+    assert!(!root.exists(), "nothing recreated: {left:?}");
+}
+
 fn walk_names(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
