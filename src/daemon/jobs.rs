@@ -321,6 +321,22 @@ impl Scheduler {
         }
     }
 
+    /// The memory hand-backs due once no job ran for a while.
+    pub(super) fn release_when_idle(&mut self) {
+        if !self.running.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        if self.release_at.is_some_and(|at| at <= now) {
+            self.release_at = None;
+            self.release_memory(false);
+        }
+        if self.page_out_at.is_some_and(|at| at <= now) {
+            self.page_out_at = None;
+            self.release_memory(true);
+        }
+    }
+
     pub(super) fn cancel(&mut self, job_id: JobId) -> Response {
         if let Some(w) = self.queue.cancel(job_id) {
             // Through the queue's effects, so it is ordered after the job's

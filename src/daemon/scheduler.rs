@@ -28,10 +28,14 @@ use crate::store::Store;
 
 use super::execute::{Clock, Execute};
 
+/// How long after the last job the heap is trimmed once more: by then the
+/// blocking pool's threads have gone and the notifier is done with it.
+const HEAP_RELEASE: Millis = 3_000;
+
 /// How long after the last job an idle daemon gives back its code pages
-/// (someone editing saves more often than this, and a save that has to
-/// fault the code back in starts its analyzer milliseconds later).
-const IDLE_RELEASE: Millis = 30_000;
+/// too (someone editing saves more often than this, and a save that has
+/// to fault the code back in starts its analyzer milliseconds later).
+const CODE_RELEASE: Millis = 10_000;
 
 pub enum Command {
     /// A client request and where to send the answer.
@@ -139,10 +143,10 @@ pub struct Scheduler {
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
-    /// When to give memory back once more after the last job, code pages
-    /// too: [`IDLE_RELEASE`] without another job (by then the blocking
-    /// pool's threads have gone and the notifier is done with it).
+    /// When to give memory back once more after the last job
+    /// ([`HEAP_RELEASE`]), and when the code pages too ([`CODE_RELEASE`]).
     pub(super) release_at: Option<Millis>,
+    pub(super) page_out_at: Option<Millis>,
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
     pub(super) watch_settings: Option<String>,
@@ -198,6 +202,7 @@ impl Scheduler {
             watcher: None,
             arrivals: 0,
             release_at: None,
+            page_out_at: None,
             watch: None,
             watch_settings: None,
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
@@ -356,10 +361,7 @@ impl Scheduler {
             self.release_intake();
             self.run_timers();
             self.dispatch();
-            if self.release_at.is_some_and(|at| at <= self.clock.now()) && self.running.is_empty() {
-                self.release_at = None;
-                self.release_memory(true);
-            }
+            self.release_when_idle();
             let wake = self.next_wake();
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -417,9 +419,10 @@ impl Scheduler {
         if let Some(t) = self.timers_wake() {
             wake = wake.min(t);
         }
-        if let Some(at) = self.release_at.filter(|_| self.running.is_empty()) {
-            let ms = (at - self.clock.now()).max(0);
-            wake = wake.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        for at in [self.release_at, self.page_out_at] {
+            if let Some(at) = at.filter(|_| self.running.is_empty()) {
+                wake = wake.min(self.clock.until(at));
+            }
         }
         let free = self.running.len() < self.workers && !self.stopping.is_cancelled();
         if free
@@ -472,7 +475,8 @@ impl Scheduler {
                     self.finish(&f);
                     drop(f);
                     self.release_memory(false);
-                    self.release_at = Some(self.clock.now() + IDLE_RELEASE);
+                    self.release_at = Some(self.clock.now() + HEAP_RELEASE);
+                    self.page_out_at = Some(self.clock.now() + CODE_RELEASE);
                 }
                 // A process found after its job finished needs no record
                 // (its job's records are already cleared).
