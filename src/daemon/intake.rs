@@ -28,6 +28,38 @@ pub struct ResolvedBatch {
     pub resolved: Vec<Resolved>,
 }
 
+/// The batch's saves as one (a checkout is a few hundred of the watcher's
+/// arrivals, each of which would be resolved and routed on its own),
+/// first, then the git events in their order.
+fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
+    let mut files = BTreeSet::new();
+    let mut rescan = false;
+    let mut saved = false;
+    let mut rest = Vec::new();
+    for a in arrivals {
+        match a {
+            Arrival::Saved {
+                files: f,
+                rescan: r,
+            } => {
+                saved = true;
+                rescan |= r;
+                files.extend(f);
+            }
+            other => rest.push(other),
+        }
+    }
+    let mut out = Vec::with_capacity(rest.len() + 1);
+    if saved {
+        out.push(Arrival::Saved {
+            files: files.into_iter().collect(),
+            rescan,
+        });
+    }
+    out.extend(rest);
+    out
+}
+
 /// What the watcher saw, told to the file list before any job of this
 /// batch plans with it; a directory that went away stands for the files
 /// that were in it (its tasks must learn they are gone).
@@ -75,6 +107,18 @@ impl Scheduler {
         effects: &mut Vec<Effect>,
     ) {
         let at = self.clock.at(last_event);
+        if let Arrival::HeadMoved {
+            from: Some(from),
+            to: Some(to),
+        } = &arrival
+        {
+            // Whichever of the hook and this resolves it, git's list of
+            // the files is ready by the time the batch is.
+            let (root, from, to) = (self.workspace.root.clone(), from.clone(), to.clone());
+            tokio::task::spawn_blocking(move || {
+                super::resolve::prefetch_range(&root, &from, &to);
+            });
+        }
         let _ = self.arrive_at(arrival, at, effects);
     }
 
@@ -125,13 +169,15 @@ impl Scheduler {
         let Some(batch) = self.intake.take(now, self.git_state()) else {
             return;
         };
+        tracing::debug!(arrivals = batch.len(), "intake batch released");
         let hooks_on = self.config.triggers.git_hooks.enabled;
         let ids: Vec<IntakeId> = batch.iter().map(|(id, _)| *id).collect();
-        let mut arrivals: Vec<Arrival> = batch
-            .into_iter()
-            .map(|(_, a)| a)
-            .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_)))
-            .collect();
+        let mut arrivals = one_save(
+            batch
+                .into_iter()
+                .map(|(_, a)| a)
+                .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_))),
+        );
         let wanted: BTreeSet<TriggerKind> = self
             .config
             .tasks
@@ -370,5 +416,36 @@ impl Scheduler {
         }
         effects.push(Effect::Consumed(batch.ids));
         let _ = self.persist(&effects);
+        tracing::debug!(triggers = batch.resolved.len(), "intake batch routed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(files: &[&str], rescan: bool) -> Arrival {
+        Arrival::Saved {
+            files: files.iter().map(PathBuf::from).collect(),
+            rescan,
+        }
+    }
+
+    #[test]
+    fn a_batch_of_saves_is_resolved_as_one() {
+        let moved = Arrival::HeadMoved {
+            from: Some("a".into()),
+            to: Some("b".into()),
+        };
+        let out = one_save(
+            [
+                saved(&["b.py", "a.py"], false),
+                moved.clone(),
+                saved(&["a.py", "c.py"], true),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(out, [saved(&["a.py", "b.py", "c.py"], true), moved.clone()]);
+        assert_eq!(one_save([moved.clone()].into_iter()), [moved]);
     }
 }

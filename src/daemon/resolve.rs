@@ -79,10 +79,45 @@ fn commit_files(root: &Path, commits: &[&str]) -> BTreeSet<PathBuf> {
 }
 
 fn range_files(root: &Path, from: &str, to: &str) -> BTreeSet<PathBuf> {
-    names(
-        root,
-        &["diff", "--name-only", "-z", "--no-renames", from, to, "--"],
-    )
+    let args = ["diff", "--name-only", "-z", "--no-renames", from, to, "--"];
+    // Commits do not change: a list is kept, a failure is not.
+    match range(root, from, to).get_or_init(|| git(root, &args).ok()) {
+        Some(out) => split_z(out).collect(),
+        None => names(root, &args),
+    }
+}
+
+type Range = std::sync::Arc<std::sync::OnceLock<Option<Vec<u8>>>>;
+/// A worktree and two commits.
+type RangeKey = (PathBuf, String, String);
+
+/// The files between two commits, asked for as soon as HEAD moves
+/// ([`prefetch_range`]) and read when the batch is resolved: a checkout's
+/// `git diff` over a large tree (0.1 s for 10 000 files) then runs while
+/// the intake waits for quiet, not after. A few recent ranges are kept.
+fn range(root: &Path, from: &str, to: &str) -> Range {
+    static RANGES: std::sync::Mutex<Vec<(RangeKey, Range)>> = std::sync::Mutex::new(Vec::new());
+    let key = (root.to_owned(), from.to_owned(), to.to_owned());
+    let mut ranges = RANGES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, r)) = ranges.iter().find(|(k, _)| *k == key) {
+        return r.clone();
+    }
+    if ranges.len() >= 8 {
+        ranges.remove(0);
+    }
+    let r = Range::default();
+    ranges.push((key, r.clone()));
+    r
+}
+
+/// Starts listing the files between `from` and `to` (blocking: call it
+/// off the daemon's loop).
+pub fn prefetch_range(root: &Path, from: &str, to: &str) {
+    if is_object_id(from) && is_object_id(to) && from != to && from != NULL_ID {
+        let _ = range_files(root, from, to);
+    }
 }
 
 /// `pre-push` stdin: `<local ref> <local id> <remote ref> <remote id>` lines.
