@@ -1,5 +1,7 @@
-//! Git hooks: the shims `install-hooks` writes and removes (`install.rs`,
-//! `shim.rs`), and `bgtask hook`, the tiny client they run (`client.rs`),
+//! Git hooks: the hooks `install-hooks` puts in place and removes
+//! (`install.rs`, `shim.rs`: links to `bgtask-hook`, or shell shims), the
+//! client as the hook itself (`linked.rs`), and `bgtask hook`, the tiny
+//! client they run (`client.rs`),
 //! which reads what it needs from git's files (`gitdir.rs`) and hands the
 //! event to the daemon or the spool. What the daemon does with an event is
 //! `daemon/intake.rs`'s business.
