@@ -88,6 +88,10 @@ pub enum Arrival {
     HeadMoved {
         from: Option<String>,
         to: Option<String>,
+        /// What moved it, as HEAD's reflog says (`checkout: moving from
+        /// main to x`, `commit: …`, `merge x: Fast-forward`).
+        #[serde(default)]
+        how: Option<String>,
     },
 }
 

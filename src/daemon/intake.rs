@@ -110,6 +110,7 @@ impl Scheduler {
         if let Arrival::HeadMoved {
             from: Some(from),
             to: Some(to),
+            ..
         } = &arrival
         {
             // Whichever of the hook and this resolves it, git's list of
@@ -436,6 +437,7 @@ mod tests {
         let moved = Arrival::HeadMoved {
             from: Some("a".into()),
             to: Some("b".into()),
+            how: None,
         };
         let out = one_save(
             [

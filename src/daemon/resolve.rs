@@ -261,14 +261,15 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                     only: None,
                 });
             }
-            // A commit made by a client that runs no hooks; when hooks did
+            // HEAD moved by a client that runs no hooks; when hooks did
             // speak in the same batch they said it better.
             Arrival::HeadMoved {
                 from: Some(from),
                 to: Some(to),
-            } if !hooks_spoke && from != to && wanted.contains(&TriggerKind::Commit) => {
+                how,
+            } if !hooks_spoke && from != to && wanted.contains(&moved_by(how.as_deref())) => {
                 out.push(Resolved {
-                    kind: TriggerKind::Commit,
+                    kind: moved_by(how.as_deref()),
                     files: Some(files_or_gone(root, range_files(root, from, to))),
                     source: TriggerSource::HeadMoved,
                     skip: Vec::new(),
@@ -293,6 +294,20 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
         });
     }
     out
+}
+
+/// What kind of trigger a HEAD move is, from its reflog message: a branch
+/// switch is a checkout, a merge or pull a merge, anything else (a commit,
+/// an amend, a rebase, a reset) a commit.
+fn moved_by(how: Option<&str>) -> TriggerKind {
+    let how = how.unwrap_or_default();
+    if how.starts_with("checkout:") {
+        TriggerKind::Checkout
+    } else if how.starts_with("merge ") || how.starts_with("pull") {
+        TriggerKind::Merge
+    } else {
+        TriggerKind::Commit
+    }
 }
 
 /// The files a trigger names, deleted ones included: a deleted file's
@@ -381,6 +396,7 @@ mod tests {
             Arrival::HeadMoved {
                 from: Some(one.clone()),
                 to: Some(two.clone()),
+                how: None,
             },
         ];
         let r = resolve(root, &batch, &all());
@@ -414,11 +430,32 @@ mod tests {
             &[Arrival::HeadMoved {
                 from: Some(one.clone()),
                 to: Some(two.clone()),
+                how: Some("commit: add new".into()),
             }],
             &all(),
         );
         assert_eq!(alone[0].source, TriggerSource::HeadMoved);
+        assert_eq!(alone[0].kind, TriggerKind::Commit);
         assert_eq!(files(&alone[0]), ["a.py", "new.py"]);
+        // What moved HEAD, as its reflog says, is the kind.
+        for (how, kind) in [
+            ("checkout: moving from main to topic", TriggerKind::Checkout),
+            ("merge topic: Fast-forward", TriggerKind::Merge),
+            ("pull: Fast-forward", TriggerKind::Merge),
+            ("reset: moving to HEAD~1", TriggerKind::Commit),
+        ] {
+            let r = resolve(
+                root,
+                &[Arrival::HeadMoved {
+                    from: Some(one.clone()),
+                    to: Some(two.clone()),
+                    how: Some(how.into()),
+                }],
+                &all(),
+            );
+            assert_eq!(r[0].kind, kind, "{how}");
+            assert_eq!(files(&r[0]), ["a.py", "new.py"]);
+        }
 
         let mapping = format!("{one} {two}\n");
         let rewrite = resolve(

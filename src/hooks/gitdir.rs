@@ -100,6 +100,11 @@ impl GitDirs {
     /// appends it while still holding the ref's lock, so at that moment
     /// the ref itself may not name the new commit yet; the entry does.
     pub fn last_head_move(&self) -> Option<(String, String)> {
+        self.last_head_entry().map(|(from, to, _)| (from, to))
+    }
+
+    /// The last entry of HEAD's reflog: from, to, and its message.
+    pub fn last_head_entry(&self) -> Option<(String, String, String)> {
         use std::io::{Read, Seek, SeekFrom};
         let mut f = std::fs::File::open(self.git_dir.join("logs").join("HEAD")).ok()?;
         let len = f.metadata().ok()?.len();
@@ -108,9 +113,11 @@ impl GitDirs {
         f.read_to_end(&mut tail).ok()?;
         let text = String::from_utf8_lossy(&tail);
         let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+        let message = line.split_once('\t').map_or("", |(_, m)| m).trim();
         let mut fields = line.split_whitespace();
         let (from, to) = (fields.next()?, fields.next()?);
-        (is_object_id(from) && is_object_id(to)).then(|| (from.to_owned(), to.to_owned()))
+        (is_object_id(from) && is_object_id(to))
+            .then(|| (from.to_owned(), to.to_owned(), message.to_owned()))
     }
 
     /// The multi-commit operation in progress in this worktree, if any.

@@ -405,6 +405,7 @@ mod tests {
         let moved = || Arrival::HeadMoved {
             from: None,
             to: None,
+            how: None,
         };
         let w = Window::for_debounce(100);
         let mut i = Intake::new(1, w);

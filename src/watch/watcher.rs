@@ -162,6 +162,8 @@ struct Watching<F> {
     /// HEAD moved during this batch, from this commit.
     head_moved: bool,
     head_from: Option<String>,
+    /// What moved HEAD last (its reflog message).
+    head_how: Option<String>,
     /// When the batch's last event came.
     last_event: Instant,
 }
@@ -193,6 +195,7 @@ impl<F: Fn(Output)> Watching<F> {
             rescan: false,
             head_moved: false,
             head_from: None,
+            head_how: None,
             last_event: Instant::now(),
         }
     }
@@ -371,6 +374,7 @@ impl<F: Fn(Output)> Watching<F> {
                 Arrival::HeadMoved {
                     from,
                     to: self.head.clone(),
+                    how: self.head_how.clone(),
                 },
                 self.last_event,
             ));
@@ -454,9 +458,10 @@ impl<F: Fn(Output)> Watching<F> {
         {
             // The reflog entry names the new commit even before the ref
             // does; a null id (an unborn branch) is no commit.
-            let head = g
-                .last_head_move()
-                .map(|(_, to)| to)
+            let entry = g.last_head_entry();
+            self.head_how = entry.as_ref().map(|(_, _, how)| how.clone());
+            let head = entry
+                .map(|(_, to, _)| to)
                 .filter(|to| !to.bytes().all(|b| b == b'0'))
                 .or_else(|| g.head());
             if head != self.head {

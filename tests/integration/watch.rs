@@ -110,6 +110,25 @@ fn a_commit_from_a_client_without_hooks_is_noticed() {
     p.stop();
 }
 
+/// Without hooks, what moved HEAD (its reflog) says which tasks run: a
+/// branch switch starts the checkout tasks, not the commit ones.
+#[test]
+fn a_branch_switch_from_a_client_without_hooks_is_a_checkout() {
+    let p = watched_project(&[("lint", r#"["commit"]"#), ("tests", r#"["checkout"]"#)]);
+    p.git(&["checkout", "-q", "-b", "topic"]);
+    p.file(
+        "a.py", "a = 6
+",
+    );
+    p.commit_all("on topic");
+    p.git(&["checkout", "-q", "-"]);
+    p.start();
+    p.wait_watching();
+    p.git(&["checkout", "-q", "topic"]);
+    assert_eq!(p.wait_records(1), ["tests [a.py]"]);
+    p.stop();
+}
+
 /// DESIGN: one run per affected task after a checkout of 10 000 files,
 /// with the hooks installed too (the post-checkout hook and the watcher
 /// both see it).
