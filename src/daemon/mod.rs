@@ -120,7 +120,18 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     let paths = Paths::for_root(&workspace.root)?;
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
     crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
-    std::fs::create_dir_all(&paths.run_logs).context("create the log directory")?;
+    // Level by level under `.bgtask`: never the worktree's path again.
+    for dir in [paths.run_logs.parent(), Some(paths.run_logs.as_path())]
+        .into_iter()
+        .flatten()
+    {
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).context("create the log directory");
+            }
+            _ => {}
+        }
+    }
     // A bad config at first start is fatal; later it only goes stale.
     let config = load_or_init(workspace, opts)?;
     let opened = Store::open(&paths.state)?;

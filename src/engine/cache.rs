@@ -26,7 +26,12 @@ const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// git never sees it.
 pub fn state_dir(root: &Path) -> std::io::Result<PathBuf> {
     let dir = root.join(".bgtask");
-    std::fs::create_dir_all(&dir)?;
+    // One level: a worktree deleted meanwhile (a daemon starting as its
+    // checkout is removed) is an error, never made again.
+    match std::fs::create_dir(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
         std::fs::write(&ignore, "*\n")?;
@@ -181,6 +186,21 @@ mod tests {
     use super::*;
     use crate::analyze::RunStatus;
     use crate::analyze::parsers::testing::builtin;
+
+    #[test]
+    fn the_state_directory_never_makes_a_deleted_worktree_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("checkout");
+        assert!(state_dir(&root).is_err());
+        assert!(!root.exists());
+        std::fs::create_dir(&root).unwrap();
+        let state = state_dir(&root).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(state.join(".gitignore")).unwrap(),
+            "*\n"
+        );
+        assert_eq!(state_dir(&root).unwrap(), state, "twice is fine");
+    }
     use crate::config::raw::Category;
 
     #[test]
