@@ -71,7 +71,8 @@ pub fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let config = crate::config::load(&workspace.root)?;
+    let projects = workspace.projects()?;
+    let config = projects.combined();
     let by_kind = |kind: TriggerKind| -> Vec<&str> {
         config
             .tasks
@@ -102,7 +103,7 @@ pub fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
         }
     );
     if !args.trust && !crate::trust::skipped_by_env() {
-        let fp = crate::trust::fingerprint(&config, &workspace.root);
+        let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
         let states = crate::trust::evaluate(&fp, crate::trust::load(&workspace.root).as_ref());
         let blocked: Vec<&String> = states
             .iter()
@@ -139,7 +140,7 @@ pub enum ServiceCommand {
 }
 
 fn paths(ctx: &Ctx) -> anyhow::Result<(Workspace, Paths)> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let paths = Paths::for_root(&workspace.root)?;
     Ok((workspace, paths))
 }
@@ -484,7 +485,7 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
 }
 
 pub fn service(ctx: &Ctx, cmd: &ServiceCommand) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let name = service::unit_name(&workspace.root);
     let path = service::unit_dir().join(&name);
     match cmd {

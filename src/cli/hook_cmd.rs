@@ -123,7 +123,7 @@ fn daemon_now(
 }
 
 pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let config = crate::config::load(&workspace.root)?;
     let bin = std::env::current_exe()?;
     let (dir, changes) = match hooks::install::install(&workspace.root, &config, &bin, args.force) {
@@ -140,7 +140,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
     };
     print(ctx, &dir, &changes, args.json)?;
     if !args.no_trust {
-        let fp = crate::trust::fingerprint(&config, &workspace.root);
+        let fp = crate::trust::fingerprint_worktree(&workspace.projects()?, &workspace.root);
         let file = crate::trust::save(&workspace.root, &fp)?;
         if !args.json {
             anstream::println!(
@@ -174,7 +174,7 @@ pub fn install(ctx: &Ctx, args: &InstallArgs) -> anyhow::Result<u8> {
 }
 
 pub fn uninstall(ctx: &Ctx, stop: bool, revoke: bool, json: bool) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let (dir, changes) = match hooks::install::uninstall(&workspace.root) {
         Ok(v) => v,
         Err(e @ HookError::NotGit { .. }) => return Err(super::UsageError(e.to_string()).into()),

@@ -42,7 +42,7 @@ pub struct SubmitArgs {
 /// Connects to the daemon of the current worktree; "not running" is said
 /// once here and becomes exit code 4.
 fn connect(ctx: &Ctx) -> anyhow::Result<Result<Client, u8>> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let paths = Paths::for_root(&workspace.root)?;
     match Client::connect(&paths.socket, Duration::from_secs(10)) {
         Ok(client) => Ok(Ok(client)),
@@ -67,8 +67,31 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Task names as the daemon knows them: in a project below the worktree's
+/// top, a plain name (or `all`) is that project's.
+fn task_keys(ctx: &Ctx, top: &Workspace, tasks: &[String]) -> anyhow::Result<Vec<String>> {
+    let here = Workspace::discover(&ctx.cwd)?;
+    let dir = here
+        .canonical_root
+        .strip_prefix(&top.canonical_root)
+        .unwrap_or(std::path::Path::new(""));
+    if dir.as_os_str().is_empty() {
+        return Ok(tasks.to_vec());
+    }
+    Ok(tasks
+        .iter()
+        .map(|t| {
+            if t.contains(':') {
+                t.clone()
+            } else {
+                format!("{}:{t}", dir.display())
+            }
+        })
+        .collect())
+}
+
 pub fn submit(ctx: &Ctx, args: &SubmitArgs) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let files = if args.files.is_empty() {
         None
     } else {
@@ -84,7 +107,7 @@ pub fn submit(ctx: &Ctx, args: &SubmitArgs) -> anyhow::Result<u8> {
         }
     };
     let request = Request::Submit(Submit {
-        tasks: args.tasks.clone(),
+        tasks: task_keys(ctx, &workspace, &args.tasks)?,
         files,
         priority: args.priority,
         source: TriggerSource::Manual {
@@ -299,7 +322,7 @@ pub fn logs(ctx: &Ctx, run_id: i64, follow: bool) -> anyhow::Result<u8> {
 /// notifier has recorded them (it runs beside the scheduler; a run whose
 /// policy notifies nothing shows nothing).
 fn run_notifications(ctx: &Ctx, run_id: i64) {
-    let Ok(workspace) = Workspace::discover(&ctx.cwd) else {
+    let Ok(workspace) = Workspace::worktree(&ctx.cwd) else {
         return;
     };
     let state = workspace.root.join(".bgtask").join(crate::store::FILE);

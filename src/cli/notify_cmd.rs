@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, cmd: &NotifyCommand) -> anyhow::Result<u8> {
 }
 
 fn test(ctx: &Ctx, args: &TestArgs) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let config = crate::config::load(&workspace.root)?;
     let db = match open_db(&workspace.root) {
         Ok(db) => Some(db),
@@ -120,7 +120,7 @@ fn test(ctx: &Ctx, args: &TestArgs) -> anyhow::Result<u8> {
 }
 
 pub fn log(ctx: &Ctx, args: &LogArgs) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let state = workspace.root.join(".bgtask").join(crate::store::FILE);
     let rows = if state.exists() {
         open_db(&workspace.root)?.deliveries(args.limit)?

@@ -46,7 +46,7 @@ fn label(t: &TaskTrust) -> &'static str {
 }
 
 pub fn run(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
+    let workspace = Workspace::worktree(&ctx.cwd)?;
     let root = &workspace.root;
     if args.revoke {
         let had = trust::revoke(root)?;
@@ -60,8 +60,7 @@ pub fn run(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let config = crate::config::load(root)?;
-    let fp = trust::fingerprint(&config, root);
+    let fp = trust::fingerprint_worktree(&workspace.projects()?, root);
     let record = trust::load(root);
     let states = trust::evaluate(&fp, record.as_ref());
     if args.status || args.diff {

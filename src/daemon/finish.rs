@@ -64,7 +64,10 @@ impl Scheduler {
             }
         }
         let all = self.unsaved.take_with(&effects);
-        let config = self.config.clone();
+        let config = self
+            .projects
+            .task(&active.waiting.task)
+            .map_or_else(|| self.config.clone(), |(p, _)| p.config.clone());
         let job_id = f.job_id;
         self.check_state_file();
         let run = UnsavedRun::of(&active, None);

@@ -132,6 +132,9 @@ impl Scheduler {
         self.arrivals += 1;
         if let Arrival::Saved { files, .. } = &arrival {
             self.self_writes.saved(files);
+            if super::reload::names_nested_config(files) {
+                let _ = self.tx.send(Command::Reload);
+            }
         }
         // HEAD moving is the watcher's fallback for clients that run no
         // hooks, and comes with every commit: kept in memory only (a crash
@@ -213,8 +216,8 @@ impl Scheduler {
                 .map(|t| (t.clone(), TaskTrust::Trusted))
                 .collect();
         }
-        let fp = crate::trust::fingerprint_with(
-            &self.config,
+        let fp = crate::trust::fingerprint_projects(
+            &self.projects,
             &self.workspace.root,
             &mut self.trust_tracked,
         );
@@ -253,7 +256,9 @@ impl Scheduler {
     /// change of the whole worktree (else each job walks).
     pub(super) fn file_index(&self) -> Option<crate::engine::FileIndex> {
         let fw = &self.config.triggers.file_watch;
-        let whole = fw.paths.is_none() && fw.exclude_paths.is_none();
+        // The list is the worktree project's: with projects below it, a
+        // save there is not its file.
+        let whole = fw.paths.is_none() && fw.exclude_paths.is_none() && !self.projects.has_nested();
         (whole && self.watcher.as_ref().is_some_and(|w| w.state == "watching"))
             .then(|| self.files.clone())
     }
@@ -356,69 +361,82 @@ impl Scheduler {
     }
 
     /// Turns a resolved batch into jobs and forgets its arrivals, in one
-    /// transaction.
+    /// transaction. A file goes to the tasks of the innermost project
+    /// holding it.
     pub(super) fn route(&mut self, batch: ResolvedBatch) {
         let mut effects = Vec::new();
-        let config = self.config.clone();
+        let projects = self.projects.clone();
         let trust = if batch.resolved.is_empty() {
             BTreeMap::new()
         } else {
             self.trust_states()
         };
         for r in &batch.resolved {
-            for task in config.tasks.values() {
+            let owned = r.files.as_ref().map(|all| by_project(&projects, all));
+            for (key, project, task) in projects.tasks() {
                 if !task.enabled
                     || !task.triggers.contains(&r.kind)
-                    || r.skip.contains(&task.name)
-                    || r.only.as_ref().is_some_and(|o| *o != task.name)
+                    || r.skip.iter().any(|s| *s == key || *s == task.name)
+                    || r.only.as_ref().is_some_and(|o| *o != key)
                 {
                     continue;
                 }
-                let files: Option<BTreeSet<PathBuf>> = match &r.files {
+                let files: Option<BTreeSet<PathBuf>> = match &owned {
                     None => None,
-                    Some(all) => {
-                        let relevance = Relevance::new(&config, task);
-                        let mine: BTreeSet<PathBuf> = all
-                            .iter()
-                            .filter(|f| relevance.concerns(f))
-                            .cloned()
+                    Some(owned) => {
+                        let relevance = Relevance::new(&project.config, task);
+                        let mine: BTreeSet<PathBuf> = owned
+                            .get(project.dir.as_path())
+                            .into_iter()
+                            .flatten()
+                            .filter(|f| project.relative(f).is_some_and(|f| relevance.concerns(f)))
+                            .map(|f| (*f).clone())
                             .collect();
                         if mine.is_empty() {
                             continue;
                         }
                         if r.kind != TriggerKind::Save {
                             Some(mine)
-                        } else if let Some(mine) = self.guard_self_writes(&task.name, mine) {
+                        } else if let Some(mine) = self.guard_self_writes(&key, mine) {
                             Some(mine)
                         } else {
                             continue;
                         }
                     }
                 };
-                match trust.get(&task.name) {
+                match trust.get(&key) {
                     Some(TaskTrust::Trusted) => {}
                     Some(state) => {
                         let state = state.clone();
-                        self.note_untrusted(&task.name, &state);
+                        self.note_untrusted(&key, &state);
                         continue;
                     }
                     None => continue,
                 }
-                let admitted = self.offer(
-                    &task.name,
-                    None,
-                    files,
-                    &r.source,
-                    Duration::ZERO,
-                    &mut effects,
-                );
-                tracing::info!(task = %task.name, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
+                let admitted =
+                    self.offer(&key, None, files, &r.source, Duration::ZERO, &mut effects);
+                tracing::info!(task = %key, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
             }
         }
         effects.push(Effect::Consumed(batch.ids));
         let _ = self.persist(&effects);
         tracing::debug!(triggers = batch.resolved.len(), "intake batch routed");
     }
+}
+
+/// The files of a batch by the project that holds each (worktree-relative
+/// still: jobs and their history name files from the worktree's top).
+fn by_project<'a>(
+    projects: &'a crate::config::Projects,
+    files: &'a BTreeSet<PathBuf>,
+) -> BTreeMap<&'a std::path::Path, Vec<&'a PathBuf>> {
+    let mut out: BTreeMap<&std::path::Path, Vec<&PathBuf>> = BTreeMap::new();
+    for f in files {
+        out.entry(projects.owner(f).dir.as_path())
+            .or_default()
+            .push(f);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! quarantine, cancel and retry requests, and winding down at shutdown.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
@@ -122,6 +122,21 @@ impl Scheduler {
                         .filter(|t| t.enabled)
                         .map(|t| t.name.clone()),
                 );
+            } else if let Some(dir) = t.strip_suffix(":all")
+                && let Some(project) = self
+                    .projects
+                    .all()
+                    .iter()
+                    .find(|p| p.dir.as_os_str() == dir)
+            {
+                tasks.extend(
+                    project
+                        .config
+                        .tasks
+                        .values()
+                        .filter(|t| t.enabled)
+                        .map(|t| project.key(&t.name)),
+                );
             } else if self.config.tasks.contains_key(t) {
                 tasks.push(t.clone());
             } else {
@@ -211,6 +226,50 @@ impl Scheduler {
         }
     }
 
+    /// What a waiting job runs: a project below the top runs in its own
+    /// directory, with its own config, on its files relative to it.
+    fn job_for(
+        &self,
+        w: &Waiting,
+    ) -> (
+        std::sync::Arc<crate::config::Config>,
+        crate::engine::Workspace,
+        Job,
+        Option<crate::engine::FileIndex>,
+    ) {
+        let (config, workspace, task, files) = match self.projects.task(&w.task) {
+            Some((project, name)) if !project.is_worktree() => (
+                project.config.clone(),
+                self.workspace.below(&project.dir),
+                name.to_owned(),
+                None,
+            ),
+            _ => (
+                self.config.clone(),
+                self.workspace.clone(),
+                w.task.clone(),
+                self.file_index(),
+            ),
+        };
+        let dir = workspace
+            .root
+            .strip_prefix(&self.workspace.root)
+            .unwrap_or(Path::new(""));
+        let job = Job {
+            tasks: vec![task],
+            analyzers: Vec::new(),
+            targets: w.files.as_ref().map_or(Targets::Project, |f| {
+                Targets::Files(
+                    f.iter()
+                        .filter_map(|f| f.strip_prefix(dir).ok().map(Path::to_owned))
+                        .collect(),
+                )
+            }),
+            trigger: w.trigger.clone(),
+        };
+        (config, workspace, job, files)
+    }
+
     fn start(&mut self, w: Waiting) {
         let now = self.clock.now();
         // Committed before any analyzer process starts (RELIABILITY 1); the
@@ -246,14 +305,7 @@ impl Scheduler {
         // Run ids can come round again once retention removed every run;
         // an old run's logs (and its `.done`) must not pass for this one's.
         let _ = std::fs::remove_dir_all(&log_dir);
-        let job = Job {
-            tasks: vec![w.task.clone()],
-            analyzers: Vec::new(),
-            targets: w.files.clone().map_or(Targets::Project, |f| {
-                Targets::Files(f.into_iter().collect())
-            }),
-            trigger: w.trigger.clone(),
-        };
+        let (config, workspace, job, files) = self.job_for(&w);
         let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
         let core_tx = self.tx.clone();
         let job_id = w.id;
@@ -272,12 +324,12 @@ impl Scheduler {
                 skip: self.quarantine.clone(),
                 ..Options::default()
             },
-            files: self.file_index(),
+            files,
         };
         let cancel = CancellationToken::new();
         let run = JobRun {
-            config: self.config.clone(),
-            workspace: self.workspace.clone(),
+            config,
+            workspace,
             job,
             options: opts,
             cancel: cancel.clone(),

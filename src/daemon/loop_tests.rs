@@ -124,7 +124,7 @@ fn start_with(
     let mut core = Scheduler::new(SchedulerParts {
         trust_bypass: true,
         store,
-        config,
+        projects: crate::config::Projects::single(config),
         workspace: Workspace {
             root: root.clone(),
             canonical_root: root.clone(),

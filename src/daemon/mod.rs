@@ -45,6 +45,7 @@ pub use paths::Paths;
 pub use resolve::pushed_files;
 
 use self::scheduler::{Command, Scheduler, SchedulerParts};
+use crate::config::Projects;
 use crate::engine::Workspace;
 use crate::ipc::Request;
 use crate::store::{Store, now_ms};
@@ -73,26 +74,23 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs the daemon in this process until it is stopped.
-/// The config at first start (a bad one is fatal); with `auto_init` and
-/// none in the worktree, the initial one is written first.
-fn load_or_init(
-    workspace: &Workspace,
-    opts: &StartOptions,
-) -> anyhow::Result<crate::config::Config> {
-    let config = crate::config::load(&workspace.root)?;
+/// The worktree's projects at first start (a bad config is fatal); with
+/// `auto_init` and no config anywhere in the worktree, the initial one is
+/// written first.
+fn load_or_init(workspace: &Workspace, opts: &StartOptions) -> anyhow::Result<Projects> {
+    let projects = workspace.projects()?;
     let config_file = workspace.root.join(crate::config::CONFIG_FILE);
     let auto_init = opts.auto_init
         || std::env::var_os("BGTASK_AUTO_INIT").is_some_and(|v| v == "1")
-        || config.daemon.auto_init;
-    if !auto_init || config_file.exists() {
-        return Ok(config);
+        || projects.worktree().config.daemon.auto_init;
+    if !auto_init || config_file.exists() || projects.has_nested() {
+        return Ok(projects);
     }
     let initial = crate::engine::initial_config(workspace, false)?;
     std::fs::write(&config_file, &initial.text)
         .with_context(|| format!("write {}", config_file.display()))?;
     tracing::info!(file = %config_file.display(), tasks = %initial.summary.join(", "), "wrote the initial config (auto_init)");
-    Ok(crate::config::load(&workspace.root)?)
+    Ok(workspace.projects()?)
 }
 
 /// Says once why `$XDG_RUNTIME_DIR` was passed over, if it was.
@@ -133,7 +131,8 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         }
     }
     // A bad config at first start is fatal; later it only goes stale.
-    let config = load_or_init(workspace, opts)?;
+    let projects = load_or_init(workspace, opts)?;
+    let config = projects.combined();
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
     note_runtime_fallback(&store, &paths);
@@ -163,7 +162,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let stop = CancellationToken::new();
         let mut core = Scheduler::new(SchedulerParts {
             store,
-            config,
+            projects,
             workspace: workspace.clone(),
             paths: paths.clone(),
             workers_override: opts.dev.then_some(1),

@@ -48,6 +48,16 @@ pub fn watch(
     Ok(watcher)
 }
 
+/// Whether a save names the config of a project below the worktree's top
+/// (the root's own are watched by [`watch`]).
+pub(super) fn names_nested_config(files: &[std::path::PathBuf]) -> bool {
+    files.iter().any(|f| {
+        f.components().count() > 1
+            && f.file_name()
+                .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
+    })
+}
+
 impl Scheduler {
     /// Grows or shrinks the analyzer slots in place: running jobs hold
     /// permits of this same semaphore, so the new limit holds for all.
@@ -90,8 +100,10 @@ impl Scheduler {
 
     fn reload_with(&mut self, settled: bool) {
         self.config_settle = None;
-        match crate::config::load(&self.workspace.root) {
-            Ok(mut config) => {
+        match self.workspace.projects() {
+            Ok(projects) => {
+                let mut config = projects.combined();
+                self.projects = Arc::new(projects);
                 let was_stale = self.config_state.stale;
                 self.queue.set_max_size(config.execution.max_queue_size);
                 let workers = self

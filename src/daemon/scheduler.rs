@@ -9,6 +9,7 @@
 //! (it survives `kill -9`) and a burst of triggers costs one commit.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,7 +82,11 @@ pub(super) struct Active {
 pub struct Scheduler {
     pub(super) store: Store,
     pub(super) queue: Queue,
+    /// The worktree's config with every project's tasks, by key
+    /// (`Projects::combined`).
     pub(super) config: Arc<Config>,
+    /// The worktree's projects, each with its own config.
+    pub(super) projects: Arc<crate::config::Projects>,
     pub(super) config_state: ConfigState,
     pub(super) workspace: Workspace,
     pub(super) paths: Paths,
@@ -133,7 +138,7 @@ pub struct Scheduler {
     pub(super) trust_noted: BTreeMap<String, String>,
     /// What git tracks in the project's environments, kept until the index
     /// changes (trust is checked on every trigger).
-    pub(super) trust_tracked: crate::trust::Tracked,
+    pub(super) trust_tracked: BTreeMap<PathBuf, crate::trust::Tracked>,
     /// The project's files between jobs, kept true by the triggers
     /// (`engine/index.rs`); used while the watcher sees the whole worktree.
     pub(super) files: crate::engine::FileIndex,
@@ -156,7 +161,7 @@ pub struct Scheduler {
 
 pub struct SchedulerParts {
     pub store: Store,
-    pub config: Config,
+    pub projects: crate::config::Projects,
     pub workspace: Workspace,
     pub paths: Paths,
     /// Jobs (and analyzer processes) at once, whatever the config says
@@ -175,8 +180,8 @@ pub struct SchedulerParts {
 
 impl Scheduler {
     pub fn new(parts: SchedulerParts) -> Result<Scheduler, crate::store::StoreError> {
-        let max_queue = parts.config.execution.max_queue_size;
-        let mut config = parts.config;
+        let mut config = parts.projects.combined();
+        let max_queue = config.execution.max_queue_size;
         let workers = parts
             .workers_override
             .unwrap_or(config.execution.max_concurrent)
@@ -196,7 +201,7 @@ impl Scheduler {
             timers: Timers::new(&config, clock.wall(), clock.now()),
             trust_bypass: parts.trust_bypass,
             trust_noted: BTreeMap::new(),
-            trust_tracked: crate::trust::Tracked::default(),
+            trust_tracked: BTreeMap::new(),
             files: crate::engine::FileIndex::default(),
             root_id: super::recovery::root_id(&parts.workspace.root),
             watcher: None,
@@ -216,6 +221,7 @@ impl Scheduler {
                 problems: Vec::new(),
             },
             config: Arc::new(config),
+            projects: Arc::new(parts.projects),
             store: parts.store,
             workspace: parts.workspace,
             paths: parts.paths,

@@ -105,20 +105,74 @@ impl Workspace {
         })
     }
 
-    /// Every file of the project, repo-relative, sorted. The walk runs on
-    /// every CPU (a large tree is read in a fraction of the time).
+    /// The worktree a daemon serves from `start`: the git toplevel, with
+    /// every project below it (`config::Projects`); outside git, the same
+    /// as [`Workspace::discover`].
+    pub fn worktree(start: &Path) -> Result<Workspace, WorkspaceError> {
+        let found = Workspace::discover(start)?;
+        let Some(top) = found
+            .root
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .map(Path::to_owned)
+        else {
+            return Ok(found);
+        };
+        Ok(Workspace {
+            canonical_root: top.canonicalize().unwrap_or_else(|_| top.clone()),
+            git: true,
+            root: top,
+        })
+    }
+
+    /// The projects of this worktree: its own config (or the default) and
+    /// each below it. The first bad config is the error.
+    pub fn projects(&self) -> Result<crate::config::Projects, crate::config::ConfigError> {
+        let root = crate::config::load(&self.root)?;
+        crate::config::Projects::load(&self.root, root, &self.nested_projects())
+    }
+
+    /// The workspace of a project `dir` (relative to this one) below it.
+    #[must_use]
+    pub fn below(&self, dir: &Path) -> Workspace {
+        Workspace {
+            root: self.root.join(dir),
+            canonical_root: self.canonical_root.join(dir),
+            git: self.git,
+        }
+    }
+
+    /// Every file of the project, repo-relative, sorted; not those of the
+    /// projects below it (a directory holding its own config). The walk
+    /// runs on every CPU (a large tree is read in a fraction of the time).
     pub fn files(&self) -> Vec<PathBuf> {
+        self.walk(true)
+    }
+
+    /// The directories below the root that hold a config of their own:
+    /// the projects of a monorepo (relative, sorted).
+    pub fn nested_projects(&self) -> Vec<PathBuf> {
+        self.walk(false)
+            .into_iter()
+            .filter(|f| f.file_name().is_some_and(|n| n == CONFIG_FILE))
+            .filter_map(|f| f.parent().map(Path::to_owned))
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect()
+    }
+
+    fn walk(&self, skip_nested: bool) -> Vec<PathBuf> {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let found = std::sync::Mutex::new(Vec::new());
         let root = self.root.clone();
         let walker = walk_builder(&self.root, false)
-            .filter_entry(|e| {
+            .filter_entry(move |e| {
                 !(e.file_type().is_some_and(|t| t.is_dir())
                     && (e
                         .file_name()
                         .to_str()
                         .is_some_and(|n| ALWAYS_SKIPPED.contains(&n))
-                        || !walkable(e.path())))
+                        || !walkable(e.path())
+                        || (skip_nested && e.depth() > 0 && e.path().join(CONFIG_FILE).is_file())))
             })
             .threads(threads)
             .build_parallel();
@@ -439,6 +493,29 @@ mod tests {
         assert_eq!(ws.root, dir.path().canonicalize().unwrap().join("sub"));
         let ws = Workspace::discover(dir.path()).unwrap();
         assert_eq!(ws.root, dir.path().canonicalize().unwrap());
+    }
+
+    #[test]
+    fn nested_projects_are_found_and_their_files_are_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        sh(
+            dir.path(),
+            "git init -q && mkdir -p svc/api/deep web node_modules/m && touch top.py svc/api/a.py svc/api/deep/b.py web/c.js \
+             && echo '{}' > svc/api/.background-tasks.json && echo '{}' > web/.background-tasks.json \
+             && echo '{}' > node_modules/m/.background-tasks.json",
+        );
+        let top = Workspace::worktree(&dir.path().join("svc/api/deep")).unwrap();
+        assert_eq!(top.root, dir.path().canonicalize().unwrap());
+        assert_eq!(
+            top.nested_projects(),
+            [PathBuf::from("svc/api"), PathBuf::from("web")]
+        );
+        let names = |ws: &Workspace| -> Vec<String> {
+            ws.files().iter().map(|p| p.display().to_string()).collect()
+        };
+        assert_eq!(names(&top), ["top.py"]);
+        let api = top.below(Path::new("svc/api"));
+        assert_eq!(names(&api), [".background-tasks.json", "a.py", "deep/b.py"]);
     }
 
     #[test]

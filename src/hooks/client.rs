@@ -150,9 +150,8 @@ pub fn capture(top: &Path, hook: &str, args: Vec<String>, read: bool) -> HookEve
     }
 }
 
-/// The daemon's root for a hook running in `top`: the worktree itself (a
-/// config in a subdirectory makes a project of its own, which hooks of
-/// the enclosing worktree do not reach).
+/// The daemon's root for a hook running in `top`: the worktree itself,
+/// whose one daemon serves every project in it (`config::Projects`).
 fn root_of(top: &Path) -> PathBuf {
     top.canonicalize().unwrap_or_else(|_| top.to_owned())
 }

@@ -4,14 +4,14 @@
 //! tools it would find in the worktree (`tracked.rs`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::tracked::{Tracked, env_pathspecs, path_enters, path_tool_inside};
 use crate::analyze::{Engine, ExternalSpec};
-use crate::config::Config;
 use crate::config::raw::Lookup;
+use crate::config::{Config, Projects};
 use crate::repofile::RepoFileError;
 
 /// Files that make a tool run code from the repository, by the name the
@@ -142,9 +142,36 @@ pub fn fingerprint(config: &Config, root: &Path) -> Fingerprint {
     fingerprint_with(config, root, &mut Tracked::default())
 }
 
+/// [`fingerprint_projects`] asking git afresh.
+pub fn fingerprint_worktree(projects: &Projects, top: &Path) -> Fingerprint {
+    fingerprint_projects(projects, top, &mut BTreeMap::new())
+}
+
+/// Every project's fingerprint in one, each task by its key (a worktree
+/// is trusted as a whole); `tracked` keeps git's answers per project.
+pub fn fingerprint_projects(
+    projects: &Projects,
+    top: &Path,
+    tracked: &mut BTreeMap<PathBuf, Tracked>,
+) -> Fingerprint {
+    let mut tasks = BTreeMap::new();
+    for p in projects.all() {
+        let fp = fingerprint_with(
+            &p.config,
+            &top.join(&p.dir),
+            tracked.entry(p.dir.clone()).or_default(),
+        );
+        tasks.extend(fp.tasks.into_iter().map(|(t, lines)| (p.key(&t), lines)));
+    }
+    Fingerprint { tasks }
+}
+
 /// [`fingerprint`], asking git about tracked environments through `tracked`.
 pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> Fingerprint {
-    let git = root.join(".git").symlink_metadata().is_ok();
+    // A project below a worktree's top is in git as much as the top.
+    let git = root
+        .ancestors()
+        .any(|d| d.join(".git").symlink_metadata().is_ok());
     let envs: BTreeMap<&'static str, Vec<String>> = [Lookup::Venv, Lookup::NodeModules]
         .into_iter()
         .flat_map(crate::tools::project_dirs)

@@ -24,7 +24,9 @@ mod record;
 mod tests;
 mod tracked;
 
-pub use fingerprint::{Fingerprint, fingerprint, fingerprint_with};
+pub use fingerprint::{
+    Fingerprint, fingerprint, fingerprint_projects, fingerprint_with, fingerprint_worktree,
+};
 pub use record::{
     Record, TaskTrust, data_dir, evaluate, has_record, load, revoke, save, skipped_by_env,
 };

@@ -14,6 +14,7 @@ mod hooks;
 mod hostile;
 mod javascript;
 mod loops;
+mod monorepo;
 mod notifications;
 mod notify_desktop;
 mod notify_email;
