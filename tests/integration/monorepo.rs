@@ -110,7 +110,7 @@ fn wait_records(p: &Project, dir: &str, n: usize) -> Vec<String> {
     wait_for(30, &format!("{n} runs in {dir}"), || {
         records(p, dir).len() >= n
     });
-    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let got = records(p, dir);
     assert_eq!(got.len(), n, "{dir}: {got:#?}\n{}", p.daemon_log());
     got
