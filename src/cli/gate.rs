@@ -14,19 +14,22 @@
 //!   worktree's trusted config and its environments (`.venv`,
 //!   `node_modules`) linked in. Paths are repository-relative either way.
 //!
+//! In a monorepo each project's gate runs on that project's files, in its
+//! directory with its config (paths relative to it).
+//!
 //! Anything that is not a finding at a task's `fail_on` (a broken tool, a
 //! bad config, an untrusted worktree) is said and lets git go on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::Ctx;
 use super::run_cmd::{self, RunArgs};
-use crate::config::{Config, TriggerKind};
+use crate::config::{Project, TriggerKind};
 use crate::engine::{Workspace, git};
 use crate::exit;
 use crate::report::{Format, Report};
+use crate::trust::TaskTrust;
 
 pub fn gate(ctx: &Ctx, hook: &str, hook_args: &[String]) -> u8 {
     if std::env::var_os("BGTASK").is_some_and(|v| v == "0") {
@@ -41,50 +44,68 @@ pub fn gate(ctx: &Ctx, hook: &str, hook_args: &[String]) -> u8 {
     }
 }
 
-/// The gate's tasks: those the hook's kind triggers, not skipped, trusted.
-fn tasks(hook: &str, kind: TriggerKind, config: &Config, root: &Path) -> Vec<String> {
+/// The gate's tasks of one project: those the hook's kind triggers, not
+/// skipped, trusted (by their keys in the worktree's trust).
+fn tasks(
+    hook: &str,
+    kind: TriggerKind,
+    project: &Project,
+    trust: Option<&BTreeMap<String, TaskTrust>>,
+) -> Vec<String> {
     let skip: Vec<String> = std::env::var("BGTASK_SKIP")
         .unwrap_or_default()
         .split([',', ' '])
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let tasks: Vec<String> = config
+    let tasks: Vec<String> = project
+        .config
         .tasks
         .values()
-        .filter(|t| t.enabled && t.triggers.contains(&kind) && !skip.contains(&t.name))
+        .filter(|t| {
+            t.enabled
+                && t.triggers.contains(&kind)
+                && !skip.contains(&t.name)
+                && !skip.contains(&project.key(&t.name))
+        })
         .map(|t| t.name.clone())
         .collect();
-    if tasks.is_empty() || crate::trust::skipped_by_env() {
+    let Some(states) = trust else {
         return tasks;
-    }
-    let fp = crate::trust::fingerprint(config, root);
-    let record = crate::trust::load(root);
-    let states = crate::trust::evaluate(&fp, record.as_ref());
+    };
     let (trusted, not): (Vec<String>, Vec<String>) = tasks
         .into_iter()
-        .partition(|t| states.get(t) == Some(&crate::trust::TaskTrust::Trusted));
+        .partition(|t| states.get(&project.key(t)) == Some(&TaskTrust::Trusted));
     if !not.is_empty() {
         anstream::eprintln!(
             "bgtask {hook}: not running {} (not trusted here; `bgtask trust` trusts this worktree)",
-            not.join(", ")
+            not.iter()
+                .map(|t| project.key(t))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     trusted
 }
 
 fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8> {
-    let workspace = Workspace::discover(&ctx.cwd)?;
-    let config = Arc::new(crate::config::load(&workspace.root)?);
+    let workspace = Workspace::worktree(&ctx.cwd)?;
+    let projects = workspace.projects()?;
     let kind = match hook {
         "pre-commit" => TriggerKind::Commit,
         "pre-push" => TriggerKind::Push,
         other => anyhow::bail!("{other} cannot gate (only pre-commit and pre-push)"),
     };
-    let tasks = tasks(hook, kind, &config, &workspace.root);
-    if tasks.is_empty() {
+    let wanted = projects
+        .tasks()
+        .any(|(_, _, t)| t.enabled && t.triggers.contains(&kind));
+    if !wanted {
         return Ok(exit::OK);
     }
+    let trust = (!crate::trust::skipped_by_env()).then(|| {
+        let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
+        crate::trust::evaluate(&fp, crate::trust::load(&workspace.root).as_ref())
+    });
     let gated: BTreeSet<PathBuf> = if kind == TriggerKind::Push {
         let mut stdin = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)?;
@@ -95,38 +116,59 @@ fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8
     if gated.is_empty() {
         return Ok(exit::OK);
     }
-    let files: Vec<PathBuf> = gated.iter().cloned().collect();
-    let args = RunArgs::for_gate(tasks, files, Format::Console);
-    anstream::eprintln!("bgtask {hook}: running {}", args.names.join(", "));
     let partly = if kind == TriggerKind::Commit {
         partly_staged(&workspace.root, &gated)?
     } else {
         Vec::new()
     };
-    let (report, cancelled) = if partly.is_empty() {
-        run_cmd::execute_in(ctx, &args, &workspace, &config)?
+    let snapshot = if partly.is_empty() {
+        None
     } else {
         anstream::eprintln!(
             "bgtask {hook}: {} partly staged: judging the staged content",
             partly.join(", ")
         );
-        let snapshot = Snapshot::of_index(&workspace.root)?;
-        let tree = Workspace::discover(snapshot.dir())?;
-        run_cmd::execute_in(ctx, &args, &tree, &config)?
+        Some(Snapshot::of_index(&workspace.root)?)
     };
-    let console = crate::report::ConsoleOptions {
-        verbose: ctx.verbose,
-        summary_only: false,
-        max_findings: None,
+    let tree = match &snapshot {
+        Some(s) => Workspace::discover(s.dir())?,
+        None => workspace.clone(),
     };
-    anstream::eprint!(
-        "{}",
-        crate::report::render(&report, Format::Console, &console)
-    );
-    if cancelled {
-        return Ok(exit::INTERRUPTED);
+    let mut code = exit::OK;
+    for project in projects.all() {
+        // The project's own gated files, relative to it.
+        let mine: BTreeSet<PathBuf> = gated
+            .iter()
+            .filter(|f| projects.owner(f).dir == project.dir)
+            .filter_map(|f| project.relative(f).map(Path::to_owned))
+            .collect();
+        let tasks = tasks(hook, kind, project, trust.as_ref());
+        if mine.is_empty() || tasks.is_empty() {
+            continue;
+        }
+        let keys: Vec<String> = tasks.iter().map(|t| project.key(t)).collect();
+        let args = RunArgs::for_gate(tasks, mine.iter().cloned().collect(), Format::Console);
+        anstream::eprintln!("bgtask {hook}: running {}", keys.join(", "));
+        let (report, cancelled) =
+            run_cmd::execute_in(ctx, &args, &tree.below(&project.dir), &project.config)?;
+        let console = crate::report::ConsoleOptions {
+            verbose: ctx.verbose,
+            summary_only: false,
+            max_findings: None,
+        };
+        anstream::eprint!(
+            "{}",
+            crate::report::render(&report, Format::Console, &console)
+        );
+        if cancelled {
+            return Ok(exit::INTERRUPTED);
+        }
+        let verdict = verdict(hook, kind, &report, &mine);
+        if verdict != exit::OK {
+            code = verdict;
+        }
     }
-    Ok(verdict(hook, kind, &report, &gated))
+    Ok(code)
 }
 
 /// Blocks on findings at a task's `fail_on` in the gated files only.

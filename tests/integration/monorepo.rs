@@ -200,3 +200,54 @@ fn one_daemon_serves_every_project_and_a_save_goes_to_the_innermost() {
     p.stop();
     assert!(Path::new(&p.path().join("services/api/record.log")).exists());
 }
+
+/// A blocking pre-commit runs each project's gate on that project's staged
+/// files, in its directory.
+#[test]
+fn a_blocking_pre_commit_gates_each_project_on_its_own_files() {
+    let p = Project::empty();
+    p.config(
+        r#"{"tasks": {"manual": {"analyzers": ["bandit"], "triggers": []}},
+            "triggers": {"file_watch": {"enabled": false},
+              "git_hooks": {"hooks": ["post-commit"], "blocking": ["pre-commit"], "autostart": false}}}"#,
+    );
+    p.file(
+        "services/api/.background-tasks.json",
+        r#"{"tasks": {"gate": {"analyzers": ["no-bad"], "triggers": ["commit"], "fail_on": "high"}},
+            "analyzers": {"no-bad": {
+              "command": "grep", "files": ["*.py"], "args": ["-n", "-H", "BAD", "{files}"],
+              "parser": "regex",
+              "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+):(?P<message>.*)$"},
+              "default_severity": "high",
+              "exit_codes": {"ok": [1], "findings": [0]},
+              "cache": false}}}"#,
+    );
+    p.commit_all("setup");
+    p.bgtask(&["install-hooks", "--no-start"]).code(0);
+
+    // Outside the project, nothing gates.
+    p.file("bad.py", "x = 'BAD'\n");
+    p.git(&["add", "bad.py"]);
+    p.git(&["commit", "-q", "-m", "top"]);
+
+    p.file("services/api/ok.py", "fine = 1\n")
+        .file("services/api/bad.py", "x = 'BAD'\n");
+    p.git(&["add", "services"]);
+    let out = p
+        .git_command(p.path(), &["commit", "-m", "with a finding"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the commit was refused:\n{stderr}");
+    assert!(stderr.contains("running services/api:gate"), "{stderr}");
+    assert!(
+        stderr.contains("bad.py") && stderr.contains("x = 'BAD'"),
+        "the finding is shown:\n{stderr}"
+    );
+    assert!(stderr.contains("stop the pre-commit"), "{stderr}");
+
+    p.file("services/api/bad.py", "x = 'good'\n");
+    p.git(&["add", "services"]);
+    p.git(&["commit", "-q", "-m", "clean"]);
+    assert_eq!(p.git(&["rev-list", "--count", "HEAD"]).trim(), "3");
+}
