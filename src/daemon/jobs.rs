@@ -281,20 +281,23 @@ impl Scheduler {
             return;
         }
         let _ = self.persist(&[]);
-        if let Err(e) = self.store.mark_running(w.id, &self.boot_id, now) {
-            self.store_failed("record a job as running", &e);
-        }
-        let run_id = match self.store.begin_run(&RunStart {
-            job_id: w.id,
-            task: &w.task,
-            attempt: w.attempt,
-            trigger: &trigger_label(&w.trigger),
-            started_ms: now,
-            wait_ms: now - w.enqueued,
-        }) {
+        // The job running and its run begun: one transaction.
+        let boot_id = self.boot_id.clone();
+        let begun = self.store.batch(|store| {
+            store.mark_running(w.id, &boot_id, now)?;
+            store.begin_run(&RunStart {
+                job_id: w.id,
+                task: &w.task,
+                attempt: w.attempt,
+                trigger: &trigger_label(&w.trigger),
+                started_ms: now,
+                wait_ms: now - w.enqueued,
+            })
+        });
+        let run_id = match begun {
             Ok(id) => id,
             Err(e) => {
-                self.store_failed("record a run", &e);
+                self.store_failed("record a job as running and its run", &e);
                 // Unsaved runs get negative ids: never a stored run's.
                 -w.id
             }

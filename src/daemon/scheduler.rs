@@ -29,8 +29,9 @@ use crate::store::Store;
 
 use super::execute::{Clock, Execute};
 
-/// How long after the last job the heap is trimmed once more: by then the
-/// blocking pool's threads have gone and the notifier is done with it.
+/// How long after the last job the heap is trimmed: by then the blocking
+/// pool's threads have gone and the notifier is done with it, and a save
+/// that comes sooner (someone typing) does not fault the heap back in.
 const HEAP_RELEASE: Millis = 3_000;
 
 /// How long after the last job an idle daemon gives back its code pages
@@ -480,7 +481,8 @@ impl Scheduler {
                     let _ = self.persist(&std::mem::take(&mut effects));
                     self.finish(&f);
                     drop(f);
-                    self.release_memory(false);
+                    // Given back once no job ran for a moment: a save
+                    // right after a job would fault the heap back in.
                     self.release_at = Some(self.clock.now() + HEAP_RELEASE);
                     self.page_out_at = Some(self.clock.now() + CODE_RELEASE);
                 }

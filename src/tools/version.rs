@@ -82,13 +82,49 @@ fn stamp(tool: &Path) -> Option<(u64, u128)> {
     Some((m.len(), mtime))
 }
 
+/// A file's identity: the cache file unchanged since it was last read
+/// (a daemon loads it for every job) is not read and parsed again.
+type FileStamp = (u64, u64, i64, i64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+type Loaded = Option<(PathBuf, FileStamp, BTreeMap<String, Entry>)>;
+
+/// The entries as last read or written by this process.
+static LOADED: std::sync::Mutex<Loaded> = std::sync::Mutex::new(None);
+
+fn remember(path: &Path, entries: &BTreeMap<String, Entry>) {
+    if let Some(stamp) = file_stamp(path)
+        && let Ok(mut loaded) = LOADED.lock()
+    {
+        *loaded = Some((path.to_owned(), stamp, entries.clone()));
+    }
+}
+
 impl VersionCache {
     pub fn load() -> VersionCache {
         let path = cache_dir().join("tool-versions-v2.json");
+        let stamp = file_stamp(&path);
+        if let Ok(loaded) = LOADED.lock()
+            && let Some((p, s, entries)) = loaded.as_ref()
+            && *p == path
+            && Some(*s) == stamp
+        {
+            return VersionCache {
+                path,
+                entries: entries.clone(),
+                dirty: false,
+            };
+        }
         let entries = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        remember(&path, &entries);
         VersionCache {
             path,
             entries,
@@ -148,8 +184,9 @@ impl VersionCache {
         if let Ok(json) = serde_json::to_vec(&self.entries)
             && let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
             && std::io::Write::write_all(&mut tmp, &json).is_ok()
+            && tmp.persist(&self.path).is_ok()
         {
-            let _ = tmp.persist(&self.path);
+            remember(&self.path, &self.entries);
         }
     }
 }
