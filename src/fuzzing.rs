@@ -79,7 +79,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// Arbitrary bytes as the spool file the daemon drains at start.
 pub fn spool(bytes: &[u8]) {
-    for line in crate::daemon::spool::decode(bytes) {
+    for line in crate::state::spool::decode(bytes) {
         if let Ok(request) = line.request {
             round_trip(&request);
         }

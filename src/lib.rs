@@ -10,12 +10,27 @@
 //!                                  retries, overflow         + analyze/                 file, email
 //! ```
 //!
-//! Module map (each opens with what it owns):
+//! The daemon's core (`daemon/core.rs`) is one loop that owns the queue,
+//! the store and the running jobs; triggers reach it as messages, and each
+//! job it starts is a run of the same [`engine`] `bgtask run` uses, with a
+//! report at the end. Every front end (the CLI today) is a client of the
+//! daemon's socket or of the engine: no second implementation of an
+//! operation.
+//!
+//! Module map (each opens with what it owns), bottom layer first:
+//! - [`clock`]: the one clock (wall-clock milliseconds that advance with
+//!   tokio's monotonic clock).
 //! - [`event`]: the messages between stages (`Trigger`, `Job`, `RunResult`).
-//! - [`config`]: `.background-tasks.json`, two-phase parsing, the schema.
+//! - [`config`]: `.background-tasks.json`, two-phase parsing, the schema,
+//!   the projects of a monorepo.
+//! - [`git`]: what git's files and commands say (HEAD, operations, which
+//!   files commits touched).
+//! - [`state`]: the daemon's runtime paths and the hook spool, which the
+//!   hook client and the daemon share.
 //! - [`analyze`]: analyzer definitions, findings, parsers, classification.
 //! - [`run`]: one isolated analyzer process: process group, limits, capture.
-//! - [`engine`]: a foreground run: targets, applicability, cache, parallelism.
+//! - [`engine`]: a run of tasks, foreground or a daemon's job: targets,
+//!   applicability, cache, parallelism.
 //! - [`report`]: console, JSON, SARIF, JUnit and GitHub annotation output.
 //! - [`tools`]: tool discovery and `bgtask tools install`.
 //! - [`hooks`]: git hook shims and the `bgtask hook` client.
@@ -23,13 +38,15 @@
 //! - [`trust`]: which worktrees may run analyzers without being asked.
 //! - [`repofile`]: reading files a repository holds without following it
 //!   out of the worktree, into a FIFO or past a size cap.
-//! - [`schedule`], [`store`], [`ipc`], [`daemon`]: the background daemon.
+//! - [`schedule`]: the pure policy (queue, debounce, timers, routing).
+//! - [`store`], [`ipc`], [`daemon`]: the background daemon.
 //! - [`notifier`]: routing and delivering notifications (console, desktop,
 //!   JSON log, email with an outbox) and the delivery log.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
@@ -37,6 +54,7 @@ pub mod event;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod git;
 pub mod globs;
 pub mod hooks;
 pub mod ipc;
@@ -45,6 +63,7 @@ pub mod repofile;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod state;
 pub mod store;
 pub mod tools;
 pub mod trust;

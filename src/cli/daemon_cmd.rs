@@ -227,7 +227,7 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
     if args.foreground || args.dev {
         return start_foreground(&workspace, args, &opts);
     }
-    crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
+    crate::state::state_dir(&workspace.root).context("create .bgtask")?;
     std::fs::create_dir_all(paths.log.parent().expect("log has a parent"))
         .context("create the log directory")?;
     let mut log = std::fs::OpenOptions::new()

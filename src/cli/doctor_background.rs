@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::engine::{Workspace, git};
+use crate::engine::Workspace;
+use crate::git::git;
 use crate::hooks::{self, HookState};
 use crate::trust::TaskTrust;
 
@@ -133,7 +134,7 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
     } else {
         crate::trust::evaluate(&fp, crate::trust::load(root).as_ref())
     };
-    let daemon_pid = crate::daemon::Paths::for_root(root)
+    let daemon_pid = crate::state::Paths::for_root(root)
         .ok()
         .and_then(|p| crate::daemon::is_running(&p));
     Background {
@@ -142,10 +143,10 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
         watch: watch_report(config, root),
         trust,
         daemon_pid,
-        runtime_dir: crate::daemon::paths::runtime_dir()
+        runtime_dir: crate::state::paths::runtime_dir()
             .map(|d| d.display().to_string())
             .ok(),
-        runtime_fallback: crate::daemon::paths::runtime_fallback(),
+        runtime_fallback: crate::state::paths::runtime_fallback(),
         process_cleanup: crate::run::cleanup_mechanism(),
         autostart_failure: super::daemon_cmd::autostart_failure(root),
     }

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use super::Ctx;
 use super::run_cmd::{self, RunArgs};
 use crate::config::{Project, TriggerKind};
-use crate::engine::{Workspace, git};
+use crate::engine::Workspace;
 use crate::exit;
+use crate::git::git;
 use crate::report::{Format, Report};
 use crate::trust::TaskTrust;
 

@@ -95,7 +95,7 @@ fn daemon_now(
     config: &crate::config::Config,
     args: &InstallArgs,
 ) {
-    let running = crate::daemon::Paths::for_root(&workspace.root)
+    let running = crate::state::Paths::for_root(&workspace.root)
         .ok()
         .and_then(|p| crate::daemon::is_running(&p));
     if let Some(pid) = running {
@@ -188,7 +188,7 @@ pub fn uninstall(ctx: &Ctx, stop: bool, revoke: bool, json: bool) -> anyhow::Res
         ctx.note("this worktree is no longer trusted");
     }
     // Hooks were one trigger of several: say what still runs by itself.
-    let running = crate::daemon::Paths::for_root(&workspace.root)
+    let running = crate::state::Paths::for_root(&workspace.root)
         .ok()
         .and_then(|p| crate::daemon::is_running(&p));
     let trusted = crate::trust::load(&workspace.root).is_some();

@@ -11,12 +11,12 @@ use clap::Args;
 
 use super::{Ctx, UsageError};
 use crate::config::Priority;
-use crate::daemon::Paths;
 use crate::engine::{Selection, Workspace};
 use crate::event::{Targets, TriggerSource};
 use crate::exit;
 use crate::ipc::{Client, ClientError, Level, Request, Response, Submit};
 use crate::report::{self, ConsoleOptions, Format};
+use crate::state::Paths;
 
 pub const SUBMIT_EXAMPLES: &str = "Examples:
   bgtask submit security                         queue the security task for the whole project

@@ -69,7 +69,7 @@ pub struct LogArgs {
 /// The notifier's connection, the store having created or migrated the
 /// database first.
 fn open_db(root: &std::path::Path) -> anyhow::Result<Db> {
-    let dir = crate::engine::state_dir(root)?;
+    let dir = crate::state::state_dir(root)?;
     drop(Store::open(&dir)?);
     Ok(Db::open(&dir.join(crate::store::FILE))?)
 }

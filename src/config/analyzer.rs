@@ -12,10 +12,10 @@ use std::sync::Arc;
 use regex::Regex;
 
 use super::error::Problem;
+use super::issues::{Issues, duration, globs};
 use super::load::{Layers, deserialize_at};
 use super::raw::{Mode, OutputSource, ParserKind, RawAnalyzer, RawThresholds};
 use super::source::{Source, escape};
-use super::validate::{Issues, duration, globs};
 use crate::analyze::{
     AnalyzerDef, Engine, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec, Severity,
     Thresholds,

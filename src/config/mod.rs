@@ -10,6 +10,7 @@
 
 mod analyzer;
 mod error;
+mod issues;
 mod load;
 mod model;
 mod projects;

@@ -69,6 +69,18 @@ impl Projects {
         }
     }
 
+    /// The worktree's project and the nested ones, configs given.
+    pub fn with(root: Config, nested: Vec<(PathBuf, Config)>) -> Projects {
+        let mut projects = Projects::single(root);
+        projects
+            .list
+            .extend(nested.into_iter().map(|(dir, config)| Project {
+                dir,
+                config: Arc::new(config),
+            }));
+        projects
+    }
+
     /// The worktree's project (its config given) and the projects in
     /// `nested` (directories relative to `top`, each holding a config).
     /// The first bad config is the error; it names its file.

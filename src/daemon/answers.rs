@@ -1,6 +1,6 @@
 //! Answers to client requests other than submits (which are batched).
 
-use super::scheduler::Scheduler;
+use super::core::Core;
 use crate::ipc::{ErrorKind, IpcError, Metrics, QueueEntry, Request, Response, RunningJob, Status};
 use crate::schedule::WaitKind;
 
@@ -16,7 +16,7 @@ fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-impl Scheduler {
+impl Core {
     pub(super) fn answer(&mut self, request: Request) -> Response {
         match request {
             Request::Ping => Response::Pong {

@@ -5,15 +5,15 @@
 //! shutdown is recorded as interrupted and runs again at the next start.
 //! Once recorded, the run goes to the notifier (not a cancelled one).
 
+use super::core::{Active, Core, Finished};
 use super::jobs::CANCELLED;
 use super::recovery::{UnsavedRun, record_run};
-use super::scheduler::{Active, Finished, Scheduler};
 use crate::analyze::RunStatus;
 use crate::report::Report;
 use crate::schedule::{Completion, Effect, FinalState, Millis};
 use crate::store::{QUARANTINE_AFTER, Store, StoreError};
 
-impl Scheduler {
+impl Core {
     pub(super) fn finish(&mut self, f: &Finished) {
         let Some(active) = self.running.remove(&f.job_id) else {
             return;

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::scheduler::Scheduler;
+use super::core::Core;
 use crate::ipc::{Check, CleanupCounts, Health, Level};
 
 fn check(name: &str, level: Level, message: String) -> Check {
@@ -44,7 +44,7 @@ fn grade(value: u64, warn: u64) -> Level {
     }
 }
 
-impl Scheduler {
+impl Core {
     fn check_queue(&self) -> Check {
         let waiting = self.queue.waiting_len() as u64;
         let warn = u64::from(self.config.daemon.queue_warning);

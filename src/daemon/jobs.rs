@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::core::{Active, Command, Core, Finished};
 use super::execute::JobRun;
-use super::scheduler::{Active, Command, Finished, Scheduler};
 use crate::engine::{Options, RunOptions};
 use crate::event::{Job, Targets, Trigger, TriggerSource};
 use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
@@ -45,7 +45,7 @@ pub(super) fn trigger_label(t: &Trigger) -> String {
     }
 }
 
-impl Scheduler {
+impl Core {
     fn dedup_key(&self, task: &str) -> String {
         format!("{task}@{}", self.workspace.root.display())
     }
@@ -101,7 +101,7 @@ impl Scheduler {
     /// Queues the submitted tasks; queue changes go into `effects`.
     pub(super) fn submit(&mut self, s: &Submit, effects: &mut Vec<Effect>) -> Response {
         if self.stopping.is_cancelled() {
-            return Scheduler::shutting_down();
+            return Core::shutting_down();
         }
         if s.tasks.len() > MAX_SUBMIT_TASKS {
             return Response::Error(IpcError::new(
@@ -430,7 +430,7 @@ impl Scheduler {
     /// lifts any quarantine on its task's analyzers.
     pub(super) fn retry(&mut self, run_id: i64) -> Response {
         if self.stopping.is_cancelled() {
-            return Scheduler::shutting_down();
+            return Core::shutting_down();
         }
         let Ok(Some(job_id)) = self.store.job_of_run(run_id) else {
             return not_found(format!("no run {run_id}"));
@@ -485,7 +485,7 @@ impl Scheduler {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(Command::Finished(f))) => self.finish(&f),
                 Ok(Some(Command::Request { reply, .. })) => {
-                    let _ = reply.send(Scheduler::shutting_down());
+                    let _ = reply.send(Core::shutting_down());
                 }
                 Ok(Some(Command::Spawned { job_id, spawned })) => {
                     if self.running.contains_key(&job_id) {

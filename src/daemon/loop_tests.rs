@@ -10,9 +10,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::core::{Command, Core, CoreParts};
 use super::execute::{Execute, JobRun};
-use super::paths::Paths;
-use super::scheduler::{Command, Scheduler, SchedulerParts};
 use crate::analyze::RunStatus;
 use crate::config::raw::Category;
 use crate::engine::Workspace;
@@ -20,6 +19,7 @@ use crate::event::{AnalyzerRun, TriggerSource};
 use crate::ipc::{Request, Response, Submit};
 use crate::report::Report;
 use crate::schedule::Backoff;
+use crate::state::Paths;
 use crate::store::Store;
 
 const SEED: u64 = 7;
@@ -121,7 +121,7 @@ fn start_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let calls: Calls = Arc::default();
-    let mut core = Scheduler::new(SchedulerParts {
+    let mut core = Core::new(CoreParts {
         trust_bypass: true,
         store,
         projects: crate::config::Projects::single(config),
@@ -141,7 +141,7 @@ fn start_with(
     .unwrap();
     // Cron times follow the paused clock too, from a fixed wall time one
     // second past a ten-minute boundary (so `*/10` first fires 599 s in).
-    core.clock = super::execute::Clock::simulated(START_WALL_MS);
+    core.clock = crate::clock::Clock::simulated(START_WALL_MS);
     core.reset_timers();
     let done = tokio::spawn(core.run(rx, stop.clone()));
     Harness {

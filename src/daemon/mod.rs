@@ -2,33 +2,31 @@
 //!
 //! Owns the process lifecycle (lock, socket, signals, recovery at start,
 //! detaching) and wires the parts: the IPC server (`server.rs`) and the
-//! config watcher (`reload.rs`) send [`scheduler::Command`]s to the core
-//! (`scheduler.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns
+//! config watcher (`reload.rs`) send [`core::Command`]s to the core
+//! (`core.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns
 //! the queue, the store and the running jobs, and runs jobs through
 //! `execute.rs`. Notifications go out through a fire-and-forget handle
 //! (`notifications.rs` starts it; delivery is `crate::notifier`).
 
 mod answers;
+mod core;
 mod execute;
 mod finish;
 mod health;
-mod intake;
 mod jobs;
 mod lock;
 #[cfg(test)]
 mod loop_tests;
 mod memory;
 mod notifications;
-pub mod paths;
 mod recovery;
 mod reload;
 mod resolve;
-mod scheduler;
 mod selfwrites;
 mod server;
 pub mod service;
-pub mod spool;
-mod timers;
+mod spool;
+mod triggers;
 mod watching;
 
 use std::os::unix::fs::PermissionsExt;
@@ -40,15 +38,16 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::git::pushed_files;
+pub use crate::state::Paths;
 pub use lock::{LockError, read_pid};
-pub use paths::Paths;
-pub use resolve::pushed_files;
 
-use self::scheduler::{Command, Scheduler, SchedulerParts};
+use self::core::{Command, Core, CoreParts};
+use crate::clock::now_ms;
 use crate::config::Projects;
 use crate::engine::Workspace;
 use crate::ipc::Request;
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
@@ -95,7 +94,7 @@ fn load_or_init(workspace: &Workspace, opts: &StartOptions) -> anyhow::Result<Pr
 
 /// Says once why `$XDG_RUNTIME_DIR` was passed over, if it was.
 fn note_runtime_fallback(store: &Store, paths: &Paths) {
-    if let Some(why) = paths::runtime_fallback() {
+    if let Some(why) = crate::state::paths::runtime_fallback() {
         let msg = format!(
             "{why}; the socket, lock and pid file are in the private {} instead",
             paths.dir.display()
@@ -117,7 +116,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     memory::one_arena();
     let paths = Paths::for_root(&workspace.root)?;
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
-    crate::engine::state_dir(&workspace.root).context("create .bgtask")?;
+    crate::state::state_dir(&workspace.root).context("create .bgtask")?;
     // Level by level under `.bgtask`: never the worktree's path again.
     for dir in [paths.run_logs.parent(), Some(paths.run_logs.as_path())]
         .into_iter()
@@ -160,7 +159,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         let _bound = RemoveOnDrop(paths.socket.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let mut core = Scheduler::new(SchedulerParts {
+        let mut core = Core::new(CoreParts {
             store,
             projects,
             workspace: workspace.clone(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::scheduler::{Active, Scheduler};
+use super::core::{Active, Core};
 use crate::config::Config;
 use crate::engine::Workspace;
 use crate::notifier::console::ConsoleSink;
@@ -41,7 +41,7 @@ pub(super) fn start(
     }
 }
 
-impl Scheduler {
+impl Core {
     /// Tells the notifier about a recorded run (or one that could not be
     /// planned: `report` is `None`).
     pub(super) fn notify_run(&self, active: &Active, report: Option<&Report>) {

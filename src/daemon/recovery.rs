@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::core::{Active, Core};
 use super::jobs::trigger_label;
-use super::scheduler::{Active, Scheduler};
 use crate::report::Report;
 use crate::schedule::Millis;
 use crate::store::{RunStart, Store, StoreError};
@@ -82,7 +82,7 @@ pub(super) fn record_run(
     Ok(run_id)
 }
 
-impl Scheduler {
+impl Core {
     /// Keeps a run the store could not record, to write it later.
     pub(super) fn keep_unsaved_run(&mut self, run: UnsavedRun) {
         if self.unsaved_runs.len() >= MAX_UNSAVED_RUNS {
@@ -157,7 +157,7 @@ impl Scheduler {
             }
             return;
         }
-        let rescued = crate::engine::state_dir(&self.workspace.root)
+        let rescued = crate::state::state_dir(&self.workspace.root)
             .map_err(|source| StoreError::MoveAside {
                 path: self.paths.state.clone(),
                 source,

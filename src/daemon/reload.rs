@@ -14,7 +14,7 @@ use std::sync::Arc;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::scheduler::{Command, Scheduler};
+use super::core::{Command, Core};
 use crate::config::{CONFIG_FILE, LOCAL_CONFIG_FILE};
 
 /// How long a config that reads as invalid after a change may take to
@@ -58,7 +58,7 @@ pub(super) fn names_nested_config(files: &[std::path::PathBuf]) -> bool {
     })
 }
 
-impl Scheduler {
+impl Core {
     /// Grows or shrinks the analyzer slots in place: running jobs hold
     /// permits of this same semaphore, so the new limit holds for all.
     /// Shrinking takes the surplus permits as they come free.
@@ -122,7 +122,7 @@ impl Scheduler {
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
                 self.intake
-                    .set_window(super::intake::window(&self.config, &self.workspace.root));
+                    .set_window(super::triggers::window(&self.config, &self.workspace.root));
                 self.reset_timers();
                 self.sync_watcher();
                 self.notifier.reconfigure(self.config.clone());

@@ -15,7 +15,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::scheduler::Command;
+use super::core::Command;
 use crate::ipc::frame::{self, FrameError};
 use crate::ipc::{Envelope, ErrorKind, IpcError, Request, Response};
 

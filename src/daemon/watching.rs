@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::scheduler::{Command, Scheduler};
+use super::core::{Command, Core};
 use crate::watch::{self, Output};
 
 /// How often directories that cannot be watched are polled.
@@ -22,7 +22,7 @@ pub(super) fn settings(config: &crate::config::Config) -> Option<String> {
     })
 }
 
-impl Scheduler {
+impl Core {
     /// Starts (or restarts, or stops) the watcher to match the config.
     pub(super) fn sync_watcher(&mut self) {
         let wanted = settings(&self.config);

@@ -22,23 +22,6 @@ const VERSION: &str = "bgtask-result-cache-v1";
 const NETWORK_MAX_AGE: Duration = Duration::from_secs(3600);
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// `.bgtask/` under the worktree root, created with a `.gitignore` of `*` so
-/// git never sees it.
-pub fn state_dir(root: &Path) -> std::io::Result<PathBuf> {
-    let dir = root.join(".bgtask");
-    // One level: a worktree deleted meanwhile (a daemon starting as its
-    // checkout is removed) is an error, never made again.
-    match std::fs::create_dir(&dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
-    }
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "*\n")?;
-    }
-    Ok(dir)
-}
-
 #[derive(Serialize, Deserialize)]
 struct Entry {
     created: SystemTime,
@@ -146,7 +129,7 @@ impl ResultCache {
         else {
             return;
         };
-        if state_dir(root).is_err() || std::fs::create_dir_all(&self.dir).is_err() {
+        if crate::state::state_dir(root).is_err() || std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
         let entry = Entry {
@@ -186,6 +169,7 @@ mod tests {
     use super::*;
     use crate::analyze::RunStatus;
     use crate::analyze::parsers::testing::builtin;
+    use crate::state::state_dir;
 
     #[test]
     fn the_state_directory_never_makes_a_deleted_worktree_again() {

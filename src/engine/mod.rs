@@ -24,14 +24,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use cache::state_dir;
 pub use execute::{Options, Progress};
 pub use index::FileIndex;
 pub use init::{Initial, initial_config};
-pub use plan::{Relevance, Shard, UnknownName, did_you_mean};
-pub use workspace::{
-    ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, git, walk_builder, walkable,
-};
+pub use plan::{Shard, UnknownName, did_you_mean};
+pub use workspace::{ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, walk_builder, walkable};
 
 use crate::config::Config;
 use crate::event::{AnalyzerRun, Job, Targets, Trigger};

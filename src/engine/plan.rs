@@ -198,42 +198,6 @@ fn matches(g: Option<&Globs>, p: &str) -> bool {
     g.is_some_and(|g| g.is_match(p))
 }
 
-/// Which changed files concern a task: the task's `paths`/`exclude_paths`
-/// allow them and one of its analyzers reads them (its `files`, `requires`
-/// or tool config). A save of `README.md` does not wake the linters.
-pub struct Relevance<'a> {
-    task: &'a crate::config::Task,
-    analyzers: Vec<(Option<&'a Globs>, Option<&'a Globs>, Globs)>,
-}
-
-impl<'a> Relevance<'a> {
-    pub fn new(config: &'a Config, task: &'a crate::config::Task) -> Relevance<'a> {
-        let analyzers = task
-            .analyzers
-            .iter()
-            .filter_map(|name| config.analyzers.get(name))
-            .map(|def| {
-                let configs = Globs::new(&def.config_files)
-                    .unwrap_or_else(|_| Globs::new::<&str>(&[]).expect("empty globs"));
-                (def.files.as_ref(), def.requires.as_ref(), configs)
-            })
-            .collect();
-        Relevance { task, analyzers }
-    }
-
-    pub fn concerns(&self, file: &Path) -> bool {
-        let r = rel(file);
-        if !self.task.paths.as_ref().is_none_or(|g| g.is_match(&r))
-            || matches(self.task.exclude_paths.as_ref(), &r)
-        {
-            return false;
-        }
-        self.analyzers.iter().any(|(files, requires, configs)| {
-            matches(*files, &r) || matches(*requires, &r) || configs.is_match(&r)
-        })
-    }
-}
-
 pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) -> Vec<Planned> {
     wanted
         .into_iter()

@@ -12,10 +12,10 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::config::CONFIG_FILE;
 use crate::event::Targets;
+use crate::git::{git, split_z};
 
 /// Directories skipped by the walk wherever they are.
 pub const ALWAYS_SKIPPED: &[&str] = &[
@@ -44,8 +44,8 @@ pub enum WorkspaceError {
     },
     #[error("{what} needs a git repository, and {} is not in one", root.display())]
     NotGit { what: &'static str, root: PathBuf },
-    #[error("`git {args}` failed: {message}")]
-    Git { args: String, message: String },
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
     #[error(
         "unknown revision `{reference}` (a branch, tag or commit git knows here, e.g. `origin/main`)"
     )]
@@ -417,41 +417,10 @@ impl Drop for Collector<'_> {
     }
 }
 
-fn split_z(out: &[u8]) -> impl Iterator<Item = PathBuf> + '_ {
-    out.split(|b| *b == 0)
-        .filter(|e| !e.is_empty())
-        .map(|e| PathBuf::from(OsStr::from_bytes(e)))
-}
-
-/// Runs git in `dir` without taking optional locks or firing our hooks.
-pub fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, WorkspaceError> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .env("BGTASK", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| WorkspaceError::Git {
-            args: args.join(" "),
-            message: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(WorkspaceError::Git {
-            args: args.join(" "),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn sh(dir: &Path, script: &str) {
         let ok = Command::new("sh")

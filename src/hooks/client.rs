@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::gitdir::GitDirs;
-use crate::daemon::Paths;
 use crate::event::HookEvent;
+use crate::git::GitDirs;
 use crate::ipc::{Client, ClientError, ErrorKind, Request, Response};
+use crate::state::Paths;
 
 /// Bounds the connect and the send.
 pub const TIMEOUT: Duration = Duration::from_millis(300);
@@ -146,7 +146,7 @@ pub fn capture(top: &Path, hook: &str, args: Vec<String>, read: bool) -> HookEve
             .and_then(GitDirs::operation)
             .map(str::to_owned),
         skip,
-        at_ms: crate::store::now_ms(),
+        at_ms: crate::clock::now_ms(),
     }
 }
 
@@ -165,8 +165,8 @@ pub fn deliver(top: &Path, event: &HookEvent) -> Result<(), String> {
         Err(Failure::Down) => true,
         Err(Failure::Unresponsive) => false,
     };
-    crate::engine::state_dir(&root)
-        .and_then(|_| crate::daemon::spool::append(&paths.spool, &Request::Hook(event.clone())))
+    crate::state::state_dir(&root)
+        .and_then(|_| crate::state::spool::append(&paths.spool, &Request::Hook(event.clone())))
         .map_err(|e| {
             format!(
                 "could not queue the {} event in {}: {e}",

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::shim::{self, CHAINED_SUFFIX, Found, Mode, Shim};
 use crate::config::Config;
-use crate::engine::git;
+use crate::git::git;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -57,15 +57,7 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 fn run_git(root: &Path, args: &[&str]) -> Result<String, HookError> {
     git(root, args)
         .map(|out| String::from_utf8_lossy(&out).trim_end().to_owned())
-        .map_err(|e| match e {
-            crate::engine::WorkspaceError::Git { args, message } => {
-                HookError::Git { args, message }
-            }
-            other => HookError::Git {
-                args: args.join(" "),
-                message: other.to_string(),
-            },
-        })
+        .map_err(|crate::git::GitError { args, message }| HookError::Git { args, message })
 }
 
 /// Where this worktree's hooks live, and whether a `core.hooksPath` from

@@ -177,7 +177,7 @@ impl NotificationEvent {
         NotificationEvent {
             kind,
             level,
-            at_ms: crate::store::now_ms(),
+            at_ms: crate::clock::now_ms(),
             task: None,
             run_id: None,
             title: title.into(),

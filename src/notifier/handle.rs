@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::clock::Clock;
 use super::console::ConsoleSink;
 use super::db::{Db, Delivery, Outcome};
 use super::desktop::{Desktop, DesktopOutcome};
@@ -28,6 +27,7 @@ use super::novelty::Known;
 use super::outbox::Backoff;
 use super::render::Rendered;
 use super::router::{self, ChannelName, Cooldown, Once};
+use crate::clock::Clock;
 use crate::config::Config;
 
 /// Resource alerts at most this often.

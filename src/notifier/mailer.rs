@@ -13,11 +13,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::clock::Clock;
 use super::db::{Db, Delivery, Outcome};
 use super::email::SendError;
 use super::outbox::{AfterFailure, Backoff, OutboxRow, after_failure};
 use super::router::digest_deadline;
+use crate::clock::Clock;
 use crate::config::{Config, EmailChannel};
 
 /// Sends one outbox message; `Ok` carries the server's reply. The real one

@@ -39,9 +39,8 @@
 //! `render.rs` (templates), `console.rs`, `desktop.rs`, `file.rs`,
 //! `email.rs` (the channels), `outbox.rs` and `mailer.rs` (the email outbox
 //! and its task), `db.rs` (the delivery log), `handle.rs` (the handle and
-//! the thread), `probe.rs` (`bgtask notify test`), `clock.rs`.
+//! the thread), `probe.rs` (`bgtask notify test`).
 
-mod clock;
 pub mod console;
 mod db;
 mod desktop;

@@ -117,7 +117,7 @@ pub async fn probe(
             };
             if let Some(outcome) = outcome {
                 let _ = db.record(&Delivery {
-                    at_ms: crate::store::now_ms(),
+                    at_ms: crate::clock::now_ms(),
                     event: r.event.kind.as_str(),
                     severity: r.event.level,
                     task: None,

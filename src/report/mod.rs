@@ -14,8 +14,9 @@ mod verdict;
 
 pub use console::ConsoleOptions;
 pub use merge::{MergeError, merge, read};
-pub use model::{Policy, Report, SCHEMA, TaskPolicy, policy};
+pub use model::{Report, SCHEMA, policy};
 pub use verdict::over_threshold;
+pub use verdict::{Policy, TaskPolicy};
 
 /// An output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

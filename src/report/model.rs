@@ -8,35 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::verdict::{self, Verdict};
+use super::verdict::{self, Policy, TaskPolicy, Verdict};
 use crate::analyze::{Finding, RunStatus, Severity, sort_findings};
 use crate::config::{Config, FailOn};
 use crate::event::AnalyzerRun;
 
 pub const SCHEMA: &str = "bgtask-report/1";
-
-/// A task's part of the exit-code policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskPolicy {
-    pub name: String,
-    /// `None`: findings never fail this task.
-    pub fail_on: Option<Severity>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paths: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclude_paths: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Policy {
-    /// `--fail-on`, overriding every task's `fail_on`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail_on: Option<FailOn>,
-    pub strict_tools: bool,
-    pub tasks: Vec<TaskPolicy>,
-    /// Analyzers named directly; their absence is an error.
-    pub explicit: Vec<String>,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {

@@ -5,13 +5,39 @@
 //! its threshold → 1; else 0. A finding's threshold is `--fail-on` when
 //! given, else the strictest `fail_on` among the tasks that ran its analyzer
 //! and whose `paths` include its file; an analyzer named directly (not
-//! through a task) uses `high`.
+//! through a task) uses `high`. The policy a report carries (which task
+//! fails on what) is defined here, with the rules that read it.
 
-use super::model::{Policy, TaskPolicy};
+use serde::{Deserialize, Serialize};
+
 use crate::analyze::{Finding, RunStatus, Severity};
+use crate::config::FailOn;
 use crate::event::AnalyzerRun;
 use crate::exit;
 use crate::globs::Globs;
+
+/// A task's part of the exit-code policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskPolicy {
+    pub name: String,
+    /// `None`: findings never fail this task.
+    pub fail_on: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `--fail-on`, overriding every task's `fail_on`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on: Option<FailOn>,
+    pub strict_tools: bool,
+    pub tasks: Vec<TaskPolicy>,
+    /// Analyzers named directly; their absence is an error.
+    pub explicit: Vec<String>,
+}
 
 pub struct Verdict {
     pub code: u8,

@@ -23,7 +23,7 @@
 
 use crate::event::Arrival;
 
-use super::job::Millis;
+use crate::clock::Millis;
 
 pub type IntakeId = i64;
 

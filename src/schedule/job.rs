@@ -9,7 +9,7 @@ use crate::event::Trigger;
 
 pub type JobId = i64;
 /// Wall-clock milliseconds (persisted, so they survive restarts).
-pub type Millis = i64;
+pub use crate::clock::Millis;
 
 /// Files of a job: `None` is the whole project and absorbs any set.
 pub type Files = Option<BTreeSet<PathBuf>>;

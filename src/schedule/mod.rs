@@ -1,6 +1,7 @@
 //! Scheduling: which job runs next, and when.
 //!
-//! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`, `intake.rs`) has no tokio and
+//! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`, `intake.rs`,
+//! `timers.rs`, `route.rs`: which tasks a trigger starts) has no tokio and
 //! no I/O and is tested directly, including against a reference model. The
 //! daemon's scheduler loop is a thin shell around it that persists every
 //! [`Effect`] before acting on it.
@@ -11,6 +12,7 @@ pub mod intake;
 mod job;
 mod pending;
 mod queue;
+pub mod route;
 pub mod timers;
 
 pub use backoff::Backoff;

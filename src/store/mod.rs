@@ -12,8 +12,8 @@ mod runs;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use jobs::{JobRow, Recovered};
@@ -78,12 +78,6 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
 pub struct Opened {
     pub store: Store,
     pub moved_aside: Option<PathBuf>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Store {

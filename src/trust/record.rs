@@ -65,7 +65,7 @@ pub fn save(root: &Path, fp: &Fingerprint) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let record = Record {
         root: root.canonicalize().unwrap_or_else(|_| root.to_owned()),
-        trusted_at_ms: crate::store::now_ms(),
+        trusted_at_ms: crate::clock::now_ms(),
         tasks: fp.tasks.clone(),
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;

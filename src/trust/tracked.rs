@@ -51,7 +51,7 @@ type IndexStamp = (u64, i64, i64, u64);
 
 fn index_stamp(root: &Path) -> Option<IndexStamp> {
     use std::os::unix::fs::MetadataExt;
-    let dirs = crate::hooks::gitdir::GitDirs::find(root)?;
+    let dirs = crate::git::GitDirs::find(root)?;
     let m = std::fs::metadata(dirs.git_dir.join("index")).ok()?;
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
 }
@@ -94,7 +94,7 @@ impl Tracked {
             } else {
                 let mut args = vec!["ls-files", "-z", "--cached", "--"];
                 args.extend(key.1.iter().map(String::as_str));
-                crate::engine::git(root, &args)
+                crate::git::git(root, &args)
                     .map(|out| {
                         out.split(|b| *b == 0)
                             .filter(|p| !p.is_empty())

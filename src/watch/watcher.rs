@@ -30,8 +30,8 @@ use notify::{Event, EventKind, PathOp, Watcher as _};
 use super::filter::Filter;
 use super::walk::walk;
 use crate::event::Arrival;
+use crate::git::GitDirs;
 use crate::globs::Globs;
-use crate::hooks::GitDirs;
 use crate::ipc::WatcherState;
 
 /// Longest a batch of events is held from its first event (a storm is

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::paths::Paths;
 use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
@@ -25,9 +24,11 @@ use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
 use crate::schedule::{Backoff, Effect, JobId, Millis, Pending, Queue, Waiting};
+use crate::state::Paths;
 use crate::store::Store;
 
-use super::execute::{Clock, Execute};
+use super::execute::Execute;
+use crate::clock::Clock;
 
 /// How long after the last job the heap is trimmed: by then the blocking
 /// pool's threads have gone and the notifier is done with it, and a save
@@ -57,7 +58,7 @@ pub enum Command {
     /// The watcher saw saves or HEAD move.
     Arrived(crate::event::Arrival, std::time::Instant),
     /// An intake batch, resolved to kinds and files.
-    Resolved(Box<super::intake::ResolvedBatch>),
+    Resolved(Box<super::triggers::ResolvedBatch>),
     /// The watcher's state changed (ready, degraded, …).
     Watcher(crate::ipc::WatcherState),
 }
@@ -80,7 +81,7 @@ pub(super) struct Active {
     pub cancelled_by_user: bool,
 }
 
-pub struct Scheduler {
+pub struct Core {
     pub(super) store: Store,
     pub(super) queue: Queue,
     /// The worktree's config with every project's tasks, by key
@@ -130,7 +131,7 @@ pub struct Scheduler {
     /// A batch is being resolved in the blocking pool.
     pub(super) resolving: bool,
     /// The worktree's git directories (for `index.lock`, rebases).
-    pub(super) git_dirs: Option<crate::hooks::GitDirs>,
+    pub(super) git_dirs: Option<crate::git::GitDirs>,
     /// Cron, idle and start.
     pub(super) timers: Timers,
     /// Trust is not checked (`--trust`, `CI=true`).
@@ -160,7 +161,7 @@ pub struct Scheduler {
     pub(super) notifier: Notifier,
 }
 
-pub struct SchedulerParts {
+pub struct CoreParts {
     pub store: Store,
     pub projects: crate::config::Projects,
     pub workspace: Workspace,
@@ -179,8 +180,8 @@ pub struct SchedulerParts {
     pub notifier: Notifier,
 }
 
-impl Scheduler {
-    pub fn new(parts: SchedulerParts) -> Result<Scheduler, crate::store::StoreError> {
+impl Core {
+    pub fn new(parts: CoreParts) -> Result<Core, crate::store::StoreError> {
         let mut config = parts.projects.combined();
         let max_queue = config.execution.max_queue_size;
         let workers = parts
@@ -191,11 +192,11 @@ impl Scheduler {
         let slots = Arc::new(Semaphore::new(workers));
         let (arrivals, next_intake) = parts.store.intake()?;
         let clock = Clock::start();
-        let git_dirs = crate::hooks::GitDirs::find(&parts.workspace.root);
-        let mut core = Scheduler {
+        let git_dirs = crate::git::GitDirs::find(&parts.workspace.root);
+        let mut core = Core {
             intake: Intake::new(
                 next_intake,
-                super::intake::window(&config, &parts.workspace.root),
+                super::triggers::window(&config, &parts.workspace.root),
             ),
             resolving: false,
             git_dirs,

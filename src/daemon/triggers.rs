@@ -1,24 +1,28 @@
-//! Triggers nobody asked for in that moment — git hooks, the watcher —
-//! in the core: saved to the intake on arrival (before a hook gets its
-//! answer), held until the worktree is quiet (`schedule/intake.rs`),
-//! resolved to kinds and files off the loop (`resolve.rs`), and turned into
-//! jobs for the tasks that subscribe to that kind, whose files they touch,
-//! and that are trusted (`trust/`). The jobs and the intake's release are
-//! one transaction.
+//! Triggers nobody asked for in that moment — git hooks, the watcher,
+//! cron times, idle spells, the start — in the core: saved to the intake
+//! on arrival (before a hook gets its answer), held until the worktree is
+//! quiet (`schedule/intake.rs`), resolved to kinds and files off the loop
+//! (`resolve.rs`), and routed (`schedule/route.rs`) to jobs for the tasks
+//! that subscribe to that kind, whose files they touch, and that are
+//! trusted (`trust/`). The jobs and the intake's release are one
+//! transaction. The timers (`schedule/timers.rs`) are fed here with the
+//! daemon's clocks; their due tasks are routed like any other trigger.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::core::{Command, Core};
 use super::resolve::{Resolved, resolve};
-use super::scheduler::{Command, Scheduler};
 use super::selfwrites::Guarded;
 use crate::config::TriggerKind;
-use crate::engine::Relevance;
 use crate::event::Arrival;
+use crate::event::TriggerSource;
 use crate::ipc::Response;
 use crate::schedule::intake::{GitState, IntakeId, Window};
+use crate::schedule::route::Routed;
+use crate::schedule::timers::{Due, Timers};
 use crate::schedule::{Effect, Millis};
 use crate::trust::TaskTrust;
 
@@ -91,7 +95,7 @@ pub(super) fn window(config: &crate::config::Config, root: &std::path::Path) -> 
     }
 }
 
-impl Scheduler {
+impl Core {
     /// Takes an arrival into the intake; its saving goes into `effects`.
     pub(super) fn arrive(&mut self, arrival: Arrival, effects: &mut Vec<Effect>) -> Response {
         let now = self.clock.now();
@@ -117,7 +121,7 @@ impl Scheduler {
             // the files is ready by the time the batch is.
             let (root, from, to) = (self.workspace.root.clone(), from.clone(), to.clone());
             tokio::task::spawn_blocking(move || {
-                super::resolve::prefetch_range(&root, &from, &to);
+                crate::git::prefetch_range(&root, &from, &to);
             });
         }
         let _ = self.arrive_at(arrival, at, effects);
@@ -126,7 +130,7 @@ impl Scheduler {
     /// Takes an arrival that came at `at`.
     fn arrive_at(&mut self, arrival: Arrival, at: Millis, effects: &mut Vec<Effect>) -> Response {
         if self.stopping.is_cancelled() {
-            return Scheduler::shutting_down();
+            return Core::shutting_down();
         }
         self.note_activity();
         self.arrivals += 1;
@@ -360,9 +364,8 @@ impl Scheduler {
         }
     }
 
-    /// Turns a resolved batch into jobs and forgets its arrivals, in one
-    /// transaction. A file goes to the tasks of the innermost project
-    /// holding it.
+    /// Turns a resolved batch into jobs (`schedule::route`) and forgets its
+    /// arrivals, in one transaction.
     pub(super) fn route(&mut self, batch: ResolvedBatch) {
         let mut effects = Vec::new();
         let projects = self.projects.clone();
@@ -372,47 +375,23 @@ impl Scheduler {
             self.trust_states()
         };
         for r in &batch.resolved {
-            let owned = r.files.as_ref().map(|all| by_project(&projects, all));
-            for (key, project, task) in projects.tasks() {
-                if !task.enabled
-                    || !task.triggers.contains(&r.kind)
-                    || r.skip.iter().any(|s| *s == key || *s == task.name)
-                    || r.only.as_ref().is_some_and(|o| *o != key)
-                {
-                    continue;
-                }
-                let files: Option<BTreeSet<PathBuf>> = match &owned {
-                    None => None,
-                    Some(owned) => {
-                        let relevance = Relevance::new(&project.config, task);
-                        let mine: BTreeSet<PathBuf> = owned
-                            .get(project.dir.as_path())
-                            .into_iter()
-                            .flatten()
-                            .filter(|f| project.relative(f).is_some_and(|f| relevance.concerns(f)))
-                            .map(|f| (*f).clone())
-                            .collect();
-                        if mine.is_empty() {
-                            continue;
-                        }
-                        if r.kind != TriggerKind::Save {
-                            Some(mine)
-                        } else if let Some(mine) = self.guard_self_writes(&key, mine) {
-                            Some(mine)
-                        } else {
-                            continue;
-                        }
-                    }
-                };
-                match trust.get(&key) {
-                    Some(TaskTrust::Trusted) => {}
-                    Some(state) => {
-                        let state = state.clone();
+            for routed in crate::schedule::route::route(&projects, &trust, r) {
+                let (key, files) = match routed {
+                    Routed::Untrusted { key, state } => {
                         self.note_untrusted(&key, &state);
                         continue;
                     }
-                    None => continue,
-                }
+                    Routed::Offer { key, files } => (key, files),
+                };
+                let files = match files {
+                    Some(files) if r.kind == TriggerKind::Save => {
+                        let Some(files) = self.guard_self_writes(&key, files) else {
+                            continue;
+                        };
+                        Some(files)
+                    }
+                    other => other,
+                };
                 let admitted =
                     self.offer(&key, None, files, &r.source, Duration::ZERO, &mut effects);
                 tracing::info!(task = %key, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
@@ -424,19 +403,65 @@ impl Scheduler {
     }
 }
 
-/// The files of a batch by the project that holds each (worktree-relative
-/// still: jobs and their history name files from the worktree's top).
-fn by_project<'a>(
-    projects: &'a crate::config::Projects,
-    files: &'a BTreeSet<PathBuf>,
-) -> BTreeMap<&'a std::path::Path, Vec<&'a PathBuf>> {
-    let mut out: BTreeMap<&std::path::Path, Vec<&PathBuf>> = BTreeMap::new();
-    for f in files {
-        out.entry(projects.owner(f).dir.as_path())
-            .or_default()
-            .push(f);
+// Cron, idle and start: the pure timers (`schedule/timers.rs`) fed with
+// the daemon's clocks, their due tasks routed like any other trigger
+// (trust included), project-wide.
+impl Core {
+    /// A save, a hook: the worktree is not idle.
+    pub(super) fn note_activity(&mut self) {
+        self.timers.activity(self.clock.now());
     }
-    out
+
+    /// Rebuilds the timers after a config change, keeping the idle state.
+    pub(super) fn reset_timers(&mut self) {
+        let mut timers = Timers::new(&self.config, self.clock.wall(), self.clock.now());
+        timers.carry_over(&self.timers);
+        self.timers = timers;
+    }
+
+    /// How long until a timer is due.
+    pub(super) fn timers_wake(&self) -> Option<std::time::Duration> {
+        self.timers.next_wakeup(self.clock.wall(), self.clock.now())
+    }
+
+    /// Runs what is due.
+    pub(super) fn run_timers(&mut self) {
+        if self.stopping.is_cancelled() {
+            return;
+        }
+        let due = self.timers.due(self.clock.wall(), self.clock.now());
+        self.route_due(due);
+    }
+
+    /// The `start` tasks, once.
+    pub(super) fn run_start_tasks(&mut self) {
+        let due = Timers::on_start(&self.config);
+        self.route_due(due);
+    }
+
+    fn route_due(&mut self, due: Vec<Due>) {
+        if due.is_empty() {
+            return;
+        }
+        let resolved = due
+            .into_iter()
+            .map(|d| Resolved {
+                kind: d.kind,
+                files: None,
+                source: match (d.kind, d.cron) {
+                    (_, Some(cron)) => TriggerSource::Schedule { cron },
+                    (crate::config::TriggerKind::Idle, None) => TriggerSource::Idle,
+                    _ => TriggerSource::Start,
+                },
+                skip: Vec::new(),
+                only: Some(d.task),
+            })
+            .collect();
+        self.route(ResolvedBatch {
+            ids: Vec::new(),
+            resolved,
+        });
+    }
 }
 
 #[cfg(test)]
