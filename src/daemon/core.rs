@@ -23,6 +23,7 @@ use crate::notifier::Notifier;
 use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
+use crate::schedule::wake::{Waits, next_wake};
 use crate::schedule::{Backoff, Effect, JobId, Millis, Pending, Queue, Waiting};
 use crate::state::Paths;
 use crate::store::Store;
@@ -61,6 +62,30 @@ pub enum Command {
     Resolved(Box<super::triggers::ResolvedBatch>),
     /// The watcher's state changed (ready, degraded, …).
     Watcher(crate::ipc::WatcherState),
+}
+
+/// Whether queue changes reached the disk.
+#[must_use = "queue changes that did not reach the disk live only in memory: say what that means here"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    OnDisk,
+    /// Kept in memory and written with the next change; the daemon says
+    /// DEGRADED until then (`store_failed` has said why).
+    InMemory,
+}
+
+impl Saved {
+    pub fn on_disk(self) -> bool {
+        self == Saved::OnDisk
+    }
+
+    /// Going on is right here: what was not saved is written with the next
+    /// change, and `status` says DEGRADED meanwhile.
+    pub fn or_later(self, what: &str) {
+        if self == Saved::InMemory {
+            tracing::debug!(what, "kept in memory until the store can be written");
+        }
+    }
 }
 
 pub struct Finished {
@@ -119,7 +144,7 @@ pub struct Core {
     /// Runs that write the files that start them (`selfwrites.rs`).
     pub(super) self_writes: super::selfwrites::SelfWrites,
     /// When a config that read as invalid is read again (`reload.rs`).
-    pub(super) config_settle: Option<Instant>,
+    pub(super) config_settle: Option<Millis>,
     /// When a degraded store is tried next.
     pub(super) store_retry_at: Option<Instant>,
     pub(super) clock: Clock,
@@ -277,21 +302,21 @@ impl Core {
 
     /// Commits queue effects (after any left unsaved by an earlier failure).
     /// On failure the daemon goes on in memory, reports itself degraded, and
-    /// writes them with the next change; returns whether they are on disk.
-    pub(super) fn persist(&mut self, effects: &[Effect]) -> bool {
+    /// writes them with the next change.
+    pub(super) fn persist(&mut self, effects: &[Effect]) -> Saved {
         if effects.is_empty() && self.unsaved.is_empty() {
-            return true;
+            return Saved::OnDisk;
         }
         let all = self.unsaved.take_with(effects);
         match self.store.apply(&all, self.clock.now()) {
             Ok(()) => {
                 self.store_ok();
-                true
+                Saved::OnDisk
             }
             Err(e) => {
                 self.unsaved.put_back(all);
                 self.store_failed("record queue changes", &e);
-                false
+                Saved::InMemory
             }
         }
     }
@@ -409,37 +434,20 @@ impl Core {
     /// (otherwise a `Finished` wakes the loop), and every 2 s while jobs are
     /// held back or writes are pending.
     pub(super) fn next_wake(&self) -> Duration {
-        let mut wake = Duration::from_secs(3600);
-        if self.holding.is_some() {
-            wake = wake.min(Duration::from_secs(2));
-        }
-        if self.store_retry_due() {
-            wake = wake.min(Duration::from_secs(1));
-        }
-        if let Some(at) = self.config_settle {
-            wake = wake.min(at.saturating_duration_since(Instant::now()));
-        }
-        if !self.resolving
-            && let Some(at) = self.intake.next_wakeup()
-        {
-            wake = wake.min(self.clock.until(at));
-        }
-        if let Some(t) = self.timers_wake() {
-            wake = wake.min(t);
-        }
-        for at in [self.release_at, self.page_out_at] {
-            if let Some(at) = at.filter(|_| self.running.is_empty()) {
-                wake = wake.min(self.clock.until(at));
-            }
-        }
-        let free = self.running.len() < self.workers && !self.stopping.is_cancelled();
-        if free
-            && self.holding.is_none()
-            && let Some(at) = self.queue.next_wakeup()
-        {
-            wake = wake.min(self.clock.until(at));
-        }
-        wake
+        let now = self.clock.now();
+        let waits = Waits {
+            holding: self.holding.is_some(),
+            store_retry: self.store_retry_due(),
+            config_settle: self.config_settle,
+            intake: self.intake.next_wakeup(),
+            resolving: self.resolving,
+            timers: self.timers_wake(),
+            memory: [self.release_at, self.page_out_at],
+            queue: self.queue.next_wakeup(),
+            idle: self.running.is_empty(),
+            free: self.running.len() < self.workers && !self.stopping.is_cancelled(),
+        };
+        self.clock.until(next_wake(&waits, now))
     }
 
     /// Handles `first` and whatever else is already waiting, committing the
@@ -467,19 +475,22 @@ impl Core {
                 }
                 Command::Arrived(arrival, at) => self.watched(arrival, at, &mut effects),
                 Command::Resolved(batch) => {
-                    let _ = self.persist(&std::mem::take(&mut effects));
+                    self.persist(&std::mem::take(&mut effects))
+                        .or_later("the triggers before a batch");
                     self.resolving = false;
                     self.route(*batch);
                 }
                 Command::Watcher(state) => self.watcher_changed(state),
                 Command::Request { request, reply } => {
                     // Answers must see the submits before them.
-                    let _ = self.persist(&std::mem::take(&mut effects));
+                    self.persist(&std::mem::take(&mut effects))
+                        .or_later("the triggers before a request");
                     let response = self.answer(request);
                     let _ = reply.send(response);
                 }
                 Command::Finished(f) => {
-                    let _ = self.persist(&std::mem::take(&mut effects));
+                    self.persist(&std::mem::take(&mut effects))
+                        .or_later("the triggers before a job's end");
                     self.finish(&f);
                     drop(f);
                     // Given back once no job ran for a moment: a save
@@ -502,7 +513,7 @@ impl Core {
                 next = rx.try_recv().ok();
             }
         }
-        let saved = self.persist(&effects);
+        let saved = self.persist(&effects).on_disk();
         for (reply, response) in replies {
             let response = match response {
                 Response::Submitted { .. } | Response::Accepted if !saved => {

@@ -280,7 +280,8 @@ impl Core {
             // bring the worktree's path back), and the job stays queued.
             return;
         }
-        let _ = self.persist(&[]);
+        self.persist(&[])
+            .or_later("queue changes held back before a start");
         // The job running and its run begun: one transaction.
         let boot_id = self.boot_id.clone();
         let begun = self.store.batch(|store| {
@@ -396,11 +397,12 @@ impl Core {
         if let Some(w) = self.queue.cancel(job_id) {
             // Through the queue's effects, so it is ordered after the job's
             // own (possibly still unsaved) insert.
-            let _ = self.persist(&[Effect::Finish {
+            self.persist(&[Effect::Finish {
                 id: w.id,
                 state: FinalState::Cancelled,
                 note: Some(CANCELLED.to_owned()),
-            }]);
+            }])
+            .or_later("a cancel");
             return Response::Cancelled {
                 job_id,
                 was: "waiting".to_owned(),
@@ -463,7 +465,7 @@ impl Core {
         };
         let mut effects = Vec::new();
         let response = self.submit(&submit, &mut effects);
-        let _ = self.persist(&effects);
+        self.persist(&effects).or_later("a retry");
         match response {
             Response::Submitted { jobs } if !jobs.is_empty() => Response::Retried {
                 job_id: jobs[0].job_id,
@@ -506,11 +508,17 @@ impl Core {
         crate::run::kill_all_spawned();
         let now = self.clock.now();
         for (id, a) in std::mem::take(&mut self.running) {
-            let _ = self.store.abandon_run(a.run_id, "interrupted by shutdown");
-            let _ = self.store.interrupt(id, now);
+            let written = self.store.batch(|store| {
+                store.abandon_run(a.run_id, "interrupted by shutdown")?;
+                store.interrupt(id, now)
+            });
+            if let Err(e) = written {
+                // Recovery at the next start finds it running and runs it again.
+                tracing::error!(job = id, error = %e, "could not record a job interrupted by shutdown");
+            }
         }
         // Queue changes a full disk held back: one last try.
-        if !self.persist(&[]) {
+        if !self.persist(&[]).on_disk() {
             tracing::error!(
                 unsaved = self.unsaved.len(),
                 "stopping with queue changes that could not be saved"

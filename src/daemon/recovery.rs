@@ -109,7 +109,7 @@ impl Core {
         }
         self.store_retry_at = Some(Instant::now() + RETRY_EVERY);
         self.check_state_file();
-        if !self.persist(&[]) {
+        if !self.persist(&[]).on_disk() {
             return;
         }
         while let Some(run) = self.unsaved_runs.first() {

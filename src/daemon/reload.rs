@@ -19,7 +19,7 @@ use crate::config::{CONFIG_FILE, LOCAL_CONFIG_FILE};
 
 /// How long a config that reads as invalid after a change may take to
 /// become whole before it is reported.
-pub(super) const CONFIG_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+pub(super) const CONFIG_SETTLE: crate::clock::Millis = 300;
 
 /// Watches the worktree root (not recursively) for changes to the config
 /// files; keep the watcher alive for as long as changes matter.
@@ -90,10 +90,7 @@ impl Core {
 
     /// Re-reads a config that looked invalid, once it had time to settle.
     pub(super) fn settle_config(&mut self) {
-        if self
-            .config_settle
-            .is_some_and(|at| at <= std::time::Instant::now())
-        {
+        if self.config_settle.is_some_and(|at| at <= self.clock.now()) {
             self.reload_with(true);
         }
     }
@@ -132,7 +129,7 @@ impl Core {
                 let _ = self.store.event("info", "config", "config reloaded");
             }
             Err(_) if !settled => {
-                self.config_settle = Some(std::time::Instant::now() + CONFIG_SETTLE);
+                self.config_settle = Some(self.clock.now() + CONFIG_SETTLE);
             }
             Err(e) => {
                 let problems: Vec<String> = if e.problems().is_empty() {

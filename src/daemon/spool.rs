@@ -60,7 +60,7 @@ impl Core {
                 _ => {}
             }
         }
-        if !self.persist(&effects) {
+        if !self.persist(&effects).on_disk() {
             tracing::warn!(file = %path.display(), "kept the spooled events: they could not be saved yet");
             return;
         }

@@ -398,7 +398,7 @@ impl Core {
             }
         }
         effects.push(Effect::Consumed(batch.ids));
-        let _ = self.persist(&effects);
+        self.persist(&effects).or_later("a routed batch");
         tracing::debug!(triggers = batch.resolved.len(), "intake batch routed");
     }
 }
@@ -420,8 +420,11 @@ impl Core {
     }
 
     /// How long until a timer is due.
-    pub(super) fn timers_wake(&self) -> Option<std::time::Duration> {
-        self.timers.next_wakeup(self.clock.wall(), self.clock.now())
+    pub(super) fn timers_wake(&self) -> Option<Millis> {
+        let now = self.clock.now();
+        self.timers
+            .next_wakeup(self.clock.wall(), now)
+            .map(|d| now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4))
     }
 
     /// Runs what is due.

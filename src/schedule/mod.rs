@@ -1,7 +1,8 @@
 //! Scheduling: which job runs next, and when.
 //!
 //! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`, `intake.rs`,
-//! `timers.rs`, `route.rs`: which tasks a trigger starts) has no tokio and
+//! `timers.rs`, `route.rs`: which tasks a trigger starts, `wake.rs`: when
+//! the loop wakes) has no tokio and
 //! no I/O and is tested directly, including against a reference model. The
 //! daemon's scheduler loop is a thin shell around it that persists every
 //! [`Effect`] before acting on it.
@@ -14,6 +15,7 @@ mod pending;
 mod queue;
 pub mod route;
 pub mod timers;
+pub mod wake;
 
 pub use backoff::Backoff;
 pub use job::*;
