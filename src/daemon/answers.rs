@@ -31,12 +31,16 @@ impl Core {
                 entries: self.queue_entries(),
             },
             Request::History { task, limit } => {
-                match self.store.history(task.as_deref(), limit.min(MAX_HISTORY)) {
+                match self
+                    .persistence
+                    .store()
+                    .history(task.as_deref(), limit.min(MAX_HISTORY))
+                {
                     Ok(runs) => Response::History { runs },
                     Err(e) => err(ErrorKind::Internal, e.to_string()),
                 }
             }
-            Request::Show { run_id } => match self.store.report(run_id) {
+            Request::Show { run_id } => match self.persistence.store().report(run_id) {
                 Ok(Some(Some(report))) => Response::Report {
                     report: Box::new(report),
                 },
@@ -55,7 +59,7 @@ impl Core {
             },
             Request::Logs { run_id, .. } => {
                 let running = self.running.values().any(|a| a.run_id == run_id);
-                match self.store.job_of_run(run_id) {
+                match self.persistence.store().job_of_run(run_id) {
                     Ok(Some(_)) => Response::LogEnd { finished: !running },
                     Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
                     Err(e) => err(ErrorKind::Internal, e.to_string()),
@@ -63,7 +67,7 @@ impl Core {
             }
             Request::Cancel { job_id } => self.cancel(job_id),
             Request::Retry { run_id } => self.retry(run_id),
-            Request::Metrics => match self.store.task_metrics() {
+            Request::Metrics => match self.persistence.store().task_metrics() {
                 Ok(tasks) => Response::Metrics(Metrics {
                     tasks,
                     queue_length: self.queue.waiting_len(),
@@ -116,16 +120,20 @@ impl Core {
                 r.sort_by_key(|j| j.job_id);
                 r
             },
-            last_runs: self.store.history(None, 5).unwrap_or_default(),
+            last_runs: self
+                .persistence
+                .store()
+                .history(None, 5)
+                .unwrap_or_default(),
             health: self.health.clone(),
             holding: self.holding.clone(),
             quarantined: self.quarantine.keys().cloned().collect(),
-            degraded: self.degraded.clone(),
+            degraded: self.persistence.degraded().map(str::to_owned),
             intake: self.intake.len(),
             arrivals: self.arrivals,
             watcher: self.watcher.clone(),
             untrusted: self.untrusted_tasks(),
-            given_up: self.store.given_up(3).unwrap_or_default(),
+            given_up: self.persistence.store().given_up(3).unwrap_or_default(),
             paused: self.self_writes.paused().cloned().collect(),
         }
     }

@@ -24,7 +24,7 @@ use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
 use crate::schedule::wake::{Waits, next_wake};
-use crate::schedule::{Backoff, Effect, JobId, Millis, Pending, Queue, Waiting};
+use crate::schedule::{Backoff, Effect, JobId, Millis, Queue, Waiting};
 use crate::state::Paths;
 use crate::store::Store;
 
@@ -107,7 +107,7 @@ pub(super) struct Active {
 }
 
 pub struct Core {
-    pub(super) store: Store,
+    pub(super) persistence: super::persistence::Persistence,
     pub(super) queue: Queue,
     /// The worktree's config with every project's tasks, by key
     /// (`Projects::combined`).
@@ -135,18 +135,10 @@ pub struct Core {
     pub(super) holding: Option<String>,
     /// Quarantined analyzers and why (skipped by jobs).
     pub(super) quarantine: BTreeMap<String, String>,
-    /// Queue changes not written yet because the store failed.
-    pub(super) unsaved: Pending,
-    /// Why the store cannot be written, while it cannot (disk full, say).
-    pub(super) degraded: Option<String>,
-    /// Runs the store could not record yet (`recovery.rs`).
-    pub(super) unsaved_runs: Vec<super::recovery::UnsavedRun>,
     /// Runs that write the files that start them (`selfwrites.rs`).
     pub(super) self_writes: super::selfwrites::SelfWrites,
     /// When a config that read as invalid is read again (`reload.rs`).
     pub(super) config_settle: Option<Millis>,
-    /// When a degraded store is tried next.
-    pub(super) store_retry_at: Option<Instant>,
     pub(super) clock: Clock,
     pub(super) execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
@@ -249,7 +241,7 @@ impl Core {
             },
             config: Arc::new(config),
             projects: Arc::new(parts.projects),
-            store: parts.store,
+            persistence: super::persistence::Persistence::new(parts.store),
             workspace: parts.workspace,
             paths: parts.paths,
             running: HashMap::new(),
@@ -269,10 +261,6 @@ impl Core {
             },
             holding: None,
             quarantine: BTreeMap::new(),
-            unsaved: Pending::default(),
-            degraded: None,
-            unsaved_runs: Vec::new(),
-            store_retry_at: None,
             config_settle: None,
             self_writes: super::selfwrites::SelfWrites::default(),
             clock,
@@ -281,10 +269,10 @@ impl Core {
             notifier: parts.notifier,
         };
         let mut effects = Vec::new();
-        for w in core.store.waiting_jobs()? {
+        for w in core.persistence.store().waiting_jobs()? {
             effects.extend(core.queue.restore(w));
         }
-        core.store.apply(&effects, core.clock.now())?;
+        core.persistence.store().apply(&effects, core.clock.now())?;
         let now = core.clock.now();
         for (id, arrival) in arrivals {
             core.intake.restore(id, arrival, now);
@@ -304,45 +292,18 @@ impl Core {
     /// On failure the daemon goes on in memory, reports itself degraded, and
     /// writes them with the next change.
     pub(super) fn persist(&mut self, effects: &[Effect]) -> Saved {
-        if effects.is_empty() && self.unsaved.is_empty() {
-            return Saved::OnDisk;
-        }
-        let all = self.unsaved.take_with(effects);
-        match self.store.apply(&all, self.clock.now()) {
-            Ok(()) => {
-                self.store_ok();
-                Saved::OnDisk
-            }
-            Err(e) => {
-                self.unsaved.put_back(all);
-                self.store_failed("record queue changes", &e);
-                Saved::InMemory
-            }
-        }
+        let now = self.clock.now();
+        self.persistence.persist(effects, now)
     }
 
     /// Notes a failed store write: the daemon is degraded until one succeeds.
     pub(super) fn store_failed(&mut self, what: &str, e: &crate::store::StoreError) {
-        let why = format!("could not {what}: {e}");
-        if self.degraded.is_none() {
-            tracing::error!(
-                unsaved = self.unsaved.len(),
-                "{why}; going on in memory (degraded)"
-            );
-        }
-        self.degraded = Some(why);
-    }
-
-    /// Notes a successful store write: no longer degraded.
-    pub(super) fn store_ok(&mut self) {
-        if let Some(why) = self.degraded.take() {
-            tracing::info!(was = %why, "the store is writable again");
-        }
+        self.persistence.failed(what, e);
     }
 
     pub(super) fn refresh_quarantine(&mut self) {
         self.quarantine.clear();
-        match self.store.quarantined() {
+        match self.persistence.store().quarantined() {
             Ok(rows) => {
                 for (analyzer, digest, error) in rows {
                     let current = self
@@ -402,7 +363,7 @@ impl Core {
                         self.handle_batch(cmd, &mut rx);
                         // A hook that gave up waiting spooled its event:
                         // take it now, not at the next health check.
-                        if self.degraded.is_none()
+                        if self.persistence.degraded().is_none()
                             && std::fs::metadata(&self.paths.spool).is_ok_and(|m| m.len() > 0)
                         {
                             self.drain_spool();
@@ -437,7 +398,7 @@ impl Core {
         let now = self.clock.now();
         let waits = Waits {
             holding: self.holding.is_some(),
-            store_retry: self.store_retry_due(),
+            store_retry: self.persistence.retry_due(),
             config_settle: self.config_settle,
             intake: self.intake.next_wakeup(),
             resolving: self.resolving,
@@ -501,7 +462,7 @@ impl Core {
                 // A process found after its job finished needs no record
                 // (its job's records are already cleared).
                 Command::Spawned { job_id, spawned } if self.running.contains_key(&job_id) => {
-                    if let Err(e) = self.store.add_process(job_id, &spawned) {
+                    if let Err(e) = self.persistence.store().add_process(job_id, &spawned) {
                         tracing::error!(error = %e, "could not record an analyzer process");
                     }
                 }
@@ -521,7 +482,7 @@ impl Core {
                         ErrorKind::Degraded,
                         format!(
                             "the daemon took the work but could not save it ({}); it runs, but would be lost if the daemon stopped now",
-                            self.degraded.as_deref().unwrap_or("the store failed")
+                            self.persistence.degraded().unwrap_or("the store failed")
                         ),
                     ))
                 }

@@ -63,7 +63,6 @@ impl Core {
                 }
             }
         }
-        let all = self.unsaved.take_with(&effects);
         let config = self
             .projects
             .task(&active.waiting.task)
@@ -71,25 +70,27 @@ impl Core {
         let job_id = f.job_id;
         self.check_state_file();
         let run = UnsavedRun::of(&active, None);
-        let written = self.store.batch(|store| {
+        let written = self.persistence.write_with(&effects, now, |store| {
             store.clear_processes(job_id)?;
             let mut quarantined = Vec::new();
             if let Some(report) = &f.report {
                 record_run(store, &run, Some(report))?;
                 quarantined = analyzer_health(store, &config, report, now)?;
             }
-            store.apply(&all, now)?;
             Ok(quarantined)
         });
         match written {
             Ok(quarantined) => {
-                self.store_ok();
+                self.persistence.ok();
                 for (analyzer, reason) in &quarantined {
                     let msg = format!(
                         "analyzer `{analyzer}` quarantined after {QUARANTINE_AFTER} crashes in a row: {reason}"
                     );
                     tracing::warn!(analyzer = %analyzer, "{msg}");
-                    let _ = self.store.event("warning", "quarantine", &msg);
+                    let _ = self
+                        .persistence
+                        .store()
+                        .event("warning", "quarantine", &msg);
                 }
                 if !quarantined.is_empty() {
                     self.refresh_quarantine();
@@ -97,9 +98,9 @@ impl Core {
             }
             Err(e) => {
                 // Kept in memory, written once the store takes writes again.
-                self.unsaved.put_back(all);
                 if f.report.is_some() {
-                    self.keep_unsaved_run(UnsavedRun::of(&active, f.report.clone()));
+                    self.persistence
+                        .keep_run(UnsavedRun::of(&active, f.report.clone()));
                 }
                 self.store_failed("record a finished job", &e);
             }
@@ -111,7 +112,7 @@ impl Core {
 
     fn record_interrupted(&mut self, active: &Active, now: Millis) {
         let (job_id, run_id) = (active.waiting.id, active.run_id);
-        let written = self.store.batch(|store| {
+        let written = self.persistence.store().batch(|store| {
             store.abandon_run(run_id, "interrupted by shutdown")?;
             store.interrupt(job_id, now)
         });

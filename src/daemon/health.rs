@@ -56,7 +56,11 @@ impl Core {
     }
 
     fn check_failures(&self) -> Check {
-        let (total, failed) = self.store.failure_rate(20).unwrap_or((0, 0));
+        let (total, failed) = self
+            .persistence
+            .store_ref()
+            .failure_rate(20)
+            .unwrap_or((0, 0));
         #[expect(clippy::cast_precision_loss, reason = "a ratio")]
         let rate = if total == 0 {
             0.0
@@ -128,14 +132,14 @@ impl Core {
     }
 
     fn check_database(&self) -> Check {
-        if let Some(why) = &self.degraded {
+        if let Some(why) = self.persistence.degraded() {
             return check(
                 "database",
                 Level::Error,
                 format!("degraded: {why}; work goes on in memory and is saved once writes succeed"),
             );
         }
-        let db_mb = self.store.size_bytes() / (1024 * 1024);
+        let db_mb = self.persistence.store_ref().size_bytes() / (1024 * 1024);
         let max = self.config.daemon.max_db_mb;
         check(
             "database",
@@ -211,10 +215,10 @@ impl Core {
             );
             if level == Level::Error {
                 tracing::error!("{msg}");
-                let _ = self.store.event("error", "health", &msg);
+                let _ = self.persistence.store().event("error", "health", &msg);
             } else {
                 tracing::warn!("{msg}");
-                let _ = self.store.event("warning", "health", &msg);
+                let _ = self.persistence.store().event("warning", "health", &msg);
             }
             self.notifier
                 .send(crate::notifier::NotificationEvent::health_alert(
@@ -230,7 +234,8 @@ impl Core {
     pub(super) fn cleanup(&mut self) -> CleanupCounts {
         let r = self.config.retention;
         let mut counts = self
-            .store
+            .persistence
+            .store()
             .cleanup(r.results_days, r.metrics_days, self.clock.now())
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "retention sweep failed");

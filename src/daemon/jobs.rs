@@ -56,7 +56,11 @@ impl Core {
         if let Some(hit) = self.adaptive.get(task) {
             return hit.clone();
         }
-        let recent = self.store.recent(task, 100).unwrap_or_default();
+        let recent = self
+            .persistence
+            .store()
+            .recent(task, 100)
+            .unwrap_or_default();
         let computed = adaptive::adjust(&recent);
         self.adaptive.insert(task.to_owned(), computed.clone());
         computed
@@ -284,7 +288,7 @@ impl Core {
             .or_later("queue changes held back before a start");
         // The job running and its run begun: one transaction.
         let boot_id = self.boot_id.clone();
-        let begun = self.store.batch(|store| {
+        let begun = self.persistence.store().batch(|store| {
             store.mark_running(w.id, &boot_id, now)?;
             store.begin_run(&RunStart {
                 job_id: w.id,
@@ -368,7 +372,7 @@ impl Core {
     /// after a job the next save would fault them all back in).
     pub(super) fn release_memory(&self, idle: bool) {
         if self.running.is_empty() {
-            self.store.shrink_memory();
+            self.persistence.store_ref().shrink_memory();
             if idle {
                 super::memory::release();
             } else {
@@ -416,7 +420,7 @@ impl Core {
                 was: "running".to_owned(),
             };
         }
-        match self.store.job(job_id) {
+        match self.persistence.store().job(job_id) {
             Ok(Some(row)) => Response::Error(IpcError::new(
                 ErrorKind::Invalid,
                 format!(
@@ -434,10 +438,10 @@ impl Core {
         if self.stopping.is_cancelled() {
             return Core::shutting_down();
         }
-        let Ok(Some(job_id)) = self.store.job_of_run(run_id) else {
+        let Ok(Some(job_id)) = self.persistence.store().job_of_run(run_id) else {
             return not_found(format!("no run {run_id}"));
         };
-        let Ok(Some(row)) = self.store.job(job_id) else {
+        let Ok(Some(row)) = self.persistence.store().job(job_id) else {
             return not_found(format!("the job of run {run_id} is gone (retention)"));
         };
         let Some(task) = self.config.tasks.get(&row.task) else {
@@ -445,11 +449,12 @@ impl Core {
         };
         let analyzers = task.analyzers.clone();
         for a in &analyzers {
-            let _ = self.store.lift_quarantine(Some(a));
+            let _ = self.persistence.store().lift_quarantine(Some(a));
         }
         self.refresh_quarantine();
         let files: Option<Vec<PathBuf>> = self
-            .store
+            .persistence
+            .store()
             .job_files(job_id)
             .ok()
             .flatten()
@@ -491,7 +496,7 @@ impl Core {
                 }
                 Ok(Some(Command::Spawned { job_id, spawned })) => {
                     if self.running.contains_key(&job_id) {
-                        let _ = self.store.add_process(job_id, &spawned);
+                        let _ = self.persistence.store().add_process(job_id, &spawned);
                     }
                 }
                 // An unrouted batch stays in the intake table for the next start.
@@ -508,7 +513,7 @@ impl Core {
         crate::run::kill_all_spawned();
         let now = self.clock.now();
         for (id, a) in std::mem::take(&mut self.running) {
-            let written = self.store.batch(|store| {
+            let written = self.persistence.store().batch(|store| {
                 store.abandon_run(a.run_id, "interrupted by shutdown")?;
                 store.interrupt(id, now)
             });
@@ -520,7 +525,7 @@ impl Core {
         // Queue changes a full disk held back: one last try.
         if !self.persist(&[]).on_disk() {
             tracing::error!(
-                unsaved = self.unsaved.len(),
+                unsaved = self.persistence.unsaved_len(),
                 "stopping with queue changes that could not be saved"
             );
         }

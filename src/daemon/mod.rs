@@ -19,6 +19,7 @@ mod lock;
 mod loop_tests;
 mod memory;
 mod notifications;
+mod persistence;
 mod recovery;
 mod reload;
 mod resolve;

@@ -13,7 +13,7 @@
 //! check, and the database is then rewritten in place from the open
 //! connection (history included), reported once as a health alert.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::core::{Active, Core};
 use super::jobs::trigger_label;
@@ -22,10 +22,10 @@ use crate::schedule::Millis;
 use crate::store::{RunStart, Store, StoreError};
 
 /// How often a degraded store is tried again.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
+pub(super) const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Runs kept in memory while the store cannot be written; older ones go
 /// first (and the log says so).
-const MAX_UNSAVED_RUNS: usize = 1000;
+pub(super) const MAX_UNSAVED_RUNS: usize = 1000;
 
 /// A run the store has not recorded yet (or not finished recording).
 #[derive(Debug)]
@@ -42,6 +42,14 @@ pub(super) struct UnsavedRun {
 }
 
 impl UnsavedRun {
+    pub(super) fn task(&self) -> &str {
+        &self.task
+    }
+
+    pub(super) fn report(&self) -> Option<&Report> {
+        self.report.as_ref()
+    }
+
     pub(super) fn of(active: &Active, report: Option<Report>) -> UnsavedRun {
         UnsavedRun {
             job_id: active.waiting.id,
@@ -83,65 +91,20 @@ pub(super) fn record_run(
 }
 
 impl Core {
-    /// Keeps a run the store could not record, to write it later.
-    pub(super) fn keep_unsaved_run(&mut self, run: UnsavedRun) {
-        if self.unsaved_runs.len() >= MAX_UNSAVED_RUNS {
-            let dropped = self.unsaved_runs.remove(0);
-            tracing::error!(
-                task = %dropped.task,
-                "the store has been failing for {MAX_UNSAVED_RUNS} runs: the oldest unsaved run is dropped"
-            );
-        }
-        self.unsaved_runs.push(run);
-    }
-
-    /// Whether the loop should come back soon to try the store again.
-    pub(super) fn store_retry_due(&self) -> bool {
-        self.degraded.is_some() || !self.unsaved.is_empty() || !self.unsaved_runs.is_empty()
-    }
-
-    /// Tries the store again (at most every second): queue changes first,
-    /// then the runs held in memory, then — when nothing was waiting — a
-    /// probe write. Any success clears DEGRADED.
+    /// Tries the store again (at most every second), after checking that
+    /// its file is still there (`Persistence::retry`).
     pub(super) fn retry_store(&mut self) {
-        if !self.store_retry_due() || self.store_retry_at.is_some_and(|at| Instant::now() < at) {
+        if !self.persistence.take_retry() {
             return;
         }
-        self.store_retry_at = Some(Instant::now() + RETRY_EVERY);
         self.check_state_file();
-        if !self.persist(&[]).on_disk() {
-            return;
-        }
-        while let Some(run) = self.unsaved_runs.first() {
-            let written = self
-                .store
-                .batch(|store| record_run(store, run, run.report.as_ref()));
-            match written {
-                Ok(_) => {
-                    self.unsaved_runs.remove(0);
-                    self.store_ok();
-                }
-                Err(e) => {
-                    self.store_failed("record a finished run", &e);
-                    return;
-                }
-            }
-        }
-        if self.degraded.is_some() {
-            match self
-                .store
-                .event("info", "store", "the store is writable again")
-            {
-                Ok(()) => self.store_ok(),
-                Err(e) => self.store_failed("write to the store", &e),
-            }
-        }
+        self.persistence.retry(self.clock.now());
     }
 
     /// Notices a state database deleted or replaced under the daemon and
     /// rewrites it from the open connection; says so once.
     pub(super) fn check_state_file(&mut self) {
-        if self.store.file_intact() {
+        if self.persistence.store().file_intact() {
             return;
         }
         // The whole worktree went (a deleted checkout, a test's temporary
@@ -162,20 +125,22 @@ impl Core {
                 path: self.paths.state.clone(),
                 source,
             })
-            .and_then(|_| self.store.rescue());
+            .and_then(|_| self.persistence.store().rescue());
         match rescued {
             Ok(()) => {
                 let msg = format!(
                     "the state database {} was deleted under the daemon; it was recreated with everything the daemon held (history and queue kept)",
-                    self.store.path().display()
+                    self.persistence.store().path().display()
                 );
                 tracing::error!("{msg}");
-                let _ = self.store.event("error", "health", &msg);
+                let _ = self.persistence.store().event("error", "health", &msg);
                 self.notifier
                     .send(crate::notifier::NotificationEvent::health_alert(true, &msg));
-                self.store_ok();
+                self.persistence.ok();
             }
-            Err(e) => self.store_failed("recreate the deleted state database", &e),
+            Err(e) => self
+                .persistence
+                .failed("recreate the deleted state database", &e),
         }
     }
 }

@@ -126,7 +126,10 @@ impl Core {
                 self.refresh_quarantine();
                 self.self_writes.resume_all();
                 tracing::info!(stale_before = was_stale, "config reloaded");
-                let _ = self.store.event("info", "config", "config reloaded");
+                let _ = self
+                    .persistence
+                    .store()
+                    .event("info", "config", "config reloaded");
             }
             Err(_) if !settled => {
                 self.config_settle = Some(self.clock.now() + CONFIG_SETTLE);
@@ -143,7 +146,7 @@ impl Core {
                         problems.join("; ")
                     );
                     tracing::warn!("{msg}");
-                    let _ = self.store.event("warning", "config", &msg);
+                    let _ = self.persistence.store().event("warning", "config", &msg);
                     self.notifier
                         .send(crate::notifier::NotificationEvent::config_invalid(
                             &problems,

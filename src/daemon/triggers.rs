@@ -278,7 +278,7 @@ impl Core {
                         state.message.as_deref().unwrap_or("")
                     );
                     tracing::warn!("{msg}");
-                    let _ = self.store.event("warning", "watcher", &msg);
+                    let _ = self.persistence.store().event("warning", "watcher", &msg);
                 }
                 _ => {
                     tracing::info!(state = %state.state, watched = state.watched, polled = state.polled, ready_ms = ?state.ready_ms, "file watcher");
@@ -315,7 +315,7 @@ impl Core {
             ),
         };
         tracing::warn!("{msg}");
-        let _ = self.store.event("warning", "trust", &msg);
+        let _ = self.persistence.store().event("warning", "trust", &msg);
         let (tasks, why) = match state {
             TaskTrust::Changed { diff } => (vec![task.to_owned()], diff.join("; ")),
             _ => (
@@ -353,7 +353,7 @@ impl Core {
                         "task {task} paused: its last {streak} runs were started by files its own runs wrote (a formatter, --fix, rewritten snapshots?); a save of yours, `bgtask submit {task}` or a config change starts it again"
                     );
                     tracing::warn!("{msg}");
-                    let _ = self.store.event("warning", "loop", &msg);
+                    let _ = self.persistence.store().event("warning", "loop", &msg);
                     self.notifier
                         .send(crate::notifier::NotificationEvent::health_alert(
                             false, &msg,
