@@ -72,7 +72,7 @@ impl Core {
                     tasks,
                     queue_length: self.queue.waiting_len(),
                     running: self.running.len(),
-                    workers: self.workers,
+                    workers: self.workers.count(),
                 }),
                 Err(e) => err(ErrorKind::Internal, e.to_string()),
             },
@@ -103,7 +103,7 @@ impl Core {
             started: humantime::format_rfc3339_seconds(self.started).to_string(),
             uptime_s: self.started_at.elapsed().as_secs(),
             config: self.config_state.clone(),
-            workers: self.workers,
+            workers: self.workers.count(),
             queue_depth: self.queue.waiting_len(),
             running_jobs: {
                 let mut r: Vec<RunningJob> = self

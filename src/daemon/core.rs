@@ -9,11 +9,10 @@
 //! (it survives `kill -9`) and a burst of triggers costs one commit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -30,16 +29,6 @@ use crate::store::Store;
 
 use super::execute::Execute;
 use crate::clock::Clock;
-
-/// How long after the last job the heap is trimmed: by then the blocking
-/// pool's threads have gone and the notifier is done with it, and a save
-/// that comes sooner (someone typing) does not fault the heap back in.
-const HEAP_RELEASE: Millis = 3_000;
-
-/// How long after the last job an idle daemon gives back its code pages
-/// too (someone editing saves more often than this, and a save that has
-/// to fault the code back in starts its analyzer milliseconds later).
-const CODE_RELEASE: Millis = 10_000;
 
 pub enum Command {
     /// A client request and where to send the answer.
@@ -118,11 +107,8 @@ pub struct Core {
     pub(super) workspace: Workspace,
     pub(super) paths: Paths,
     pub(super) running: HashMap<JobId, Active>,
-    pub(super) slots: Arc<Semaphore>,
-    pub(super) workers: usize,
-    pub(super) workers_override: Option<usize>,
-    /// The size of `slots`.
-    pub(super) slot_count: usize,
+    /// Jobs and analyzer processes at once (`workers.rs`).
+    pub(super) workers: super::workers::Workers,
     /// The machine's boot, recorded with running jobs for recovery.
     pub(super) boot_id: String,
     pub(super) started: SystemTime,
@@ -151,13 +137,8 @@ pub struct Core {
     pub(super) git_dirs: Option<crate::git::GitDirs>,
     /// Cron, idle and start.
     pub(super) timers: Timers,
-    /// Trust is not checked (`--trust`, `CI=true`).
-    pub(super) trust_bypass: bool,
-    /// Tasks already reported as untrusted, and in which state.
-    pub(super) trust_noted: BTreeMap<String, String>,
-    /// What git tracks in the project's environments, kept until the index
-    /// changes (trust is checked on every trigger).
-    pub(super) trust_tracked: BTreeMap<PathBuf, crate::trust::Tracked>,
+    /// Each task's trust, and what was said about it (`trust_gate.rs`).
+    pub(super) trust: super::trust_gate::TrustGate,
     /// The project's files between jobs, kept true by the triggers
     /// (`engine/index.rs`); used while the watcher sees the whole worktree.
     pub(super) files: crate::engine::FileIndex,
@@ -167,10 +148,8 @@ pub struct Core {
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
-    /// When to give memory back once more after the last job
-    /// ([`HEAP_RELEASE`]), and when the code pages too ([`CODE_RELEASE`]).
-    pub(super) release_at: Option<Millis>,
-    pub(super) page_out_at: Option<Millis>,
+    /// When memory is given back after the last job (`memory.rs`).
+    pub(super) releases: super::memory::Releases,
     /// The running file watcher, and the settings it runs with.
     pub(super) watch: Option<crate::watch::Handle>,
     pub(super) watch_settings: Option<String>,
@@ -201,12 +180,9 @@ impl Core {
     pub fn new(parts: CoreParts) -> Result<Core, crate::store::StoreError> {
         let mut config = parts.projects.combined();
         let max_queue = config.execution.max_queue_size;
-        let workers = parts
-            .workers_override
-            .unwrap_or(config.execution.max_concurrent)
-            .max(1);
-        config.execution.max_concurrent = workers;
-        let slots = Arc::new(Semaphore::new(workers));
+        let workers =
+            super::workers::Workers::new(parts.workers_override, config.execution.max_concurrent);
+        config.execution.max_concurrent = workers.count();
         let (arrivals, next_intake) = parts.store.intake()?;
         let clock = Clock::start();
         let git_dirs = crate::git::GitDirs::find(&parts.workspace.root);
@@ -218,15 +194,12 @@ impl Core {
             resolving: false,
             git_dirs,
             timers: Timers::new(&config, clock.wall(), clock.now()),
-            trust_bypass: parts.trust_bypass,
-            trust_noted: BTreeMap::new(),
-            trust_tracked: BTreeMap::new(),
+            trust: super::trust_gate::TrustGate::new(parts.trust_bypass),
             files: crate::engine::FileIndex::default(),
             root_id: super::recovery::root_id(&parts.workspace.root),
             watcher: None,
             arrivals: 0,
-            release_at: None,
-            page_out_at: None,
+            releases: super::memory::Releases::default(),
             watch: None,
             watch_settings: None,
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
@@ -245,10 +218,7 @@ impl Core {
             workspace: parts.workspace,
             paths: parts.paths,
             running: HashMap::new(),
-            slots,
             workers,
-            workers_override: parts.workers_override,
-            slot_count: workers,
             boot_id: crate::run::boot_id().unwrap_or_default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
@@ -403,10 +373,10 @@ impl Core {
             intake: self.intake.next_wakeup(),
             resolving: self.resolving,
             timers: self.timers_wake(),
-            memory: [self.release_at, self.page_out_at],
+            memory: self.releases.deadlines(),
             queue: self.queue.next_wakeup(),
             idle: self.running.is_empty(),
-            free: self.running.len() < self.workers && !self.stopping.is_cancelled(),
+            free: self.running.len() < self.workers.count() && !self.stopping.is_cancelled(),
         };
         self.clock.until(next_wake(&waits, now))
     }
@@ -456,8 +426,7 @@ impl Core {
                     drop(f);
                     // Given back once no job ran for a moment: a save
                     // right after a job would fault the heap back in.
-                    self.release_at = Some(self.clock.now() + HEAP_RELEASE);
-                    self.page_out_at = Some(self.clock.now() + CODE_RELEASE);
+                    self.releases.job_ended(self.clock.now());
                 }
                 // A process found after its job finished needs no record
                 // (its job's records are already cleared).

@@ -199,7 +199,7 @@ impl Core {
         if self.stopping.is_cancelled() {
             return;
         }
-        while self.running.len() < self.workers {
+        while self.running.len() < self.workers.count() {
             if self
                 .queue
                 .next_wakeup()
@@ -326,7 +326,7 @@ impl Core {
             shard: None,
             offline: false,
             execution: Options {
-                slots: Some(self.slots.clone()),
+                slots: Some(self.workers.slots()),
                 on_spawn: Some(spawn_tx),
                 log_dir: Some(log_dir.clone()),
                 skip: self.quarantine.clone(),
@@ -386,13 +386,11 @@ impl Core {
         if !self.running.is_empty() {
             return;
         }
-        let now = self.clock.now();
-        if self.release_at.is_some_and(|at| at <= now) {
-            self.release_at = None;
+        let (heap, code) = self.releases.take_due(self.clock.now());
+        if heap {
             self.release_memory(false);
         }
-        if self.page_out_at.is_some_and(|at| at <= now) {
-            self.page_out_at = None;
+        if code {
             self.release_memory(true);
         }
     }

@@ -7,6 +7,45 @@
 //! tree is then a few MiB of heap and stacks, not the 11 MiB of executable
 //! a start leaves mapped.
 
+use crate::clock::Millis;
+
+/// How long after the last job the heap is trimmed: by then the blocking
+/// pool's threads have gone and the notifier is done with it, and a save
+/// that comes sooner (someone typing) does not fault the heap back in.
+const HEAP_RELEASE: Millis = 3_000;
+
+/// How long after the last job an idle daemon gives back its code pages
+/// too (someone editing saves more often than this, and a save that has
+/// to fault the code back in starts its analyzer milliseconds later).
+const CODE_RELEASE: Millis = 10_000;
+
+/// When memory is given back once no job runs: the heap
+/// [`HEAP_RELEASE`] after the last job, the code pages [`CODE_RELEASE`]
+/// after it.
+#[derive(Debug, Default)]
+pub(super) struct Releases {
+    heap_at: Option<Millis>,
+    code_at: Option<Millis>,
+}
+
+impl Releases {
+    pub(super) fn job_ended(&mut self, now: Millis) {
+        self.heap_at = Some(now + HEAP_RELEASE);
+        self.code_at = Some(now + CODE_RELEASE);
+    }
+
+    pub(super) fn deadlines(&self) -> [Option<Millis>; 2] {
+        [self.heap_at, self.code_at]
+    }
+
+    /// Which are due at `now` (heap, code); each is then done.
+    pub(super) fn take_due(&mut self, now: Millis) -> (bool, bool) {
+        let heap = self.heap_at.take_if(|at| *at <= now).is_some();
+        let code = self.code_at.take_if(|at| *at <= now).is_some();
+        (heap, code)
+    }
+}
+
 /// One malloc arena for the whole daemon: a parallel walk or a blocking
 /// thread would otherwise leave an arena of its own behind, which trimming
 /// gives back only in part. The daemon's threads hardly contend.

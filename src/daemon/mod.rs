@@ -28,7 +28,9 @@ mod server;
 pub mod service;
 mod spool;
 mod triggers;
+mod trust_gate;
 mod watching;
+mod workers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

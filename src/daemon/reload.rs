@@ -59,24 +59,6 @@ pub(super) fn names_nested_config(files: &[std::path::PathBuf]) -> bool {
 }
 
 impl Core {
-    /// Grows or shrinks the analyzer slots in place: running jobs hold
-    /// permits of this same semaphore, so the new limit holds for all.
-    /// Shrinking takes the surplus permits as they come free.
-    fn resize_slots(&mut self, count: usize) {
-        if count > self.slot_count {
-            self.slots.add_permits(count - self.slot_count);
-        } else if count < self.slot_count {
-            let surplus = u32::try_from(self.slot_count - count).unwrap_or(u32::MAX);
-            let slots = self.slots.clone();
-            tokio::spawn(async move {
-                if let Ok(permits) = slots.acquire_many_owned(surplus).await {
-                    permits.forget();
-                }
-            });
-        }
-        self.slot_count = count;
-    }
-
     /// A change on disk: applied if good; if not, looked at again once the
     /// file has had [`CONFIG_SETTLE`] to settle.
     pub(super) fn reload(&mut self) {
@@ -103,13 +85,8 @@ impl Core {
                 self.projects = Arc::new(projects);
                 let was_stale = self.config_state.stale;
                 self.queue.set_max_size(config.execution.max_queue_size);
-                let workers = self
-                    .workers_override
-                    .unwrap_or(config.execution.max_concurrent)
-                    .max(1);
-                config.execution.max_concurrent = workers;
-                self.resize_slots(workers);
-                self.workers = workers;
+                config.execution.max_concurrent =
+                    self.workers.resize(config.execution.max_concurrent);
                 self.config_state.files = config
                     .files
                     .iter()

@@ -212,21 +212,8 @@ impl Core {
 
     /// Each task's trust now (all trusted when the check is off).
     fn trust_states(&mut self) -> BTreeMap<String, TaskTrust> {
-        if self.trust_bypass {
-            return self
-                .config
-                .tasks
-                .keys()
-                .map(|t| (t.clone(), TaskTrust::Trusted))
-                .collect();
-        }
-        let fp = crate::trust::fingerprint_projects(
-            &self.projects,
-            &self.workspace.root,
-            &mut self.trust_tracked,
-        );
-        let record = crate::trust::load(&self.workspace.root);
-        crate::trust::evaluate(&fp, record.as_ref())
+        self.trust
+            .states(&self.config, &self.projects, &self.workspace.root)
     }
 
     /// Tasks with automatic triggers that would not run by themselves.
@@ -299,20 +286,8 @@ impl Core {
 
     /// Says once per change why a task does not run by itself.
     fn note_untrusted(&mut self, task: &str, state: &TaskTrust) {
-        let key = format!("{state:?}");
-        if self.trust_noted.get(task) == Some(&key) {
+        let Some(msg) = self.trust.note(task, state) else {
             return;
-        }
-        self.trust_noted.insert(task.to_owned(), key);
-        let msg = match state {
-            TaskTrust::Trusted => return,
-            TaskTrust::Untrusted => format!(
-                "task {task} was triggered but this worktree is not trusted, so it does not run by itself; `bgtask trust` trusts it (`bgtask run {task}` runs it now)"
-            ),
-            TaskTrust::Changed { diff } => format!(
-                "task {task} does not run by itself until trusted again: what it runs changed ({}); `bgtask trust --diff` shows it, `bgtask trust` accepts it",
-                diff.join("; ")
-            ),
         };
         tracing::warn!("{msg}");
         let _ = self.persistence.store().event("warning", "trust", &msg);
