@@ -310,18 +310,9 @@ impl Core {
         self.self_writes
             .started(w.id, &w.task, w.files.as_ref(), &self.workspace.root);
         let log_dir = self.paths.run_logs.join(run_id.to_string());
-        // Run ids can come round again once retention removed every run;
-        // an old run's logs (and its `.done`) must not pass for this one's.
-        let _ = std::fs::remove_dir_all(&log_dir);
         let (config, workspace, job, files) = self.job_for(&w);
         let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
-        let core_tx = self.tx.clone();
         let job_id = w.id;
-        tokio::spawn(async move {
-            while let Some(spawned) = spawn_rx.recv().await {
-                let _ = core_tx.send(Command::Spawned { job_id, spawned });
-            }
-        });
         let opts = RunOptions {
             shard: None,
             offline: false,
@@ -345,11 +336,22 @@ impl Core {
         let (execute, tx) = (self.execute.clone(), self.tx.clone());
         tracing::info!(job = w.id, run = run_id, task = %w.task, attempt = w.attempt, "starting job");
         tokio::spawn(async move {
-            let report = execute(run).await;
+            // Run ids can come round again once retention removed every
+            // run; an old run's logs (and its `.done`) must not pass for
+            // this one's. Off the loop's thread, as all file work here.
+            let _ = tokio::fs::remove_dir_all(&log_dir).await;
+            // The processes the run starts go to the core as they start
+            // (for recovery after a crash); the relay ends with the run.
+            let relay = async {
+                while let Some(spawned) = spawn_rx.recv().await {
+                    let _ = tx.send(Command::Spawned { job_id, spawned });
+                }
+            };
+            let (report, ()) = tokio::join!(execute(run), relay);
             // Never `create_dir_all`: under a deleted worktree it would
             // make the worktree's path again.
-            let _ = std::fs::create_dir(&log_dir);
-            let _ = std::fs::write(log_dir.join(".done"), b"");
+            let _ = tokio::fs::create_dir(&log_dir).await;
+            let _ = tokio::fs::write(log_dir.join(".done"), b"").await;
             let _ = tx.send(Command::Finished(Box::new(Finished { job_id, report })));
         });
         self.running.insert(

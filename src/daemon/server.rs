@@ -5,14 +5,26 @@
 //! A bad frame (too large, malformed, unknown version, half a frame then
 //! silence) gets a typed error and the connection is closed; other clients
 //! and the daemon carry on (RELIABILITY 18).
+//!
+//! Clients are bounded, as mini-redis bounds them: at most
+//! [`MAX_CONNECTIONS`] at once (the next waits to be accepted), and at most
+//! [`MAX_WAITING`] requests waiting for the core; past that a request is
+//! answered `busy` at once, which a hook turns into a spooled event. (The
+//! core's own channel stays unbounded: what else sends to it — job ends,
+//! spawned processes, resolved batches, the watcher's batches, reloads —
+//! is bounded by the daemon's own work, and the core sends to itself.)
+//! At shutdown every connection is told to end and is joined.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::core::Command;
@@ -24,28 +36,60 @@ fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Requests waiting for the core at once.
+pub const MAX_WAITING: usize = 128;
+
+/// What every connection shares.
+#[derive(Clone)]
+struct Shared {
+    core: mpsc::UnboundedSender<Command>,
+    logs: PathBuf,
+    waiting: Arc<Semaphore>,
+    stop: CancellationToken,
+}
+
 pub async fn serve(
     listener: UnixListener,
     core: mpsc::UnboundedSender<Command>,
     logs: PathBuf,
     stop: CancellationToken,
 ) {
+    let shared = Shared {
+        core,
+        logs,
+        waiting: Arc::new(Semaphore::new(MAX_WAITING)),
+        stop: stop.clone(),
+    };
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
     loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("never closed"),
+            () = stop.cancelled() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let core = core.clone();
-                    let logs = logs.clone();
-                    tokio::spawn(async move { connection(stream, core, logs).await });
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        connection(stream, &shared).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            Some(_) = connections.join_next() => {}
             () = stop.cancelled() => break,
         }
+        while connections.try_join_next().is_some() {}
     }
+    // Each connection sees the stop and ends.
+    while connections.join_next().await.is_some() {}
 }
 
 /// Sends a response; one too large to send becomes a typed error instead
@@ -66,7 +110,7 @@ async fn send(stream: &mut UnixStream, response: Response) -> bool {
     }
 }
 
-async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>, logs: PathBuf) {
+async fn connection(mut stream: UnixStream, shared: &Shared) {
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == uid() => {}
         Ok(cred) => {
@@ -92,7 +136,11 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
         }
     }
     loop {
-        let envelope: Envelope<serde_json::Value> = match frame::read(&mut stream).await {
+        let read = tokio::select! {
+            read = frame::read(&mut stream) => read,
+            () = shared.stop.cancelled() => return,
+        };
+        let envelope: Envelope<serde_json::Value> = match read {
             Ok(e) => e,
             Err(FrameError::Closed) => return,
             Err(e) => {
@@ -119,9 +167,9 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
         };
         let keep_going = match request {
             Request::Logs { run_id, follow } => {
-                stream_logs(&mut stream, &core, &logs, run_id, follow).await
+                stream_logs(&mut stream, shared, run_id, follow).await
             }
-            other => match ask(&core, other).await {
+            other => match ask(shared, other).await {
                 Some(response) => send(&mut stream, response).await,
                 None => false,
             },
@@ -132,27 +180,33 @@ async fn connection(mut stream: UnixStream, core: mpsc::UnboundedSender<Command>
     }
 }
 
-async fn ask(core: &mpsc::UnboundedSender<Command>, request: Request) -> Option<Response> {
+/// The core's answer; `busy` at once when [`MAX_WAITING`] requests wait
+/// already; `None` when the core is gone.
+async fn ask(shared: &Shared, request: Request) -> Option<Response> {
+    let Ok(_waiting) = shared.waiting.try_acquire() else {
+        return Some(Response::Error(IpcError::new(
+            ErrorKind::Busy,
+            format!(
+                "the daemon is busy ({MAX_WAITING} requests are waiting); try again in a moment"
+            ),
+        )));
+    };
     let (reply, rx) = oneshot::channel();
-    core.send(Command::Request { request, reply }).ok()?;
+    shared.core.send(Command::Request { request, reply }).ok()?;
+    // Not cut short by the stop: `bgtask stop`'s own answer comes after
+    // it. A core that ends drops the reply, which ends the wait.
     rx.await.ok()
 }
 
 /// Sends what the run's analyzers wrote so far and, with `follow`, what they
 /// write next, until the run ends.
-async fn stream_logs(
-    stream: &mut UnixStream,
-    core: &mpsc::UnboundedSender<Command>,
-    logs: &Path,
-    run_id: i64,
-    follow: bool,
-) -> bool {
-    let finished = match ask(core, Request::Logs { run_id, follow }).await {
+async fn stream_logs(stream: &mut UnixStream, shared: &Shared, run_id: i64, follow: bool) -> bool {
+    let finished = match ask(shared, Request::Logs { run_id, follow }).await {
         Some(Response::LogEnd { finished }) => finished,
         Some(other) => return send(stream, other).await,
         None => return false,
     };
-    let dir = logs.join(run_id.to_string());
+    let dir = shared.logs.join(run_id.to_string());
     let mut offsets: BTreeMap<String, u64> = BTreeMap::new();
     let mut done = finished || dir.join(".done").exists();
     let mut since_ask = 0u32;
@@ -163,7 +217,11 @@ async fn stream_logs(
         if done || !follow {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            // The daemon stops: what was written is sent, then the end.
+            () = shared.stop.cancelled() => break,
+        }
         since_ask += 1;
         if dir.join(".done").exists() {
             done = true;
@@ -171,7 +229,7 @@ async fn stream_logs(
             since_ask = 0;
             // The run may have ended without its marker (a crash): ask.
             if let Some(Response::LogEnd { finished: true }) =
-                ask(core, Request::Logs { run_id, follow }).await
+                ask(shared, Request::Logs { run_id, follow }).await
             {
                 done = true;
             }
@@ -228,4 +286,45 @@ async fn send_new(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core that takes requests but does not answer yet: the waiting
+    /// ones fill the room, the next is told `busy` at once, and the core
+    /// going away ends them.
+    #[tokio::test]
+    async fn past_the_waiting_room_a_request_is_busy_at_once() {
+        let (core, mut rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            core,
+            logs: PathBuf::new(),
+            waiting: Arc::new(Semaphore::new(2)),
+            stop: CancellationToken::new(),
+        };
+        let mut held = JoinSet::new();
+        for _ in 0..2 {
+            let shared = shared.clone();
+            held.spawn(async move { ask(&shared, Request::Ping).await });
+        }
+        // Both reach the core (and are never answered).
+        let mut replies = Vec::new();
+        for _ in 0..2 {
+            match rx.recv().await {
+                Some(Command::Request { reply, .. }) => replies.push(reply),
+                _ => panic!("a request"),
+            }
+        }
+        let busy = ask(&shared, Request::Ping).await;
+        assert!(
+            matches!(&busy, Some(Response::Error(e)) if e.kind == ErrorKind::Busy),
+            "{busy:?}"
+        );
+        drop(replies);
+        while let Some(r) = held.join_next().await {
+            assert!(r.unwrap().is_none(), "the core gone ends the wait");
+        }
+    }
 }

@@ -154,6 +154,9 @@ pub enum ErrorKind {
     Invalid,
     /// The daemon is stopping and takes no new work.
     ShuttingDown,
+    /// Too many requests wait for the daemon already: try again (a hook
+    /// spools its event).
+    Busy,
     /// The peer is another user.
     Forbidden,
     /// The daemon cannot write its state (disk full, say): work is taken
