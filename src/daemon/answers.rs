@@ -131,6 +131,8 @@ impl Core {
             degraded: self.persistence.degraded().map(str::to_owned),
             intake: self.intake.len(),
             arrivals: self.arrivals,
+            resolving: self.resolving,
+            loop_turns: self.loop_turns,
             watcher: self.watcher.clone(),
             untrusted: self.untrusted_tasks(),
             given_up: self.persistence.store().given_up(3).unwrap_or_default(),

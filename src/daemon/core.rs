@@ -148,6 +148,9 @@ pub struct Core {
     pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
+    /// Turns of the loop since start (`status --json`): each looks again
+    /// at what is due, what holds jobs back and what can start.
+    pub(super) loop_turns: u64,
     /// When memory is given back after the last job (`memory.rs`).
     pub(super) releases: super::memory::Releases,
     /// The running file watcher, and the settings it runs with.
@@ -199,6 +202,7 @@ impl Core {
             root_id: super::recovery::root_id(&parts.workspace.root),
             watcher: None,
             arrivals: 0,
+            loop_turns: 0,
             releases: super::memory::Releases::default(),
             watch: None,
             watch_settings: None,
@@ -320,6 +324,7 @@ impl Core {
         self.sync_watcher();
         self.run_start_tasks();
         loop {
+            self.loop_turns += 1;
             self.retry_store();
             self.settle_config();
             self.release_intake();

@@ -220,6 +220,14 @@ pub struct Status {
     /// Hook and watcher triggers taken since the daemon started.
     #[serde(default)]
     pub arrivals: u64,
+    /// A batch of triggers is being resolved (asked of git) right now.
+    #[serde(default)]
+    pub resolving: bool,
+    /// Turns of the core's loop since start (each looks again at what is
+    /// due, what holds jobs back and what can start): a tick a script (or a
+    /// test) can wait on to know the daemon looked again.
+    #[serde(default)]
+    pub loop_turns: u64,
     /// The file watcher, when it runs.
     #[serde(default)]
     pub watcher: Option<WatcherState>,

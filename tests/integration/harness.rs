@@ -563,6 +563,24 @@ impl Project {
         got
     }
 
+    /// Waits until the daemon took `arrivals` triggers and routed them all
+    /// (none waits for quiet or is being resolved) and no job is queued or
+    /// running: the positive marker to wait for before checking that a
+    /// trigger started nothing. Returns the status.
+    #[track_caller]
+    pub fn wait_routed(&self, arrivals: u64) -> Value {
+        let mut last = Value::Null;
+        wait_for(30, &format!("{arrivals} trigger(s) routed"), || {
+            last = self.status();
+            last["arrivals"].as_u64() >= Some(arrivals)
+                && last["intake"] == 0
+                && last["resolving"] == false
+                && last["queue_depth"] == 0
+                && last["running_jobs"].as_array().is_some_and(Vec::is_empty)
+        });
+        last
+    }
+
     /// Waits for the daemon's file watcher to be watching.
     #[track_caller]
     pub fn wait_watching(&self) -> Value {

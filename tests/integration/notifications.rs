@@ -389,8 +389,13 @@ fn held_jobs_make_one_resource_notification() {
         !jsonl(&p, ".bgtask/logs/notifications.jsonl").is_empty()
     });
     p.bgtask(&["submit", "b"]).code(0);
-    // Another held job, and the loop looking again: still one.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Another held job, and the loop looking again at what holds them:
+    // still one.
+    let turns = p.status()["loop_turns"].as_u64().unwrap();
+    wait_for(20, "the loop to look again", || {
+        let s = p.status();
+        s["holding"].is_string() && s["loop_turns"].as_u64().unwrap() >= turns + 3
+    });
     let lines = jsonl(&p, ".bgtask/logs/notifications.jsonl");
     assert_eq!(lines.len(), 1, "one while the jobs stay held: {lines:?}");
     assert_eq!(lines[0]["event"], "high_resource_usage");

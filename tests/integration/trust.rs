@@ -16,9 +16,8 @@ fn an_untrusted_worktree_runs_nothing_by_itself_but_explicit_commands_work() {
     p.start();
     p.file("a.py", "a = 1\n");
     p.commit_all("one");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = p.wait_routed(1);
     assert!(p.records().is_empty(), "{:?}", p.records());
-    let status = p.status();
     assert_eq!(status["untrusted"][0]["task"], "lint", "{status}");
     assert_eq!(status["untrusted"][0]["state"], "untrusted");
     let text = p.bgtask(&["status"]).stdout;
