@@ -38,64 +38,8 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
         );
     }
 
-    let e = raw.execution.unwrap_or_default();
-    let parallelism = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let execution = Execution {
-        max_concurrent: positive(
-            &mut issues,
-            "/execution/max_concurrent_tasks",
-            e.max_concurrent_tasks,
-        )
-        .unwrap_or(parallelism),
-        task_timeout: opt_duration(
-            &mut issues,
-            "/execution/task_timeout",
-            e.task_timeout.as_deref(),
-        )
-        .unwrap_or(Duration::from_secs(600)),
-        max_retries: e.max_retries.unwrap_or(4),
-        retry_delay: opt_duration(
-            &mut issues,
-            "/execution/retry_delay",
-            e.retry_delay.as_deref(),
-        )
-        .unwrap_or(Duration::from_secs(5)),
-        max_queue_size: positive(&mut issues, "/execution/max_queue_size", e.max_queue_size)
-            .unwrap_or(100),
-        kill_grace: opt_duration(
-            &mut issues,
-            "/execution/kill_grace",
-            e.kill_grace.as_deref(),
-        )
-        .unwrap_or(Duration::from_secs(5)),
-    };
-
-    let r = raw.resource_limits.unwrap_or_default();
-    let nice = r.nice.unwrap_or(10);
-    if !(0..=19).contains(&nice) {
-        issues.at(
-            "/resource_limits/nice",
-            format!("nice must be between 0 and 19, got {nice}"),
-        );
-    }
-    if let Some(p) = r.max_cpu_percent
-        && p == 0
-    {
-        issues.at(
-            "/resource_limits/max_cpu_percent",
-            "max_cpu_percent must be at least 1",
-        );
-    }
-    let limits = ResourceLimits {
-        max_memory_mb: match r.max_memory_mb {
-            Some(0) => None,
-            Some(mb) => Some(mb),
-            None => Some(4096),
-        },
-        max_cpu_percent: r.max_cpu_percent,
-        max_cpu_seconds: r.max_cpu_seconds.filter(|s| *s > 0),
-        nice,
-    };
+    let execution = execution(&mut issues, &raw.execution.unwrap_or_default());
+    let limits = limits(&mut issues, &raw.resource_limits.unwrap_or_default());
 
     let mut tasks = BTreeMap::new();
     for (name, t) in raw.tasks.unwrap_or_default() {
@@ -129,6 +73,55 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
         })
     } else {
         Err(problems)
+    }
+}
+
+fn execution(issues: &mut Issues<'_, '_>, e: &super::raw::RawExecution) -> Execution {
+    let parallelism = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    Execution {
+        max_concurrent: positive(
+            issues,
+            "/execution/max_concurrent_tasks",
+            e.max_concurrent_tasks,
+        )
+        .unwrap_or(parallelism),
+        task_timeout: opt_duration(issues, "/execution/task_timeout", e.task_timeout.as_deref())
+            .unwrap_or(Duration::from_secs(600)),
+        max_retries: e.max_retries.unwrap_or(4),
+        retry_delay: opt_duration(issues, "/execution/retry_delay", e.retry_delay.as_deref())
+            .unwrap_or(Duration::from_secs(5)),
+        max_queue_size: positive(issues, "/execution/max_queue_size", e.max_queue_size)
+            .unwrap_or(100),
+        kill_grace: opt_duration(issues, "/execution/kill_grace", e.kill_grace.as_deref())
+            .unwrap_or(Duration::from_secs(5)),
+    }
+}
+
+fn limits(issues: &mut Issues<'_, '_>, r: &super::raw::RawResourceLimits) -> ResourceLimits {
+    let nice = r.nice.unwrap_or(10);
+    if !(0..=19).contains(&nice) {
+        issues.at(
+            "/resource_limits/nice",
+            format!("nice must be between 0 and 19, got {nice}"),
+        );
+    }
+    if let Some(p) = r.max_cpu_percent
+        && p == 0
+    {
+        issues.at(
+            "/resource_limits/max_cpu_percent",
+            "max_cpu_percent must be at least 1",
+        );
+    }
+    ResourceLimits {
+        max_memory_mb: match r.max_memory_mb {
+            Some(0) => None,
+            Some(mb) => Some(mb),
+            None => Some(4096),
+        },
+        max_cpu_percent: r.max_cpu_percent,
+        max_cpu_seconds: r.max_cpu_seconds.filter(|s| *s > 0),
+        nice,
     }
 }
 

@@ -119,19 +119,7 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     memory::one_arena();
     let paths = Paths::for_root(&workspace.root)?;
     let _lock = lock::Lock::acquire(&paths.lock, &paths.pid)?;
-    crate::state::state_dir(&workspace.root).context("create .bgtask")?;
-    // Level by level under `.bgtask`: never the worktree's path again.
-    for dir in [paths.run_logs.parent(), Some(paths.run_logs.as_path())]
-        .into_iter()
-        .flatten()
-    {
-        match std::fs::create_dir(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(e).context("create the log directory");
-            }
-            _ => {}
-        }
-    }
+    make_state_dirs(workspace, &paths)?;
     // A bad config at first start is fatal; later it only goes stale.
     let projects = load_or_init(workspace, opts)?;
     let config = projects.combined();
@@ -157,47 +145,82 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         .enable_all()
         .thread_keep_alive(Duration::from_secs(2))
         .build()?;
-    let result = rt.block_on(async {
-        let listener = bind(&paths.socket)?;
-        let _bound = RemoveOnDrop(paths.socket.clone());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let stop = CancellationToken::new();
-        let mut core = Core::new(CoreParts {
-            store,
-            projects,
-            workspace: workspace.clone(),
-            paths: paths.clone(),
-            workers_override: opts.dev.then_some(1),
-            tx: tx.clone(),
-            stopping: stop.clone(),
-            execute: execute::engine(),
-            rng: fastrand::Rng::new(),
-            trust_bypass: opts.trust || crate::trust::skipped_by_env(),
-            notifier,
-        })?;
-        core.drain_spool();
-        let _watcher = reload::watch(&workspace.root, tx.clone())
-            .map_err(|e| tracing::warn!(error = %e, "config changes will not be noticed until SIGHUP or `bgtask reload`"))
-            .ok();
-        signals(tx.clone(), stop.clone());
-        let server = tokio::spawn(server::serve(listener, tx.clone(), paths.run_logs.clone(), stop.clone()));
-        tracing::info!(pid = std::process::id(), root = %workspace.root.display(), "daemon ready");
-        service::notify("READY=1");
-        core.run(rx, stop.clone()).await;
-        service::notify("STOPPING=1");
-        stop.cancel();
-        // Every connection sees the stop and ends; a client that stopped
-        // reading cannot hold the daemon up for long.
-        if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
-            tracing::warn!("a client connection did not end within 5 s of the stop");
-        }
-        anyhow::Ok(())
-    });
+    let parts = |tx, stopping| CoreParts {
+        store,
+        projects,
+        workspace: workspace.clone(),
+        paths: paths.clone(),
+        workers_override: opts.dev.then_some(1),
+        tx,
+        stopping,
+        execute: execute::engine(),
+        rng: fastrand::Rng::new(),
+        trust_bypass: opts.trust || crate::trust::skipped_by_env(),
+        notifier,
+    };
+    let result = rt.block_on(serve(workspace, &paths, parts));
     if let Some(n) = notifications {
         n.stop(Duration::from_secs(5));
     }
     tracing::info!("daemon stopped");
     result
+}
+
+/// `.bgtask/` and its log directories, level by level: never the
+/// worktree's path again.
+fn make_state_dirs(workspace: &Workspace, paths: &Paths) -> anyhow::Result<()> {
+    crate::state::state_dir(&workspace.root).context("create .bgtask")?;
+    for dir in [paths.run_logs.parent(), Some(paths.run_logs.as_path())]
+        .into_iter()
+        .flatten()
+    {
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(e).context("create the log directory");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Binds the socket, starts the core, the server, the config watcher and
+/// the signal handlers, runs until stopped, and joins the server.
+async fn serve(
+    workspace: &Workspace,
+    paths: &Paths,
+    parts: impl FnOnce(mpsc::UnboundedSender<Command>, CancellationToken) -> CoreParts,
+) -> anyhow::Result<()> {
+    let listener = bind(&paths.socket)?;
+    let _bound = RemoveOnDrop(paths.socket.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let mut core = Core::new(parts(tx.clone(), stop.clone()))?;
+    core.drain_spool();
+    let _watcher = reload::watch(&workspace.root, tx.clone())
+        .map_err(|e| tracing::warn!(error = %e, "config changes will not be noticed until SIGHUP or `bgtask reload`"))
+        .ok();
+    signals(tx.clone(), stop.clone());
+    let server = tokio::spawn(server::serve(
+        listener,
+        tx.clone(),
+        paths.run_logs.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(pid = std::process::id(), root = %workspace.root.display(), "daemon ready");
+    service::notify("READY=1");
+    core.run(rx, stop.clone()).await;
+    service::notify("STOPPING=1");
+    stop.cancel();
+    // Every connection sees the stop and ends; a client that stopped
+    // reading cannot hold the daemon up for long.
+    if tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a client connection did not end within 5 s of the stop");
+    }
+    Ok(())
 }
 
 /// Jobs an earlier daemon left running: what is left of their processes

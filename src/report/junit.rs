@@ -9,6 +9,7 @@ use std::fmt::Write;
 use super::model::Report;
 use super::verdict;
 use crate::analyze::{Finding, RunStatus};
+use crate::event::AnalyzerRun;
 
 /// Escapes text for XML and drops characters XML 1.0 cannot carry.
 fn esc(s: &str) -> String {
@@ -40,96 +41,118 @@ fn case_name(f: &Finding) -> String {
     format!("{place} {}", f.rule)
 }
 
+/// A suite's (or all suites') counts.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.tests += other.tests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+    }
+
+    fn attributes(self) -> String {
+        format!(
+            "tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\"",
+            self.tests, self.failures, self.errors, self.skipped
+        )
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.3}", std::time::Duration::from_millis(ms).as_secs_f64())
+}
+
 pub fn render(report: &Report) -> String {
     let mut suites = String::new();
-    let (mut t_tests, mut t_fail, mut t_err, mut t_skip) = (0, 0, 0, 0);
+    let mut total = Counts::default();
     for r in &report.runs {
-        let findings: Vec<&Finding> = report.findings_of(&r.analyzer).collect();
-        let mut cases = String::new();
-        let (mut tests, mut failures, mut errors, mut skipped) = (0, 0, 0, 0);
-        let secs = format!(
-            "{:.3}",
-            std::time::Duration::from_millis(r.duration_ms).as_secs_f64()
+        let (cases, counts) = suite(report, r);
+        total.add(counts);
+        let _ = write!(
+            suites,
+            "  <testsuite name=\"{}\" {} time=\"{}\">\n{cases}  </testsuite>\n",
+            esc(&r.analyzer),
+            counts.attributes(),
+            seconds(r.duration_ms),
         );
-        match r.status {
-            RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom | RunStatus::Cancelled => {
-                tests += 1;
-                errors += 1;
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"bgtask\" {} time=\"{}\">\n{suites}</testsuites>\n",
+        total.attributes(),
+        seconds(report.duration_ms),
+    )
+}
+
+/// One analyzer's test cases: an error or a skip for a run that did not
+/// analyse, else a case per finding (failing at or above its threshold),
+/// or one passing case when there is none.
+fn suite(report: &Report, r: &AnalyzerRun) -> (String, Counts) {
+    let mut cases = String::new();
+    let mut counts = Counts::default();
+    let secs = seconds(r.duration_ms);
+    let a = esc(&r.analyzer);
+    match r.status {
+        RunStatus::ToolError | RunStatus::Timeout | RunStatus::Oom | RunStatus::Cancelled => {
+            counts.tests += 1;
+            counts.errors += 1;
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\">\n      <error type=\"{}\" message=\"{}\">{}</error>\n    </testcase>",
+                r.status.as_str(),
+                esc(r.reason.as_deref().unwrap_or("")),
+                esc(r.output_tail.as_deref().unwrap_or("")),
+            );
+        }
+        RunStatus::NotInstalled | RunStatus::NotApplicable => {
+            counts.tests += 1;
+            counts.skipped += 1;
+            let _ = writeln!(
+                cases,
+                "    <testcase classname=\"{a}\" name=\"{a}\" time=\"0\">\n      <skipped message=\"{} {}\"/>\n    </testcase>",
+                r.status.label(),
+                esc(r.reason.as_deref().unwrap_or("")),
+            );
+        }
+        RunStatus::Clean | RunStatus::Findings | RunStatus::Partial => {
+            let findings: Vec<&Finding> = report.findings_of(&r.analyzer).collect();
+            if findings.is_empty() {
+                counts.tests += 1;
                 let _ = writeln!(
                     cases,
-                    "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\">\n      <error type=\"{}\" message=\"{}\">{}</error>\n    </testcase>",
-                    r.status.as_str(),
-                    esc(r.reason.as_deref().unwrap_or("")),
-                    esc(r.output_tail.as_deref().unwrap_or("")),
-                    a = esc(&r.analyzer),
+                    "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\"/>"
                 );
             }
-            RunStatus::NotInstalled | RunStatus::NotApplicable => {
-                tests += 1;
-                skipped += 1;
-                let _ = writeln!(
-                    cases,
-                    "    <testcase classname=\"{a}\" name=\"{a}\" time=\"0\">\n      <skipped message=\"{} {}\"/>\n    </testcase>",
-                    r.status.label(),
-                    esc(r.reason.as_deref().unwrap_or("")),
-                    a = esc(&r.analyzer),
-                );
-            }
-            RunStatus::Clean | RunStatus::Findings | RunStatus::Partial => {
-                if findings.is_empty() {
-                    tests += 1;
+            for f in findings {
+                counts.tests += 1;
+                let class = esc(&format!("{}.{}", r.analyzer, f.rule));
+                let name = esc(&case_name(f));
+                let message = esc(&f.message);
+                if verdict::over_threshold(&report.policy, &report.runs, f) {
+                    counts.failures += 1;
                     let _ = writeln!(
                         cases,
-                        "    <testcase classname=\"{a}\" name=\"{a}\" time=\"{secs}\"/>",
-                        a = esc(&r.analyzer)
+                        "    <testcase classname=\"{class}\" name=\"{name}\" time=\"0\">\n      <failure type=\"{s}\" message=\"{message}\">{s} {message}</failure>\n    </testcase>",
+                        s = f.severity,
                     );
-                }
-                for f in &findings {
-                    tests += 1;
-                    let over = verdict::over_threshold(&report.policy, &report.runs, f);
-                    let class = format!("{}.{}", r.analyzer, f.rule);
-                    if over {
-                        failures += 1;
-                        let _ = writeln!(
-                            cases,
-                            "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <failure type=\"{}\" message=\"{}\">{} {}</failure>\n    </testcase>",
-                            esc(&class),
-                            esc(&case_name(f)),
-                            f.severity,
-                            esc(&f.message),
-                            f.severity,
-                            esc(&f.message),
-                        );
-                    } else {
-                        let _ = writeln!(
-                            cases,
-                            "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">\n      <system-out>{} (below the threshold): {}</system-out>\n    </testcase>",
-                            esc(&class),
-                            esc(&case_name(f)),
-                            f.severity,
-                            esc(&f.message),
-                        );
-                    }
+                } else {
+                    let _ = writeln!(
+                        cases,
+                        "    <testcase classname=\"{class}\" name=\"{name}\" time=\"0\">\n      <system-out>{} (below the threshold): {message}</system-out>\n    </testcase>",
+                        f.severity,
+                    );
                 }
             }
         }
-        t_tests += tests;
-        t_fail += failures;
-        t_err += errors;
-        t_skip += skipped;
-        let _ = write!(
-            suites,
-            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{secs}\">\n{cases}  </testsuite>\n",
-            esc(&r.analyzer)
-        );
     }
-    let total = format!(
-        "{:.3}",
-        std::time::Duration::from_millis(report.duration_ms).as_secs_f64()
-    );
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"bgtask\" tests=\"{t_tests}\" failures=\"{t_fail}\" errors=\"{t_err}\" skipped=\"{t_skip}\" time=\"{total}\">\n{suites}</testsuites>\n"
-    )
+    (cases, counts)
 }
 
 #[cfg(test)]
