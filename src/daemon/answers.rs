@@ -133,7 +133,7 @@ impl Core {
             arrivals: self.arrivals,
             resolving: self.resolving,
             loop_turns: self.loop_turns,
-            watcher: self.watcher.clone(),
+            watcher: self.watching.state().cloned(),
             untrusted: self.untrusted_tasks(),
             given_up: self.persistence.store().given_up(3).unwrap_or_default(),
             paused: self.self_writes.paused().cloned().collect(),

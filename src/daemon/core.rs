@@ -144,8 +144,6 @@ pub struct Core {
     pub(super) files: crate::engine::FileIndex,
     /// Which directory the worktree is (a path made again is not it).
     pub(super) root_id: Option<(u64, u64)>,
-    /// What the file watcher reports about itself.
-    pub(super) watcher: Option<crate::ipc::WatcherState>,
     /// Hook and watcher triggers taken since start.
     pub(super) arrivals: u64,
     /// Turns of the loop since start (`status --json`): each looks again
@@ -153,9 +151,8 @@ pub struct Core {
     pub(super) loop_turns: u64,
     /// When memory is given back after the last job (`memory.rs`).
     pub(super) releases: super::memory::Releases,
-    /// The running file watcher, and the settings it runs with.
-    pub(super) watch: Option<crate::watch::Handle>,
-    pub(super) watch_settings: Option<String>,
+    /// The file watcher and what it says about itself (`watching.rs`).
+    pub(super) watching: super::watching::Watching,
     /// Where notifications go (fire-and-forget).
     pub(super) notifier: Notifier,
 }
@@ -200,12 +197,10 @@ impl Core {
             trust: super::trust_gate::TrustGate::new(parts.trust_bypass),
             files: crate::engine::FileIndex::default(),
             root_id: super::recovery::root_id(&parts.workspace.root),
-            watcher: None,
             arrivals: 0,
             loop_turns: 0,
             releases: super::memory::Releases::default(),
-            watch: None,
-            watch_settings: None,
+            watching: super::watching::Watching::default(),
             queue: Queue::new(parts.store.next_job_id()?, max_queue),
             config_state: ConfigState {
                 files: config

@@ -250,38 +250,7 @@ impl Core {
         // The list is the worktree project's: with projects below it, a
         // save there is not its file.
         let whole = fw.paths.is_none() && fw.exclude_paths.is_none() && !self.projects.has_nested();
-        (whole && self.watcher.as_ref().is_some_and(|w| w.state == "watching"))
-            .then(|| self.files.clone())
-    }
-
-    /// The watcher says how it is.
-    pub(super) fn watcher_changed(&mut self, state: crate::ipc::WatcherState) {
-        if self.watcher.as_ref().map(|w| &w.state) != Some(&state.state) {
-            match state.state.as_str() {
-                "degraded" | "failed" | "polling" => {
-                    let msg = format!(
-                        "file watcher {}: {}",
-                        state.state,
-                        state.message.as_deref().unwrap_or("")
-                    );
-                    tracing::warn!("{msg}");
-                    let _ = self.persistence.store().event("warning", "watcher", &msg);
-                }
-                _ => {
-                    tracing::info!(state = %state.state, watched = state.watched, polled = state.polled, ready_ms = ?state.ready_ms, "file watcher");
-                }
-            }
-        }
-        if state.state != "watching" {
-            self.files.invalidate();
-        }
-        let first_ready =
-            self.watcher.as_ref().is_none_or(|w| w.ready_ms.is_none()) && state.ready_ms.is_some();
-        self.watcher = Some(state);
-        if first_ready {
-            // The walk of the tree is over: its memory can go.
-            self.release_memory(true);
-        }
+        (whole && self.watching.is_watching()).then(|| self.files.clone())
     }
 
     /// Says once per change why a task does not run by itself.
