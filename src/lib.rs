@@ -21,13 +21,14 @@
 //! - [`clock`]: the one clock (wall-clock milliseconds that advance with
 //!   tokio's monotonic clock).
 //! - [`event`]: the messages between stages (`Trigger`, `Job`, `RunResult`).
+//! - [`analyze`]: analyzer definitions and their vocabulary, findings,
+//!   parsers, classification (it never reads the config).
 //! - [`config`]: `.background-tasks.json`, two-phase parsing, the schema,
 //!   the projects of a monorepo.
 //! - [`git`]: what git's files and commands say (HEAD, operations, which
 //!   files commits touched).
 //! - [`state`]: the daemon's runtime paths and the hook spool, which the
 //!   hook client and the daemon share.
-//! - [`analyze`]: analyzer definitions, findings, parsers, classification.
 //! - [`run`]: one isolated analyzer process: process group, limits, capture.
 //! - [`engine`]: a run of tasks, foreground or a daemon's job: targets,
 //!   applicability, cache, parallelism.

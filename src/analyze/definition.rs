@@ -11,7 +11,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::finding::Severity;
-use crate::config::raw::{
+use super::vocabulary::{
     Builtin, Category, Lookup, Mode, OutputSource, ParserKind, RawThresholds, RegexStream,
 };
 use crate::globs::Globs;
@@ -64,7 +64,7 @@ pub struct ExternalSpec {
     pub exit_codes: ExitCodes,
     pub env: BTreeMap<String, String>,
     /// Runs against the project's environment (`tools::pyenv`).
-    pub project_env: Option<crate::config::raw::ProjectEnv>,
+    pub project_env: Option<crate::analyze::vocabulary::ProjectEnv>,
     /// Output meaning the project's setup failed, not its code.
     pub tool_errors: Vec<LazyRegex>,
 }

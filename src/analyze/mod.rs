@@ -12,6 +12,7 @@ mod finding;
 pub mod parsers;
 pub mod profile;
 mod status;
+pub mod vocabulary;
 
 pub use definition::{
     AnalyzerDef, Engine, ExitClass, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec,

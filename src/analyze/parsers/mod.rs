@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::definition::{AnalyzerDef, ExitClass, ExternalSpec};
 use super::finding::Finding;
-use crate::config::raw::ParserKind;
+use crate::analyze::vocabulary::ParserKind;
 
 /// Everything a finished tool left behind.
 pub struct ToolOutput<'a> {
@@ -124,7 +124,9 @@ impl ToolOutput<'_> {
     pub fn document(&self) -> Result<&[u8], ParseError> {
         match self.reports.first() {
             Some(r) => Ok(&r.bytes),
-            None if self.spec.output == crate::config::raw::OutputSource::Stdout => Ok(self.stdout),
+            None if self.spec.output == crate::analyze::vocabulary::OutputSource::Stdout => {
+                Ok(self.stdout)
+            }
             None => Err(ParseError::Missing(None)),
         }
     }

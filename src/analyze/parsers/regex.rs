@@ -3,8 +3,8 @@
 //! `end_line`, `end_column`, `rule`, `severity`, `message`.
 
 use super::{ParseError, Parsed, ToolOutput};
+use crate::analyze::vocabulary::RegexStream;
 use crate::analyze::{Finding, Location};
-use crate::config::raw::RegexStream;
 
 pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     let spec = out
@@ -59,8 +59,8 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use crate::analyze::parsers::testing::{Case, builtin};
+    use crate::analyze::vocabulary::{ParserKind, RegexStream};
     use crate::analyze::{Engine, RegexSpec, Severity};
-    use crate::config::raw::{ParserKind, RegexStream};
 
     #[test]
     fn gcc_style_lines() {

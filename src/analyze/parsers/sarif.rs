@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::analyze::AnalyzerDef;
     use crate::analyze::parsers::testing::{Case, ROOT, builtin};
-    use crate::config::raw::ParserKind;
+    use crate::analyze::vocabulary::ParserKind;
 
     fn sarif_def() -> AnalyzerDef {
         let mut def = (*builtin("eslint")).clone();
