@@ -179,11 +179,15 @@ fn one_daemon_serves_every_project_and_a_save_goes_to_the_innermost() {
     // A project's config is watched too, and trusted by its own lines:
     // changing what it runs stops that task alone.
     let text = p.read("services/api/.background-tasks.json");
+    let reloads = || p.daemon_log().matches("config reloaded").count();
+    let before = reloads();
     p.file(
         "services/api/.background-tasks.json",
         &text.replace(r#""args": ["check""#, r#""args": ["changed""#),
     );
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    wait_for(20, "the project's config to be reloaded", || {
+        reloads() > before
+    });
     p.file("services/api/app.py", "x = 2\n");
     p.file("tool.py", "y = 2\n");
     assert_eq!(wait_records(&p, ".", 2)[1], "top [tool.py]");
