@@ -129,23 +129,13 @@ pub struct Core {
     pub(super) execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
     pub(super) adaptive: HashMap<String, (i32, Option<String>)>,
-    /// Hook and watcher triggers waiting for the worktree to be quiet.
-    pub(super) intake: Intake,
-    /// A batch is being resolved in the blocking pool.
-    pub(super) resolving: bool,
-    /// The worktree's git directories (for `index.lock`, rebases).
-    pub(super) git_dirs: Option<crate::git::GitDirs>,
-    /// Cron, idle and start.
-    pub(super) timers: Timers,
     /// Each task's trust, and what was said about it (`trust_gate.rs`).
     pub(super) trust: super::trust_gate::TrustGate,
-    /// The project's files between jobs, kept true by the triggers
-    /// (`engine/index.rs`); used while the watcher sees the whole worktree.
-    pub(super) files: crate::engine::FileIndex,
+    /// Triggers on their way in: intake, timers, git dirs, the kept file
+    /// list (`incoming.rs`).
+    pub(super) incoming: super::incoming::Incoming,
     /// Which directory the worktree is (a path made again is not it).
     pub(super) root_id: Option<(u64, u64)>,
-    /// Hook and watcher triggers taken since start.
-    pub(super) arrivals: u64,
     /// Turns of the loop since start (`status --json`): each looks again
     /// at what is due, what holds jobs back and what can start.
     pub(super) loop_turns: u64,
@@ -187,17 +177,16 @@ impl Core {
         let clock = Clock::start();
         let git_dirs = crate::git::GitDirs::find(&parts.workspace.root);
         let mut core = Core {
-            intake: Intake::new(
-                next_intake,
-                super::triggers::window(&config, &parts.workspace.root),
+            incoming: super::incoming::Incoming::new(
+                Intake::new(
+                    next_intake,
+                    super::triggers::window(&config, &parts.workspace.root),
+                ),
+                git_dirs,
+                Timers::new(&config, clock.wall(), clock.now()),
             ),
-            resolving: false,
-            git_dirs,
-            timers: Timers::new(&config, clock.wall(), clock.now()),
             trust: super::trust_gate::TrustGate::new(parts.trust_bypass),
-            files: crate::engine::FileIndex::default(),
             root_id: super::recovery::root_id(&parts.workspace.root),
-            arrivals: 0,
             loop_turns: 0,
             releases: super::memory::Releases::default(),
             watching: super::watching::Watching::default(),
@@ -244,7 +233,7 @@ impl Core {
         core.persistence.store().apply(&effects, core.clock.now())?;
         let now = core.clock.now();
         for (id, arrival) in arrivals {
-            core.intake.restore(id, arrival, now);
+            core.incoming.restore(id, arrival, now);
         }
         core.refresh_quarantine();
         Ok(core)
@@ -370,8 +359,8 @@ impl Core {
             holding: self.holding.is_some(),
             store_retry: self.persistence.retry_due(),
             config_settle: self.config_settle,
-            intake: self.intake.next_wakeup(),
-            resolving: self.resolving,
+            intake: self.incoming.next_wake(),
+            resolving: self.incoming.resolving(),
             timers: self.timers_wake(),
             memory: self.releases.deadlines(),
             queue: self.queue.next_wakeup(),
@@ -408,7 +397,7 @@ impl Core {
                 Command::Resolved(batch) => {
                     self.persist(&std::mem::take(&mut effects))
                         .or_later("the triggers before a batch");
-                    self.resolving = false;
+                    self.incoming.resolved();
                     self.route(*batch);
                 }
                 Command::Watcher(state) => self.watcher_changed(state),

@@ -13,6 +13,7 @@ mod core;
 mod execute;
 mod finish;
 mod health;
+mod incoming;
 mod jobs;
 mod lock;
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl Core {
                 self.config_state.stale = false;
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
-                self.intake
+                self.incoming
                     .set_window(super::triggers::window(&self.config, &self.workspace.root));
                 self.reset_timers();
                 self.sync_watcher();

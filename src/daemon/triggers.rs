@@ -20,7 +20,7 @@ use crate::config::TriggerKind;
 use crate::event::Arrival;
 use crate::event::TriggerSource;
 use crate::ipc::Response;
-use crate::schedule::intake::{GitState, IntakeId, Window};
+use crate::schedule::intake::{IntakeId, Window};
 use crate::schedule::route::Routed;
 use crate::schedule::timers::{Due, Timers};
 use crate::schedule::{Effect, Millis};
@@ -133,7 +133,6 @@ impl Core {
             return Core::shutting_down();
         }
         self.note_activity();
-        self.arrivals += 1;
         if let Arrival::Saved { files, .. } = &arrival {
             self.self_writes.saved(files);
             if super::reload::names_nested_config(files) {
@@ -145,7 +144,7 @@ impl Core {
         // loses at most that fallback for the last quiet window), which
         // saves a write per commit. Hook events and saves are saved.
         let durable = !matches!(arrival, Arrival::HeadMoved { .. });
-        let id = self.intake.add(arrival.clone(), at);
+        let id = self.incoming.add(arrival.clone(), at);
         if durable {
             effects.push(Effect::Arrived {
                 id,
@@ -155,26 +154,13 @@ impl Core {
         Response::Accepted
     }
 
-    fn git_state(&self) -> GitState {
-        self.git_dirs
-            .as_ref()
-            .map_or_else(GitState::default, |d| GitState {
-                index_locked: d.index_locked(),
-                operation_in_progress: d.operation().is_some(),
-            })
-    }
-
     /// Lets a due batch go: resolved right here when it is only saves (no
     /// git needed, and saves are latency-bound), else in the blocking pool.
     pub(super) fn release_intake(&mut self) {
-        if self.resolving || self.stopping.is_cancelled() {
+        if self.stopping.is_cancelled() {
             return;
         }
-        let now = self.clock.now();
-        if self.intake.next_wakeup().is_none_or(|at| at > now) {
-            return;
-        }
-        let Some(batch) = self.intake.take(now, self.git_state()) else {
+        let Some(batch) = self.incoming.take_due(self.clock.now()) else {
             return;
         };
         tracing::debug!(arrivals = batch.len(), "intake batch released");
@@ -194,14 +180,14 @@ impl Core {
             .flat_map(|t| t.triggers.iter().copied())
             .collect();
         let root = self.workspace.root.clone();
-        let index = self.files.clone();
+        let index = self.incoming.files().clone();
         if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
             update_index(&index, &root, &mut arrivals);
             let resolved = resolve(&root, &arrivals, &wanted);
             self.route(ResolvedBatch { ids, resolved });
             return;
         }
-        self.resolving = true;
+        self.incoming.start_resolving();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             update_index(&index, &root, &mut arrivals);
@@ -250,7 +236,7 @@ impl Core {
         // The list is the worktree project's: with projects below it, a
         // save there is not its file.
         let whole = fw.paths.is_none() && fw.exclude_paths.is_none() && !self.projects.has_nested();
-        (whole && self.watching.is_watching()).then(|| self.files.clone())
+        (whole && self.watching.is_watching()).then(|| self.incoming.files().clone())
     }
 
     /// Says once per change why a task does not run by itself.
@@ -353,20 +339,22 @@ impl Core {
 impl Core {
     /// A save, a hook: the worktree is not idle.
     pub(super) fn note_activity(&mut self) {
-        self.timers.activity(self.clock.now());
+        let now = self.clock.now();
+        self.incoming.timers().activity(now);
     }
 
     /// Rebuilds the timers after a config change, keeping the idle state.
     pub(super) fn reset_timers(&mut self) {
         let mut timers = Timers::new(&self.config, self.clock.wall(), self.clock.now());
-        timers.carry_over(&self.timers);
-        self.timers = timers;
+        timers.carry_over(self.incoming.timers_ref());
+        *self.incoming.timers() = timers;
     }
 
     /// How long until a timer is due.
     pub(super) fn timers_wake(&self) -> Option<Millis> {
         let now = self.clock.now();
-        self.timers
+        self.incoming
+            .timers_ref()
             .next_wakeup(self.clock.wall(), now)
             .map(|d| now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4))
     }
@@ -376,7 +364,8 @@ impl Core {
         if self.stopping.is_cancelled() {
             return;
         }
-        let due = self.timers.due(self.clock.wall(), self.clock.now());
+        let (wall, now) = (self.clock.wall(), self.clock.now());
+        let due = self.incoming.timers().due(wall, now);
         self.route_due(due);
     }
 

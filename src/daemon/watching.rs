@@ -75,7 +75,7 @@ impl Core {
         w.handle = None;
         w.state = None;
         // What changed while no watcher looked is not in the file list.
-        self.files.invalidate();
+        self.incoming.files().invalidate();
         w.settings.clone_from(&wanted);
         if wanted.is_none() {
             return;
@@ -84,7 +84,7 @@ impl Core {
         let tx = self.tx.clone();
         let opts = watch::Options {
             root: self.workspace.root.clone(),
-            git: self.git_dirs.clone(),
+            git: self.incoming.git_dirs().cloned(),
             include: fw.paths.clone(),
             exclude: fw.exclude_paths.clone(),
             poll_interval: POLL_INTERVAL,
@@ -103,7 +103,7 @@ impl Core {
     /// The watcher says how it is.
     pub(super) fn watcher_changed(&mut self, state: WatcherState) {
         if state.state != "watching" {
-            self.files.invalidate();
+            self.incoming.files().invalidate();
         }
         let (kind, watched, polled, ready_ms) = (
             state.state.clone(),
