@@ -44,7 +44,7 @@ impl Core {
                 Ok(Some(Some(report))) => Response::Report {
                     report: Box::new(report),
                 },
-                Ok(Some(None)) if self.running.values().any(|a| a.run_id == run_id) => err(
+                Ok(Some(None)) if self.running.has_run(run_id) => err(
                     ErrorKind::Invalid,
                     format!(
                         "run {run_id} is still running; `bgtask logs {run_id} --follow` shows its output"
@@ -58,7 +58,7 @@ impl Core {
                 Err(e) => err(ErrorKind::Internal, e.to_string()),
             },
             Request::Logs { run_id, .. } => {
-                let running = self.running.values().any(|a| a.run_id == run_id);
+                let running = self.running.has_run(run_id);
                 match self.persistence.store().job_of_run(run_id) {
                     Ok(Some(_)) => Response::LogEnd { finished: !running },
                     Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
@@ -127,7 +127,7 @@ impl Core {
                 .unwrap_or_default(),
             health: self.health.clone(),
             holding: self.holding.clone(),
-            quarantined: self.quarantine.keys().cloned().collect(),
+            quarantined: self.quarantine.names().map(str::to_owned).collect(),
             degraded: self.persistence.degraded().map(str::to_owned),
             intake: self.incoming.pending(),
             arrivals: self.incoming.arrivals(),

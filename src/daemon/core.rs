@@ -8,7 +8,7 @@
 //! one transaction before any reply is sent, so an accepted job is on disk
 //! (it survives `kill -9`) and a burst of triggers costs one commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -106,7 +106,7 @@ pub struct Core {
     pub(super) config_state: ConfigState,
     pub(super) workspace: Workspace,
     pub(super) paths: Paths,
-    pub(super) running: HashMap<JobId, Active>,
+    pub(super) running: super::running::Running,
     /// Jobs and analyzer processes at once (`workers.rs`).
     pub(super) workers: super::workers::Workers,
     /// The machine's boot, recorded with running jobs for recovery.
@@ -120,7 +120,7 @@ pub struct Core {
     pub(super) health: Health,
     pub(super) holding: Option<String>,
     /// Quarantined analyzers and why (skipped by jobs).
-    pub(super) quarantine: BTreeMap<String, String>,
+    pub(super) quarantine: super::running::Quarantine,
     /// Runs that write the files that start them (`selfwrites.rs`).
     pub(super) self_writes: super::selfwrites::SelfWrites,
     /// When a config that read as invalid is read again (`reload.rs`).
@@ -205,7 +205,7 @@ impl Core {
             persistence: super::persistence::Persistence::new(parts.store),
             workspace: parts.workspace,
             paths: parts.paths,
-            running: HashMap::new(),
+            running: super::running::Running::default(),
             workers,
             boot_id: crate::run::boot_id().unwrap_or_default(),
             started: SystemTime::now(),
@@ -218,7 +218,7 @@ impl Core {
                 checks: Vec::new(),
             },
             holding: None,
-            quarantine: BTreeMap::new(),
+            quarantine: super::running::Quarantine::default(),
             config_settle: None,
             self_writes: super::selfwrites::SelfWrites::default(),
             clock,
@@ -260,26 +260,8 @@ impl Core {
     }
 
     pub(super) fn refresh_quarantine(&mut self) {
-        self.quarantine.clear();
         match self.persistence.store().quarantined() {
-            Ok(rows) => {
-                for (analyzer, digest, error) in rows {
-                    let current = self
-                        .config
-                        .analyzers
-                        .get(&analyzer)
-                        .map(|d| d.digest.as_str());
-                    if current == Some(digest.as_str()) {
-                        self.quarantine.insert(
-                            analyzer,
-                            format!(
-                                "quarantined after {} crashes in a row ({error}); `bgtask retry` or a change to its definition lifts it",
-                                crate::store::QUARANTINE_AFTER
-                            ),
-                        );
-                    }
-                }
-            }
+            Ok(rows) => self.quarantine.refresh(rows, &self.config),
             Err(e) => tracing::error!(error = %e, "could not read quarantined analyzers"),
         }
     }
@@ -419,7 +401,7 @@ impl Core {
                 }
                 // A process found after its job finished needs no record
                 // (its job's records are already cleared).
-                Command::Spawned { job_id, spawned } if self.running.contains_key(&job_id) => {
+                Command::Spawned { job_id, spawned } if self.running.contains(job_id) => {
                     if let Err(e) = self.persistence.store().add_process(job_id, &spawned) {
                         tracing::error!(error = %e, "could not record an analyzer process");
                     }

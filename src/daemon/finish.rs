@@ -15,7 +15,7 @@ use crate::store::{QUARANTINE_AFTER, Store, StoreError};
 
 impl Core {
     pub(super) fn finish(&mut self, f: &Finished) {
-        let Some(active) = self.running.remove(&f.job_id) else {
+        let Some(active) = self.running.remove(f.job_id) else {
             return;
         };
         self.self_writes.finished(f.job_id, &self.workspace.root);

@@ -169,7 +169,7 @@ impl Core {
                 "no analyzer quarantined".to_owned(),
             )
         } else {
-            let names: Vec<&str> = self.quarantine.keys().map(String::as_str).collect();
+            let names: Vec<&str> = self.quarantine.names().collect();
             check(
                 "quarantine",
                 Level::Warning,
@@ -244,8 +244,8 @@ impl Core {
         let cutoff = SystemTime::now() - Duration::from_secs(u64::from(r.logs_days) * 86_400);
         let active: Vec<String> = self
             .running
-            .values()
-            .map(|a| a.run_id.to_string())
+            .iter()
+            .map(|(_, a)| a.run_id.to_string())
             .collect();
         if let Ok(entries) = std::fs::read_dir(&self.paths.run_logs) {
             for e in entries.flatten() {

@@ -320,7 +320,7 @@ impl Core {
                 slots: Some(self.workers.slots()),
                 on_spawn: Some(spawn_tx),
                 log_dir: Some(log_dir.clone()),
-                skip: self.quarantine.clone(),
+                skip: self.quarantine.skip(),
                 ..Options::default()
             },
             files,
@@ -412,7 +412,7 @@ impl Core {
                 was: "waiting".to_owned(),
             };
         }
-        if let Some(active) = self.running.get_mut(&job_id) {
+        if let Some(active) = self.running.get_mut(job_id) {
             active.cancelled_by_user = true;
             active.cancel.cancel();
             return Response::Cancelled {
@@ -483,7 +483,7 @@ impl Core {
     /// period and a little), record them as interrupted, and flush.
     pub(super) async fn wind_down(&mut self, rx: &mut mpsc::UnboundedReceiver<Command>) {
         self.stopping.cancel();
-        for a in self.running.values() {
+        for (_, a) in self.running.iter() {
             a.cancel.cancel();
         }
         let deadline =
@@ -495,7 +495,7 @@ impl Core {
                     let _ = reply.send(Core::shutting_down());
                 }
                 Ok(Some(Command::Spawned { job_id, spawned })) => {
-                    if self.running.contains_key(&job_id) {
+                    if self.running.contains(job_id) {
                         let _ = self.persistence.store().add_process(job_id, &spawned);
                     }
                 }
@@ -512,7 +512,7 @@ impl Core {
         // Whatever did not finish in time: kill and record.
         crate::run::kill_all_spawned();
         let now = self.clock.now();
-        for (id, a) in std::mem::take(&mut self.running) {
+        for (id, a) in self.running.take_all() {
             let written = self.persistence.store().batch(|store| {
                 store.abandon_run(a.run_id, "interrupted by shutdown")?;
                 store.interrupt(id, now)

@@ -24,6 +24,7 @@ mod persistence;
 mod recovery;
 mod reload;
 mod resolve;
+mod running;
 mod selfwrites;
 mod server;
 pub mod service;
