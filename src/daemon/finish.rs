@@ -63,14 +63,23 @@ impl Core {
                 }
             }
         }
+        self.record_finished(&active, f, &effects, now);
+        if !active.cancelled_by_user {
+            self.notify_run(&active, f.report.as_ref());
+        }
+    }
+
+    /// Records a finished job's run, its analyzers' health and the queue's
+    /// changes in one transaction; kept in memory when the store fails.
+    fn record_finished(&mut self, active: &Active, f: &Finished, effects: &[Effect], now: Millis) {
         let config = self
             .projects
             .task(&active.waiting.task)
             .map_or_else(|| self.config.clone(), |(p, _)| p.config.clone());
         let job_id = f.job_id;
         self.check_state_file();
-        let run = UnsavedRun::of(&active, None);
-        let written = self.persistence.write_with(&effects, now, |store| {
+        let run = UnsavedRun::of(active, None);
+        let written = self.persistence.write_with(effects, now, |store| {
             store.clear_processes(job_id)?;
             let mut quarantined = Vec::new();
             if let Some(report) = &f.report {
@@ -100,13 +109,10 @@ impl Core {
                 // Kept in memory, written once the store takes writes again.
                 if f.report.is_some() {
                     self.persistence
-                        .keep_run(UnsavedRun::of(&active, f.report.clone()));
+                        .keep_run(UnsavedRun::of(active, f.report.clone()));
                 }
                 self.store_failed("record a finished job", &e);
             }
-        }
-        if !active.cancelled_by_user {
-            self.notify_run(&active, f.report.as_ref());
         }
     }
 
