@@ -74,6 +74,14 @@ impl Globs {
     }
 }
 
+/// A path as globs see it (`/`-separated); borrowed when it already is.
+pub fn slashed(p: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    match p.to_string_lossy() {
+        std::borrow::Cow::Borrowed(s) if !s.contains('\\') => std::borrow::Cow::Borrowed(s),
+        other => std::borrow::Cow::Owned(other.replace('\\', "/")),
+    }
+}
+
 fn compile(pattern: &str) -> Result<Glob, globset::Error> {
     GlobBuilder::new(pattern.trim_start_matches('/'))
         .literal_separator(true)

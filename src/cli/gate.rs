@@ -91,22 +91,11 @@ fn tasks(
 
 fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8> {
     let workspace = Workspace::worktree(&ctx.cwd)?;
-    let projects = workspace.projects()?;
     let kind = match hook {
         "pre-commit" => TriggerKind::Commit,
         "pre-push" => TriggerKind::Push,
         other => anyhow::bail!("{other} cannot gate (only pre-commit and pre-push)"),
     };
-    let wanted = projects
-        .tasks()
-        .any(|(_, _, t)| t.enabled && t.triggers.contains(&kind));
-    if !wanted {
-        return Ok(exit::OK);
-    }
-    let trust = (!crate::trust::skipped_by_env()).then(|| {
-        let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
-        crate::trust::evaluate(&fp, crate::trust::load(&workspace.root).as_ref())
-    });
     let gated: BTreeSet<PathBuf> = if kind == TriggerKind::Push {
         let mut stdin = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin)?;
@@ -117,6 +106,18 @@ fn gate_inner(ctx: &Ctx, hook: &str, _hook_args: &[String]) -> anyhow::Result<u8
     if gated.is_empty() {
         return Ok(exit::OK);
     }
+    // Only the projects holding the gated files: no walk of the tree.
+    let projects = workspace.projects_of(&gated)?;
+    let wanted = projects
+        .tasks()
+        .any(|(_, _, t)| t.enabled && t.triggers.contains(&kind));
+    if !wanted {
+        return Ok(exit::OK);
+    }
+    let trust = (!crate::trust::skipped_by_env()).then(|| {
+        let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
+        crate::trust::evaluate(&fp, crate::trust::load(&workspace.root).as_ref())
+    });
     let partly = if kind == TriggerKind::Commit {
         partly_staged(&workspace.root, &gated)?
     } else {

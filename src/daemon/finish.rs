@@ -90,7 +90,6 @@ impl Core {
         });
         match written {
             Ok(quarantined) => {
-                self.persistence.ok();
                 for (analyzer, reason) in &quarantined {
                     let msg = format!(
                         "analyzer `{analyzer}` quarantined after {QUARANTINE_AFTER} crashes in a row: {reason}"

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::analyze::{AnalyzerDef, RunStatus};
 use crate::config::Config;
 use crate::config::raw::Mode;
 use crate::globs::Globs;
+use crate::globs::slashed as rel;
 
 /// `--shard K/N`: this is job K (1-based) of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,14 +185,6 @@ pub struct Inputs<'a> {
     pub shard: Option<Shard>,
     /// Skip analyzers that need the network.
     pub offline: bool,
-}
-
-/// A path as globs see it (`/`-separated); borrowed when it already is.
-fn rel(p: &Path) -> std::borrow::Cow<'_, str> {
-    match p.to_string_lossy() {
-        std::borrow::Cow::Borrowed(s) if !s.contains('\\') => std::borrow::Cow::Borrowed(s),
-        other => std::borrow::Cow::Owned(other.replace('\\', "/")),
-    }
 }
 
 fn matches(g: Option<&Globs>, p: &str) -> bool {
@@ -375,7 +368,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> Config {
-        crate::config::from_text(Path::new("c.json"), text).unwrap()
+        crate::config::from_text(std::path::Path::new("c.json"), text).unwrap()
     }
 
     fn paths(v: &[&str]) -> Vec<PathBuf> {

@@ -132,6 +132,29 @@ impl Workspace {
         crate::config::Projects::load(&self.root, root, &self.nested_projects())
     }
 
+    /// The projects holding `files` (relative to the root): the root's and
+    /// each config-holding directory above one of them. No walk of the
+    /// tree: what a hook (the gate) can afford.
+    pub fn projects_of<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a PathBuf>,
+    ) -> Result<crate::config::Projects, crate::config::ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut nested = Vec::new();
+        for f in files {
+            for dir in f.ancestors().skip(1) {
+                if dir.as_os_str().is_empty() || !seen.insert(dir.to_owned()) {
+                    continue;
+                }
+                if self.root.join(dir).join(CONFIG_FILE).is_file() {
+                    nested.push(dir.to_owned());
+                }
+            }
+        }
+        let root = crate::config::load(&self.root)?;
+        crate::config::Projects::load(&self.root, root, &nested)
+    }
+
     /// The workspace of a project `dir` (relative to this one) below it.
     #[must_use]
     pub fn below(&self, dir: &Path) -> Workspace {
@@ -146,21 +169,22 @@ impl Workspace {
     /// projects below it (a directory holding its own config). The walk
     /// runs on every CPU (a large tree is read in a fraction of the time).
     pub fn files(&self) -> Vec<PathBuf> {
-        self.walk(true)
+        let mut files = self.walk();
+        let nested = nested_in(&files);
+        if !nested.is_empty() {
+            files.retain(|f| !nested.iter().any(|d| f.starts_with(d)));
+        }
+        files
     }
 
     /// The directories below the root that hold a config of their own:
     /// the projects of a monorepo (relative, sorted).
     pub fn nested_projects(&self) -> Vec<PathBuf> {
-        self.walk(false)
-            .into_iter()
-            .filter(|f| f.file_name().is_some_and(|n| n == CONFIG_FILE))
-            .filter_map(|f| f.parent().map(Path::to_owned))
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect()
+        nested_in(&self.walk())
     }
 
-    fn walk(&self, skip_nested: bool) -> Vec<PathBuf> {
+    /// Every file below the root, sorted, nested projects' included.
+    fn walk(&self) -> Vec<PathBuf> {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let found = std::sync::Mutex::new(Vec::new());
         let root = self.root.clone();
@@ -171,8 +195,7 @@ impl Workspace {
                         .file_name()
                         .to_str()
                         .is_some_and(|n| ALWAYS_SKIPPED.contains(&n))
-                        || !walkable(e.path())
-                        || (skip_nested && e.depth() > 0 && e.path().join(CONFIG_FILE).is_file())))
+                        || !walkable(e.path())))
             })
             .threads(threads)
             .build_parallel();
@@ -311,6 +334,17 @@ impl Workspace {
             .ok()
             .map(Path::to_owned)
     }
+}
+
+/// The directories of a file list (not its top) that hold a config: the
+/// walk's own list says so, without a `stat` per directory.
+fn nested_in(files: &[PathBuf]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == CONFIG_FILE))
+        .filter_map(|f| f.parent().map(Path::to_owned))
+        .filter(|d| !d.as_os_str().is_empty())
+        .collect()
 }
 
 /// The walk every part of bgtask shares: hidden files included,
@@ -485,6 +519,16 @@ mod tests {
         assert_eq!(names(&top), ["top.py"]);
         let api = top.below(Path::new("svc/api"));
         assert_eq!(names(&api), [".background-tasks.json", "a.py", "deep/b.py"]);
+        // Without a walk: only the projects holding the files named.
+        let staged = [PathBuf::from("svc/api/deep/b.py"), PathBuf::from("top.py")];
+        let dirs: Vec<String> = top
+            .projects_of(&staged)
+            .unwrap()
+            .all()
+            .iter()
+            .map(crate::config::Project::name)
+            .collect();
+        assert_eq!(dirs, [".", "svc/api"]);
     }
 
     #[test]

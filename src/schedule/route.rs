@@ -11,13 +11,12 @@
 //! of its analyzers reads them. A save of `README.md` does not wake the
 //! linters.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Projects, Task, TriggerKind};
 use crate::event::TriggerSource;
-use crate::globs::Globs;
+use crate::globs::{Globs, slashed};
 use crate::trust::TaskTrust;
 
 /// One trigger, resolved.
@@ -142,14 +141,6 @@ impl<'a> Relevance<'a> {
         self.analyzers.iter().any(|(files, requires, configs)| {
             matches(*files) || matches(*requires) || configs.is_match(&r)
         })
-    }
-}
-
-/// A path as globs read it.
-fn slashed(p: &Path) -> Cow<'_, str> {
-    match p.to_string_lossy() {
-        Cow::Borrowed(s) if !s.contains('\\') => Cow::Borrowed(s),
-        other => Cow::Owned(other.replace('\\', "/")),
     }
 }
 
