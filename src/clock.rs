@@ -73,6 +73,17 @@ impl Clock {
     }
 }
 
+/// The local time of day of `ms` (since the Unix epoch): `HH:MM:SS`, or
+/// `HH:MM:SS.mmm` with `millis`.
+pub fn time_of_day(ms: Millis, millis: bool) -> String {
+    use chrono::TimeZone;
+    let format = if millis { "%H:%M:%S%.3f" } else { "%H:%M:%S" };
+    chrono::Local
+        .timestamp_millis_opt(ms)
+        .single()
+        .map_or_else(|| "--:--:--".to_owned(), |t| t.format(format).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

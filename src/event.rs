@@ -101,6 +101,34 @@ pub struct Trigger {
     pub at: SystemTime,
 }
 
+impl Trigger {
+    /// A short label for history (`manual: bgtask submit`).
+    pub fn label(&self) -> String {
+        self.source.label()
+    }
+}
+
+impl TriggerSource {
+    /// A short label for history and events (`manual: bgtask submit`).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Manual { command } => {
+                let short: String = command.chars().take(60).collect();
+                format!("manual: {short}")
+            }
+            Self::Hook { hook, head } => match head {
+                Some(h) => format!("hook: {hook} {}", &h[..h.len().min(10)]),
+                None => format!("hook: {hook}"),
+            },
+            Self::Save => "save".to_owned(),
+            Self::HeadMoved => "head moved".to_owned(),
+            Self::Schedule { cron } => format!("schedule: {cron}"),
+            Self::Idle => "idle".to_owned(),
+            Self::Start => "start".to_owned(),
+        }
+    }
+}
+
 /// Which files a job looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "files", rename_all = "snake_case")]

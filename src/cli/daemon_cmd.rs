@@ -237,6 +237,17 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
         .open(&paths.log)
         .with_context(|| format!("open {}", paths.log.display()))?;
     let offset = log.seek(SeekFrom::End(0))?;
+    let child = spawn_detached(&workspace, args, &log)?;
+    wait_until_answering(&paths, child, &mut log, offset)
+}
+
+/// Starts `bgtask start --foreground` for this worktree in a session of its
+/// own, with its output going to the daemon's log.
+fn spawn_detached(
+    workspace: &Workspace,
+    args: &StartArgs,
+    log: &std::fs::File,
+) -> anyhow::Result<std::process::Child> {
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.arg("-C")
         .arg(&workspace.root)
@@ -264,10 +275,20 @@ pub fn start(ctx: &Ctx, args: &StartArgs) -> anyhow::Result<u8> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().context("start the daemon")?;
+    cmd.spawn().context("start the daemon")
+}
+
+/// Waits (up to 15 s) until a daemon answers for this worktree, reporting
+/// the log written since `offset` if the started one exits first.
+fn wait_until_answering(
+    paths: &Paths,
+    mut child: std::process::Child,
+    log: &mut std::fs::File,
+    offset: u64,
+) -> anyhow::Result<u8> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some(pid) = daemon::is_running(&paths) {
+        if let Some(pid) = daemon::is_running(paths) {
             if pid == child.id() {
                 anstream::println!("started (pid {pid}); log: {}", paths.log.display());
             } else {
@@ -403,24 +424,7 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     let status = Client::connect(&paths.socket, Duration::from_secs(5))
         .and_then(|mut c| c.call(Request::Status));
     let Ok(Response::Status(s)) = status else {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "running": false,
-                    "root": workspace.root,
-                    "autostart_failure": autostart_failure(&workspace.root),
-                })
-            );
-        } else {
-            anstream::println!(
-                "not running ({}); `bgtask start` starts it",
-                workspace.root.display()
-            );
-            if let Some(why) = autostart_failure(&workspace.root) {
-                anstream::println!("a hook could not start it at {why}");
-            }
-        }
+        print_not_running(&workspace.root, json);
         return Ok(exit::DAEMON_DOWN);
     };
     if json {
@@ -430,6 +434,36 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     anstream::println!("running (pid {}, up {}s) for {}", s.pid, s.uptime_s, s.root);
+    print_config_and_queue(&s);
+    print_triggers(&s);
+    print_health(&s);
+    print_runs(&s);
+    Ok(exit::OK)
+}
+
+/// `status` when no daemon answers: that, and a failed autostart if one is
+/// on record.
+fn print_not_running(root: &std::path::Path, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "running": false,
+                "root": root,
+                "autostart_failure": autostart_failure(root),
+            })
+        );
+    } else {
+        anstream::println!("not running ({}); `bgtask start` starts it", root.display());
+        if let Some(why) = autostart_failure(root) {
+            anstream::println!("a hook could not start it at {why}");
+        }
+    }
+}
+
+/// The config and queue side of `status`: the config in use, the queue,
+/// the jobs running.
+fn print_config_and_queue(s: &crate::ipc::Status) {
     let config = if s.config.files.is_empty() {
         "built-in tasks".to_owned()
     } else {
@@ -461,7 +495,11 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
             r.running_s
         );
     }
-    print_triggers(&s);
+}
+
+/// The health side of `status`: a degraded store, held jobs, quarantined
+/// tasks, the health checks that are not ok.
+fn print_health(s: &crate::ipc::Status) {
     if let Some(why) = &s.degraded {
         anstream::println!("DEGRADED {why}; work goes on in memory until writes succeed");
     }
@@ -480,8 +518,6 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
     for c in s.health.checks.iter().filter(|c| c.level != Level::Ok) {
         anstream::println!("  {}: {}", c.name, c.message);
     }
-    print_runs(&s);
-    Ok(exit::OK)
 }
 
 pub fn service(ctx: &Ctx, cmd: &ServiceCommand) -> anyhow::Result<u8> {

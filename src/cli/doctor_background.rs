@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anstyle::{AnsiColor, Effects, Style};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -153,11 +154,18 @@ pub fn collect(workspace: &Workspace, config: &Config) -> Background {
 }
 
 pub fn print(bg: &Background) {
-    use anstyle::{AnsiColor, Effects, Style};
-    let bold = Style::new().effects(Effects::BOLD);
-    let green = AnsiColor::Green.on_default();
-    let red = AnsiColor::Red.on_default();
     anstream::println!();
+    print_daemon(bg);
+    print_hooks(bg);
+    print_watch(&bg.watch);
+    print_trust(bg);
+}
+
+/// The daemon's lines: running or not, a failed autostart, where its
+/// runtime files live, how analyzer processes are cleaned up.
+fn print_daemon(bg: &Background) {
+    let bold = Style::new().effects(Effects::BOLD);
+    let red = AnsiColor::Red.on_default();
     match bg.daemon_pid {
         Some(pid) => anstream::println!("{bold}daemon{bold:#}   running (pid {pid})"),
         None => anstream::println!("{bold}daemon{bold:#}   not running (`bgtask start`)"),
@@ -178,6 +186,13 @@ pub fn print(bg: &Background) {
         "{bold}cleanup{bold:#}  analyzer processes: {}",
         bg.process_cleanup
     );
+}
+
+/// The hooks' lines: off, or the state of each hooks directory's hooks.
+fn print_hooks(bg: &Background) {
+    let bold = Style::new().effects(Effects::BOLD);
+    let green = AnsiColor::Green.on_default();
+    let red = AnsiColor::Red.on_default();
     if !bg.hooks_enabled {
         anstream::println!("{bold}hooks{bold:#}    off (triggers.git_hooks.enabled is false)");
     }
@@ -202,7 +217,13 @@ pub fn print(bg: &Background) {
             );
         }
     }
-    let w = &bg.watch;
+}
+
+/// The watcher's line: off, within the inotify limit, or what to do.
+fn print_watch(w: &WatchReport) {
+    let bold = Style::new().effects(Effects::BOLD);
+    let green = AnsiColor::Green.on_default();
+    let red = AnsiColor::Red.on_default();
     if !w.enabled {
         anstream::println!("{bold}watch{bold:#}    off (triggers.file_watch.enabled is false)");
     } else if w.ok {
@@ -219,6 +240,13 @@ pub fn print(bg: &Background) {
             w.advice.as_deref().unwrap_or("")
         );
     }
+}
+
+/// The trust line: trusted, or which tasks do not run by themselves.
+fn print_trust(bg: &Background) {
+    let bold = Style::new().effects(Effects::BOLD);
+    let green = AnsiColor::Green.on_default();
+    let red = AnsiColor::Red.on_default();
     let untrusted: Vec<&String> = bg
         .trust
         .iter()

@@ -6,6 +6,7 @@ mod config_cmd;
 mod daemon_cmd;
 mod doctor;
 mod doctor_background;
+mod events_cmd;
 mod gate;
 mod hook_cmd;
 mod init;
@@ -117,6 +118,9 @@ pub enum Command {
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// The daemon's events as they happen: jobs queued, started, finished, analyzers, config, health.
+    #[command(after_help = events_cmd::EXAMPLES)]
+    Events(events_cmd::EventsArgs),
     /// Cancel a waiting or running job.
     #[command(after_help = "Example:\n  bgtask cancel 17")]
     Cancel { job_id: i64 },
@@ -245,6 +249,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::History(args) => jobs_cmd::history(&ctx, &args),
         Command::Show { run_id, format } => jobs_cmd::show(&ctx, run_id, format),
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
+        Command::Events(args) => events_cmd::events(&ctx, &args),
         Command::Cancel { job_id } => {
             jobs_cmd::simple(&ctx, crate::ipc::Request::Cancel { job_id }, false)
         }

@@ -25,7 +25,7 @@ pub use analyzer::BUILTIN as BUILTIN_ANALYZERS;
 pub use error::{ConfigError, Problem};
 pub use load::{CONFIG_FILE, DEFAULT_CONFIG, LOCAL_CONFIG_FILE, MAX_CONFIG_BYTES, refused};
 pub use model::*;
-pub use projects::{Project, Projects};
+pub use projects::{Project, Projects, names_nested_config};
 pub use schema::schema_json;
 
 /// Loads the config of the worktree at `root`: the repo config (or the

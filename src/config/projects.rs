@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Config, ConfigError};
+use super::{CONFIG_FILE, Config, ConfigError, LOCAL_CONFIG_FILE};
 
 /// One project: where it is and its own config.
 #[derive(Debug, Clone)]
@@ -166,6 +166,16 @@ impl Projects {
         }
         config
     }
+}
+
+/// Whether a save names the config of a project below the worktree's top
+/// (the root's own are watched on their own).
+pub fn names_nested_config(files: &[std::path::PathBuf]) -> bool {
+    files.iter().any(|f| {
+        f.components().count() > 1
+            && f.file_name()
+                .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
+    })
 }
 
 #[cfg(test)]

@@ -178,36 +178,8 @@ fn task(
     analyzers: &BTreeMap<String, Arc<crate::analyze::AnalyzerDef>>,
 ) -> Option<Task> {
     let before = issues.count();
-    if !valid_name(&name) {
-        issues.key(
-            base,
-            format!("invalid task name `{name}`: use lowercase letters, digits, `-` and `_`"),
-        );
-    } else if name == "all" {
-        issues.key(base, "`all` is reserved: `bgtask run all` runs every task");
-    }
-    if t.analyzers.is_empty() {
-        issues.at(
-            &format!("{base}/analyzers"),
-            "a task needs at least one analyzer",
-        );
-    }
-    let mut seen = BTreeSet::new();
-    for (i, a) in t.analyzers.iter().enumerate() {
-        let p = format!("{base}/analyzers/{i}");
-        if !seen.insert(a) {
-            issues.at(&p, format!("analyzer `{a}` is listed twice"));
-        } else if !analyzers.contains_key(a) {
-            let known: Vec<&str> = analyzers.keys().map(String::as_str).collect();
-            issues.at(
-                &p,
-                format!(
-                    "unknown analyzer `{a}`; define it under `analyzers` or use one of: {}",
-                    known.join(", ")
-                ),
-            );
-        }
-    }
+    check_task_name(issues, base, &name);
+    check_task_analyzers(issues, base, &t.analyzers, analyzers);
     let timeout = opt_duration(issues, &format!("{base}/timeout"), t.timeout.as_deref());
     let paths = globs(issues, &format!("{base}/paths"), t.paths.as_deref());
     let exclude_paths = globs(
@@ -216,25 +188,9 @@ fn task(
         t.exclude_paths.as_deref(),
     );
     let triggers = t.triggers.unwrap_or_default();
-    let schedule = match t.schedule {
-        Some(expr) => match expr.parse::<croner::Cron>() {
-            Ok(cron) => Some(Schedule {
-                expr,
-                cron: Arc::new(cron),
-            }),
-            Err(e) => {
-                issues.at(
-                    &format!("{base}/schedule"),
-                    format!(
-                        "invalid cron expression `{expr}`: {}; expected 5 fields like \"0 2 * * *\"",
-                        e.to_string().trim_end_matches('.')
-                    ),
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let schedule = t
+        .schedule
+        .and_then(|expr| cron_schedule(issues, &format!("{base}/schedule"), expr));
     if let Some(i) = triggers.iter().position(|k| *k == TriggerKind::Schedule)
         && schedule.is_none()
         && issues.count() == before
@@ -275,6 +231,71 @@ fn task(
         fail_on: t.fail_on.unwrap_or(FailOn::High),
         enabled: t.enabled.unwrap_or(true),
     })
+}
+
+/// Reports a task name that breaks the name rules or is the reserved `all`.
+fn check_task_name(issues: &mut Issues<'_, '_>, base: &str, name: &str) {
+    if !valid_name(name) {
+        issues.key(
+            base,
+            format!("invalid task name `{name}`: use lowercase letters, digits, `-` and `_`"),
+        );
+    } else if name == "all" {
+        issues.key(base, "`all` is reserved: `bgtask run all` runs every task");
+    }
+}
+
+/// Reports a task's analyzer list when it is empty, names one twice, or
+/// names one that is not defined.
+fn check_task_analyzers(
+    issues: &mut Issues<'_, '_>,
+    base: &str,
+    listed: &[String],
+    analyzers: &BTreeMap<String, Arc<crate::analyze::AnalyzerDef>>,
+) {
+    if listed.is_empty() {
+        issues.at(
+            &format!("{base}/analyzers"),
+            "a task needs at least one analyzer",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, a) in listed.iter().enumerate() {
+        let p = format!("{base}/analyzers/{i}");
+        if !seen.insert(a) {
+            issues.at(&p, format!("analyzer `{a}` is listed twice"));
+        } else if !analyzers.contains_key(a) {
+            let known: Vec<&str> = analyzers.keys().map(String::as_str).collect();
+            issues.at(
+                &p,
+                format!(
+                    "unknown analyzer `{a}`; define it under `analyzers` or use one of: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// A task's cron expression compiled, or `None` with the problem reported
+/// at `pointer`.
+fn cron_schedule(issues: &mut Issues<'_, '_>, pointer: &str, expr: String) -> Option<Schedule> {
+    match expr.parse::<croner::Cron>() {
+        Ok(cron) => Some(Schedule {
+            expr,
+            cron: Arc::new(cron),
+        }),
+        Err(e) => {
+            issues.at(
+                pointer,
+                format!(
+                    "invalid cron expression `{expr}`: {}; expected 5 fields like \"0 2 * * *\"",
+                    e.to_string().trim_end_matches('.')
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn triggers(issues: &mut Issues<'_, '_>, t: RawTriggers) -> Triggers {

@@ -2,7 +2,7 @@
 //!
 //! A job is a future that ends in a report: by default the engine, running
 //! real analyzers as subprocesses. The core needs nothing more, which is
-//! what lets the scheduler loop's timing (debounce, backoff, supersede) be
+//! what lets the core loop's timing (debounce, backoff, supersede) be
 //! tested under tokio's paused clock.
 
 use std::future::Future;
@@ -25,6 +25,8 @@ pub struct JobRun {
     pub job: Job,
     pub options: RunOptions,
     pub cancel: CancellationToken,
+    /// Where the analyzers' progress is published.
+    pub events: Option<super::events::RunEvents>,
 }
 
 /// Runs a job; `None` when it could not even be planned.
@@ -36,7 +38,14 @@ pub fn engine() -> Execute {
     Arc::new(|run: JobRun| {
         Box::pin(async move {
             let started = SystemTime::now();
-            let (progress, _ignored) = mpsc::unbounded_channel();
+            let (progress, mut told) = mpsc::unbounded_channel();
+            if let Some(events) = run.events {
+                tokio::spawn(async move {
+                    while let Some(p) = told.recv().await {
+                        events.progress(&p);
+                    }
+                });
+            }
             let outcome = engine::run(
                 run.config.clone(),
                 &run.workspace,

@@ -110,3 +110,14 @@ impl Incoming {
         &self.timers
     }
 }
+
+/// The intake's windows: the configured debounce, and whether git's hooks
+/// deliver here (else a HEAD move waits for no hook).
+pub(super) fn window(config: &crate::config::Config, root: &std::path::Path) -> Window {
+    let ms: Millis =
+        i64::try_from(config.triggers.file_watch.debounce.as_millis()).unwrap_or(i64::MAX / 4);
+    Window {
+        hooks: config.triggers.git_hooks.enabled && crate::hooks::install::delivers(root),
+        ..Window::for_debounce(ms)
+    }
+}

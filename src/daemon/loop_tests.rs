@@ -1,4 +1,4 @@
-//! The scheduler loop's timing under tokio's paused clock: retry backoff,
+//! The core loop's timing under tokio's paused clock: retry backoff,
 //! a newer trigger superseding a pending retry, and debounce. Jobs are run
 //! by a scripted executor (the real engine is covered by the integration
 //! tests); the store is a real SQLite file.
@@ -10,7 +10,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Command, Core, CoreParts};
+use super::command::Command;
+use super::core::{Core, CoreParts};
 use super::execute::{Execute, JobRun};
 use crate::analyze::RunStatus;
 use crate::config::raw::Category;
@@ -137,12 +138,12 @@ fn start_with(
         execute: scripted(calls.clone(), fails, gate),
         rng: fastrand::Rng::with_seed(SEED),
         notifier: crate::notifier::Notifier::disabled(),
+        events: super::events::Events::new(0),
     })
     .unwrap();
     // Cron times follow the paused clock too, from a fixed wall time one
     // second past a ten-minute boundary (so `*/10` first fires 599 s in).
-    core.clock = crate::clock::Clock::simulated(START_WALL_MS);
-    core.reset_timers();
+    core.simulate_clock(START_WALL_MS);
     let done = tokio::spawn(core.run(rx, stop.clone()));
     Harness {
         _dir: dir,
@@ -415,5 +416,69 @@ async fn cron_fires_at_its_times_and_idle_once_after_activity() {
         h.tasks_started().iter().filter(|t| *t == "quiet").count(),
         2
     );
+    h.stop.cancel();
+}
+
+impl Harness {
+    /// Turns of the loop so far, and what holds jobs back.
+    async fn turns(&self) -> (u64, Option<String>) {
+        match self.ask(Request::Status).await {
+            Response::Status(s) => (s.loop_turns, s.holding),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Jobs waiting for a busy worker cost nothing: the loop sleeps until the
+/// job ends (no polling while the queue is full).
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_busy_worker_does_not_wake_the_loop() {
+    let gate = Arc::new(Notify::new());
+    let config = CONFIG.replace(
+        r#""tasks": {"t": {"analyzers": ["x"]}}"#,
+        r#""tasks": {"t": {"analyzers": ["x"]}, "u": {"analyzers": ["x"]}, "v": {"analyzers": ["x"]}}"#,
+    );
+    let h = start_gated(&config, Arc::new(|_| false), Some(gate.clone()));
+    h.submit("t", false).await;
+    h.until_calls(1).await;
+    h.submit("u", false).await;
+    h.submit("v", false).await;
+    let (before, _) = h.turns().await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let (after, _) = h.turns().await;
+    // A few turns: the `status` ask, the spool's second look 5 s after
+    // the start; polling would be thousands.
+    assert!(
+        after - before <= 5,
+        "the loop turned {} times in 10 minutes of waiting",
+        after - before
+    );
+    assert_eq!(h.calls.lock().unwrap().len(), 1, "one worker, still busy");
+    gate.notify_one();
+    h.until_calls(2).await;
+    h.stop.cancel();
+    gate.notify_waiters();
+}
+
+/// Jobs held back by the daemon's memory threshold are looked at again
+/// every 2 s, not in a busy loop, and none starts.
+#[tokio::test(start_paused = true)]
+async fn holding_jobs_back_looks_again_every_two_seconds() {
+    let config = CONFIG.replace(r#""max_rss_mb": 100000"#, r#""max_rss_mb": 1"#);
+    let h = start(&config, Arc::new(|_| false));
+    h.submit("t", false).await;
+    let (before, holding) = h.turns().await;
+    assert!(
+        holding.is_some_and(|why| why.contains("over daemon.max_rss_mb 1")),
+        "held back"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (after, _) = h.turns().await;
+    let turns = after - before;
+    assert!(
+        (25..=35).contains(&turns),
+        "{turns} turns in 60 s: one every 2 s"
+    );
+    assert!(h.calls.lock().unwrap().is_empty(), "nothing started");
     h.stop.cancel();
 }

@@ -1,36 +1,32 @@
 //! The daemon: one per worktree, running jobs in the background.
 //!
 //! Owns the process lifecycle (lock, socket, signals, recovery at start,
-//! detaching) and wires the parts: the IPC server (`server.rs`) and the
-//! config watcher (`reload.rs`) send [`core::Command`]s to the core
-//! (`core.rs`, `jobs.rs`, `answers.rs`, `health.rs`), which alone owns
-//! the queue, the store and the running jobs, and runs jobs through
+//! detaching) and wires the parts: the IPC server (`server.rs`), the
+//! config watcher (`config_watch.rs`), the file watcher and the job tasks
+//! send `command::Command`s to the core (`core/`), which alone owns the
+//! queue, the store and the running jobs, and runs jobs through
 //! `execute.rs`. Notifications go out through a fire-and-forget handle
 //! (`notifications.rs` starts it; delivery is `crate::notifier`).
 
-mod answers;
+mod command;
+mod config_watch;
 mod core;
+mod events;
 mod execute;
-mod finish;
-mod health;
 mod incoming;
-mod jobs;
 mod lock;
 #[cfg(test)]
 mod loop_tests;
 mod memory;
 mod notifications;
 mod persistence;
-mod recovery;
-mod reload;
 mod resolve;
 mod running;
 mod selfwrites;
 mod server;
 pub mod service;
-mod spool;
-mod triggers;
 mod trust_gate;
+mod unsaved;
 mod watching;
 mod workers;
 
@@ -47,7 +43,8 @@ pub use crate::git::pushed_files;
 pub use crate::state::Paths;
 pub use lock::{LockError, read_pid};
 
-use self::core::{Command, Core, CoreParts};
+use self::command::Command;
+use self::core::{Core, CoreParts};
 use crate::clock::now_ms;
 use crate::config::Projects;
 use crate::engine::Workspace;
@@ -147,6 +144,8 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         .enable_all()
         .thread_keep_alive(Duration::from_secs(2))
         .build()?;
+    let events = events::Events::new(now_ms());
+    let bus = events.clone();
     let parts = |tx, stopping| CoreParts {
         store,
         projects,
@@ -159,8 +158,9 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         rng: fastrand::Rng::new(),
         trust_bypass: opts.trust || crate::trust::skipped_by_env(),
         notifier,
+        events: bus,
     };
-    let result = rt.block_on(serve(workspace, &paths, parts));
+    let result = rt.block_on(serve(workspace, &paths, events, parts));
     if let Some(n) = notifications {
         n.stop(Duration::from_secs(5));
     }
@@ -191,6 +191,7 @@ fn make_state_dirs(workspace: &Workspace, paths: &Paths) -> anyhow::Result<()> {
 async fn serve(
     workspace: &Workspace,
     paths: &Paths,
+    events: events::Events,
     parts: impl FnOnce(mpsc::UnboundedSender<Command>, CancellationToken) -> CoreParts,
 ) -> anyhow::Result<()> {
     let listener = bind(&paths.socket)?;
@@ -199,7 +200,7 @@ async fn serve(
     let stop = CancellationToken::new();
     let mut core = Core::new(parts(tx.clone(), stop.clone()))?;
     core.drain_spool();
-    let _watcher = reload::watch(&workspace.root, tx.clone())
+    let _watcher = config_watch::watch(&workspace.root, tx.clone())
         .map_err(|e| tracing::warn!(error = %e, "config changes will not be noticed until SIGHUP or `bgtask reload`"))
         .ok();
     signals(tx.clone(), stop.clone());
@@ -207,6 +208,7 @@ async fn serve(
         listener,
         tx.clone(),
         paths.run_logs.clone(),
+        events,
         stop.clone(),
     ));
     tracing::info!(pid = std::process::id(), root = %workspace.root.display(), "daemon ready");

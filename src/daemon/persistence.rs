@@ -2,15 +2,38 @@
 //! yet. A failed write keeps the daemon going in memory — DEGRADED, with
 //! why — while queue changes wait in `unsaved` and finished runs (their
 //! reports included) in `unsaved_runs`; both are written with the next
-//! change, or by the retry every second (`recovery.rs`). Only this part
+//! change, or by the retry every second (`core/healing.rs`). Only this part
 //! touches them: the core asks it to write and reads the store through it.
 
 use std::time::Instant;
 
-use super::core::Saved;
-use super::recovery::{MAX_UNSAVED_RUNS, RETRY_EVERY, UnsavedRun, record_run};
+use super::unsaved::{MAX_UNSAVED_RUNS, RETRY_EVERY, UnsavedRun, record_run};
 use crate::schedule::{Effect, Millis, Pending};
 use crate::store::{Store, StoreError};
+
+/// Whether queue changes reached the disk.
+#[must_use = "queue changes that did not reach the disk live only in memory: say what that means here"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Saved {
+    OnDisk,
+    /// Kept in memory and written with the next change; the daemon says
+    /// DEGRADED until then (`store_failed` has said why).
+    InMemory,
+}
+
+impl Saved {
+    pub(super) fn on_disk(self) -> bool {
+        self == Saved::OnDisk
+    }
+
+    /// Going on is right here: what was not saved is written with the next
+    /// change, and `status` says DEGRADED meanwhile.
+    pub(super) fn or_later(self, what: &str) {
+        if self == Saved::InMemory {
+            tracing::debug!(what, "kept in memory until the store can be written");
+        }
+    }
+}
 
 pub(super) struct Persistence {
     store: Store,

@@ -241,8 +241,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn commits_checkouts_and_saves() {
+    /// A repository with two commits: `one` (a.py, "b c.py") and `two`
+    /// (a.py changed, new.py).
+    fn two_commits() -> (tempfile::TempDir, String, String) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let one = sh(
@@ -253,6 +254,21 @@ mod tests {
             root,
             "echo x >> a.py && echo n > new.py && git add . && git commit -qm two && git rev-parse HEAD",
         );
+        (dir, one, two)
+    }
+
+    fn moved(one: &str, two: &str, how: Option<&str>) -> Arrival {
+        Arrival::HeadMoved {
+            from: Some(one.to_owned()),
+            to: Some(two.to_owned()),
+            how: how.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn commits_checkouts_and_saves() {
+        let (dir, one, two) = two_commits();
+        let root = dir.path();
         let batch = [
             hook("post-commit", &[], "", &two),
             hook("post-checkout", &[&one, &two, "1"], "", &two),
@@ -261,11 +277,7 @@ mod tests {
                 files: vec!["a.py".into(), "gone.py".into()],
                 rescan: false,
             },
-            Arrival::HeadMoved {
-                from: Some(one.clone()),
-                to: Some(two.clone()),
-                how: None,
-            },
+            moved(&one, &two, None),
         ];
         let r = resolve(root, &batch, &all());
         assert_eq!(r.len(), 3, "{r:?}");
@@ -278,10 +290,17 @@ mod tests {
             ["a.py", "gone.py"],
             "a deleted file stays: its findings end"
         );
-        // Two commits in one batch: each commit's own files, not a diff
-        // between the two.
+        let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
+        assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
+    }
+
+    /// Two commits in one batch: each commit's own files, not a diff
+    /// between the two.
+    #[test]
+    fn two_commits_in_one_batch_are_each_commits_files() {
+        let (dir, one, two) = two_commits();
         let both = resolve(
-            root,
+            dir.path(),
             &[
                 hook("post-commit", &[], "", &one),
                 hook("post-commit", &[], "", &two),
@@ -290,41 +309,36 @@ mod tests {
         );
         assert_eq!(both.len(), 1);
         assert_eq!(files(&both[0]), ["a.py", "b c.py", "new.py"]);
-        let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
-        assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
+    }
 
+    /// What moved HEAD, as its reflog says, is the kind.
+    #[test]
+    fn head_moving_alone_is_typed_by_its_reflog() {
+        let (dir, one, two) = two_commits();
         let alone = resolve(
-            root,
-            &[Arrival::HeadMoved {
-                from: Some(one.clone()),
-                to: Some(two.clone()),
-                how: Some("commit: add new".into()),
-            }],
+            dir.path(),
+            &[moved(&one, &two, Some("commit: add new"))],
             &all(),
         );
         assert_eq!(alone[0].source, TriggerSource::HeadMoved);
         assert_eq!(alone[0].kind, TriggerKind::Commit);
         assert_eq!(files(&alone[0]), ["a.py", "new.py"]);
-        // What moved HEAD, as its reflog says, is the kind.
         for (how, kind) in [
             ("checkout: moving from main to topic", TriggerKind::Checkout),
             ("merge topic: Fast-forward", TriggerKind::Merge),
             ("pull: Fast-forward", TriggerKind::Merge),
             ("reset: moving to HEAD~1", TriggerKind::Commit),
         ] {
-            let r = resolve(
-                root,
-                &[Arrival::HeadMoved {
-                    from: Some(one.clone()),
-                    to: Some(two.clone()),
-                    how: Some(how.into()),
-                }],
-                &all(),
-            );
+            let r = resolve(dir.path(), &[moved(&one, &two, Some(how))], &all());
             assert_eq!(r[0].kind, kind, "{how}");
             assert_eq!(files(&r[0]), ["a.py", "new.py"]);
         }
+    }
 
+    #[test]
+    fn rewrites_and_pushes_are_their_commits_files() {
+        let (dir, one, two) = two_commits();
+        let root = dir.path();
         let mapping = format!("{one} {two}\n");
         let rewrite = resolve(
             root,
@@ -332,7 +346,6 @@ mod tests {
             &all(),
         );
         assert_eq!(files(&rewrite[0]), ["a.py", "new.py"]);
-
         let push = format!("refs/heads/main {two} refs/heads/main {one}\n");
         let pushed = resolve(
             root,

@@ -3,7 +3,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::core::Active;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::schedule::{Millis, Waiting};
+
+/// A job being run.
+pub(super) struct Active {
+    pub waiting: Waiting,
+    pub run_id: i64,
+    pub started: Instant,
+    /// When it started, on the daemon's clock (to record it later if the
+    /// store cannot now).
+    pub started_ms: Millis,
+    pub cancel: CancellationToken,
+    /// `bgtask cancel` asked for it: not retried.
+    pub cancelled_by_user: bool,
+}
 use crate::config::Config;
 use crate::schedule::JobId;
 

@@ -27,7 +27,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::core::Command;
+use super::command::Command;
+use super::events::Events;
+use crate::ipc::events::{Event, What};
 use crate::ipc::frame::{self, FrameError};
 use crate::ipc::{Envelope, ErrorKind, IpcError, Request, Response};
 
@@ -46,6 +48,7 @@ pub const MAX_WAITING: usize = 128;
 struct Shared {
     core: mpsc::UnboundedSender<Command>,
     logs: PathBuf,
+    events: Events,
     waiting: Arc<Semaphore>,
     stop: CancellationToken,
 }
@@ -54,11 +57,13 @@ pub async fn serve(
     listener: UnixListener,
     core: mpsc::UnboundedSender<Command>,
     logs: PathBuf,
+    events: Events,
     stop: CancellationToken,
 ) {
     let shared = Shared {
         core,
         logs,
+        events,
         waiting: Arc::new(Semaphore::new(MAX_WAITING)),
         stop: stop.clone(),
     };
@@ -169,6 +174,7 @@ async fn connection(mut stream: UnixStream, shared: &Shared) {
             Request::Logs { run_id, follow } => {
                 stream_logs(&mut stream, shared, run_id, follow).await
             }
+            Request::Subscribe { after } => stream_events(&mut stream, shared, after).await,
             other => match ask(shared, other).await {
                 Some(response) => send(&mut stream, response).await,
                 None => false,
@@ -196,6 +202,60 @@ async fn ask(shared: &Shared, request: Request) -> Option<Response> {
     // Not cut short by the stop: `bgtask stop`'s own answer comes after
     // it. A core that ends drops the reply, which ends the wait.
     rx.await.ok()
+}
+
+/// Sends the events after `after` that are still kept, then every event
+/// as it is published, until the daemon stops (its `stopped` event is
+/// the last) or the client closes its end. Always ends the connection.
+async fn stream_events(stream: &mut UnixStream, shared: &Shared, after: Option<u64>) -> bool {
+    let sub = shared.events.subscribe(after);
+    if !send(stream, Response::Subscribed(sub.subscribed)).await {
+        return false;
+    }
+    for event in sub.backlog {
+        if !send_event(stream, &event).await {
+            return false;
+        }
+    }
+    let mut live = sub.live;
+    let mut probe = [0u8; 1];
+    let mut stopping = false;
+    loop {
+        let received = tokio::select! {
+            r = live.recv() => r,
+            // The client closed its end (or spoke out of turn): done.
+            _ = stream.read(&mut probe) => return false,
+            () = shared.stop.cancelled(), if !stopping => {
+                // The core publishes the jobs it stops and then `stopped`
+                // as it winds down: wait for that, not for ever.
+                stopping = true;
+                continue;
+            }
+            () = tokio::time::sleep(Duration::from_secs(60)), if stopping => return false,
+        };
+        match received {
+            Ok(event) => {
+                if !send_event(stream, &event).await || event.what == What::Stopped {
+                    return false;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                let lagged = Event {
+                    seq: 0,
+                    at_ms: crate::clock::now_ms(),
+                    what: What::Lagged { missed },
+                };
+                if !send_event(stream, &lagged).await {
+                    return false;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+        }
+    }
+}
+
+async fn send_event(stream: &mut UnixStream, event: &Event) -> bool {
+    send(stream, Response::Event(Box::new(event.clone()))).await
 }
 
 /// Sends what the run's analyzers wrote so far and, with `follow`, what they
@@ -301,6 +361,7 @@ mod tests {
         let shared = Shared {
             core,
             logs: PathBuf::new(),
+            events: Events::new(0),
             waiting: Arc::new(Semaphore::new(2)),
             stop: CancellationToken::new(),
         };

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use super::core::{Command, Core};
+use tokio::sync::mpsc;
+
+use super::command::Command;
 use crate::ipc::WatcherState;
 use crate::watch::{self, Output};
 
@@ -13,7 +15,7 @@ use crate::watch::{self, Output};
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What the watcher depends on, to tell when a reload must restart it.
-pub(super) fn settings(config: &crate::config::Config) -> Option<String> {
+fn settings(config: &crate::config::Config) -> Option<String> {
     let fw = &config.triggers.file_watch;
     fw.enabled.then(|| {
         format!(
@@ -42,6 +44,46 @@ pub(super) struct Change {
 }
 
 impl Watching {
+    /// Starts, restarts or stops the watcher to match `config`; whether
+    /// it did (what changed meanwhile was not seen).
+    pub(super) fn sync(
+        &mut self,
+        config: &crate::config::Config,
+        root: &std::path::Path,
+        git: Option<crate::git::GitDirs>,
+        tx: &mpsc::UnboundedSender<Command>,
+    ) -> bool {
+        let wanted = settings(config);
+        if wanted == self.settings && (self.handle.is_some() || wanted.is_none()) {
+            return false;
+        }
+        self.handle = None;
+        self.state = None;
+        self.settings.clone_from(&wanted);
+        if wanted.is_none() {
+            return true;
+        }
+        let fw = &config.triggers.file_watch;
+        let tx = tx.clone();
+        let opts = watch::Options {
+            root: root.to_owned(),
+            git,
+            include: fw.paths.clone(),
+            exclude: fw.exclude_paths.clone(),
+            poll_interval: POLL_INTERVAL,
+        };
+        match watch::spawn(opts, move |out| {
+            let _ = tx.send(match out {
+                Output::Arrival(a, at) => Command::Arrived(a, at),
+                Output::State(s) => Command::Watcher(s),
+            });
+        }) {
+            Ok(h) => self.handle = Some(h),
+            Err(e) => tracing::error!(error = %e, "could not start the file watcher"),
+        }
+        true
+    }
+
     /// What the watcher last said about itself.
     pub(super) fn state(&self) -> Option<&WatcherState> {
         self.state.as_ref()
@@ -61,73 +103,5 @@ impl Watching {
         };
         self.state = Some(state);
         change
-    }
-}
-
-impl Core {
-    /// Starts (or restarts, or stops) the watcher to match the config.
-    pub(super) fn sync_watcher(&mut self) {
-        let wanted = settings(&self.config);
-        let w = &mut self.watching;
-        if wanted == w.settings && (w.handle.is_some() || wanted.is_none()) {
-            return;
-        }
-        w.handle = None;
-        w.state = None;
-        // What changed while no watcher looked is not in the file list.
-        self.incoming.files().invalidate();
-        w.settings.clone_from(&wanted);
-        if wanted.is_none() {
-            return;
-        }
-        let fw = &self.config.triggers.file_watch;
-        let tx = self.tx.clone();
-        let opts = watch::Options {
-            root: self.workspace.root.clone(),
-            git: self.incoming.git_dirs().cloned(),
-            include: fw.paths.clone(),
-            exclude: fw.exclude_paths.clone(),
-            poll_interval: POLL_INTERVAL,
-        };
-        match watch::spawn(opts, move |out| {
-            let _ = tx.send(match out {
-                Output::Arrival(a, at) => Command::Arrived(a, at),
-                Output::State(s) => Command::Watcher(s),
-            });
-        }) {
-            Ok(h) => w.handle = Some(h),
-            Err(e) => tracing::error!(error = %e, "could not start the file watcher"),
-        }
-    }
-
-    /// The watcher says how it is.
-    pub(super) fn watcher_changed(&mut self, state: WatcherState) {
-        if state.state != "watching" {
-            self.incoming.files().invalidate();
-        }
-        let (kind, watched, polled, ready_ms) = (
-            state.state.clone(),
-            state.watched,
-            state.polled,
-            state.ready_ms,
-        );
-        let message = state.message.clone();
-        let change = self.watching.update(state);
-        if change.kind_changed {
-            match kind.as_str() {
-                "degraded" | "failed" | "polling" => {
-                    let msg = format!("file watcher {kind}: {}", message.as_deref().unwrap_or(""));
-                    tracing::warn!("{msg}");
-                    let _ = self.persistence.store().event("warning", "watcher", &msg);
-                }
-                _ => {
-                    tracing::info!(state = %kind, watched, polled, ?ready_ms, "file watcher");
-                }
-            }
-        }
-        if change.first_ready {
-            // The walk of the tree is over: its memory can go.
-            self.release_memory(true);
-        }
     }
 }

@@ -178,24 +178,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
             return r;
         }
     };
-    // The key hashes every relevant file: only for analyzers whose results
-    // are cached (a project-wide test runner on a large tree reads it all).
-    let key = def.cache.then(|| {
-        let root = ctx.root.clone();
-        let def = def.clone();
-        let tool = tool.clone();
-        let relevant = relevant.clone();
-        let env = ctx.env_stamp(&def);
-        move || ResultCache::key(&def, tool.as_ref(), &root, &relevant, env.as_deref())
-    });
-    let key = match key {
-        Some(compute) => Some(
-            tokio::task::spawn_blocking(compute)
-                .await
-                .expect("hashing files does not panic"),
-        ),
-        None => None,
-    };
+    let key = cache_key(ctx, &def, tool.as_ref(), &relevant).await;
     if let Some(key) = &key
         && !ctx.opts.no_cache
         && let Some(mut hit) = ctx.cache.get(key, def.network)
@@ -224,19 +207,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         return r;
     }
     let started = Instant::now();
-    let mut run = match &def.engine {
-        Engine::Builtin(Builtin::Profile) => {
-            let _ = ctx.progress.send(Progress::Started {
-                analyzer: def.name.clone(),
-                invocations: 0,
-            });
-            profile_run(ctx, &def, &targets)
-        }
-        Engine::External(_) => {
-            let tool = tool.as_ref().expect("external analyzers have a tool");
-            external_run(ctx, &plan.tasks, &def, &tool.path, &targets).await
-        }
-    };
+    let mut run = engine_run(ctx, &plan.tasks, &def, tool.as_ref(), &targets).await;
     run.analyzer.clone_from(&def.name);
     run.category = def.category;
     run.tasks = plan.tasks;
@@ -255,6 +226,56 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     }
     finished(ctx, &run);
     run
+}
+
+/// The result-cache key of an analyzer's run over `relevant`, hashed on a
+/// blocking thread; `None` for analyzers whose results are not cached.
+async fn cache_key(
+    ctx: &Ctx,
+    def: &Arc<AnalyzerDef>,
+    tool: Option<&ToolInfo>,
+    relevant: &[PathBuf],
+) -> Option<String> {
+    // The key hashes every relevant file: only for analyzers whose results
+    // are cached (a project-wide test runner on a large tree reads it all).
+    if !def.cache {
+        return None;
+    }
+    let root = ctx.root.clone();
+    let def = def.clone();
+    let tool = tool.cloned();
+    let relevant = relevant.to_vec();
+    let env = ctx.env_stamp(&def);
+    let compute = move || ResultCache::key(&def, tool.as_ref(), &root, &relevant, env.as_deref());
+    Some(
+        tokio::task::spawn_blocking(compute)
+            .await
+            .expect("hashing files does not panic"),
+    )
+}
+
+/// Runs an analyzer's engine over `targets`: the built-in profile in this
+/// process, an external analyzer as its tool's processes.
+async fn engine_run(
+    ctx: &Ctx,
+    tasks: &[String],
+    def: &Arc<AnalyzerDef>,
+    tool: Option<&ToolInfo>,
+    targets: &[PathBuf],
+) -> AnalyzerRun {
+    match &def.engine {
+        Engine::Builtin(Builtin::Profile) => {
+            let _ = ctx.progress.send(Progress::Started {
+                analyzer: def.name.clone(),
+                invocations: 0,
+            });
+            profile_run(ctx, def, targets)
+        }
+        Engine::External(_) => {
+            let tool = tool.expect("external analyzers have a tool");
+            external_run(ctx, tasks, def, &tool.path, targets).await
+        }
+    }
 }
 
 /// The tool of an external analyzer and its version; `Err` is why it

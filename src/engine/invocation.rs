@@ -1,6 +1,7 @@
 //! One analyzer process over one batch of files: expand the argv, run it
 //! isolated, read the reports it wrote, and classify the result.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -32,6 +33,14 @@ pub struct Invocation {
     /// Retrying cannot help: the tool could not start (126/127, a missing
     /// interpreter) or ran out of memory.
     pub permanent: bool,
+}
+
+/// Where one process writes: a temporary directory (removed on drop), the
+/// report path in it and the file list's path.
+struct Workdir {
+    tmp: tempfile::TempDir,
+    output: PathBuf,
+    files_file: PathBuf,
 }
 
 pub struct InvocationJob {
@@ -67,35 +76,16 @@ impl InvocationJob {
             stderr_tail: String::new(),
             permanent: false,
         };
-        let tmp = match tempfile::Builder::new().prefix("bgtask-").tempdir() {
-            Ok(t) => t,
-            Err(e) => {
-                return fail(
-                    RunStatus::ToolError,
-                    format!("could not create a temporary directory: {e}"),
-                );
-            }
+        let work = match self.workdir(spec) {
+            Ok(work) => work,
+            Err(reason) => return fail(RunStatus::ToolError, reason),
         };
-        let ext = if spec.parser == ParserKind::JunitXml {
-            "xml"
-        } else {
-            "json"
-        };
-        let output = tmp.path().join(format!("report.{ext}"));
-        let files_file = tmp.path().join("files.txt");
-        if spec.args.iter().any(|a| a.contains("{files_file}"))
-            && let Err(e) = std::fs::write(&files_file, argv::files_list(&self.files))
-        {
-            return fail(
-                RunStatus::ToolError,
-                format!("could not write the file list: {e}"),
-            );
-        }
+        let (tmp, output) = (&work.tmp, &work.output);
         let slots = Slots {
             root: &self.root,
-            output: &output,
+            output,
             output_dir: tmp.path(),
-            files_file: &files_file,
+            files_file: &work.files_file,
         };
         let args = argv::expand(&spec.args, &self.files, &slots);
         // The exit-code parser never reads stdout: keep only its ends.
@@ -103,23 +93,7 @@ impl InvocationJob {
             spec.output == OutputSource::Stdout && spec.parser != ParserKind::ExitCode;
         let started_at = SystemTime::now();
         let finished = run::run(
-            Spec {
-                program: self.tool.clone(),
-                args,
-                cwd: self.root.clone(),
-                env: self.env(spec),
-                timeout: self.timeout,
-                kill_grace: self.kill_grace,
-                limits: self.limits,
-                stdout_keep: if report_on_stdout {
-                    (STDOUT_REPORT_MAX, 0)
-                } else {
-                    KEEP
-                },
-                stderr_keep: KEEP,
-                on_spawn: self.on_spawn.clone(),
-                log_file: self.log_file.clone(),
-            },
+            self.process(spec, args, report_on_stdout),
             self.cancel.clone(),
         )
         .await;
@@ -132,7 +106,7 @@ impl InvocationJob {
             spec,
             &finished,
             tmp.path(),
-            &output,
+            output,
             report_on_stdout,
             started_at,
         );
@@ -147,6 +121,54 @@ impl InvocationJob {
             cpu: finished.cpu,
             stderr_tail,
             permanent,
+        }
+    }
+
+    /// The temporary directory the process writes its reports into, with
+    /// the file list written there when the argv names `{files_file}`; `Err`
+    /// is why it could not be set up.
+    fn workdir(&self, spec: &ExternalSpec) -> Result<Workdir, String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("bgtask-")
+            .tempdir()
+            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        let ext = if spec.parser == ParserKind::JunitXml {
+            "xml"
+        } else {
+            "json"
+        };
+        let output = tmp.path().join(format!("report.{ext}"));
+        let files_file = tmp.path().join("files.txt");
+        if spec.args.iter().any(|a| a.contains("{files_file}")) {
+            std::fs::write(&files_file, argv::files_list(&self.files))
+                .map_err(|e| format!("could not write the file list: {e}"))?;
+        }
+        Ok(Workdir {
+            tmp,
+            output,
+            files_file,
+        })
+    }
+
+    /// The process to run: the tool with its expanded `args`, isolated and
+    /// limited, keeping all of stdout only when it carries the report.
+    fn process(&self, spec: &ExternalSpec, args: Vec<OsString>, report_on_stdout: bool) -> Spec {
+        Spec {
+            program: self.tool.clone(),
+            args,
+            cwd: self.root.clone(),
+            env: self.env(spec),
+            timeout: self.timeout,
+            kill_grace: self.kill_grace,
+            limits: self.limits,
+            stdout_keep: if report_on_stdout {
+                (STDOUT_REPORT_MAX, 0)
+            } else {
+                KEEP
+            },
+            stderr_keep: KEEP,
+            on_spawn: self.on_spawn.clone(),
+            log_file: self.log_file.clone(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! checking the peer, dispatching) is the daemon's.
 
 mod client;
+pub mod events;
 pub mod frame;
 mod protocol;
 

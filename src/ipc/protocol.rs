@@ -1,7 +1,9 @@
 //! The daemon protocol, version [`VERSION`]: every frame is an
 //! [`Envelope`] around a [`Request`] (client → daemon) or a [`Response`]
 //! (daemon → client). A request gets exactly one response, except
-//! `Logs { follow: true }`, which gets `LogChunk`s until `LogEnd`.
+//! `Logs { follow: true }`, which gets `LogChunk`s until `LogEnd`, and
+//! `Subscribe`, which gets `Subscribed` and then an `Event` per event
+//! (`events.rs`) until the daemon stops.
 //! Errors are typed ([`ErrorKind`]) so clients can act on them.
 
 use std::path::PathBuf;
@@ -57,6 +59,12 @@ pub enum Request {
     Cleanup,
     Reload,
     Stop,
+    /// The event stream, from the event after `after` (when the daemon
+    /// still has it) or from now.
+    Subscribe {
+        #[serde(default)]
+        after: Option<u64>,
+    },
 }
 
 impl Request {
@@ -117,6 +125,8 @@ pub enum Response {
     LogEnd {
         finished: bool,
     },
+    Subscribed(super::events::Subscribed),
+    Event(Box<super::events::Event>),
     Cancelled {
         job_id: i64,
         was: String,

@@ -32,23 +32,11 @@ fn icon(level: Level) -> &'static str {
     }
 }
 
-/// `HH:MM:SS` in local time.
-fn local_time(ms: i64) -> String {
-    let secs: libc::time_t = ms / 1000;
-    // SAFETY: `tm` is plain old data; localtime_r only writes into it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to locals.
-    if unsafe { libc::localtime_r(&raw const secs, &raw mut tm) }.is_null() {
-        return "--:--:--".to_owned();
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-}
-
 /// The line (and with `details`, the indented body) for one notification;
 /// `fancy`: icons and ANSI colour.
 pub fn format(r: &Rendered, fancy: bool, details: bool) -> String {
     let level = r.event.level;
-    let time = local_time(r.event.at_ms);
+    let time = crate::clock::time_of_day(r.event.at_ms, false);
     let mut out = if fancy {
         let s = style(level);
         format!(
@@ -83,7 +71,7 @@ pub fn format_recorded(at_ms: i64, severity: &str, line: &str, fancy: bool) -> S
         "warning" => Level::Warning,
         _ => Level::Info,
     };
-    let time = local_time(at_ms);
+    let time = crate::clock::time_of_day(at_ms, false);
     if fancy {
         let s = style(level);
         format!(

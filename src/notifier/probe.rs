@@ -14,7 +14,7 @@ use super::event::NotificationEvent;
 use super::file::JsonlLog;
 use super::render::{self, Rendered};
 use super::router::ChannelName;
-use crate::config::Config;
+use crate::config::{Config, Notifications};
 
 /// What happened on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,78 +59,85 @@ pub async fn probe(
         let result = if channel.threshold(n).is_none() {
             off(channel)
         } else {
-            match channel {
-                ChannelName::Console => match console.emit(&r) {
-                    Ok(()) => ProbeResult::Delivered("printed".to_owned()),
-                    Err(e) => ProbeResult::Failed(format!("could not print: {e}")),
-                },
-                ChannelName::Desktop => match Desktop::new().send(&r).await {
-                    DesktopOutcome::Delivered => ProbeResult::Delivered(
-                        "handed to the desktop's notification server".to_owned(),
-                    ),
-                    // By default the desktop channel is on where there is a
-                    // desktop: none here (CI, ssh) is not a failure.
-                    DesktopOutcome::Disabled(e) if !n.desktop.explicit => {
-                        ProbeResult::Off(format!(
-                            "no desktop here ({e}); set notifications.desktop.enabled to true to require one"
-                        ))
-                    }
-                    DesktopOutcome::Failed(e) | DesktopOutcome::Disabled(e) => {
-                        ProbeResult::Failed(e)
-                    }
-                    DesktopOutcome::Off => ProbeResult::Failed("off".to_owned()),
-                },
-                ChannelName::File => {
-                    let log = JsonlLog::new(root, &n.file);
-                    match log.append(&r.json) {
-                        Ok(()) => {
-                            ProbeResult::Delivered(format!("appended to {}", log.path().display()))
-                        }
-                        Err(e) => {
-                            ProbeResult::Failed(format!("write {}: {e}", log.path().display()))
-                        }
-                    }
-                }
-                ChannelName::Email => {
-                    let Some(email) = &n.email else {
-                        unreachable!("threshold is Some only with an email channel")
-                    };
-                    let message = render::email(&[&r]);
-                    match super::email::send(email, root, 0, r.event.at_ms, &message).await {
-                        Ok(reply) => ProbeResult::Delivered(format!(
-                            "accepted by {} for {}: {reply}",
-                            super::email::describe(email),
-                            email.to.join(", ")
-                        )),
-                        Err(e) => {
-                            ProbeResult::Failed(format!("{}: {e}", super::email::describe(email)))
-                        }
-                    }
-                }
-            }
+            send(channel, &r, n, root, console).await
         };
         if let Some(db) = db {
-            let (outcome, error) = match &result {
-                ProbeResult::Delivered(_) => (Some(Outcome::Delivered), None),
-                ProbeResult::Failed(e) => (Some(Outcome::Failed), Some(e.as_str())),
-                ProbeResult::Off(_) => (None, None),
-            };
-            if let Some(outcome) = outcome {
-                let _ = db.record(&Delivery {
-                    at_ms: crate::clock::now_ms(),
-                    event: r.event.kind.as_str(),
-                    severity: r.event.level,
-                    task: None,
-                    run_id: None,
-                    channel: channel.as_str(),
-                    outcome,
-                    title: &r.event.title,
-                    error,
-                    outbox_id: None,
-                });
-            }
+            record(db, channel, &r, &result);
         }
         out.push((channel, result));
     }
     out
+}
+
+/// Sends the rendered test notification on one enabled channel.
+async fn send(
+    channel: ChannelName,
+    r: &Rendered,
+    n: &Notifications,
+    root: &Path,
+    console: &mut ConsoleSink,
+) -> ProbeResult {
+    match channel {
+        ChannelName::Console => match console.emit(r) {
+            Ok(()) => ProbeResult::Delivered("printed".to_owned()),
+            Err(e) => ProbeResult::Failed(format!("could not print: {e}")),
+        },
+        ChannelName::Desktop => match Desktop::new().send(r).await {
+            DesktopOutcome::Delivered => {
+                ProbeResult::Delivered("handed to the desktop's notification server".to_owned())
+            }
+            // By default the desktop channel is on where there is a
+            // desktop: none here (CI, ssh) is not a failure.
+            DesktopOutcome::Disabled(e) if !n.desktop.explicit => ProbeResult::Off(format!(
+                "no desktop here ({e}); set notifications.desktop.enabled to true to require one"
+            )),
+            DesktopOutcome::Failed(e) | DesktopOutcome::Disabled(e) => ProbeResult::Failed(e),
+            DesktopOutcome::Off => ProbeResult::Failed("off".to_owned()),
+        },
+        ChannelName::File => {
+            let log = JsonlLog::new(root, &n.file);
+            match log.append(&r.json) {
+                Ok(()) => ProbeResult::Delivered(format!("appended to {}", log.path().display())),
+                Err(e) => ProbeResult::Failed(format!("write {}: {e}", log.path().display())),
+            }
+        }
+        ChannelName::Email => {
+            let Some(email) = &n.email else {
+                unreachable!("threshold is Some only with an email channel")
+            };
+            let message = render::email(&[r]);
+            match super::email::send(email, root, 0, r.event.at_ms, &message).await {
+                Ok(reply) => ProbeResult::Delivered(format!(
+                    "accepted by {} for {}: {reply}",
+                    super::email::describe(email),
+                    email.to.join(", ")
+                )),
+                Err(e) => ProbeResult::Failed(format!("{}: {e}", super::email::describe(email))),
+            }
+        }
+    }
+}
+
+/// Records a delivered or failed attempt in the delivery log (a channel
+/// that is off tried nothing, so has nothing to record).
+fn record(db: &Db, channel: ChannelName, r: &Rendered, result: &ProbeResult) {
+    let (outcome, error) = match result {
+        ProbeResult::Delivered(_) => (Some(Outcome::Delivered), None),
+        ProbeResult::Failed(e) => (Some(Outcome::Failed), Some(e.as_str())),
+        ProbeResult::Off(_) => (None, None),
+    };
+    if let Some(outcome) = outcome {
+        let _ = db.record(&Delivery {
+            at_ms: crate::clock::now_ms(),
+            event: r.event.kind.as_str(),
+            severity: r.event.level,
+            task: None,
+            run_id: None,
+            channel: channel.as_str(),
+            outcome,
+            title: &r.event.title,
+            error,
+            outbox_id: None,
+        });
+    }
 }

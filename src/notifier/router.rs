@@ -105,9 +105,8 @@ fn top(findings: &[&RunFinding]) -> Vec<TopFinding> {
 
 /// The event a finished run makes under its task's policy, if any.
 pub fn run_event(run: &RunFinished, known: Option<&Known>) -> Option<NotificationEvent> {
-    let policy = run.policy;
     let d = diff(run, known);
-    let reported: Vec<&RunFinding> = if policy.new_only {
+    let reported: Vec<&RunFinding> = if run.policy.new_only {
         d.new.iter().map(|i| &run.findings[*i]).collect()
     } else {
         run.findings.iter().collect()
@@ -123,36 +122,74 @@ pub fn run_event(run: &RunFinished, known: Option<&Known>) -> Option<Notificatio
         by_severity,
     };
     let worst = reported.iter().map(|f| Level::of_finding(f.severity)).max();
-    let fixed = if counts.fixed > 0 {
+    let issues = if reported.is_empty() {
+        None
+    } else {
+        Some(issues_summary(run.policy.new_only, &counts))
+    };
+    let (kind, level, title) = headline(run, &counts, issues.as_deref(), worst)?;
+    let mut event = NotificationEvent::new(kind, level, title);
+    event.task = Some(run.task.clone());
+    event.run_id = Some(run.run_id);
+    event.details = run
+        .failures
+        .iter()
+        .map(|p| format!("{}: {}", p.analyzer, p.reason))
+        .collect();
+    event.top = top(&reported);
+    event.counts = Some(counts);
+    Some(event)
+}
+
+/// ", 2 fixed" when findings ended, else nothing.
+fn fixed_suffix(counts: &Counts) -> String {
+    if counts.fixed > 0 {
         format!(", {} fixed", counts.fixed)
     } else {
         String::new()
-    };
-    let issues = if reported.is_empty() {
-        None
-    } else if policy.new_only {
-        Some(format!(
+    }
+}
+
+/// The reported findings in a title: "2 new findings (1 high)" when only new
+/// ones are reported, else "5 findings (1 high, 4 low), 2 new".
+fn issues_summary(new_only: bool, counts: &Counts) -> String {
+    let fixed = fixed_suffix(counts);
+    if new_only {
+        format!(
             "{} ({}){fixed}",
             plural(counts.new, "new finding"),
             severity_counts(&counts.by_severity)
-        ))
+        )
     } else {
-        Some(format!(
+        format!(
             "{} ({}), {} new{fixed}",
             plural(counts.findings, "finding"),
             severity_counts(&counts.by_severity),
             counts.new
-        ))
-    };
+        )
+    }
+}
+
+/// Which event the run makes, at which level and with which title: a
+/// failure, else issues, else findings that ended, else completion; `None`
+/// when the policy asks for none of those.
+fn headline(
+    run: &RunFinished,
+    counts: &Counts,
+    issues: Option<&str>,
+    worst: Option<Level>,
+) -> Option<(EventKind, Level, String)> {
+    let policy = run.policy;
     let task = &run.task;
-    let (kind, level, title) = if !run.failures.is_empty() && policy.on_failure {
+    let fixed = fixed_suffix(counts);
+    let headline = if !run.failures.is_empty() && policy.on_failure {
         let failed: Vec<String> = run
             .failures
             .iter()
             .map(|p| format!("{} ({})", p.analyzer, p.status.label()))
             .collect();
         let mut title = format!("{task} failed: {}", failed.join(", "));
-        if let Some(i) = &issues {
+        if let Some(i) = issues {
             title = format!("{title}; {i}");
         }
         (
@@ -160,7 +197,7 @@ pub fn run_event(run: &RunFinished, known: Option<&Known>) -> Option<Notificatio
             worst.map_or(Level::Error, |w| w.max(Level::Error)),
             title,
         )
-    } else if let (Some(i), true, Some(w)) = (&issues, policy.on_issues, worst) {
+    } else if let (Some(i), true, Some(w)) = (issues, policy.on_issues, worst) {
         (EventKind::IssuesFound, w, format!("{task}: {i}"))
     } else if counts.fixed > 0 && policy.on_issues {
         // Findings that ended (fixed, or their file deleted) are news too.
@@ -194,17 +231,7 @@ pub fn run_event(run: &RunFinished, known: Option<&Known>) -> Option<Notificatio
     } else {
         return None;
     };
-    let mut event = NotificationEvent::new(kind, level, title);
-    event.task = Some(task.clone());
-    event.run_id = Some(run.run_id);
-    event.details = run
-        .failures
-        .iter()
-        .map(|p| format!("{}: {}", p.analyzer, p.reason))
-        .collect();
-    event.top = top(&reported);
-    event.counts = Some(counts);
-    Some(event)
+    Some(headline)
 }
 
 /// What is told once per daemon start.

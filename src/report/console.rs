@@ -212,64 +212,16 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
             .as_ref()
             .and_then(|t| t.version.as_deref())
             .unwrap_or("-");
-        let mut detail = count_line(&fs);
-        if let Some(t) = r.tests {
-            let tests = test_counts(t);
-            detail = if detail.is_empty() {
-                tests
-            } else {
-                format!("{detail}; {tests}")
-            };
-        }
-        let ran = !matches!(r.status, RunStatus::NotApplicable | RunStatus::NotInstalled);
-        let timing = if ran {
-            let mut t = duration(r.duration_ms);
-            if r.invocations > 1 {
-                let _ = write!(t, " in {} runs", r.invocations);
-            }
-            if r.cached {
-                t.push_str(", cached");
-            }
-            t
-        } else {
-            String::new()
-        };
         let _ = writeln!(
             out,
             "  {:<name_w$}  {}  {}  {}  {}",
             r.analyzer,
             paint(DIM, &format!("{version:<ver_w$}")),
             paint(status_style(r.status), &format!("{:<13}", r.status.label())),
-            detail,
-            paint(DIM, &timing),
+            run_detail(r, &fs),
+            paint(DIM, &run_timing(r)),
         );
-        if let Some(reason) = &r.reason {
-            let prefix = if r.status == RunStatus::NotInstalled {
-                "install: "
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "  {:<name_w$}  {}",
-                "",
-                paint(DIM, &format!("↳ {prefix}{reason}"))
-            );
-        }
-        if opts.verbose
-            && let Some(tail) = &r.output_tail
-        {
-            for line in tail
-                .lines()
-                .rev()
-                .take(12)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
-                let _ = writeln!(out, "  {:<name_w$}    {}", "", paint(DIM, line));
-            }
-        }
+        run_notes(out, r, name_w, opts.verbose);
     }
     let hidden = report.runs.len() - shown.len();
     if hidden > 0 {
@@ -284,6 +236,67 @@ fn analyzers(out: &mut String, report: &Report, opts: &ConsoleOptions) {
                 )
             )
         );
+    }
+}
+
+/// An analyzer's findings count and, for a test runner, its test counts.
+fn run_detail(r: &AnalyzerRun, fs: &[&Finding]) -> String {
+    let mut detail = count_line(fs);
+    if let Some(t) = r.tests {
+        let tests = test_counts(t);
+        detail = if detail.is_empty() {
+            tests
+        } else {
+            format!("{detail}; {tests}")
+        };
+    }
+    detail
+}
+
+/// How long an analyzer took, over how many runs and whether from the
+/// cache; nothing for one that did not run.
+fn run_timing(r: &AnalyzerRun) -> String {
+    let ran = !matches!(r.status, RunStatus::NotApplicable | RunStatus::NotInstalled);
+    if !ran {
+        return String::new();
+    }
+    let mut t = duration(r.duration_ms);
+    if r.invocations > 1 {
+        let _ = write!(t, " in {} runs", r.invocations);
+    }
+    if r.cached {
+        t.push_str(", cached");
+    }
+    t
+}
+
+/// The lines under an analyzer's summary: why it did not run cleanly (the
+/// install hint for a missing tool), and with `verbose` its output's tail.
+fn run_notes(out: &mut String, r: &AnalyzerRun, name_w: usize, verbose: bool) {
+    if let Some(reason) = &r.reason {
+        let prefix = if r.status == RunStatus::NotInstalled {
+            "install: "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<name_w$}  {}",
+            "",
+            paint(DIM, &format!("↳ {prefix}{reason}"))
+        );
+    }
+    if verbose && let Some(tail) = &r.output_tail {
+        for line in tail
+            .lines()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            let _ = writeln!(out, "  {:<name_w$}    {}", "", paint(DIM, line));
+        }
     }
 }
 

@@ -17,8 +17,11 @@ pub use capture::{Capture, Captured};
 pub use env::scrub_own as scrub_own_env;
 pub use env::scrubbed as scrubbed_env;
 pub use process::{Ended, Finished, LOG_CAP, Limits, ProcessKind, Spawned, Spec, run};
-pub use tree::{Proc, TOKEN_VAR, kill_recorded, mechanism as cleanup_mechanism, start_ticks};
-pub use unix::{arg_max, become_subreaper, boot_id, kill_all_spawned, signal_name, sweep_orphans};
+pub use tree::{
+    Proc, TOKEN_VAR, kill_all_spawned, kill_recorded, mechanism as cleanup_mechanism, start_ticks,
+    sweep_orphans,
+};
+pub use unix::{arg_max, become_subreaper, boot_id, signal_name};
 
 #[cfg(test)]
 mod tests;

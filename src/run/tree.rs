@@ -467,6 +467,33 @@ pub fn mechanism() -> String {
     }
 }
 
+/// SIGKILL to every analyzer still running, its group, session,
+/// descendants, and every orphan (a second Ctrl-C).
+pub fn kill_all_spawned() {
+    let leaders: Vec<Proc> = super::unix::spawned()
+        .into_iter()
+        .filter_map(|pid| {
+            Some(Proc {
+                pid,
+                start_ticks: start_ticks(pid)?,
+            })
+        })
+        .collect();
+    for l in &leaders {
+        super::unix::kill_group(l.pid, libc::SIGKILL);
+    }
+    Scope::new(leaders, [], Orphans::All).kill_all(Duration::from_secs(1));
+}
+
+/// Kills and reaps processes that were reparented to us (analyzer
+/// descendants that escaped their group with `setsid` and outlived their
+/// parent) and that belong to no running analyzer. Spares anything in our
+/// own session (our own `git` calls). Returns how many were killed.
+pub fn sweep_orphans() -> usize {
+    let live = super::unix::spawned_tokens();
+    Scope::new(Vec::new(), [], Orphans::Unclaimed(live)).kill_all(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,6 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::tree::{self, Orphans, Proc, Scope};
-
 /// Set up in the child between fork and exec: a new session (own process
 /// group, no controlling terminal), niceness, CPU-time limit, and death with
 /// the parent. Only async-signal-safe calls.
@@ -147,7 +145,7 @@ pub fn become_subreaper() {
 }
 
 /// Analyzer processes this process spawned and has not reaped yet, with
-/// the token each run's processes carry ([`super::tree::TOKEN_VAR`]).
+/// the token each run's processes carry (`tree.rs`'s `TOKEN_VAR`).
 static SPAWNED: Mutex<BTreeMap<u32, String>> = Mutex::new(BTreeMap::new());
 
 fn spawned_map() -> std::sync::MutexGuard<'static, BTreeMap<u32, String>> {
@@ -183,31 +181,9 @@ pub fn reap(pid: u32) {
     let _ = try_reap(pid);
 }
 
-/// SIGKILL to every analyzer still running, its group, session,
-/// descendants, and every orphan (a second Ctrl-C).
-pub fn kill_all_spawned() {
-    let leaders: Vec<Proc> = spawned()
-        .into_iter()
-        .filter_map(|pid| {
-            Some(Proc {
-                pid,
-                start_ticks: tree::start_ticks(pid)?,
-            })
-        })
-        .collect();
-    for l in &leaders {
-        kill_group(l.pid, libc::SIGKILL);
-    }
-    Scope::new(leaders, [], Orphans::All).kill_all(Duration::from_secs(1));
-}
-
-/// Kills and reaps processes that were reparented to us (analyzer
-/// descendants that escaped their group with `setsid` and outlived their
-/// parent) and that belong to no running analyzer. Spares anything in our
-/// own session (our own `git` calls). Returns how many were killed.
-pub fn sweep_orphans() -> usize {
-    let live: BTreeSet<String> = spawned_map().values().cloned().collect();
-    Scope::new(Vec::new(), [], Orphans::Unclaimed(live)).kill_all(Duration::from_secs(1))
+/// The run tokens of the analyzers running now.
+pub(super) fn spawned_tokens() -> BTreeSet<String> {
+    spawned_map().values().cloned().collect()
 }
 
 /// `ARG_MAX` minus room for the environment, for splitting file lists.
@@ -237,6 +213,7 @@ mod tests {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
+    use super::super::tree::{self, Proc};
     use super::*;
 
     fn alive(pid: u32) -> bool {

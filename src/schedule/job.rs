@@ -170,7 +170,11 @@ pub enum Effect {
     /// Files merged into a waiting job.
     AddFiles { id: JobId, files: Vec<PathBuf> },
     /// A job was dropped: the queue was full.
-    Drop { id: JobId, reason: String },
+    Drop {
+        id: JobId,
+        task: String,
+        reason: String,
+    },
     Finish {
         id: JobId,
         state: FinalState,

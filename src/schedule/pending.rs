@@ -132,6 +132,7 @@ mod tests {
             Effect::Update(job(1, 3).head()),
             Effect::Drop {
                 id: 1,
+                task: "t".to_owned(),
                 reason: "overflow".to_owned(),
             },
         ];

@@ -153,18 +153,22 @@ impl Queue {
     /// stayed.
     fn insert(&mut self, w: Waiting, effects: &mut Vec<Effect>) -> bool {
         if self.waiting.len() >= self.max_size {
-            let victim = self
+            let (victim, task) = self
                 .waiting
                 .values()
                 .chain(std::iter::once(&w))
                 .min_by_key(|c| (c.score, c.enqueued, c.id))
-                .map(|c| c.id)
+                .map(|c| (c.id, c.task.clone()))
                 .expect("at least the newcomer");
             let reason = format!(
                 "overflow (the queue was full at {} waiting jobs)",
                 self.max_size
             );
-            effects.push(Effect::Drop { id: victim, reason });
+            effects.push(Effect::Drop {
+                id: victim,
+                task,
+                reason,
+            });
             if victim == w.id {
                 return false;
             }
@@ -385,6 +389,7 @@ mod tests {
         assert_eq!(adm, Admission::Queued(4));
         assert!(eff.contains(&Effect::Drop {
             id: 2,
+            task: "a".into(),
             reason: "overflow (the queue was full at 2 waiting jobs)".into()
         }));
         let (adm, _) = q.offer(offer("d", 50, &[]), 4);

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Store, StoreError};
 use crate::config::Priority;
 use crate::run::{ProcessKind, Spawned};
-use crate::schedule::{Effect, FinalState, JobId, Millis, WaitKind, Waiting};
+use crate::schedule::{Effect, FinalState, JobHead, JobId, Millis, WaitKind, Waiting};
 
 /// A job as `bgtask show`/`cancel`/`retry` see it.
 #[derive(Debug, Clone)]
@@ -70,6 +70,60 @@ fn add_files<'a>(
     Ok(())
 }
 
+/// Inserts a new waiting job, with its files unless it covers the project.
+fn insert_job(tx: &Connection, w: &Waiting) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO jobs (id, task, dedup_key, priority, score, why, state, project, trigger,
+                           attempt, enqueued_ms, not_before_ms, recovered)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        w.id,
+        w.task,
+        w.key,
+        w.priority.as_str(),
+        w.score,
+        w.why,
+        state_of(w.kind),
+        w.files.is_none(),
+        serde_json::to_string(&w.trigger)?,
+        w.attempt,
+        w.enqueued,
+        w.not_before,
+        w.recovered,
+    ])?;
+    if let Some(files) = &w.files {
+        add_files(tx, w.id, files)?;
+    }
+    Ok(())
+}
+
+/// Updates a waiting job's head; a job that now covers the project loses
+/// its file list.
+fn update_job(tx: &Connection, h: &JobHead) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE jobs SET priority = ?2, score = ?3, why = ?4, state = ?5, project = ?6, trigger = ?7,
+                         attempt = ?8, not_before_ms = ?9, recovered = ?10
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        h.id,
+        h.priority.as_str(),
+        h.score,
+        h.why,
+        state_of(h.kind),
+        h.project,
+        serde_json::to_string(&h.trigger)?,
+        h.attempt,
+        h.not_before,
+        h.recovered,
+    ])?;
+    if h.project {
+        tx.execute("DELETE FROM job_files WHERE job_id = ?1", params![h.id])?;
+    }
+    Ok(())
+}
+
 impl Store {
     pub fn next_job_id(&self) -> Result<JobId, StoreError> {
         Ok(self
@@ -84,55 +138,10 @@ impl Store {
         let tx = self.conn.savepoint()?;
         for e in effects {
             match e {
-                Effect::Insert(w) => {
-                    tx.prepare_cached(
-                        "INSERT INTO jobs (id, task, dedup_key, priority, score, why, state, project, trigger,
-                                           attempt, enqueued_ms, not_before_ms, recovered)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    )?
-                    .execute(params![
-                        w.id,
-                        w.task,
-                        w.key,
-                        w.priority.as_str(),
-                        w.score,
-                        w.why,
-                        state_of(w.kind),
-                        w.files.is_none(),
-                        serde_json::to_string(&w.trigger)?,
-                        w.attempt,
-                        w.enqueued,
-                        w.not_before,
-                        w.recovered,
-                    ])?;
-                    if let Some(files) = &w.files {
-                        add_files(&tx, w.id, files)?;
-                    }
-                }
-                Effect::Update(h) => {
-                    tx.prepare_cached(
-                        "UPDATE jobs SET priority = ?2, score = ?3, why = ?4, state = ?5, project = ?6, trigger = ?7,
-                                         attempt = ?8, not_before_ms = ?9, recovered = ?10
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        h.id,
-                        h.priority.as_str(),
-                        h.score,
-                        h.why,
-                        state_of(h.kind),
-                        h.project,
-                        serde_json::to_string(&h.trigger)?,
-                        h.attempt,
-                        h.not_before,
-                        h.recovered,
-                    ])?;
-                    if h.project {
-                        tx.execute("DELETE FROM job_files WHERE job_id = ?1", params![h.id])?;
-                    }
-                }
+                Effect::Insert(w) => insert_job(&tx, w)?,
+                Effect::Update(h) => update_job(&tx, h)?,
                 Effect::AddFiles { id, files } => add_files(&tx, *id, files)?,
-                Effect::Drop { id, reason } => {
+                Effect::Drop { id, reason, .. } => {
                     tx.execute(
                         "UPDATE jobs SET state = 'dropped', note = ?2, finished_ms = ?3 WHERE id = ?1",
                         params![id, format!("dropped: {reason}"), now],

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::tracked::{Tracked, env_pathspecs, path_enters, path_tool_inside};
+use super::tracked::{Tracked, env_pathspecs, file_line, path_enters, path_tool_inside};
 use crate::analyze::{Engine, ExternalSpec};
 use crate::config::raw::Lookup;
 use crate::config::{Config, Projects};
-use crate::repofile::RepoFileError;
 
 /// Files that make a tool run code from the repository, by the name the
 /// analyzer's command goes by.
@@ -84,35 +83,6 @@ pub struct Fingerprint {
     pub tasks: BTreeMap<String, Vec<String>>,
 }
 
-/// A file the repository holds, by content: `file REL HASH`. Read with
-/// [`crate::repofile`]: a link out of the worktree is named by its target,
-/// a FIFO or device by what it is, never read. `None` when there is none.
-pub(super) fn file_line(root: &Path, rel: &str) -> Option<String> {
-    let path = root.join(rel);
-    let meta = path.symlink_metadata().ok()?;
-    let what = match crate::repofile::hash(Some(root), &path) {
-        Ok(Some(hash)) => hash.to_hex()[..16].to_owned(),
-        Ok(None) => return None,
-        Err(RepoFileError::OutsideWorktree { target, .. }) => {
-            return Some(format!(
-                "file {rel} -> {} (out of the worktree)",
-                target.display()
-            ));
-        }
-        Err(RepoFileError::NotRegular { .. }) if path.is_dir() => "(a directory)".to_owned(),
-        Err(RepoFileError::NotRegular { .. }) => "(not a regular file)".to_owned(),
-        Err(e) => format!("(unreadable: {e})"),
-    };
-    let link = if meta.file_type().is_symlink() {
-        std::fs::read_link(&path)
-            .map(|t| format!(" (link to {})", t.display()))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Some(format!("file {rel} {what}{link}"))
-}
-
 /// The `test`-related scripts of `package.json`, which `npm run test` runs.
 fn npm_scripts(root: &Path) -> Option<String> {
     let text =
@@ -172,6 +142,37 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
     let git = root
         .ancestors()
         .any(|d| d.join(".git").symlink_metadata().is_ok());
+    let places = tool_places(config, root, git);
+    let mut pathspecs: Vec<String> = places.values().flatten().cloned().collect();
+    pathspecs.sort();
+    pathspecs.dedup();
+    let in_worktree = tracked.under(root, pathspecs);
+    let mut tasks = BTreeMap::new();
+    for task in config.tasks.values() {
+        let mut lines = Vec::new();
+        for name in &task.analyzers {
+            let Some(def) = config.analyzers.get(name) else {
+                continue;
+            };
+            let Engine::External(spec) = &def.engine else {
+                continue;
+            };
+            lines.extend(spec_lines(name, spec, root));
+            if let Some(specs) = places.get(name.as_str()) {
+                lines.extend(tracked_lines(name, specs, &in_worktree));
+            }
+        }
+        lines.sort();
+        lines.dedup();
+        tasks.insert(task.name.clone(), lines);
+    }
+    Fingerprint { tasks }
+}
+
+/// Per analyzer a task uses, where in the worktree its tool may come from:
+/// the pathspecs of the project environments it looks in and, when `PATH`
+/// enters the worktree, of the tool found there.
+fn tool_places<'c>(config: &'c Config, root: &Path, git: bool) -> BTreeMap<&'c str, Vec<String>> {
     let envs: BTreeMap<&'static str, Vec<String>> = [Lookup::Venv, Lookup::NodeModules]
         .into_iter()
         .flat_map(crate::tools::project_dirs)
@@ -185,7 +186,6 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
         .values()
         .flat_map(|t| t.analyzers.iter().map(String::as_str))
         .collect();
-    // Per analyzer a task uses, where in the worktree its tool may come from.
     let mut places: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, def) in config
         .analyzers
@@ -210,51 +210,36 @@ pub fn fingerprint_with(config: &Config, root: &Path, tracked: &mut Tracked) -> 
             places.insert(name, specs);
         }
     }
-    let mut pathspecs: Vec<String> = places.values().flatten().cloned().collect();
-    pathspecs.sort();
-    pathspecs.dedup();
-    let in_worktree = tracked.under(root, pathspecs);
-    let mut tasks = BTreeMap::new();
-    for task in config.tasks.values() {
-        let mut lines = Vec::new();
-        for name in &task.analyzers {
-            let Some(def) = config.analyzers.get(name) else {
-                continue;
+    places
+}
+
+/// The lines of the tracked files under an analyzer's `specs`, or one line
+/// saying git could not tell.
+fn tracked_lines(
+    name: &str,
+    specs: &[String],
+    in_worktree: &Result<BTreeMap<String, String>, String>,
+) -> Vec<String> {
+    match in_worktree {
+        Ok(paths) => {
+            let under = |p: &String| {
+                specs.iter().any(|d| {
+                    p == d
+                        || p.strip_prefix(d.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                })
             };
-            let Engine::External(spec) = &def.engine else {
-                continue;
-            };
-            lines.extend(spec_lines(name, spec, root));
-            let Some(specs) = places.get(name.as_str()) else {
-                continue;
-            };
-            match &in_worktree {
-                Ok(paths) => {
-                    let under = |p: &String| {
-                        specs.iter().any(|d| {
-                            p == d
-                                || p.strip_prefix(d.as_str())
-                                    .is_some_and(|r| r.starts_with('/'))
-                        })
-                    };
-                    lines.extend(
-                        paths
-                            .iter()
-                            .filter(|(p, _)| under(p))
-                            .map(|(_, line)| line.clone()),
-                    );
-                }
-                Err(e) => lines.push(format!(
-                    "analyzer {name}: what git tracks in {} is unknown ({e})",
-                    specs.join(", ")
-                )),
-            }
+            paths
+                .iter()
+                .filter(|(p, _)| under(p))
+                .map(|(_, line)| line.clone())
+                .collect()
         }
-        lines.sort();
-        lines.dedup();
-        tasks.insert(task.name.clone(), lines);
+        Err(e) => vec![format!(
+            "analyzer {name}: what git tracks in {} is unknown ({e})",
+            specs.join(", ")
+        )],
     }
-    Fingerprint { tasks }
 }
 
 /// An analyzer's own executable parts: command, arguments, environment,

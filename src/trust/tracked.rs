@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::fingerprint::file_line;
 use crate::analyze::ExternalSpec;
+use crate::repofile::RepoFileError;
 
 /// What git tracks under the project's environment directories (`.venv`,
 /// `venv`, `node_modules`): a tool found there is repository code when git
@@ -156,4 +156,33 @@ pub(super) fn path_tool_inside(spec: &ExternalSpec, root: &Path) -> Option<Strin
         .join(found.file_name()?);
     let rel = found.strip_prefix(root.canonicalize().ok()?).ok()?;
     Some(rel.to_string_lossy().into_owned())
+}
+
+/// A file the repository holds, by content: `file REL HASH`. Read with
+/// [`crate::repofile`]: a link out of the worktree is named by its target,
+/// a FIFO or device by what it is, never read. `None` when there is none.
+pub(super) fn file_line(root: &Path, rel: &str) -> Option<String> {
+    let path = root.join(rel);
+    let meta = path.symlink_metadata().ok()?;
+    let what = match crate::repofile::hash(Some(root), &path) {
+        Ok(Some(hash)) => hash.to_hex()[..16].to_owned(),
+        Ok(None) => return None,
+        Err(RepoFileError::OutsideWorktree { target, .. }) => {
+            return Some(format!(
+                "file {rel} -> {} (out of the worktree)",
+                target.display()
+            ));
+        }
+        Err(RepoFileError::NotRegular { .. }) if path.is_dir() => "(a directory)".to_owned(),
+        Err(RepoFileError::NotRegular { .. }) => "(not a regular file)".to_owned(),
+        Err(e) => format!("(unreadable: {e})"),
+    };
+    let link = if meta.file_type().is_symlink() {
+        std::fs::read_link(&path)
+            .map(|t| format!(" (link to {})", t.display()))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Some(format!("file {rel} {what}{link}"))
 }

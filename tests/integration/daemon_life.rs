@@ -282,7 +282,9 @@ fn a_second_signal_does_not_wait_for_the_grace_period() {
         .collect();
     let asked = Instant::now();
     signal(pid, libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(10, "the first signal to be taken", || {
+        p.daemon_log().contains("stopping: no new work")
+    });
     assert!(running(pid), "the first signal waits for the grace period");
     signal(pid, libc::SIGTERM);
     wait_for(10, "the daemon to stop", || !running(pid));

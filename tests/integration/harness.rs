@@ -406,19 +406,6 @@ impl Drop for Project {
     }
 }
 
-/// How often a process's main thread has gone to sleep and woken up
-/// (voluntary context switches): a busy or polling loop shows here.
-pub fn wakeups(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Sends `sig` to a process the test started.
 pub fn signal(pid: u32, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(pid).unwrap();

@@ -44,6 +44,19 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
     let chained = p.path().join(".git/hooks/post-commit.bgtask-chained");
     assert_eq!(std::fs::read_to_string(&chained).unwrap(), theirs);
 
+    assert_reinstall_is_up_to_date(&p);
+    assert_chained_hooks_run_first(&p, &hook);
+    p.file("a.py", "x = 1\n");
+    p.commit_all("one");
+    assert_eq!(p.read("theirs.log").lines().count(), 2);
+    assert_eq!(p.wait_records(1), ["lint [a.py]"]);
+
+    assert_uninstall_restores(&p, &hook, theirs);
+    p.stop();
+}
+
+/// A second `install-hooks` changes nothing: every hook is up to date.
+fn assert_reinstall_is_up_to_date(p: &Project) {
     let again = p.bgtask(&["install-hooks", "--no-start"]);
     again.code(0);
     for h in [
@@ -59,9 +72,13 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
             again.stdout
         );
     }
+}
 
+/// The hook that was there before runs first and its exit code is the
+/// hook's; a hook git feeds on stdin passes it on to the earlier one.
+fn assert_chained_hooks_run_first(p: &Project, hook: &std::path::Path) {
     // Their hook runs first, its exit code is what the shim returns.
-    let direct = Command::new(&hook)
+    let direct = Command::new(hook)
         .current_dir(p.path())
         .env("BGTASK", "0")
         .status()
@@ -89,11 +106,11 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         "refs/heads/main 1111 refs/heads/main 2222\n"
     );
     std::fs::remove_file(&push).unwrap();
-    p.file("a.py", "x = 1\n");
-    p.commit_all("one");
-    assert_eq!(p.read("theirs.log").lines().count(), 2);
-    assert_eq!(p.wait_records(1), ["lint [a.py]"]);
+}
 
+/// `uninstall-hooks` puts the earlier hook back exactly, mode included,
+/// and leaves nothing of its own behind.
+fn assert_uninstall_restores(p: &Project, hook: &std::path::Path, theirs: &str) {
     let run = p.bgtask(&["uninstall-hooks"]);
     run.code(0);
     assert!(
@@ -102,8 +119,8 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         "{}",
         run.stdout
     );
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), theirs);
-    let mode = std::fs::metadata(&hook).unwrap().permissions().mode() & 0o777;
+    assert_eq!(std::fs::read_to_string(hook).unwrap(), theirs);
+    let mode = std::fs::metadata(hook).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o750, "restored exactly, mode included");
     let left: Vec<String> = std::fs::read_dir(p.path().join(".git/hooks"))
         .unwrap()
@@ -111,7 +128,6 @@ fn install_chains_an_existing_hook_is_idempotent_and_uninstall_restores_it() {
         .filter(|n| !n.ends_with(".sample"))
         .collect();
     assert_eq!(left, ["post-commit"]);
-    p.stop();
 }
 
 #[test]

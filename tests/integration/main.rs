@@ -9,6 +9,7 @@ mod daemon_jobs;
 mod daemon_life;
 mod daemon_state;
 mod deletions;
+mod events;
 mod harness;
 mod hooks;
 mod hostile;

@@ -129,7 +129,15 @@ fn new_findings_only_by_default_and_min_severity_per_channel() {
         ],
         "run {r3} had nothing new; run {r5} was only an error, below the file's critical"
     );
-    let lines = jsonl(&p, ".bgtask/logs/notifications.jsonl");
+    assert_log_lines(&p, r1, r2, r4);
+    assert_deliveries(&p, r4);
+    p.stop();
+}
+
+/// The JSON log's lines for runs 1, 2 and 4: event, severity, run, counts
+/// and the worst finding first.
+fn assert_log_lines(p: &Project, r1: i64, r2: i64, r4: i64) {
+    let lines = jsonl(p, ".bgtask/logs/notifications.jsonl");
     let l = &lines[0];
     assert_eq!(l["event"], "issues_found");
     assert_eq!(l["severity"], "error");
@@ -143,9 +151,13 @@ fn new_findings_only_by_default_and_min_severity_per_channel() {
     assert_eq!(lines[1]["run_id"], r2);
     assert_eq!(lines[1]["counts"]["fixed"], 1);
     assert_eq!(lines[2]["run_id"], r4);
+}
 
+/// The delivery log: no desktop here, said once, and the jobs ran on; every
+/// console and file delivery recorded, and `bgtask notifications` shows them.
+fn assert_deliveries(p: &Project, r4: i64) {
     // No desktop here: the channel said so once and the jobs ran on.
-    let log = outcomes(&p);
+    let log = outcomes(p);
     let desktop: Vec<_> = log.iter().filter(|(c, _, _)| c == "desktop").collect();
     assert_eq!(desktop.len(), 1, "{log:?}");
     assert_eq!(desktop[0].1, "disabled");
@@ -155,7 +167,7 @@ fn new_findings_only_by_default_and_min_severity_per_channel() {
             .count()
     };
     assert_eq!((count("console"), count("file")), (4, 3), "{log:?}");
-    let error = &deliveries(&p)
+    let error = &deliveries(p)
         .into_iter()
         .find(|d| d["channel"] == "desktop")
         .unwrap()["error"];
@@ -176,7 +188,6 @@ fn new_findings_only_by_default_and_min_severity_per_channel() {
         "{}",
         shown.stdout
     );
-    p.stop();
 }
 
 #[test]

@@ -40,16 +40,10 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
     let report: Report = out.json("npm audit JSON")?;
     let mut parsed = Parsed::default();
     let Some(vulns) = report.vulnerabilities else {
-        let detail = report
-            .message
-            .or_else(|| report.error.as_ref().and_then(error_text))
-            .unwrap_or_else(|| "no `vulnerabilities` in the report".to_owned());
-        let status = report
-            .status_code
-            .map(|c| format!(" (HTTP {c})"))
-            .unwrap_or_default();
-        parsed.fatal = Some(format!(
-            "npm audit could not get advisories{status}: {detail}; the registry's audit endpoint is unreachable or refused the request"
+        parsed.fatal = Some(advisories_unavailable(
+            report.message,
+            report.error.as_ref(),
+            report.status_code,
         ));
         return Ok(parsed);
     };
@@ -59,65 +53,123 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             .push(format!("unexpected npm audit report version {v}"));
     }
     for (key, v) in vulns {
-        let name = v.name.unwrap_or(key);
-        let range = v.range.unwrap_or_default();
-        let fix = fix_text(v.fix_available.as_ref());
-        let package = Package {
-            name: name.clone(),
-            version: None,
-            fixed_in: fix_version(v.fix_available.as_ref()).into_iter().collect(),
-        };
-        let mut advisories = 0;
-        let mut through = Vec::new();
-        for via in &v.via {
-            match via {
-                Value::Object(adv) => {
-                    advisories += 1;
-                    let url = adv.get("url").and_then(Value::as_str);
-                    let rule = url
-                        .and_then(|u| u.rsplit('/').next())
-                        .filter(|id| id.starts_with("GHSA-"))
-                        .map(str::to_owned)
-                        .or_else(|| adv.get("source").map(|s| format!("npm-advisory-{s}")))
-                        .unwrap_or_else(|| "npm-advisory".to_owned());
-                    let title = adv
-                        .get("title")
-                        .and_then(Value::as_str)
-                        .unwrap_or("vulnerability");
-                    let adv_range = adv.get("range").and_then(Value::as_str).unwrap_or(&range);
-                    let severity = adv
-                        .get("severity")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&v.severity);
-                    let mut f = Finding::new(
-                        out.name(),
-                        rule,
-                        out.def.severity_for(severity),
-                        format!("{title} in {name} {adv_range}; {fix}"),
-                    );
-                    f.package = Some(package.clone());
-                    f.help_uri = url.map(str::to_owned);
-                    parsed.findings.push(f);
-                }
-                Value::String(dep) => through.push(dep.as_str()),
-                _ => {}
-            }
-        }
-        if advisories == 0 {
-            let mut f = Finding::new(
-                out.name(),
-                "vulnerable-dependency",
-                out.def.severity_for(&v.severity),
-                format!(
-                    "{name} {range} depends on vulnerable {}; {fix}",
-                    through.join(", ")
-                ),
-            );
-            f.package = Some(package);
-            parsed.findings.push(f);
-        }
+        push_package_findings(out, key, v, &mut parsed.findings);
     }
     Ok(parsed)
+}
+
+/// The tool error for a report without `vulnerabilities`: why npm could not
+/// get advisories.
+fn advisories_unavailable(
+    message: Option<String>,
+    error: Option<&Value>,
+    status_code: Option<u16>,
+) -> String {
+    let detail = message
+        .or_else(|| error.and_then(error_text))
+        .unwrap_or_else(|| "no `vulnerabilities` in the report".to_owned());
+    let status = status_code
+        .map(|c| format!(" (HTTP {c})"))
+        .unwrap_or_default();
+    format!(
+        "npm audit could not get advisories{status}: {detail}; the registry's audit endpoint is unreachable or refused the request"
+    )
+}
+
+/// The findings for one vulnerable package: one per advisory in `via`, or a
+/// single `vulnerable-dependency` finding when `via` names only packages.
+fn push_package_findings(
+    out: &ToolOutput<'_>,
+    key: String,
+    v: Vulnerability,
+    findings: &mut Vec<Finding>,
+) {
+    let name = v.name.unwrap_or(key);
+    let range = v.range.unwrap_or_default();
+    let fix = fix_text(v.fix_available.as_ref());
+    let package = Package {
+        name: name.clone(),
+        version: None,
+        fixed_in: fix_version(v.fix_available.as_ref()).into_iter().collect(),
+    };
+    let mut advisories = 0;
+    let mut through = Vec::new();
+    for via in &v.via {
+        match via {
+            Value::Object(adv) => {
+                advisories += 1;
+                let vuln = VulnContext {
+                    name: &name,
+                    range: &range,
+                    severity: &v.severity,
+                    fix: &fix,
+                    package: &package,
+                };
+                findings.push(advisory_finding(out, adv, &vuln));
+            }
+            Value::String(dep) => through.push(dep.as_str()),
+            _ => {}
+        }
+    }
+    if advisories == 0 {
+        let mut f = Finding::new(
+            out.name(),
+            "vulnerable-dependency",
+            out.def.severity_for(&v.severity),
+            format!(
+                "{name} {range} depends on vulnerable {}; {fix}",
+                through.join(", ")
+            ),
+        );
+        f.package = Some(package);
+        findings.push(f);
+    }
+}
+
+/// What an advisory finding takes from its package's entry: the fallbacks
+/// for an advisory's own range and severity, and the fix text.
+struct VulnContext<'a> {
+    name: &'a str,
+    range: &'a str,
+    severity: &'a str,
+    fix: &'a str,
+    package: &'a Package,
+}
+
+/// One finding for an advisory object in a package's `via` list.
+fn advisory_finding(
+    out: &ToolOutput<'_>,
+    adv: &serde_json::Map<String, Value>,
+    vuln: &VulnContext<'_>,
+) -> Finding {
+    let url = adv.get("url").and_then(Value::as_str);
+    let rule = url
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|id| id.starts_with("GHSA-"))
+        .map(str::to_owned)
+        .or_else(|| adv.get("source").map(|s| format!("npm-advisory-{s}")))
+        .unwrap_or_else(|| "npm-advisory".to_owned());
+    let title = adv
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or("vulnerability");
+    let adv_range = adv
+        .get("range")
+        .and_then(Value::as_str)
+        .unwrap_or(vuln.range);
+    let severity = adv
+        .get("severity")
+        .and_then(Value::as_str)
+        .unwrap_or(vuln.severity);
+    let mut f = Finding::new(
+        out.name(),
+        rule,
+        out.def.severity_for(severity),
+        format!("{title} in {} {adv_range}; {}", vuln.name, vuln.fix),
+    );
+    f.package = Some(vuln.package.clone());
+    f.help_uri = url.map(str::to_owned);
+    f
 }
 
 fn error_text(e: &Value) -> Option<String> {

@@ -27,65 +27,7 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
             .into_iter()
             .flatten()
         {
-            let rule_id = r
-                .get("ruleId")
-                .and_then(Value::as_str)
-                .or_else(|| r.pointer("/rule/id").and_then(Value::as_str))
-                .unwrap_or("sarif")
-                .to_owned();
-            let rule = rules.get(rule_id.as_str());
-            let level = r
-                .get("level")
-                .and_then(Value::as_str)
-                .or_else(|| {
-                    rule.and_then(|r| r.pointer("/defaultConfiguration/level"))
-                        .and_then(Value::as_str)
-                })
-                .unwrap_or("warning");
-            let security = r
-                .pointer("/properties/security-severity")
-                .or_else(|| rule.and_then(|r| r.pointer("/properties/security-severity")))
-                .and_then(|v| {
-                    v.as_str()
-                        .and_then(|s| s.parse::<f64>().ok())
-                        .or_else(|| v.as_f64())
-                });
-            let severity = match security {
-                Some(score) => from_score(score),
-                None if out
-                    .def
-                    .severity_map
-                    .keys()
-                    .any(|k| k.eq_ignore_ascii_case(level)) =>
-                {
-                    out.def.severity_for(level)
-                }
-                None => match level {
-                    "error" => Severity::High,
-                    "warning" => Severity::Medium,
-                    "note" => Severity::Low,
-                    _ => Severity::Info,
-                },
-            };
-            let message = r
-                .pointer("/message/text")
-                .and_then(Value::as_str)
-                .or_else(|| r.pointer("/message/markdown").and_then(Value::as_str))
-                .unwrap_or("")
-                .to_owned();
-            let mut f = Finding::new(out.name(), rule_id, severity, message);
-            f.location = r
-                .pointer("/locations/0/physicalLocation")
-                .and_then(|p| location(out, p));
-            f.help_uri = rule
-                .and_then(|r| r.get("helpUri"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            f.rule_name = rule
-                .and_then(|r| r.get("name"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            parsed.findings.push(f);
+            parsed.findings.push(result_finding(out, &rules, r));
         }
         for n in run
             .pointer("/invocations/0/toolExecutionNotifications")
@@ -103,6 +45,77 @@ pub fn parse(out: &ToolOutput<'_>) -> Result<Parsed, ParseError> {
         }
     }
     Ok(parsed)
+}
+
+/// One finding for a SARIF `result`, with its rule looked up in the run's
+/// rule index.
+fn result_finding(out: &ToolOutput<'_>, rules: &HashMap<&str, &Value>, r: &Value) -> Finding {
+    let rule_id = r
+        .get("ruleId")
+        .and_then(Value::as_str)
+        .or_else(|| r.pointer("/rule/id").and_then(Value::as_str))
+        .unwrap_or("sarif")
+        .to_owned();
+    let rule = rules.get(rule_id.as_str()).copied();
+    let severity = result_severity(out, rule, r);
+    let message = r
+        .pointer("/message/text")
+        .and_then(Value::as_str)
+        .or_else(|| r.pointer("/message/markdown").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_owned();
+    let mut f = Finding::new(out.name(), rule_id, severity, message);
+    f.location = r
+        .pointer("/locations/0/physicalLocation")
+        .and_then(|p| location(out, p));
+    f.help_uri = rule
+        .and_then(|r| r.get("helpUri"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    f.rule_name = rule
+        .and_then(|r| r.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    f
+}
+
+/// A result's severity: its `security-severity` score when there is one,
+/// else its level (or the rule's default) through the definition's table or
+/// the built-in level mapping.
+fn result_severity(out: &ToolOutput<'_>, rule: Option<&Value>, r: &Value) -> Severity {
+    let level = r
+        .get("level")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            rule.and_then(|r| r.pointer("/defaultConfiguration/level"))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("warning");
+    let security = r
+        .pointer("/properties/security-severity")
+        .or_else(|| rule.and_then(|r| r.pointer("/properties/security-severity")))
+        .and_then(|v| {
+            v.as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+                .or_else(|| v.as_f64())
+        });
+    match security {
+        Some(score) => from_score(score),
+        None if out
+            .def
+            .severity_map
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(level)) =>
+        {
+            out.def.severity_for(level)
+        }
+        None => match level {
+            "error" => Severity::High,
+            "warning" => Severity::Medium,
+            "note" => Severity::Low,
+            _ => Severity::Info,
+        },
+    }
 }
 
 fn rule_index(run: &Value) -> HashMap<&str, &Value> {

@@ -167,19 +167,33 @@ enum State {
 /// The code of each line with comments and literals blanked out (literals
 /// become `""`), so braces and keywords inside them do not count.
 fn strip(lang: Lang, lines: &[&str]) -> Vec<String> {
-    let mut state = State::Code;
-    let mut out = Vec::with_capacity(lines.len());
-    for line in lines {
+    let mut lexer = Lexer {
+        lang,
+        state: State::Code,
+    };
+    lines.iter().map(|line| lexer.line(line)).collect()
+}
+
+/// The lexer behind [`strip`]: the language and the state carried from line
+/// to line.
+struct Lexer {
+    lang: Lang,
+    state: State,
+}
+
+impl Lexer {
+    /// One line's code with comments and literals blanked out.
+    fn line(&mut self, line: &str) -> String {
         let chars: Vec<char> = line.chars().collect();
         let mut code = String::with_capacity(line.len());
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
             let next = chars.get(i + 1).copied();
-            match state {
+            match self.state {
                 State::BlockComment => {
                     if c == '*' && next == Some('/') {
-                        state = State::Code;
+                        self.state = State::Code;
                         i += 1;
                     }
                 }
@@ -187,7 +201,7 @@ fn strip(lang: Lang, lines: &[&str]) -> Vec<String> {
                     if c == '\\' {
                         i += 1;
                     } else if c == q {
-                        state = State::Code;
+                        self.state = State::Code;
                         code.push_str("\"\"");
                     }
                 }
@@ -200,67 +214,81 @@ fn strip(lang: Lang, lines: &[&str]) -> Vec<String> {
                             .count()
                             == hashes
                     {
-                        state = State::Code;
+                        self.state = State::Code;
                         code.push_str("\"\"");
                         i += hashes;
                     }
                 }
-                State::Code => match c {
-                    '/' if next == Some('/') => break,
-                    '/' if next == Some('*') => {
-                        state = State::BlockComment;
-                        i += 1;
-                    }
-                    'r' if lang == Lang::Rust
-                        && matches!(next, Some('"' | '#'))
-                        && !chars
-                            .get(i.wrapping_sub(1))
-                            .is_some_and(|p| p.is_alphanumeric() || *p == '_') =>
-                    {
-                        let hashes = chars[i + 1..].iter().take_while(|h| **h == '#').count();
-                        if chars.get(i + 1 + hashes) == Some(&'"') {
-                            state = State::Raw(hashes);
-                            i += 1 + hashes;
-                        } else {
-                            code.push(c);
-                        }
-                    }
-                    '"' => state = State::Str('"'),
-                    '`' if matches!(lang, Lang::Js | Lang::Go) => state = State::Str('`'),
-                    '\'' if lang == Lang::Rust => {
-                        // A char literal ('x', '\n', '\u{1F600}'); otherwise a lifetime.
-                        let close = if next == Some('\\') {
-                            chars[i + 2..]
-                                .iter()
-                                .take(10)
-                                .position(|ch| *ch == '\'')
-                                .map(|p| i + 2 + p)
-                        } else if chars.get(i + 2) == Some(&'\'') {
-                            Some(i + 2)
-                        } else {
-                            None
-                        };
-                        match close {
-                            Some(end) => {
-                                code.push_str("''");
-                                i = end;
-                            }
-                            None => code.push(c),
-                        }
-                    }
-                    '\'' => state = State::Str('\''),
-                    _ => code.push(c),
+                State::Code => match self.code_char(&chars, i, &mut code) {
+                    Some(last) => i = last,
+                    None => break,
                 },
             }
             i += 1;
         }
         // Plain strings do not span lines (except template literals).
-        if matches!(state, State::Str('"' | '\'')) {
-            state = State::Code;
+        if matches!(self.state, State::Str('"' | '\'')) {
+            self.state = State::Code;
         }
-        out.push(code);
+        code
     }
-    out
+
+    /// Lexes the character at `i` in code: keeps it in `code` unless it opens
+    /// a comment or literal, and returns the index of the last character it
+    /// consumed, or `None` at a line comment (the rest of the line is
+    /// dropped).
+    fn code_char(&mut self, chars: &[char], i: usize, code: &mut String) -> Option<usize> {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        match c {
+            '/' if next == Some('/') => return None,
+            '/' if next == Some('*') => {
+                self.state = State::BlockComment;
+                return Some(i + 1);
+            }
+            'r' if self.lang == Lang::Rust
+                && matches!(next, Some('"' | '#'))
+                && !chars
+                    .get(i.wrapping_sub(1))
+                    .is_some_and(|p| p.is_alphanumeric() || *p == '_') =>
+            {
+                let hashes = chars[i + 1..].iter().take_while(|h| **h == '#').count();
+                if chars.get(i + 1 + hashes) == Some(&'"') {
+                    self.state = State::Raw(hashes);
+                    return Some(i + 1 + hashes);
+                }
+                code.push(c);
+            }
+            '"' => self.state = State::Str('"'),
+            '`' if matches!(self.lang, Lang::Js | Lang::Go) => self.state = State::Str('`'),
+            '\'' if self.lang == Lang::Rust => match char_literal_end(chars, i) {
+                Some(end) => {
+                    code.push_str("''");
+                    return Some(end);
+                }
+                None => code.push(c),
+            },
+            '\'' => self.state = State::Str('\''),
+            _ => code.push(c),
+        }
+        Some(i)
+    }
+}
+
+/// Where the Rust char literal opening at `i` closes ('x', '\n',
+/// '\u{1F600}'), or `None` when the quote starts a lifetime.
+fn char_literal_end(chars: &[char], i: usize) -> Option<usize> {
+    if chars.get(i + 1) == Some(&'\\') {
+        chars[i + 2..]
+            .iter()
+            .take(10)
+            .position(|ch| *ch == '\'')
+            .map(|p| i + 2 + p)
+    } else if chars.get(i + 2) == Some(&'\'') {
+        Some(i + 2)
+    } else {
+        None
+    }
 }
 
 fn braces(lang: Lang, code: &[String]) -> Vec<Function> {

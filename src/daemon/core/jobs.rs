@@ -9,12 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Active, Command, Core, Finished};
-use super::execute::JobRun;
+use super::Core;
+use crate::daemon::command::{Command, Finished};
+use crate::daemon::execute::JobRun;
+use crate::daemon::running::Active;
 use crate::engine::{Options, RunOptions};
 use crate::event::{Job, Targets, Trigger, TriggerSource};
+use crate::ipc::events::What;
 use crate::ipc::{Admitted, ErrorKind, IpcError, Response, Submit};
-use crate::schedule::{Effect, FinalState, JobId, Offer, Waiting, adaptive};
+use crate::schedule::{Effect, FinalState, JobId, Millis, Offer, Waiting, adaptive};
 use crate::store::RunStart;
 
 /// Most task names one submit may carry (`all` counts as one).
@@ -24,25 +27,6 @@ pub(super) const CANCELLED: &str = "cancelled with `bgtask cancel`";
 
 fn not_found(what: String) -> Response {
     Response::Error(IpcError::new(ErrorKind::NotFound, what))
-}
-
-/// A short label for history (`manual: bgtask submit`).
-pub(super) fn trigger_label(t: &Trigger) -> String {
-    match &t.source {
-        TriggerSource::Manual { command } => {
-            let short: String = command.chars().take(60).collect();
-            format!("manual: {short}")
-        }
-        TriggerSource::Hook { hook, head } => match head {
-            Some(h) => format!("hook: {hook} {}", &h[..h.len().min(10)]),
-            None => format!("hook: {hook}"),
-        },
-        TriggerSource::Save => "save".to_owned(),
-        TriggerSource::HeadMoved => "head moved".to_owned(),
-        TriggerSource::Schedule { cron } => format!("schedule: {cron}"),
-        TriggerSource::Idle => "idle".to_owned(),
-        TriggerSource::Start => "start".to_owned(),
-    }
 }
 
 impl Core {
@@ -93,6 +77,7 @@ impl Core {
             debounce: i64::try_from(debounce.as_millis()).unwrap_or(i64::MAX),
         };
         let (admission, e) = self.queue.offer(offer, self.clock.now());
+        self.publish_offer(task, &e);
         effects.extend(e);
         tracing::debug!(task = %task, job = admission.job_id(), outcome = admission.label(), "submitted");
         Admitted {
@@ -205,7 +190,7 @@ impl Core {
                 .next_wakeup()
                 .is_none_or(|at| at > self.clock.now())
             {
-                self.holding = None;
+                self.hold(None);
                 return;
             }
             if let Some(why) = self.resource_hold() {
@@ -219,14 +204,24 @@ impl Core {
                 if self.holding.as_ref() != Some(&why) {
                     tracing::info!(reason = %why, "holding new jobs");
                 }
-                self.holding = Some(why);
+                self.hold(Some(why));
                 return;
             }
-            self.holding = None;
+            self.hold(None);
             let Some(w) = self.queue.pop_ready(self.clock.now()) else {
                 return;
             };
             self.start(w);
+        }
+    }
+
+    /// Whether new jobs wait, and why; subscribers hear of a change.
+    fn hold(&mut self, why: Option<String>) {
+        if self.holding != why {
+            self.publish(What::Holding {
+                reason: why.clone(),
+            });
+            self.holding = why;
         }
     }
 
@@ -284,29 +279,7 @@ impl Core {
             // bring the worktree's path back), and the job stays queued.
             return;
         }
-        self.persist(&[])
-            .or_later("queue changes held back before a start");
-        // The job running and its run begun: one transaction.
-        let boot_id = self.boot_id.clone();
-        let begun = self.persistence.store().batch(|store| {
-            store.mark_running(w.id, &boot_id, now)?;
-            store.begin_run(&RunStart {
-                job_id: w.id,
-                task: &w.task,
-                attempt: w.attempt,
-                trigger: &trigger_label(&w.trigger),
-                started_ms: now,
-                wait_ms: now - w.enqueued,
-            })
-        });
-        let run_id = match begun {
-            Ok(id) => id,
-            Err(e) => {
-                self.store_failed("record a job as running and its run", &e);
-                // Unsaved runs get negative ids: never a stored run's.
-                -w.id
-            }
-        };
+        let run_id = self.begin_run(&w, now);
         self.self_writes
             .started(w.id, &w.task, w.files.as_ref(), &self.workspace.root);
         let log_dir = self.paths.run_logs.join(run_id.to_string());
@@ -332,7 +305,14 @@ impl Core {
             job,
             options: opts,
             cancel: cancel.clone(),
+            events: Some(self.run_events(w.id, run_id, &w.task)),
         };
+        self.publish(What::JobStarted {
+            job_id: w.id,
+            run_id,
+            task: w.task.clone(),
+            attempt: w.attempt,
+        });
         let (execute, tx) = (self.execute.clone(), self.tx.clone());
         tracing::info!(job = w.id, run = run_id, task = %w.task, attempt = w.attempt, "starting job");
         tokio::spawn(async move {
@@ -367,6 +347,33 @@ impl Core {
         );
     }
 
+    /// Records `w` as running and its run as begun, in one transaction
+    /// (after the queue changes held back); the run's id.
+    fn begin_run(&mut self, w: &Waiting, now: Millis) -> i64 {
+        self.persist(&[])
+            .or_later("queue changes held back before a start");
+        let boot_id = self.boot_id.clone();
+        let begun = self.persistence.store().batch(|store| {
+            store.mark_running(w.id, &boot_id, now)?;
+            store.begin_run(&RunStart {
+                job_id: w.id,
+                task: &w.task,
+                attempt: w.attempt,
+                trigger: &w.trigger.label(),
+                started_ms: now,
+                wait_ms: now - w.enqueued,
+            })
+        });
+        match begun {
+            Ok(id) => id,
+            Err(e) => {
+                self.store_failed("record a job as running and its run", &e);
+                // Unsaved runs get negative ids: never a stored run's.
+                -w.id
+            }
+        }
+    }
+
     /// Once no job runs: hand the memory of the last ones (a large file
     /// set, a big report, SQLite's page cache) back to the system; the
     /// allocator would otherwise keep it for the daemon's life. `idle`:
@@ -376,9 +383,9 @@ impl Core {
         if self.running.is_empty() {
             self.persistence.store_ref().shrink_memory();
             if idle {
-                super::memory::release();
+                crate::daemon::memory::release();
             } else {
-                super::memory::trim_heap();
+                crate::daemon::memory::trim_heap();
             }
         }
     }
@@ -483,6 +490,7 @@ impl Core {
     /// period and a little), record them as interrupted, and flush.
     pub(super) async fn wind_down(&mut self, rx: &mut mpsc::UnboundedReceiver<Command>) {
         self.stopping.cancel();
+        self.publish(What::Stopping);
         for (_, a) in self.running.iter() {
             a.cancel.cancel();
         }
@@ -521,6 +529,7 @@ impl Core {
                 // Recovery at the next start finds it running and runs it again.
                 tracing::error!(job = id, error = %e, "could not record a job interrupted by shutdown");
             }
+            self.publish_finished(&a, None, None);
         }
         // Queue changes a full disk held back: one last try.
         if !self.persist(&[]).on_disk() {
@@ -529,6 +538,7 @@ impl Core {
                 "stopping with queue changes that could not be saved"
             );
         }
+        self.publish(What::Stopped);
     }
 }
 

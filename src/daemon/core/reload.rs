@@ -8,55 +8,13 @@
 //! short settle before it is called invalid. `bgtask reload` answers at
 //! once.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-
-use super::core::{Command, Core};
-use crate::config::{CONFIG_FILE, LOCAL_CONFIG_FILE};
+use super::Core;
 
 /// How long a config that reads as invalid after a change may take to
 /// become whole before it is reported.
 pub(super) const CONFIG_SETTLE: crate::clock::Millis = 300;
-
-/// Watches the worktree root (not recursively) for changes to the config
-/// files; keep the watcher alive for as long as changes matter.
-pub fn watch(
-    root: &Path,
-    tx: mpsc::UnboundedSender<Command>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let config = notify::Config::default().with_event_kinds(notify::event::EventKindMask::CORE);
-    let mut watcher = notify::RecommendedWatcher::new(
-        move |res: notify::Result<notify::Event>| {
-            let Ok(event) = res else { return };
-            if matches!(event.kind, EventKind::Access(_)) {
-                return;
-            }
-            let ours = event.paths.iter().any(|p| {
-                p.file_name()
-                    .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
-            });
-            if ours {
-                let _ = tx.send(Command::Reload);
-            }
-        },
-        config,
-    )?;
-    watcher.watch(root, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
-}
-
-/// Whether a save names the config of a project below the worktree's top
-/// (the root's own are watched by [`watch`]).
-pub(super) fn names_nested_config(files: &[std::path::PathBuf]) -> bool {
-    files.iter().any(|f| {
-        f.components().count() > 1
-            && f.file_name()
-                .is_some_and(|n| n == CONFIG_FILE || n == LOCAL_CONFIG_FILE)
-    })
-}
 
 impl Core {
     /// A change on disk: applied if good; if not, looked at again once the
@@ -95,14 +53,20 @@ impl Core {
                 self.config_state.stale = false;
                 self.config_state.problems.clear();
                 self.config = Arc::new(config);
-                self.incoming
-                    .set_window(super::triggers::window(&self.config, &self.workspace.root));
+                self.incoming.set_window(crate::daemon::incoming::window(
+                    &self.config,
+                    &self.workspace.root,
+                ));
                 self.reset_timers();
                 self.sync_watcher();
                 self.notifier.reconfigure(self.config.clone());
                 self.refresh_quarantine();
                 self.self_writes.resume_all();
                 tracing::info!(stale_before = was_stale, "config reloaded");
+                self.publish(crate::ipc::events::What::ConfigReloaded {
+                    stale: false,
+                    problems: Vec::new(),
+                });
                 let _ = self
                     .persistence
                     .store()
@@ -130,6 +94,10 @@ impl Core {
                         ));
                 }
                 self.config_state.stale = true;
+                self.publish(crate::ipc::events::What::ConfigReloaded {
+                    stale: true,
+                    problems: problems.clone(),
+                });
                 self.config_state.problems = problems;
             }
         }

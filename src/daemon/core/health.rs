@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::core::Core;
+use super::Core;
 use crate::ipc::{Check, CleanupCounts, Health, Level};
 
 fn check(name: &str, level: Level, message: String) -> Check {
@@ -225,6 +225,18 @@ impl Core {
                     level == Level::Error,
                     &problems.join("; "),
                 ));
+        }
+        if level != self.health.level {
+            let summary: Vec<&str> = health
+                .checks
+                .iter()
+                .filter(|c| c.level > Level::Ok)
+                .map(|c| c.message.as_str())
+                .collect();
+            self.publish(crate::ipc::events::What::HealthChanged {
+                level,
+                summary: summary.join("; "),
+            });
         }
         self.health = health.clone();
         health

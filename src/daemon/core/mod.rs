@@ -7,144 +7,106 @@
 //! together are handled as one batch and their queue changes committed in
 //! one transaction before any reply is sent, so an accepted job is on disk
 //! (it survives `kill -9`) and a burst of triggers costs one commit.
+//!
+//! Layout: this directory is the core and its verbs, and only its files
+//! extend [`Core`] (its fields are private to it): `triggers.rs` (intake,
+//! routing, timers), `jobs.rs` (admitting, starting, cancelling, winding
+//! down), `finish.rs` (recording a run, retries, quarantine, notifying),
+//! `answers.rs` (requests), `health.rs` (checks, retention), `healing.rs`
+//! (a failing or deleted store), `reload.rs` (config), `watcher.rs`,
+//! `drain.rs` (the spool). The parts it owns live beside it in `daemon/`,
+//! each with private state and none of them seeing the core:
+//! `persistence.rs`, `incoming.rs`, `running.rs`, `workers.rs`,
+//! `trust_gate.rs`, `watching.rs`, `memory.rs`, `selfwrites.rs`. What the
+//! rest of the daemon tells the core is `command.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::Workspace;
 use crate::ipc::{ConfigState, ErrorKind, Health, IpcError, Level, Request, Response};
 use crate::notifier::Notifier;
-use crate::report::Report;
 use crate::schedule::intake::Intake;
 use crate::schedule::timers::Timers;
 use crate::schedule::wake::{Waits, next_wake};
-use crate::schedule::{Backoff, Effect, JobId, Millis, Queue, Waiting};
+use crate::schedule::{Backoff, Effect, Millis, Queue};
 use crate::state::Paths;
 use crate::store::Store;
 
+use super::command::Command;
+use super::events::Events;
 use super::execute::Execute;
+use super::persistence::Saved;
 use crate::clock::Clock;
 
-pub enum Command {
-    /// A client request and where to send the answer.
-    Request {
-        request: Request,
-        reply: oneshot::Sender<Response>,
-    },
-    /// A job's run ended (or was abandoned at shutdown).
-    Finished(Box<Finished>),
-    /// An analyzer process group of a job started.
-    Spawned {
-        job_id: JobId,
-        spawned: crate::run::Spawned,
-    },
-    /// A config file changed on disk (or SIGHUP).
-    Reload,
-    /// The watcher saw saves or HEAD move.
-    Arrived(crate::event::Arrival, std::time::Instant),
-    /// An intake batch, resolved to kinds and files.
-    Resolved(Box<super::triggers::ResolvedBatch>),
-    /// The watcher's state changed (ready, degraded, …).
-    Watcher(crate::ipc::WatcherState),
-}
-
-/// Whether queue changes reached the disk.
-#[must_use = "queue changes that did not reach the disk live only in memory: say what that means here"]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Saved {
-    OnDisk,
-    /// Kept in memory and written with the next change; the daemon says
-    /// DEGRADED until then (`store_failed` has said why).
-    InMemory,
-}
-
-impl Saved {
-    pub fn on_disk(self) -> bool {
-        self == Saved::OnDisk
-    }
-
-    /// Going on is right here: what was not saved is written with the next
-    /// change, and `status` says DEGRADED meanwhile.
-    pub fn or_later(self, what: &str) {
-        if self == Saved::InMemory {
-            tracing::debug!(what, "kept in memory until the store can be written");
-        }
-    }
-}
-
-pub struct Finished {
-    pub job_id: JobId,
-    pub report: Option<Report>,
-}
-
-/// A job being run.
-pub(super) struct Active {
-    pub waiting: Waiting,
-    pub run_id: i64,
-    pub started: Instant,
-    /// When it started, on the daemon's clock (to record it later if the
-    /// store cannot now).
-    pub started_ms: Millis,
-    pub cancel: CancellationToken,
-    /// `bgtask cancel` asked for it: not retried.
-    pub cancelled_by_user: bool,
-}
+mod answers;
+mod drain;
+mod finish;
+mod healing;
+mod health;
+mod jobs;
+mod publish;
+mod reload;
+mod triggers;
+mod watcher;
 
 pub struct Core {
-    pub(super) persistence: super::persistence::Persistence,
-    pub(super) queue: Queue,
+    persistence: super::persistence::Persistence,
+    queue: Queue,
     /// The worktree's config with every project's tasks, by key
     /// (`Projects::combined`).
-    pub(super) config: Arc<Config>,
+    config: Arc<Config>,
     /// The worktree's projects, each with its own config.
-    pub(super) projects: Arc<crate::config::Projects>,
-    pub(super) config_state: ConfigState,
-    pub(super) workspace: Workspace,
-    pub(super) paths: Paths,
-    pub(super) running: super::running::Running,
+    projects: Arc<crate::config::Projects>,
+    config_state: ConfigState,
+    workspace: Workspace,
+    paths: Paths,
+    running: super::running::Running,
     /// Jobs and analyzer processes at once (`workers.rs`).
-    pub(super) workers: super::workers::Workers,
+    workers: super::workers::Workers,
     /// The machine's boot, recorded with running jobs for recovery.
-    pub(super) boot_id: String,
-    pub(super) started: SystemTime,
-    pub(super) started_at: Instant,
-    pub(super) rng: fastrand::Rng,
-    pub(super) tx: mpsc::UnboundedSender<Command>,
+    boot_id: String,
+    started: SystemTime,
+    started_at: Instant,
+    rng: fastrand::Rng,
+    tx: mpsc::UnboundedSender<Command>,
     /// Set when the daemon is stopping: no new work is taken.
-    pub(super) stopping: CancellationToken,
-    pub(super) health: Health,
-    pub(super) holding: Option<String>,
+    stopping: CancellationToken,
+    health: Health,
+    holding: Option<String>,
     /// Quarantined analyzers and why (skipped by jobs).
-    pub(super) quarantine: super::running::Quarantine,
+    quarantine: super::running::Quarantine,
     /// Runs that write the files that start them (`selfwrites.rs`).
-    pub(super) self_writes: super::selfwrites::SelfWrites,
+    self_writes: super::selfwrites::SelfWrites,
     /// When a config that read as invalid is read again (`reload.rs`).
-    pub(super) config_settle: Option<Millis>,
-    pub(super) clock: Clock,
-    pub(super) execute: Execute,
+    config_settle: Option<Millis>,
+    clock: Clock,
+    execute: Execute,
     /// Adaptive priority per task, until its next run finishes.
-    pub(super) adaptive: HashMap<String, (i32, Option<String>)>,
+    adaptive: HashMap<String, (i32, Option<String>)>,
     /// Each task's trust, and what was said about it (`trust_gate.rs`).
-    pub(super) trust: super::trust_gate::TrustGate,
+    trust: super::trust_gate::TrustGate,
     /// Triggers on their way in: intake, timers, git dirs, the kept file
     /// list (`incoming.rs`).
-    pub(super) incoming: super::incoming::Incoming,
+    incoming: super::incoming::Incoming,
     /// Which directory the worktree is (a path made again is not it).
-    pub(super) root_id: Option<(u64, u64)>,
+    root_id: Option<(u64, u64)>,
     /// Turns of the loop since start (`status --json`): each looks again
     /// at what is due, what holds jobs back and what can start.
-    pub(super) loop_turns: u64,
+    loop_turns: u64,
     /// When memory is given back after the last job (`memory.rs`).
-    pub(super) releases: super::memory::Releases,
+    releases: super::memory::Releases,
     /// The file watcher and what it says about itself (`watching.rs`).
-    pub(super) watching: super::watching::Watching,
+    watching: super::watching::Watching,
     /// Where notifications go (fire-and-forget).
-    pub(super) notifier: Notifier,
+    notifier: Notifier,
+    /// What happens, for subscribers (`events.rs`).
+    events: Events,
 }
 
 pub struct CoreParts {
@@ -164,6 +126,7 @@ pub struct CoreParts {
     /// Skip the trust check (`--trust`, `CI=true`).
     pub trust_bypass: bool,
     pub notifier: Notifier,
+    pub events: Events,
 }
 
 impl Core {
@@ -180,13 +143,13 @@ impl Core {
             incoming: super::incoming::Incoming::new(
                 Intake::new(
                     next_intake,
-                    super::triggers::window(&config, &parts.workspace.root),
+                    super::incoming::window(&config, &parts.workspace.root),
                 ),
                 git_dirs,
                 Timers::new(&config, clock.wall(), clock.now()),
             ),
             trust: super::trust_gate::TrustGate::new(parts.trust_bypass),
-            root_id: super::recovery::root_id(&parts.workspace.root),
+            root_id: healing::root_id(&parts.workspace.root),
             loop_turns: 0,
             releases: super::memory::Releases::default(),
             watching: super::watching::Watching::default(),
@@ -225,6 +188,7 @@ impl Core {
             execute: parts.execute,
             adaptive: HashMap::new(),
             notifier: parts.notifier,
+            events: parts.events,
         };
         let mut effects = Vec::new();
         for w in core.persistence.store().waiting_jobs()? {
@@ -237,6 +201,14 @@ impl Core {
         }
         core.refresh_quarantine();
         Ok(core)
+    }
+
+    /// Runs the core on a simulated wall clock that follows tokio's
+    /// (paused) one, from `wall_ms`.
+    #[cfg(test)]
+    pub(in crate::daemon) fn simulate_clock(&mut self, wall_ms: i64) {
+        self.clock = Clock::simulated(wall_ms);
+        self.reset_timers();
     }
 
     pub(super) fn backoff(&self) -> Backoff {

@@ -1,6 +1,6 @@
 //! Answers to client requests other than submits (which are batched).
 
-use super::core::Core;
+use super::Core;
 use crate::ipc::{ErrorKind, IpcError, Metrics, QueueEntry, Request, Response, RunningJob, Status};
 use crate::schedule::WaitKind;
 
@@ -92,6 +92,10 @@ impl Core {
                     pid: std::process::id(),
                 }
             }
+            Request::Subscribe { .. } => err(
+                ErrorKind::Invalid,
+                "subscribe is served by the connection, not the core".to_owned(),
+            ),
         }
     }
 

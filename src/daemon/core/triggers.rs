@@ -13,24 +13,20 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::core::{Command, Core};
-use super::resolve::{Resolved, resolve};
-use super::selfwrites::Guarded;
+use super::Core;
 use crate::config::TriggerKind;
+use crate::daemon::command::{Command, ResolvedBatch};
+use crate::daemon::resolve::{Resolved, resolve};
+use crate::daemon::selfwrites::Guarded;
 use crate::event::Arrival;
 use crate::event::TriggerSource;
 use crate::ipc::Response;
-use crate::schedule::intake::{IntakeId, Window};
+use crate::ipc::events::What;
+use crate::schedule::intake::IntakeId;
 use crate::schedule::route::Routed;
 use crate::schedule::timers::{Due, Timers};
 use crate::schedule::{Effect, Millis};
 use crate::trust::TaskTrust;
-
-/// A resolved batch, back from the blocking pool.
-pub struct ResolvedBatch {
-    pub ids: Vec<IntakeId>,
-    pub resolved: Vec<Resolved>,
-}
 
 /// The batch's saves as one (a checkout is a few hundred of the watcher's
 /// arrivals, each of which would be resolved and routed on its own),
@@ -84,17 +80,6 @@ fn update_index(
     }
 }
 
-/// The intake's windows: the configured debounce, and whether git's hooks
-/// deliver here (else a HEAD move waits for no hook).
-pub(super) fn window(config: &crate::config::Config, root: &std::path::Path) -> Window {
-    let ms: Millis =
-        i64::try_from(config.triggers.file_watch.debounce.as_millis()).unwrap_or(i64::MAX / 4);
-    Window {
-        hooks: config.triggers.git_hooks.enabled && crate::hooks::install::delivers(root),
-        ..Window::for_debounce(ms)
-    }
-}
-
 impl Core {
     /// Takes an arrival into the intake; its saving goes into `effects`.
     pub(super) fn arrive(&mut self, arrival: Arrival, effects: &mut Vec<Effect>) -> Response {
@@ -135,7 +120,7 @@ impl Core {
         self.note_activity();
         if let Arrival::Saved { files, .. } = &arrival {
             self.self_writes.saved(files);
-            if super::reload::names_nested_config(files) {
+            if crate::config::names_nested_config(files) {
                 let _ = self.tx.send(Command::Reload);
             }
         }
@@ -244,6 +229,19 @@ impl Core {
         let Some(msg) = self.trust.note(task, state) else {
             return;
         };
+        self.publish(What::TrustChanged {
+            task: task.to_owned(),
+            state: match state {
+                TaskTrust::Trusted => "trusted",
+                TaskTrust::Untrusted => "untrusted",
+                TaskTrust::Changed { .. } => "changed",
+            }
+            .to_owned(),
+            diff: match state {
+                TaskTrust::Changed { diff } => diff.clone(),
+                _ => Vec::new(),
+            },
+        });
         tracing::warn!("{msg}");
         let _ = self.persistence.store().event("warning", "trust", &msg);
         let (tasks, why) = match state {
@@ -305,6 +303,10 @@ impl Core {
             self.trust_states()
         };
         for r in &batch.resolved {
+            self.publish(What::TriggerArrived {
+                trigger: r.source.label(),
+                files: r.files.as_ref().map_or(0, BTreeSet::len),
+            });
             for routed in crate::schedule::route::route(&projects, &trust, r) {
                 let (key, files) = match routed {
                     Routed::Untrusted { key, state } => {

@@ -3,14 +3,14 @@
 
 use std::io::{Seek, SeekFrom};
 
-use super::core::Core;
+use super::Core;
 use crate::event::Arrival;
 use crate::ipc::{Request, Response};
 use crate::state::spool::{Locked, MAX_SPOOL, Spooled, decode, read_capped};
 
 impl Core {
     /// Queues what the spool holds, then empties it once that is saved.
-    pub(super) fn drain_spool(&mut self) {
+    pub(in crate::daemon) fn drain_spool(&mut self) {
         let path = self.paths.spool.clone();
         let mut locked = match Locked::open(&path, false) {
             Ok(l) => l,

@@ -5,10 +5,13 @@
 //! shutdown is recorded as interrupted and runs again at the next start.
 //! Once recorded, the run goes to the notifier (not a cancelled one).
 
-use super::core::{Active, Core, Finished};
+use super::Core;
 use super::jobs::CANCELLED;
-use super::recovery::{UnsavedRun, record_run};
 use crate::analyze::RunStatus;
+use crate::daemon::command::Finished;
+use crate::daemon::running::Active;
+use crate::daemon::unsaved::{UnsavedRun, record_run};
+use crate::notifier::RunFinished;
 use crate::report::Report;
 use crate::schedule::{Completion, Effect, FinalState, Millis};
 use crate::store::{QUARANTINE_AFTER, Store, StoreError};
@@ -29,6 +32,7 @@ impl Core {
             .is_none_or(|r| r.runs.iter().any(|a| a.status == RunStatus::Cancelled));
         if self.stopping.is_cancelled() && !active.cancelled_by_user && cut_short {
             self.record_interrupted(&active, now);
+            self.publish_finished(&active, f.report.as_ref(), None);
             return;
         }
         let completion = match (&f.report, active.cancelled_by_user) {
@@ -64,7 +68,17 @@ impl Core {
             }
         }
         self.record_finished(&active, f, &effects, now);
-        if !active.cancelled_by_user {
+        self.publish_finished(&active, f.report.as_ref(), Some(&effects));
+        // A rerun waiting behind this run enters the queue now.
+        let reruns: Vec<Effect> = effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Insert(_)))
+            .cloned()
+            .collect();
+        self.publish_offer(&active.waiting.task, &reruns);
+        // A worktree deleted under the job: notifying would write the
+        // notification log back into it.
+        if !active.cancelled_by_user && !self.worktree_gone() {
             self.notify_run(&active, f.report.as_ref());
         }
     }
@@ -195,4 +209,36 @@ fn completion_of(report: &Report) -> Completion {
         _ => error,
     };
     Completion::Failed { permanent, error }
+}
+
+impl Core {
+    /// Tells the notifier about a recorded run (or one that could not be
+    /// planned: `report` is `None`).
+    pub(super) fn notify_run(&self, active: &Active, report: Option<&Report>) {
+        let task = &active.waiting.task;
+        let policy = self
+            .config
+            .tasks
+            .get(task)
+            .map(|t| t.notify)
+            .unwrap_or_default();
+        let run = match report {
+            Some(report) => {
+                let scope = active.waiting.files.as_ref().map(|files| {
+                    files
+                        .iter()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .collect()
+                });
+                RunFinished::from_report(task, active.run_id, policy, scope, report)
+            }
+            None => RunFinished::without_report(
+                task,
+                active.run_id,
+                policy,
+                "the job could not be planned",
+            ),
+        };
+        self.notifier.run_finished(run);
+    }
 }
