@@ -46,6 +46,7 @@ pub const WATCH_EXAMPLES: &str = "Examples:
   bgtask watch            watch this worktree in this terminal: saves, commits, schedules run their tasks,
                           and each result is one line here (Ctrl-C stops, like watchexec)
   bgtask watch --dev      the same with the daemon's debug log on stderr and one worker
+When the worktree's daemon already runs (`bgtask start`), watch follows it: each result is one line.
 Only tasks with triggers run (\"save\", \"commit\", …); the worktree must be trusted (`bgtask trust`).";
 
 #[derive(Debug, Args, Clone)]
@@ -65,11 +66,9 @@ pub struct WatchArgs {
 /// stdout, one line per result.
 pub fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<u8> {
     let (workspace, paths) = paths(ctx)?;
-    if let Some(pid) = daemon::is_running(&paths) {
-        anstream::println!(
-            "a daemon already runs for this worktree (pid {pid}); `bgtask stop` it to watch here, or follow it with `bgtask logs RUN --follow`"
-        );
-        return Ok(exit::OK);
+    if daemon::is_running(&paths).is_some() {
+        // One daemon per worktree: follow the one that runs.
+        return super::events_cmd::follow_results(ctx);
     }
     let projects = workspace.projects()?;
     let config = projects.combined();

@@ -36,6 +36,37 @@ pub struct EventsArgs {
 }
 
 pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<u8> {
+    let task = args.task.as_deref();
+    follow(ctx, args.after, args.json, args.count, &|what: &What| {
+        task.is_none() || what.task() == task
+    })
+}
+
+/// What `bgtask watch` shows of a daemon that already runs: each result,
+/// and what changes whether tasks run (config, trust, health, watcher).
+pub fn follow_results(ctx: &Ctx) -> anyhow::Result<u8> {
+    follow(ctx, None, false, None, &|what: &What| {
+        !matches!(
+            what,
+            What::TriggerArrived { .. }
+                | What::JobQueued { .. }
+                | What::JobUpdated { .. }
+                | What::JobStarted { .. }
+                | What::AnalyzerStarted { .. }
+                | What::AnalyzerFinished { .. }
+        )
+    })
+}
+
+/// Subscribes to this worktree's daemon and prints what `show` keeps, to
+/// `count` events, until the daemon stops.
+fn follow(
+    ctx: &Ctx,
+    after: Option<u64>,
+    json: bool,
+    count: Option<u64>,
+    show: &dyn Fn(&What) -> bool,
+) -> anyhow::Result<u8> {
     let workspace = crate::engine::Workspace::worktree(&ctx.cwd)?;
     let paths = Paths::for_root(&workspace.root)?;
     let mut client = match Client::connect(&paths.socket, Duration::from_secs(10)) {
@@ -46,17 +77,17 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    client.send(Request::Subscribe { after: args.after })?;
+    client.send(Request::Subscribe { after })?;
     match client.receive()? {
         Response::Subscribed(s) => {
             if s.missed > 0 {
                 ctx.note(&format!(
                     "note: {} events after {} are no longer kept by the daemon",
                     s.missed,
-                    args.after.unwrap_or(0)
+                    after.unwrap_or(0)
                 ));
             }
-            if !args.json {
+            if !json {
                 ctx.note(&format!(
                     "following the daemon (pid {}) of {}; Ctrl-C stops",
                     s.pid,
@@ -70,7 +101,7 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<u8> {
     let mut shown = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
-        if args.count.is_some_and(|n| shown >= n) {
+        if count.is_some_and(|n| shown >= n) {
             return Ok(exit::OK);
         }
         let event = match client.receive() {
@@ -84,8 +115,8 @@ pub fn events(ctx: &Ctx, args: &EventsArgs) -> anyhow::Result<u8> {
             Err(e) => return Err(e.into()),
         };
         let last = event.what == What::Stopped;
-        if args.task.is_none() || event.what.task() == args.task.as_deref() {
-            if args.json {
+        if show(&event.what) {
+            if json {
                 writeln!(out, "{}", serde_json::to_string(&event)?)?;
             } else {
                 writeln!(out, "{}", line(&event))?;

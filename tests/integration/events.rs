@@ -200,3 +200,34 @@ fn events_are_caught_up_filtered_and_counted() {
     down.code(4);
     assert!(down.stderr.contains("not running"), "{}", down.stderr);
 }
+
+/// `bgtask watch` beside a daemon that already runs follows it: one line
+/// per result, and it ends when the daemon stops.
+#[test]
+fn watch_follows_a_daemon_that_already_runs() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let mut watch = p
+        .command(&["watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut said = String::new();
+    err.read_line(&mut said).unwrap();
+    assert!(said.contains("following the daemon (pid"), "{said}");
+    p.bgtask(&["submit", "a"]).code(0);
+    let mut out = BufReader::new(watch.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("job 1 done"), "{line}");
+    assert!(line.contains("a: no findings (run 1"), "{line}");
+    p.bgtask(&["stop"]).code(0);
+    let rest: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("daemon stopped")),
+        "{rest:?}"
+    );
+    assert!(watch.wait().unwrap().success());
+}
