@@ -5,7 +5,8 @@
 #      eslint from npm) into target/test-cache with `bgtask tools install`,
 #      and the real servers the notification tests start: aiosmtpd (PyPI,
 #      into target/test-cache/notify-venv) and, when missing, dbus, dunst,
-#      xvfb and openssl from Debian's packages (as root);
+#      xvfb, openssl and curl (the HTTP client of the dashboard's tests)
+#      from Debian's packages (as root);
 #   2. checks formatting and clippy (pedantic, warnings are errors);
 #   3. runs the unit and integration tests (the schema drift check is one).
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv,
@@ -25,9 +26,9 @@ echo "==> building"
 cargo build --locked --quiet
 echo "==> installing the analyzers the tests use into $BGTASK_TEST_CACHE"
 BGTASK_CACHE_DIR="$BGTASK_TEST_CACHE" target/debug/bgtask --quiet tools install --all
-echo "==> notification test servers"
+echo "==> notification test servers, and curl for the dashboard's API tests"
 missing=()
-for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl; do
+for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl curl:curl; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
 done
 if ((${#missing[@]})); then

@@ -198,6 +198,9 @@ pub struct HistoryArgs {
     /// How many runs.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// Only runs older than this run id (the next page).
+    #[arg(long, value_name = "RUN")]
+    pub before: Option<i64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -209,6 +212,7 @@ pub fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<u8> {
         Request::History {
             task: args.task.clone(),
             limit: args.limit,
+            before: args.before,
         },
     )? {
         Ok(r) => r,

@@ -121,6 +121,19 @@ pub enum Command {
     /// The daemon's events as they happen: jobs queued, started, finished, analyzers, config, health.
     #[command(after_help = events_cmd::EXAMPLES)]
     Events(events_cmd::EventsArgs),
+    /// A local web dashboard and HTTP API over every project with a daemon (127.0.0.1, token).
+    #[command(after_help = DASHBOARD_EXAMPLES)]
+    Dashboard {
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 7420)]
+        port: u16,
+        /// Do not open the browser.
+        #[arg(long)]
+        no_open: bool,
+        /// Print {"url", "token", "pid"} as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a waiting or running job.
     #[command(after_help = "Example:\n  bgtask cancel 17")]
     Cancel { job_id: i64 },
@@ -197,6 +210,12 @@ pub enum Command {
     Man,
 }
 
+const DASHBOARD_EXAMPLES: &str = "Examples:
+  bgtask dashboard                        # prints \"open http://127.0.0.1:7420/?token=…\" and opens the browser
+  bgtask dashboard --port 0 --no-open --json
+  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7420/api/v1/projects
+Every worktree whose daemon started lately is listed; a second `bgtask dashboard` prints the running one's address.";
+
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to generate completions for.
@@ -250,6 +269,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Show { run_id, format } => jobs_cmd::show(&ctx, run_id, format),
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
         Command::Events(args) => events_cmd::events(&ctx, &args),
+        Command::Dashboard {
+            port,
+            no_open,
+            json,
+        } => crate::dashboard::run(&crate::dashboard::Options {
+            port,
+            open: !no_open,
+            json,
+        }),
         Command::Cancel { job_id } => {
             jobs_cmd::simple(&ctx, crate::ipc::Request::Cancel { job_id }, false)
         }

@@ -144,6 +144,10 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
         .enable_all()
         .thread_keep_alive(Duration::from_secs(2))
         .build()?;
+    // Known to the dashboard from now on.
+    if let Err(e) = crate::state::registry::register(&workspace.root, now_ms()) {
+        tracing::warn!(error = %e, "the dashboard will not list this worktree: its registry could not be written");
+    }
     let events = events::Events::new(now_ms());
     let bus = events.clone();
     let parts = |tx, stopping| CoreParts {

@@ -40,6 +40,9 @@ pub enum Request {
     History {
         task: Option<String>,
         limit: u32,
+        /// Only runs older than this one (the next page).
+        #[serde(default)]
+        before: Option<i64>,
     },
     Show {
         run_id: i64,
@@ -251,6 +254,9 @@ pub struct Status {
     /// that trigger them).
     #[serde(default)]
     pub paused: Vec<String>,
+    /// The enabled tasks, by key (`lint`, `services/api:lint`).
+    #[serde(default)]
+    pub tasks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,9 +2,11 @@
 //! the worktree's `.bgtask/` state directory ([`state_dir`]),
 //! where the daemon's lock, pid file and socket live (`paths.rs`), and the
 //! spool hooks write to while it is away (`spool.rs`). The hook client
-//! needs this and `ipc`, never the daemon itself.
+//! needs this and `ipc`, never the daemon itself. Per user: the data
+//! directory ([`data_dir`]) and the worktrees it knows (`registry.rs`).
 
 pub mod paths;
+pub mod registry;
 pub mod spool;
 
 pub use paths::Paths;
@@ -26,4 +28,17 @@ pub fn state_dir(root: &Path) -> std::io::Result<PathBuf> {
         std::fs::write(&ignore, "*\n")?;
     }
     Ok(dir)
+}
+
+/// The user's bgtask data: `BGTASK_DATA_DIR`, else `$XDG_DATA_HOME/bgtask`,
+/// else `~/.local/share/bgtask`.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BGTASK_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("bgtask");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".local").join("share").join("bgtask")
 }

@@ -127,9 +127,7 @@ pub fn runtime_dir() -> Result<PathBuf, PathsError> {
 impl Paths {
     pub fn for_root(root: &Path) -> Result<Paths, PathsError> {
         let dir = runtime_dir()?;
-        let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());
-        let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex();
-        let name = &hash[..16];
+        let name = &super::registry::id_of(root);
         let socket = dir.join(format!("{name}.sock"));
         let len = socket.as_os_str().len();
         if len > 107 {

@@ -121,18 +121,26 @@ impl Store {
         Ok(())
     }
 
-    pub fn history(&self, task: Option<&str>, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
+    /// The newest `limit` runs (of `task`), older than run `before` when
+    /// given: a page of history read by key, never by offset.
+    pub fn history(
+        &self,
+        task: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<RunSummary>, StoreError> {
         const COLUMNS: &str = SUMMARY_COLUMNS;
         // Two statements, so the one for a task uses the (task, id) index.
         let mut stmt = match task {
             Some(_) => self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM runs WHERE task = ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {COLUMNS} FROM runs WHERE task = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2"
             ))?,
             None => self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL ORDER BY id DESC LIMIT ?2"
+                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL AND id < ?3 ORDER BY id DESC LIMIT ?2"
             ))?,
         };
-        let rows = stmt.query_map(params![task, limit], summary)?;
+        let before = before.unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![task, limit, before], summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -29,17 +29,7 @@ pub enum TaskTrust {
     },
 }
 
-/// `BGTASK_DATA_DIR`, else `$XDG_DATA_HOME/bgtask`, else `~/.local/share/bgtask`.
-pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BGTASK_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("bgtask");
-    }
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    home.join(".local").join("share").join("bgtask")
-}
+pub use crate::state::data_dir;
 
 fn record_path(root: &Path) -> PathBuf {
     let canonical = root.canonicalize().unwrap_or_else(|_| root.to_owned());

@@ -539,7 +539,11 @@ impl Project {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // No more come: the daemon seen idle (the run ended, whatever it
+        // triggered was routed) before and after the watcher's window.
+        self.wait_idle();
         std::thread::sleep(std::time::Duration::from_millis(1500));
+        self.wait_idle();
         let got = self.records();
         assert_eq!(
             got.len(),
@@ -548,6 +552,13 @@ impl Project {
             self.daemon_log()
         );
         got
+    }
+
+    /// Waits until nothing is in the daemon's intake, being resolved,
+    /// queued or running.
+    #[track_caller]
+    pub fn wait_idle(&self) -> Value {
+        self.wait_routed(0)
     }
 
     /// Waits until the daemon took `arrivals` triggers and routed them all

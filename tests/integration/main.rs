@@ -8,6 +8,7 @@ mod daemon_ipc;
 mod daemon_jobs;
 mod daemon_life;
 mod daemon_state;
+mod dashboard;
 mod deletions;
 mod events;
 mod harness;

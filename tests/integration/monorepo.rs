@@ -108,7 +108,9 @@ fn wait_records(p: &Project, dir: &str, n: usize) -> Vec<String> {
     wait_for(30, &format!("{n} runs in {dir}"), || {
         records(p, dir).len() >= n
     });
+    p.wait_idle();
     std::thread::sleep(std::time::Duration::from_secs(1));
+    p.wait_idle();
     let got = records(p, dir);
     assert_eq!(got.len(), n, "{dir}: {got:#?}\n{}", p.daemon_log());
     got

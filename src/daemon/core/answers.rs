@@ -30,33 +30,21 @@ impl Core {
             Request::Queue => Response::Queue {
                 entries: self.queue_entries(),
             },
-            Request::History { task, limit } => {
-                match self
-                    .persistence
-                    .store()
-                    .history(task.as_deref(), limit.min(MAX_HISTORY))
-                {
+            Request::History {
+                task,
+                limit,
+                before,
+            } => {
+                match self.persistence.store().history(
+                    task.as_deref(),
+                    before,
+                    limit.min(MAX_HISTORY),
+                ) {
                     Ok(runs) => Response::History { runs },
                     Err(e) => err(ErrorKind::Internal, e.to_string()),
                 }
             }
-            Request::Show { run_id } => match self.persistence.store().report(run_id) {
-                Ok(Some(Some(report))) => Response::Report {
-                    report: Box::new(report),
-                },
-                Ok(Some(None)) if self.running.has_run(run_id) => err(
-                    ErrorKind::Invalid,
-                    format!(
-                        "run {run_id} is still running; `bgtask logs {run_id} --follow` shows its output"
-                    ),
-                ),
-                Ok(Some(None)) => err(
-                    ErrorKind::NotFound,
-                    format!("the report of run {run_id} was removed by retention"),
-                ),
-                Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
-                Err(e) => err(ErrorKind::Internal, e.to_string()),
-            },
+            Request::Show { run_id } => self.show(run_id),
             Request::Logs { run_id, .. } => {
                 let running = self.running.has_run(run_id);
                 match self.persistence.store().job_of_run(run_id) {
@@ -99,6 +87,27 @@ impl Core {
         }
     }
 
+    /// A run's report, or why there is none.
+    fn show(&mut self, run_id: i64) -> Response {
+        match self.persistence.store().report(run_id) {
+            Ok(Some(Some(report))) => Response::Report {
+                report: Box::new(report),
+            },
+            Ok(Some(None)) if self.running.has_run(run_id) => err(
+                ErrorKind::Invalid,
+                format!(
+                    "run {run_id} is still running; `bgtask logs {run_id} --follow` shows its output"
+                ),
+            ),
+            Ok(Some(None)) => err(
+                ErrorKind::NotFound,
+                format!("the report of run {run_id} was removed by retention"),
+            ),
+            Ok(None) => err(ErrorKind::NotFound, format!("no run {run_id}")),
+            Err(e) => err(ErrorKind::Internal, e.to_string()),
+        }
+    }
+
     fn status(&mut self) -> Status {
         Status {
             pid: std::process::id(),
@@ -127,7 +136,7 @@ impl Core {
             last_runs: self
                 .persistence
                 .store()
-                .history(None, 5)
+                .history(None, None, 5)
                 .unwrap_or_default(),
             health: self.health.clone(),
             holding: self.holding.clone(),
@@ -140,6 +149,13 @@ impl Core {
             watcher: self.watching.state().cloned(),
             untrusted: self.untrusted_tasks(),
             given_up: self.persistence.store().given_up(3).unwrap_or_default(),
+            tasks: self
+                .config
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.enabled)
+                .map(|(key, _)| key.clone())
+                .collect(),
             paused: self.self_writes.paused().cloned().collect(),
         }
     }

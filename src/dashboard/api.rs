@@ -1,0 +1,166 @@
+//! `/api/v1`: JSON over the daemons' own requests. Each handler finds the
+//! project, sends its daemon the request the CLI would send, and answers
+//! with the daemon's answer (without its protocol tag) — one
+//! implementation per operation, the HTTP API a thin caller.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::projects::{self, ask, known};
+use crate::event::TriggerSource;
+use crate::ipc::{Request, Submit};
+
+/// History pages hold at most this many runs.
+const MAX_PAGE: u32 = 500;
+
+pub fn routes() -> Router {
+    Router::new()
+        .route("/api/v1/projects", get(list))
+        .route("/api/v1/projects/{id}", get(one))
+        .route("/api/v1/projects/{id}/status", get(status))
+        .route("/api/v1/projects/{id}/queue", get(queue))
+        .route("/api/v1/projects/{id}/history", get(history))
+        .route("/api/v1/projects/{id}/metrics", get(metrics))
+        .route("/api/v1/projects/{id}/health", get(health))
+        .route("/api/v1/projects/{id}/runs/{run}", get(run))
+        .route("/api/v1/projects/{id}/submit", post(submit))
+        .route("/api/v1/projects/{id}/jobs/{job}/cancel", post(cancel))
+        .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
+        .route("/api/v1/events", get(super::stream::events))
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+fn path_error(r: &PathRejection) -> ApiError {
+    ApiError::bad_request(r.body_text())
+}
+
+/// The daemon of project `id`, asked `request`: its answer's fields.
+async fn answer(id: &str, request: Request) -> Answer {
+    let k = known(id)?;
+    let response = ask(k.root, request).await?;
+    let mut v = serde_json::to_value(response).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("kind");
+    }
+    Ok(Json(v))
+}
+
+async fn list() -> Json<Value> {
+    Json(serde_json::json!({ "projects": projects::all().await }))
+}
+
+async fn one(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    let project = projects::describe(known(&id)?).await;
+    Ok(Json(serde_json::to_value(project).unwrap_or_default()))
+}
+
+async fn status(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Status).await
+}
+
+async fn queue(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Queue).await
+}
+
+async fn metrics(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Metrics).await
+}
+
+async fn health(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Health).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    task: Option<String>,
+    limit: Option<u32>,
+    /// The next page: runs older than this run id.
+    before: Option<i64>,
+}
+
+async fn history(
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    answer(
+        &id,
+        Request::History {
+            task: q.task,
+            limit: q.limit.unwrap_or(50).min(MAX_PAGE),
+            before: q.before,
+        },
+    )
+    .await
+}
+
+async fn run(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
+    let Path((id, run_id)) = ids.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Show { run_id }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    tasks: Vec<String>,
+    #[serde(default)]
+    files: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    priority: Option<crate::config::Priority>,
+}
+
+async fn submit(
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<SubmitBody>, axum::extract::rejection::JsonRejection>,
+) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    let Json(body) = body?;
+    if body.tasks.is_empty() {
+        return Err(ApiError::bad_request("`tasks` names no task"));
+    }
+    answer(
+        &id,
+        Request::Submit(Submit {
+            tasks: body.tasks,
+            files: body.files,
+            priority: body.priority,
+            source: TriggerSource::Manual {
+                command: "dashboard".to_owned(),
+            },
+            debounce: false,
+        }),
+    )
+    .await
+}
+
+async fn cancel(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
+    let Path((id, job_id)) = ids.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Cancel { job_id }).await
+}
+
+async fn retry(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
+    let Path((id, run_id)) = ids.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Retry { run_id }).await
+}

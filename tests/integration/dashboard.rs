@@ -1,0 +1,322 @@
+//! `bgtask dashboard`: the HTTP API against real daemons, driven by curl
+//! (a real HTTP client): list, submit, history, a run's report, the event
+//! stream as SSE; and who may talk to it (token, Host, Origin, body size).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::Project;
+
+/// A running dashboard and how to reach it.
+struct Dashboard {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Dashboard {
+    fn start(p: &Project) -> Dashboard {
+        let mut child = p
+            .command(&["dashboard", "--port", "0", "--no-open", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        Dashboard {
+            child,
+            url: v["url"].as_str().unwrap().to_owned(),
+            token: v["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `curl` with the token, and whatever else `args` says; the status
+    /// and the body.
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let auth = format!("Authorization: Bearer {}", self.token);
+        let mut all = vec!["-H", auth.as_str()];
+        all.extend_from_slice(args);
+        curl(&all)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let (code, body) = self.curl(&[&format!("{}{path}", self.url)]);
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let (code, body) = self.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &format!("{}{path}", self.url),
+        ]);
+        (
+            code,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs curl silently; the HTTP status and the body.
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The only project the dashboard lists (the test's own).
+fn project_id(d: &Dashboard) -> String {
+    let (code, v) = d.get("/api/v1/projects");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["projects"].as_array().unwrap().len(), 1, "{v:#}");
+    v["projects"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// `curl -N` on the event stream: each SSE event's name and data.
+fn sse(d: &Dashboard, path: &str) -> (Child, mpsc::Receiver<(String, Value)>) {
+    let mut child = Command::new("curl")
+        .args([
+            "-s",
+            "-N",
+            "-H",
+            &format!("Authorization: Bearer {}", d.token),
+        ])
+        .arg(format!("{}{path}", d.url))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if let Some(e) = line.strip_prefix("event: ") {
+                e.clone_into(&mut event);
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                let v = serde_json::from_str(data).unwrap_or(Value::Null);
+                if tx.send((event.clone(), v)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[track_caller]
+fn until(
+    rx: &mpsc::Receiver<(String, Value)>,
+    what: &str,
+    done: impl Fn(&str, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((e, v)) if done(&e, &v) => return v,
+            Ok(other) => seen.push(other),
+            Err(e) => panic!("no {what} ({e}); saw {seen:#?}"),
+        }
+    }
+}
+
+#[test]
+fn the_api_submits_and_the_stream_shows_the_job_finish() {
+    let p = Project::jobs(&[("a", "medium"), ("b", "low")], "");
+    p.start();
+    let d = Dashboard::start(&p);
+    let id = project_id(&d);
+    let (_, v) = d.get(&format!("/api/v1/projects/{id}"));
+    assert_eq!(v["daemon"], "up", "{v:#}");
+    assert_eq!(v["status"]["tasks"], serde_json::json!(["a", "b"]));
+    let (mut stream, rx) = sse(&d, &format!("/api/v1/events?project={id}"));
+    until(&rx, "the daemon up", |e, _| e == "daemon_up");
+    p.file("hold-a", "");
+    let (code, v) = d.post(
+        &format!("/api/v1/projects/{id}/submit"),
+        r#"{"tasks": ["a", "b"]}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["jobs"][0]["outcome"], "queued");
+    // b waits behind a (one worker): the CLI sees the API's job.
+    until(&rx, "a started", |e, v| {
+        e == "job_started" && v["task"] == "a"
+    });
+    let queue = p.bgtask(&["queue", "--json"]).json();
+    assert_eq!(queue[0]["task"], "b", "{queue:#}");
+    let b_job = v["jobs"][1]["job_id"].as_i64().unwrap();
+    let (code, v) = d.post(&format!("/api/v1/projects/{id}/jobs/{b_job}/cancel"), "{}");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["was"], "waiting");
+    std::fs::remove_file(p.path().join("hold-a")).unwrap();
+    let done = until(&rx, "a's end", |e, v| {
+        e == "job_finished" && v["task"] == "a"
+    });
+    assert_eq!(done["project"], id.as_str());
+    assert_eq!(done["state"], "done");
+    let run = done["run_id"].as_i64().unwrap();
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/runs/{run}"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["report"]["verdict"], "no findings");
+    let (_, v) = d.get(&format!("/api/v1/projects/{id}/history?limit=1"));
+    assert_eq!(v["runs"][0]["run_id"], run);
+    assert_eq!(v["runs"][0]["trigger"], "manual: dashboard");
+    let (_, older) = d.get(&format!("/api/v1/projects/{id}/history?before={run}"));
+    assert!(
+        older["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["run_id"].as_i64() < Some(run))
+    );
+    // A stopped daemon: the stream says so, the API answers 503.
+    p.stop();
+    until(&rx, "the daemon down", |e, _| e == "daemon_down");
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/status"));
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["error"]["code"], "daemon_down");
+    let (_, v) = d.get("/api/v1/projects");
+    assert_eq!(v["projects"][0]["daemon"], "down");
+    let _ = stream.kill();
+    let _ = stream.wait();
+}
+
+#[test]
+fn only_the_token_holder_on_this_host_gets_in() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let d = Dashboard::start(&p);
+    project_id(&d);
+    let projects = format!("{}/api/v1/projects", d.url);
+    assert_eq!(curl(&[&projects]).0, 401, "no token");
+    assert_eq!(
+        curl(&["-H", "Authorization: Bearer nope", &projects]).0,
+        401
+    );
+    let (code, body) = d.curl(&["-H", "Host: attacker.example:80", &projects]);
+    assert_eq!(code, 403, "DNS rebinding: {body}");
+    assert!(body.contains("forbidden_host"), "{body}");
+    // The printed address sets a cookie and drops the token from the URL.
+    let (code, headers) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("{}/?token={}", d.url, d.token),
+    ]);
+    assert_eq!(code, 303);
+    let cookie = format!("bgtask_token={}", d.token);
+    assert!(
+        headers.contains(&format!("{cookie}; HttpOnly; SameSite=Strict")),
+        "{headers}"
+    );
+    let (code, page) = curl(&["-H", &format!("Cookie: {cookie}"), &format!("{}/", d.url)]);
+    assert_eq!(code, 200);
+    assert!(page.contains("<title>bgtask</title>"));
+    p.stop();
+}
+
+#[test]
+fn changes_need_this_origin_and_bad_input_gets_a_json_error() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let d = Dashboard::start(&p);
+    let id = project_id(&d);
+    let cookie = format!("bgtask_token={}", d.token);
+    // A change with the cookie alone needs this origin (CSRF).
+    let submit = format!("{}/api/v1/projects/{id}/submit", d.url);
+    let post = |extra: &[&str]| {
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"tasks": ["a"]}"#,
+        ];
+        args.extend_from_slice(extra);
+        args.push(&submit);
+        curl(&args)
+    };
+    let with_cookie = format!("Cookie: {cookie}");
+    assert_eq!(post(&["-H", &with_cookie]).0, 403, "cookie, no Origin");
+    assert_eq!(
+        post(&["-H", &with_cookie, "-H", "Origin: http://attacker.example"]).0,
+        403
+    );
+    let origin = format!("Origin: {}", d.url);
+    assert_eq!(
+        post(&["-H", &with_cookie, "-H", &origin]).0,
+        200,
+        "the page itself"
+    );
+    let bearer = format!("Authorization: Bearer {}", d.token);
+    assert_eq!(
+        post(&["-H", &bearer, "-H", "Origin: http://attacker.example"]).0,
+        403
+    );
+    // Bad input: JSON errors with the status that fits.
+    let (code, v) = d.post(
+        &format!("/api/v1/projects/{id}/submit"),
+        r#"{"tasks": ["a"], "bogus": 1}"#,
+    );
+    assert_eq!(code, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("bogus"),
+        "{v}"
+    );
+    let (code, v) = d.get("/api/v1/projects/0123456789abcdef/status");
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (code, _) = d.get(&format!("/api/v1/projects/{id}/runs/x"));
+    assert_eq!(code, 400);
+    let big = p.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 10 * 1024 * 1024]).unwrap();
+    let (code, body) = d.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &submit,
+    ]);
+    assert_eq!(code, 413, "{body}");
+    // A second dashboard finds this one.
+    let again = p.bgtask(&["dashboard", "--json"]);
+    again.code(0);
+    let v: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(v["reused"], true);
+    assert_eq!(v["url"], d.url.as_str());
+    p.stop();
+}
