@@ -5,8 +5,9 @@
 #      eslint from npm) into target/test-cache with `bgtask tools install`,
 #      and the real servers the notification tests start: aiosmtpd (PyPI,
 #      into target/test-cache/notify-venv) and, when missing, dbus, dunst,
-#      xvfb, openssl and curl (the HTTP client of the dashboard's tests)
-#      from Debian's packages (as root);
+#      xvfb, openssl, curl (the HTTP client of the dashboard's tests) and
+#      chromium from Debian's packages (as root), and Playwright for Python
+#      (PyPI, into target/test-cache/browser-venv) to drive the browser;
 #   2. checks formatting and clippy (pedantic, warnings are errors);
 #   3. runs the unit and integration tests (the schema drift check is one).
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv,
@@ -26,9 +27,9 @@ echo "==> building"
 cargo build --locked --quiet
 echo "==> installing the analyzers the tests use into $BGTASK_TEST_CACHE"
 BGTASK_CACHE_DIR="$BGTASK_TEST_CACHE" target/debug/bgtask --quiet tools install --all
-echo "==> notification test servers, and curl for the dashboard's API tests"
+echo "==> notification test servers, curl and chromium for the dashboard's tests"
 missing=()
-for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl curl:curl; do
+for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl curl:curl chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
 done
 if ((${#missing[@]})); then
@@ -48,6 +49,12 @@ if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
   echo "    aiosmtpd into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check aiosmtpd==1.4.6
+fi
+browser="$BGTASK_TEST_CACHE/browser-venv"
+if ! "$browser/bin/python" -c 'import playwright' 2>/dev/null; then
+  echo "    playwright (the dashboard's browser tests drive Debian's chromium with it) into $browser"
+  python3 -m venv "$browser"
+  "$browser/bin/pip" install --quiet --disable-pip-version-check playwright==1.65.3
 fi
 echo "==> cargo fmt --check"
 cargo fmt --check

@@ -31,6 +31,7 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/metrics", get(metrics))
         .route("/api/v1/projects/{id}/health", get(health))
         .route("/api/v1/projects/{id}/runs/{run}", get(run))
+        .route("/api/v1/projects/{id}/runs/{run}/{file}", get(download))
         .route("/api/v1/projects/{id}/submit", post(submit))
         .route("/api/v1/projects/{id}/jobs/{job}/cancel", post(cancel))
         .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
@@ -116,9 +117,59 @@ async fn history(
     .await
 }
 
+/// A run's report, its findings with their source lines as the worktree
+/// has them now.
 async fn run(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
     let Path((id, run_id)) = ids.map_err(|r| path_error(&r))?;
-    answer(&id, Request::Show { run_id }).await
+    let Json(mut v) = answer(&id, Request::Show { run_id }).await?;
+    let root = known(&id)?.root;
+    tokio::task::spawn_blocking(move || {
+        super::sources::attach(&root, &mut v["report"]);
+        Json(v)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })
+}
+
+/// A run's report as a file: `report.json`, `report.sarif` or
+/// `report.junit` (XML), rendered as `bgtask show --format` renders it.
+async fn download(
+    ids: Result<Path<(String, i64, String)>, PathRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::report::Format;
+    use axum::response::IntoResponse;
+    let Path((id, run_id, file)) = ids.map_err(|r| path_error(&r))?;
+    let (format, mime, ext) = match file.as_str() {
+        "report.json" => (Format::Json, "application/json", "json"),
+        "report.sarif" => (Format::Sarif, "application/sarif+json", "sarif"),
+        "report.junit" => (Format::Junit, "application/xml", "xml"),
+        _ => {
+            return Err(ApiError::not_found(
+                "a run's report is report.json, report.sarif or report.junit",
+            ));
+        }
+    };
+    let k = known(&id)?;
+    let crate::ipc::Response::Report { report } = ask(k.root, Request::Show { run_id }).await?
+    else {
+        return Err(ApiError::not_found(format!("no report for run {run_id}")));
+    };
+    let text = crate::report::render(&report, format, &crate::report::ConsoleOptions::default());
+    let disposition = format!("attachment; filename=\"run-{run_id}.{ext}\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ mod error;
 mod guard;
 mod page;
 mod projects;
+mod sources;
 mod stream;
 
 use std::io::Write;

@@ -12,14 +12,14 @@ use serde_json::Value;
 use crate::harness::Project;
 
 /// A running dashboard and how to reach it.
-struct Dashboard {
+pub struct Dashboard {
     child: Child,
-    url: String,
-    token: String,
+    pub url: String,
+    pub token: String,
 }
 
 impl Dashboard {
-    fn start(p: &Project) -> Dashboard {
+    pub fn start(p: &Project) -> Dashboard {
         let mut child = p
             .command(&["dashboard", "--port", "0", "--no-open", "--json"])
             .stdout(Stdio::piped())

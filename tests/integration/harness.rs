@@ -202,6 +202,16 @@ impl Project {
         self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
     }
 
+    /// The environment bgtask runs with in this project's tests (for a
+    /// program that runs bgtask itself).
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let mut cmd = Command::new("true");
+        self.bgtask_env(&mut cmd);
+        cmd.get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            .collect()
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bgtask_bin());
         cmd.args(args).current_dir(self.path());

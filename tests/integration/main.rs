@@ -9,6 +9,7 @@ mod daemon_jobs;
 mod daemon_life;
 mod daemon_state;
 mod dashboard;
+mod dashboard_browser;
 mod deletions;
 mod events;
 mod harness;

@@ -1,0 +1,71 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright.
+
+Run by the integration test `dashboard_browser` with a daemon and a dashboard
+already running for a project whose task `todo` finds TODO comments:
+
+    dashboard.py URL TOKEN PROJECT_DIR SCREENSHOT_DIR BGTASK
+
+Opens the overview (a project card), runs `todo` from the project page and
+sees it run and finish without reloading, opens the run and sees the finding's
+source line, then stops the daemon and sees the page say so. Screenshots of
+each page go to SCREENSHOT_DIR; timings are printed as one JSON line. Any
+failed expectation raises, and the exit code is not 0.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from playwright.sync_api import expect, sync_playwright
+
+url, token, project_dir, shots, bgtask = sys.argv[1:6]
+chromium = os.environ.get("BGTASK_CHROMIUM", "/usr/bin/chromium")
+timings = {}
+
+with sync_playwright() as pw:
+    browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1100, "height": 800}, color_scheme="light")
+
+    try:
+        started = time.monotonic()
+        page.goto(f"{url}/?token={token}")
+        card = page.locator(".card").first
+        expect(card).to_contain_text("daemon up")
+        timings["first_card_ms"] = round((time.monotonic() - started) * 1000, 1)
+        assert "token=" not in page.url, f"the token stays out of the address bar: {page.url}"
+        expect(page.locator("#live")).to_have_text("live")
+        page.screenshot(path=f"{shots}/overview.png", full_page=True)
+
+        card.locator("h2 a").click()
+        expect(page.get_by_role("heading", name="Run a task")).to_be_visible()
+        page.get_by_role("button", name="Run todo").click()
+        expect(page.locator("#said")).to_contain_text("queued")
+        # Seen running, then in the history: the page follows the event
+        # stream; it is never reloaded.
+        expect(page.locator("table").filter(has_text="elapsed")).to_contain_text("todo")
+        history = page.locator("table").filter(has_text="verdict")
+        expect(history).to_contain_text("manual: dashboard", timeout=30000)
+        expect(page.get_by_text("Nothing runs.")).to_be_visible(timeout=30000)
+        expect(history).not_to_contain_text("running")
+        page.screenshot(path=f"{shots}/project.png", full_page=True)
+
+        history.locator("a").first.click()
+        expect(page.locator("h2")).to_contain_text("Run")
+        expect(page.locator("tr.source")).to_contain_text("TODO: handle the empty list")
+        expect(page.locator("h4")).to_contain_text("app.py")
+        page.screenshot(path=f"{shots}/run.png", full_page=True)
+
+        subprocess.run([bgtask, "stop"], cwd=project_dir, check=True, capture_output=True)
+        page.goto(f"{url}/#/")
+        expect(page.locator(".card").first).to_contain_text("daemon down")
+        expect(page.locator(".card").first).to_contain_text("bgtask start")
+        page.screenshot(path=f"{shots}/down.png", full_page=True)
+    except Exception:
+        # What the page showed when an expectation failed.
+        page.screenshot(path=f"{shots}/failure.png", full_page=True)
+        raise
+    browser.close()
+
+print(json.dumps(timings))
