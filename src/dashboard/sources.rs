@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -48,7 +48,9 @@ fn read(root: &Path, rel: &str, started: Option<SystemTime>) -> Option<(Vec<Stri
     let path = root.join(rel);
     let text = crate::repofile::read_to_string(Some(root), &path, CAP).ok()??;
     let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let changed = matches!((modified, started), (Some(m), Some(s)) if m > s);
+    // The run's start is stored to the second: a file written in the
+    // second the run started is not counted as changed after it.
+    let changed = matches!((modified, started), (Some(m), Some(s)) if m > s + Duration::from_secs(1));
     Some((text.lines().map(str::to_owned).collect(), changed))
 }
 
