@@ -33,6 +33,9 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/runs/{run}", get(run))
         .route("/api/v1/projects/{id}/runs/{run}/{file}", get(download))
         .route("/api/v1/projects/{id}/submit", post(submit))
+        .route("/api/v1/projects/{id}/activity", post(activity))
+        .route("/api/v1/projects/{id}/start", post(start))
+        .route("/api/v1/projects/{id}/stop", post(stop))
         .route("/api/v1/projects/{id}/jobs/{job}/cancel", post(cancel))
         .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
         .route("/api/v1/events", get(super::stream::events))
@@ -204,6 +207,60 @@ async fn submit(
         }),
     )
     .await
+}
+
+/// A person is working in the project (an editor, an agent): its idle
+/// trigger waits.
+async fn activity(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Activity).await
+}
+
+async fn stop(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Stop).await
+}
+
+/// Starts the project's daemon: `bgtask start` in its worktree, the very
+/// command a person would run (it returns once the daemon answers).
+async fn start(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    let root = known(&id)?.root;
+    let out = tokio::task::spawn_blocking(move || {
+        let exe = std::env::current_exe()?;
+        std::process::Command::new(exe)
+            .arg("-C")
+            .arg(&root)
+            .arg("start")
+            .stdin(std::process::Stdio::null())
+            .output()
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?
+    .map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )
+    })?;
+    if out.status.success() {
+        Ok(Json(serde_json::json!({
+            "started": String::from_utf8_lossy(&out.stdout).trim(),
+        })))
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "start_failed",
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ))
+    }
 }
 
 async fn cancel(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {

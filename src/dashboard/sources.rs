@@ -50,7 +50,8 @@ fn read(root: &Path, rel: &str, started: Option<SystemTime>) -> Option<(Vec<Stri
     let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     // The run's start is stored to the second: a file written in the
     // second the run started is not counted as changed after it.
-    let changed = matches!((modified, started), (Some(m), Some(s)) if m > s + Duration::from_secs(1));
+    let changed =
+        matches!((modified, started), (Some(m), Some(s)) if m > s + Duration::from_secs(1));
     Some((text.lines().map(str::to_owned).collect(), changed))
 }
 

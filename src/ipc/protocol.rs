@@ -62,6 +62,9 @@ pub enum Request {
     Cleanup,
     Reload,
     Stop,
+    /// Someone is working here (typing in an editor that has not saved
+    /// yet): the idle trigger counts from now.
+    Activity,
     /// The event stream, from the event after `after` (when the daemon
     /// still has it) or from now.
     Subscribe {

@@ -7,7 +7,8 @@ already running for a project whose task `todo` finds TODO comments:
 
 Opens the overview (a project card), runs `todo` from the project page and
 sees it run and finish without reloading, opens the run and sees the finding's
-source line, then stops the daemon and sees the page say so. Screenshots of
+source line, then stops the daemon, sees the page say so, and starts it again
+from the page. Screenshots of
 each page go to SCREENSHOT_DIR; timings are printed as one JSON line. Any
 failed expectation raises, and the exit code is not 0.
 """
@@ -62,6 +63,8 @@ with sync_playwright() as pw:
         expect(page.locator(".card").first).to_contain_text("daemon down")
         expect(page.locator(".card").first).to_contain_text("bgtask start")
         page.screenshot(path=f"{shots}/down.png", full_page=True)
+        page.get_by_role("button", name="Start it").click()
+        expect(page.locator(".card").first).to_contain_text("daemon up", timeout=20000)
     except Exception:
         # What the page showed when an expectation failed.
         page.screenshot(path=f"{shots}/failure.png", full_page=True)

@@ -205,6 +205,14 @@ fn the_api_submits_and_the_stream_shows_the_job_finish() {
     assert_eq!(v["error"]["code"], "daemon_down");
     let (_, v) = d.get("/api/v1/projects");
     assert_eq!(v["projects"][0]["daemon"], "down");
+    // Started again from the API: `bgtask start` in its worktree.
+    let (code, v) = d.post(&format!("/api/v1/projects/{id}/start"), "{}");
+    assert_eq!(code, 200, "{v}");
+    assert!(v["started"].as_str().unwrap().contains("started (pid"), "{v}");
+    until(&rx, "the daemon up again", |e, _| e == "daemon_up");
+    let (code, v) = d.post(&format!("/api/v1/projects/{id}/activity"), "{}");
+    assert_eq!(code, 200, "{v}");
+    p.stop();
     let _ = stream.kill();
     let _ = stream.wait();
 }

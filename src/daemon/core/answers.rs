@@ -80,6 +80,10 @@ impl Core {
                     pid: std::process::id(),
                 }
             }
+            Request::Activity => {
+                self.note_activity();
+                Response::Accepted
+            }
             Request::Subscribe { .. } => err(
                 ErrorKind::Invalid,
                 "subscribe is served by the connection, not the core".to_owned(),
