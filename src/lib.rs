@@ -10,12 +10,14 @@
 //!                                  retries, overflow         + analyze/                 file, email
 //! ```
 //!
-//! The daemon's core (`daemon/core.rs`) is one loop that owns the queue,
+//! The daemon's core (`daemon/core/`) is one loop that owns the queue,
 //! the store and the running jobs; triggers reach it as messages, and each
 //! job it starts is a run of the same [`engine`] `bgtask run` uses, with a
-//! report at the end. Every front end (the CLI today) is a client of the
-//! daemon's socket or of the engine: no second implementation of an
-//! operation.
+//! report at the end. It publishes what happens as one event stream
+//! (`subscribe` on its socket). Every front end — the CLI, `bgtask watch`
+//! and `bgtask events`, the [`dashboard`]'s HTTP API and page — is a client
+//! of the daemon's socket (requests, and that stream) or of the engine: no
+//! second implementation of an operation.
 //!
 //! Module map (each opens with what it owns), bottom layer first:
 //! - [`clock`]: the one clock (wall-clock milliseconds that advance with
@@ -28,7 +30,8 @@
 //! - [`git`]: what git's files and commands say (HEAD, operations, which
 //!   files commits touched).
 //! - [`state`]: the daemon's runtime paths and the hook spool, which the
-//!   hook client and the daemon share.
+//!   hook client and the daemon share; the user's data directory and the
+//!   worktrees it knows.
 //! - [`run`]: one isolated analyzer process: process group, limits, capture.
 //! - [`engine`]: a run of tasks, foreground or a daemon's job: targets,
 //!   applicability, cache, parallelism.
@@ -43,6 +46,8 @@
 //! - [`store`], [`ipc`], [`daemon`]: the background daemon.
 //! - [`notifier`]: routing and delivering notifications (console, desktop,
 //!   JSON log, email with an outbox) and the delivery log.
+//! - [`dashboard`]: the local web server over every daemon (HTTP API,
+//!   SSE, the page).
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;

@@ -133,6 +133,9 @@ pub enum Command {
         /// Print {"url", "token", "pid"} as JSON (for scripts).
         #[arg(long)]
         json: bool,
+        /// Forget a project (its id from the API or the page) and exit; a daemon that starts there lists it again.
+        #[arg(long, value_name = "ID")]
+        forget: Option<String>,
     },
     /// Cancel a waiting or running job.
     #[command(after_help = "Example:\n  bgtask cancel 17")]
@@ -270,9 +273,13 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
         Command::Events(args) => events_cmd::events(&ctx, &args),
         Command::Dashboard {
+            forget: Some(id), ..
+        } => crate::dashboard::forget(&id),
+        Command::Dashboard {
             port,
             no_open,
             json,
+            forget: None,
         } => crate::dashboard::run(&crate::dashboard::Options {
             port,
             open: !no_open,

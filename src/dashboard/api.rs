@@ -36,6 +36,7 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/activity", post(activity))
         .route("/api/v1/projects/{id}/start", post(start))
         .route("/api/v1/projects/{id}/stop", post(stop))
+        .route("/api/v1/projects/{id}/forget", post(forget))
         .route("/api/v1/projects/{id}/jobs/{job}/cancel", post(cancel))
         .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
         .route("/api/v1/events", get(super::stream::events))
@@ -214,6 +215,29 @@ async fn submit(
 async fn activity(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     answer(&id, Request::Activity).await
+}
+
+/// The project is no longer listed (until a daemon starts there again).
+async fn forget(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    known(&id)?;
+    let forgot = tokio::task::spawn_blocking(move || crate::state::registry::forget(&id))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(serde_json::json!({ "forgot": forgot })))
 }
 
 async fn stop(id: Result<Path<String>, PathRejection>) -> Answer {

@@ -115,6 +115,20 @@ fn router(guard: Arc<guard::Guard>) -> Router {
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
 }
 
+/// `--forget ID`: the project is no longer listed (until a daemon starts
+/// there again).
+pub fn forget(id: &str) -> anyhow::Result<u8> {
+    if crate::state::registry::forget(id)? {
+        anstream::println!("forgot {id}");
+        Ok(exit::OK)
+    } else {
+        anstream::eprintln!(
+            "error: no project {id}; `bgtask dashboard --json` and the API list them"
+        );
+        Ok(exit::USAGE)
+    }
+}
+
 pub fn run(opts: &Options) -> anyhow::Result<u8> {
     let file = running_file()?;
     if let Some(r) = find_running(&file) {

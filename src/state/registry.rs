@@ -1,7 +1,7 @@
 //! The worktrees this user's daemons serve (or served): one small JSON
 //! file in the user's data directory, so one dashboard can list every
 //! project. A daemon adds its worktree when it starts; `bgtask dashboard
-//! --forget ID` (or the page) removes one. Written whole to a temporary
+//! --forget ID` (or the API's `…/forget`) removes one. Written whole to a temporary
 //! file and renamed over, under a lock, so concurrent starts lose nothing.
 
 use std::fs;

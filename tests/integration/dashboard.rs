@@ -208,11 +208,19 @@ fn the_api_submits_and_the_stream_shows_the_job_finish() {
     // Started again from the API: `bgtask start` in its worktree.
     let (code, v) = d.post(&format!("/api/v1/projects/{id}/start"), "{}");
     assert_eq!(code, 200, "{v}");
-    assert!(v["started"].as_str().unwrap().contains("started (pid"), "{v}");
+    assert!(
+        v["started"].as_str().unwrap().contains("started (pid"),
+        "{v}"
+    );
     until(&rx, "the daemon up again", |e, _| e == "daemon_up");
     let (code, v) = d.post(&format!("/api/v1/projects/{id}/activity"), "{}");
     assert_eq!(code, 200, "{v}");
     p.stop();
+    let (code, v) = d.post(&format!("/api/v1/projects/{id}/forget"), "{}");
+    assert_eq!((code, &v["forgot"]), (200, &Value::Bool(true)), "{v}");
+    let (_, v) = d.get("/api/v1/projects");
+    assert_eq!(v["projects"], serde_json::json!([]));
+    p.bgtask(&["dashboard", "--forget", &id]).code(64);
     let _ = stream.kill();
     let _ = stream.wait();
 }
