@@ -30,6 +30,9 @@ fn rfc3339(ms: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// How far back `given_up` looks, in runs.
+const RECENT: i64 = 1000;
+
 /// A row of [`SUMMARY_COLUMNS`].
 fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     Ok(RunSummary {
@@ -145,11 +148,14 @@ impl Store {
     }
 
     /// The newest runs whose jobs were given up on after dying with the
-    /// daemon twice (`recover`).
+    /// daemon twice (`recover`), among the last [`RECENT`] runs: `status`
+    /// asks on every call, and a scan of a long history would cost it
+    /// milliseconds.
     pub fn given_up(&self, limit: u32) -> Result<Vec<RunSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS} FROM runs
-             WHERE verdict LIKE 'dead: interrupted twice%' ORDER BY id DESC LIMIT ?1"
+             WHERE id > (SELECT coalesce(max(id), 0) FROM runs) - {RECENT}
+               AND verdict LIKE 'dead: interrupted twice%' ORDER BY id DESC LIMIT ?1"
         ))?;
         let rows = stmt.query_map(params![limit], summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
