@@ -15,7 +15,7 @@ use crate::analyze::{Finding, RunStatus, Severity, TestCounts};
 use crate::config::raw::Category;
 
 /// Where a request for work came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TriggerSource {
     /// `bgtask run …` on the command line (or in CI).
@@ -47,7 +47,7 @@ impl TriggerSource {
 
 /// What a git hook saw, as `bgtask hook` captures it: no config read, no
 /// git process started. The daemon works out the files and tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct HookEvent {
     pub hook: String,
     pub args: Vec<String>,
@@ -73,7 +73,7 @@ pub struct HookEvent {
 
 /// A trigger as it arrives, before the daemon works out which tasks and
 /// files it concerns (and while it waits for the worktree to go quiet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Arrival {
     Hook(HookEvent),
@@ -95,7 +95,7 @@ pub enum Arrival {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Trigger {
     pub source: TriggerSource,
     pub at: SystemTime,
@@ -130,7 +130,7 @@ impl TriggerSource {
 }
 
 /// Which files a job looks at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "kind", content = "files", rename_all = "snake_case")]
 pub enum Targets {
     /// Every file of the project the analyzers care about.
@@ -140,7 +140,7 @@ pub enum Targets {
 }
 
 /// One task (or set of tasks) to run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Job {
     /// Task names; `bgtask run all` lists every enabled task.
     pub tasks: Vec<String>,
@@ -151,7 +151,7 @@ pub struct Job {
 }
 
 /// The tool that ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ToolInfo {
     pub path: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +159,7 @@ pub struct ToolInfo {
 }
 
 /// What one analyzer's run amounted to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct AnalyzerRun {
     pub analyzer: String,
     pub category: Category,
@@ -237,7 +237,7 @@ impl AnalyzerRun {
 }
 
 /// Everything a job produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RunResult {
     pub job: Job,
     pub started: SystemTime,

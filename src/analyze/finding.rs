@@ -56,7 +56,7 @@ impl fmt::Display for Severity {
 }
 
 /// Where in the tree a finding points.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Location {
     /// Repo-relative path with `/` separators.
     pub path: String,
@@ -101,7 +101,7 @@ impl Location {
 }
 
 /// The dependency a vulnerability finding is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Package {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +112,7 @@ pub struct Package {
 }
 
 /// One problem reported by one analyzer, normalised.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Finding {
     pub analyzer: String,
     /// The tool's rule id (`B105`, `W0611`, `no-unused-vars`, `clippy::needless_return`).

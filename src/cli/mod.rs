@@ -136,6 +136,9 @@ pub enum Command {
         /// Forget a project (its id from the API or the page) and exit; a daemon that starts there lists it again.
         #[arg(long, value_name = "ID")]
         forget: Option<String>,
+        /// Print the API's OpenAPI 3.1 document and exit (also served at /api/v1/openapi.json).
+        #[arg(long)]
+        openapi: bool,
     },
     /// Cancel a waiting or running job.
     #[command(after_help = "Example:\n  bgtask cancel 17")]
@@ -272,6 +275,10 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Show { run_id, format } => jobs_cmd::show(&ctx, run_id, format),
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
         Command::Events(args) => events_cmd::events(&ctx, &args),
+        Command::Dashboard { openapi: true, .. } => {
+            print!("{}", crate::dashboard::openapi_json());
+            Ok(exit::OK)
+        }
         Command::Dashboard {
             forget: Some(id), ..
         } => crate::dashboard::forget(&id),
@@ -280,6 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             no_open,
             json,
             forget: None,
+            openapi: false,
         } => crate::dashboard::run(&crate::dashboard::Options {
             port,
             open: !no_open,

@@ -40,6 +40,7 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/jobs/{job}/cancel", post(cancel))
         .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
         .route("/api/v1/events", get(super::stream::events))
+        .route("/api/v1/openapi.json", get(openapi))
 }
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -63,6 +64,10 @@ async fn answer(id: &str, request: Request) -> Answer {
         m.remove("kind");
     }
     Ok(Json(v))
+}
+
+async fn openapi() -> Json<Value> {
+    Json(super::openapi::document())
 }
 
 async fn list() -> Json<Value> {
@@ -176,12 +181,16 @@ async fn download(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// What `POST …/submit` takes.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitBody {
+pub struct SubmitBody {
+    /// Task names (`all` for every task; `dir:task` in a monorepo).
     tasks: Vec<String>,
+    /// Repo-relative files; none: the whole project.
     #[serde(default)]
     files: Option<Vec<PathBuf>>,
+    /// Overrides the tasks' configured priority.
     #[serde(default)]
     priority: Option<crate::config::Priority>,
 }

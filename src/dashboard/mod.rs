@@ -12,6 +12,7 @@
 mod api;
 mod error;
 mod guard;
+mod openapi;
 mod page;
 mod projects;
 mod sources;
@@ -113,6 +114,11 @@ fn router(guard: Arc<guard::Guard>) -> Router {
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+}
+
+/// The API's OpenAPI document, as committed in `schema/openapi.json`.
+pub fn openapi_json() -> String {
+    openapi::document_json()
 }
 
 /// `--forget ID`: the project is no longer listed (until a daemon starts

@@ -16,7 +16,7 @@ use crate::state::registry::{self, Known};
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// A project as the API lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Project {
     /// Stable: the same for the worktree across daemons and restarts.
     pub id: String,
@@ -26,6 +26,7 @@ pub struct Project {
     /// When its daemon last started (ms since the Unix epoch).
     pub seen_ms: i64,
     /// `up` or `down`.
+    #[schemars(with = "String")]
     pub daemon: &'static str,
     /// Why the daemon could not be asked, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One thing that happened in a daemon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Event {
     /// 1, 2, 3… for this daemon (its `epoch`).
     pub seq: u64,
@@ -23,7 +23,7 @@ pub struct Event {
 }
 
 /// What happened. On the wire, `"event": "job_started"` beside its fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum What {
     /// A trigger was taken in: a save, a git hook, HEAD moving, a timer.
@@ -138,7 +138,7 @@ impl What {
 }
 
 /// The answer to `subscribe`, before the events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Subscribed {
     /// Which daemon (its start, in ms since the Unix epoch): sequence
     /// numbers of another epoch mean nothing here.

@@ -16,7 +16,7 @@ use crate::report::Report;
 
 pub const VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Envelope<T> {
     pub v: u32,
     pub body: T,
@@ -28,7 +28,7 @@ impl<T> Envelope<T> {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ping,
@@ -89,7 +89,7 @@ impl Request {
 }
 
 /// Work requested from outside the daemon (`bgtask submit`, later hooks).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Submit {
     pub tasks: Vec<String>,
     /// Repo-relative files; `None` for the whole project.
@@ -102,7 +102,7 @@ pub struct Submit {
     pub debounce: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
     Pong {
@@ -153,7 +153,7 @@ pub enum Response {
     Error(IpcError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The peer speaks another protocol version.
@@ -181,7 +181,7 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct IpcError {
     /// On the wire as `code`: `kind` is the response's tag.
@@ -200,7 +200,7 @@ impl IpcError {
 }
 
 /// What happened to one submitted task.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Admitted {
     pub task: String,
     pub job_id: i64,
@@ -209,7 +209,7 @@ pub struct Admitted {
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Status {
     pub pid: u32,
     pub version: String,
@@ -262,7 +262,7 @@ pub struct Status {
     pub tasks: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct WatcherState {
     /// `starting`, `watching`, `degraded` (some directories polled), `polling`, `failed`.
     pub state: String,
@@ -278,7 +278,7 @@ pub struct WatcherState {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct UntrustedTask {
     pub task: String,
     /// `untrusted` (never trusted) or `changed` (what it runs changed).
@@ -287,7 +287,7 @@ pub struct UntrustedTask {
     pub diff: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ConfigState {
     pub files: Vec<String>,
     /// The config on disk is invalid; the last good one is in use.
@@ -295,7 +295,7 @@ pub struct ConfigState {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RunningJob {
     pub job_id: i64,
     pub run_id: i64,
@@ -304,7 +304,7 @@ pub struct RunningJob {
     pub running_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct QueueEntry {
     pub job_id: i64,
     pub task: String,
@@ -324,7 +324,7 @@ pub struct QueueEntry {
     pub files: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct RunSummary {
     pub run_id: i64,
     pub job_id: i64,
@@ -338,7 +338,7 @@ pub struct RunSummary {
     pub trigger: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct TaskMetrics {
     pub task: String,
     pub runs: u64,
@@ -350,7 +350,7 @@ pub struct TaskMetrics {
     pub cpu_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Metrics {
     pub tasks: Vec<TaskMetrics>,
     pub queue_length: usize,
@@ -358,7 +358,9 @@ pub struct Metrics {
     pub workers: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Ok,
@@ -366,20 +368,20 @@ pub enum Level {
     Error,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Check {
     pub name: String,
     pub level: Level,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Health {
     pub level: Level,
     pub checks: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct CleanupCounts {
     pub runs: u64,
     pub findings: u64,

@@ -15,19 +15,20 @@ use crate::event::AnalyzerRun;
 
 pub const SCHEMA: &str = "bgtask-report/1";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Summary {
     pub findings: usize,
     pub by_severity: BTreeMap<Severity, usize>,
     pub by_status: BTreeMap<RunStatus, usize>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Report {
     pub schema: String,
     pub bgtask_version: String,
     pub root: String,
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "String")]
     pub started: SystemTime,
     pub duration_ms: u64,
     /// What was analysed when not everything: `changed`, `shard 1/4`, …

@@ -17,7 +17,7 @@ use crate::exit;
 use crate::globs::Globs;
 
 /// A task's part of the exit-code policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct TaskPolicy {
     pub name: String,
     /// `None`: findings never fail this task.
@@ -28,7 +28,7 @@ pub struct TaskPolicy {
     pub exclude_paths: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Policy {
     /// `--fail-on`, overriding every task's `fail_on`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -44,7 +44,7 @@ impl Probe {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 struct Entry {
     size: u64,
     mtime_ns: u128,

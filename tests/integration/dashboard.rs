@@ -309,6 +309,14 @@ fn changes_need_this_origin_and_bad_input_gets_a_json_error() {
         v["error"]["message"].as_str().unwrap().contains("bogus"),
         "{v}"
     );
+    let (code, doc) = d.get("/api/v1/openapi.json");
+    assert_eq!(code, 200);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::harness::manifest_dir().join("schema/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, committed, "the served document is the committed one");
     let (code, v) = d.get("/api/v1/projects/0123456789abcdef/status");
     assert_eq!(
         (code, v["error"]["code"].as_str()),

@@ -50,7 +50,9 @@ pub struct Report {
 }
 
 /// Test-suite totals, for test runners.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct TestCounts {
     pub total: u32,
     pub failed: u32,

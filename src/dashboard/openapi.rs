@@ -1,0 +1,170 @@
+//! The API described: an OpenAPI 3.1 document (`GET /api/v1/openapi.json`)
+//! whose schemas are generated from the types the handlers answer with —
+//! the daemon protocol's own — and whose paths are listed here. Committed
+//! as `schema/openapi.json`; a test fails when it drifts from the types.
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::{Value, json};
+
+use crate::ipc::events::Event;
+use crate::ipc::{Admitted, Health, Metrics, QueueEntry, RunSummary, Status};
+use crate::report::Report;
+
+/// Names a generated schema: `{"$ref": "#/components/schemas/T"}`.
+fn schema<T: JsonSchema>(g: &mut schemars::SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+fn object(fields: &[(&str, Value)]) -> Value {
+    let props: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let required: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn ok(description: &str, body: &Value) -> Value {
+    json!({
+        "200": {"description": description, "content": {"application/json": {"schema": body}}},
+        "default": {"$ref": "#/components/responses/Error"}
+    })
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "description": "The project's stable id (from GET /projects).", "schema": {"type": "string"}})
+}
+
+fn int_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "integer"}})
+}
+
+fn get(summary: &str, params: &[Value], body: &Value) -> Value {
+    json!({"get": {"summary": summary, "parameters": params, "responses": ok(summary, body)}})
+}
+
+fn post(summary: &str, params: &[Value], request: Option<Value>, body: &Value) -> Value {
+    let mut op = json!({"summary": summary, "parameters": params, "responses": ok(summary, body)});
+    if let Some(r) = request {
+        op["requestBody"] =
+            json!({"required": true, "content": {"application/json": {"schema": r}}});
+    }
+    json!({ "post": op })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let project = schema::<super::projects::Project>(&mut g);
+    let status = schema::<Status>(&mut g);
+    let entries = schema::<Vec<QueueEntry>>(&mut g);
+    let runs = schema::<Vec<RunSummary>>(&mut g);
+    let metrics = schema::<Metrics>(&mut g);
+    let health = schema::<Health>(&mut g);
+    let report = schema::<Report>(&mut g);
+    let jobs = schema::<Vec<Admitted>>(&mut g);
+    let submit = schema::<super::api::SubmitBody>(&mut g);
+    let event = schema::<Event>(&mut g);
+    let (id, run, job) = (
+        id_param(),
+        int_param("run", "A run id."),
+        int_param("job", "A job id."),
+    );
+    let query = |name: &str, ty: &str, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}});
+    let paths = json!({
+        "/projects": get("Every known project, with its daemon's status", &[], &object(&[("projects", json!({"type": "array", "items": project}))])),
+        "/projects/{id}": get("One project", std::slice::from_ref(&id), &project),
+        "/projects/{id}/status": get("The daemon's status", std::slice::from_ref(&id), &status),
+        "/projects/{id}/queue": get("The waiting jobs", std::slice::from_ref(&id), &object(&[("entries", entries)])),
+        "/projects/{id}/history": get("Runs, newest first, a page at a time", &[
+            id.clone(),
+            query("task", "string", "Only this task."),
+            query("limit", "integer", "Runs in the page (50; at most 500)."),
+            query("before", "integer", "Only runs older than this run id: the next page."),
+        ], &object(&[("runs", runs)])),
+        "/projects/{id}/metrics": get("Per task: runs, success rate, durations, waits", std::slice::from_ref(&id), &metrics),
+        "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
+        "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),
+        "/projects/{id}/runs/{run}/{file}": {"get": {
+            "summary": "The run's report as a file: report.json, report.sarif or report.junit",
+            "parameters": [id.clone(), run.clone(), {"name": "file", "in": "path", "required": true, "schema": {"enum": ["report.json", "report.sarif", "report.junit"]}}],
+            "responses": {"200": {"description": "the file"}, "default": {"$ref": "#/components/responses/Error"}}
+        }},
+        "/projects/{id}/submit": post("Queue tasks", std::slice::from_ref(&id), Some(submit), &object(&[("jobs", jobs)])),
+        "/projects/{id}/jobs/{job}/cancel": post("Cancel a waiting or running job", &[id.clone(), job], None,
+            &object(&[("job_id", json!({"type": "integer"})), ("was", json!({"type": "string"}))])),
+        "/projects/{id}/runs/{run}/retry": post("Run a run's job again", &[id.clone(), run], None, &object(&[("job_id", json!({"type": "integer"}))])),
+        "/projects/{id}/start": post("Start the project's daemon (`bgtask start` in its worktree)", std::slice::from_ref(&id), None, &object(&[("started", json!({"type": "string"}))])),
+        "/projects/{id}/stop": post("Stop the project's daemon", std::slice::from_ref(&id), None, &object(&[("pid", json!({"type": "integer"}))])),
+        "/projects/{id}/activity": post("Someone works in the project: its idle trigger waits", std::slice::from_ref(&id), None, &json!({"type": "object"})),
+        "/projects/{id}/forget": post("No longer list the project (until its daemon starts again)", std::slice::from_ref(&id), None, &object(&[("forgot", json!({"type": "boolean"}))])),
+        "/events": {"get": {
+            "summary": "Every daemon's events as Server-Sent Events (each event's data is an Event with its project; also daemon_up and daemon_down). Send Last-Event-ID to resume.",
+            "parameters": [query("project", "string", "Only this project.")],
+            "responses": {"200": {"description": "the stream", "content": {"text/event-stream": {"schema": event}}}, "default": {"$ref": "#/components/responses/Error"}}
+        }},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    });
+    let schemas = g.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bgtask dashboard API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The local HTTP API of `bgtask dashboard`: every request needs `Authorization: Bearer TOKEN` (or the page's cookie), a Host naming the server, and for a change made with the cookie, the server's Origin."
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {
+                "description": "An error: 400 bad input (naming the field), 401 no token, 403 wrong Host or Origin, 404 unknown project or run, 413 body over 1 MiB, 503 the daemon is down or did not answer within 1 s",
+                "content": {"application/json": {"schema": object(&[("error", object(&[("code", json!({"type": "string"})), ("message", json!({"type": "string"}))]))])}}
+            }}
+        }
+    })
+}
+
+/// The document as committed: pretty, with a trailing newline.
+pub fn document_json() -> String {
+    let mut out = serde_json::to_string_pretty(&document()).expect("the document serializes");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn committed_openapi_matches_the_types() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/openapi.json");
+        let generated = super::document_json();
+        if std::env::var_os("BGTASK_UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "schema/openapi.json is out of date: BGTASK_UPDATE_SCHEMA=1 cargo test openapi"
+        );
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = super::document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            assert!(schemas.contains_key(name), "{name} is not defined");
+        }
+        assert!(schemas.contains_key("Status") && schemas.contains_key("Report"));
+    }
+}
