@@ -30,6 +30,11 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/history", get(history))
         .route("/api/v1/projects/{id}/metrics", get(metrics))
         .route("/api/v1/projects/{id}/health", get(health))
+        .route("/api/v1/projects/{id}/trust", get(super::local::trust))
+        .route(
+            "/api/v1/projects/{id}/notifications",
+            get(super::local::notifications),
+        )
         .route("/api/v1/projects/{id}/runs/{run}", get(run))
         .route("/api/v1/projects/{id}/runs/{run}/{file}", get(download))
         .route("/api/v1/projects/{id}/submit", post(submit))

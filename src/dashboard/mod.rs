@@ -12,6 +12,7 @@
 mod api;
 mod error;
 mod guard;
+mod local;
 mod openapi;
 mod page;
 mod projects;

@@ -87,6 +87,10 @@ pub fn document() -> Value {
         ], &object(&[("runs", runs)])),
         "/projects/{id}/metrics": get("Per task: runs, success rate, durations, waits", std::slice::from_ref(&id), &metrics),
         "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
+        "/projects/{id}/trust": get("Each task's trust (`trusted`, `untrusted`, `changed` with the diff) and what it would run; trusting is done at the terminal", std::slice::from_ref(&id),
+            &object(&[("trusted_ever", json!({"type": "boolean"})), ("how", json!({"type": "string"})), ("tasks", json!({"type": "object"}))])),
+        "/projects/{id}/notifications": get("The notification delivery log, newest first", &[id.clone(), query("limit", "integer", "Deliveries (20; at most 500).")],
+            &object(&[("deliveries", json!({"type": "array", "items": {"type": "object"}}))])),
         "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),
         "/projects/{id}/runs/{run}/{file}": {"get": {
             "summary": "The run's report as a file: report.json, report.sarif or report.junit",

@@ -50,6 +50,8 @@ with sync_playwright() as pw:
         expect(history).to_contain_text("manual: dashboard", timeout=30000)
         expect(page.get_by_text("Nothing runs.")).to_be_visible(timeout=30000)
         expect(history).not_to_contain_text("running")
+        expect(page.get_by_role("heading", name="Trust")).to_be_visible()
+        expect(page.locator("table").filter(has_text="what it runs")).to_contain_text("todo")
         page.screenshot(path=f"{shots}/project.png", full_page=True)
 
         history.locator("a").first.click()

@@ -197,6 +197,35 @@ fn the_api_submits_and_the_stream_shows_the_job_finish() {
             .iter()
             .all(|r| r["run_id"].as_i64() < Some(run))
     );
+    let _ = stream.kill();
+    let _ = stream.wait();
+}
+
+#[test]
+fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.start();
+    let d = Dashboard::start(&p);
+    let id = project_id(&d);
+    let (_stream, rx) = sse(&d, &format!("/api/v1/events?project={id}"));
+    until(&rx, "the daemon up", |e, _| e == "daemon_up");
+    // What the worktree itself says: trust, as `bgtask trust --diff`.
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/trust"));
+    assert_eq!(code, 200, "{v}");
+    let cli: Value = p.bgtask(&["trust", "--status", "--json"]).json();
+    assert_eq!(
+        v["tasks"]["a"]["state"], cli["a"]["state"],
+        "{v:#}\n{cli:#}"
+    );
+    assert!(
+        v["tasks"]["a"]["runs"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{v:#}"
+    );
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/notifications?limit=5"));
+    assert_eq!(code, 200, "{v}");
+    assert!(v["deliveries"].is_array(), "{v}");
     // A stopped daemon: the stream says so, the API answers 503.
     p.stop();
     until(&rx, "the daemon down", |e, _| e == "daemon_down");
@@ -221,8 +250,6 @@ fn the_api_submits_and_the_stream_shows_the_job_finish() {
     let (_, v) = d.get("/api/v1/projects");
     assert_eq!(v["projects"], serde_json::json!([]));
     p.bgtask(&["dashboard", "--forget", &id]).code(64);
-    let _ = stream.kill();
-    let _ = stream.wait();
 }
 
 #[test]

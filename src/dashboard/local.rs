@@ -1,0 +1,86 @@
+//! What the dashboard reads from a project's worktree itself, as the CLI
+//! does (no daemon needed): each task's trust with what it would run and
+//! what changed (`bgtask trust --diff`), and the notification delivery log
+//! (`bgtask notifications`). Nothing here writes: trusting stays a
+//! person's explicit act at the terminal.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::projects::known;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(internal)?
+}
+
+/// Each task: `trusted`, `untrusted` or `changed` (with the diff), and the
+/// lines of what it would run.
+fn trust_of(root: &std::path::Path) -> Result<Value, ApiError> {
+    let workspace = crate::engine::Workspace::worktree(root).map_err(internal)?;
+    let projects = workspace
+        .projects()
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "config_invalid", format!("{e:#}")))?;
+    let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
+    let record = crate::trust::load(&workspace.root);
+    let states = crate::trust::evaluate(&fp, record.as_ref());
+    let tasks: serde_json::Map<String, Value> = fp
+        .tasks
+        .iter()
+        .map(|(task, runs)| {
+            let mut state = serde_json::to_value(&states[task]).unwrap_or_default();
+            state["runs"] = json!(runs);
+            (task.clone(), state)
+        })
+        .collect();
+    Ok(json!({
+        "trusted_ever": record.is_some(),
+        "how": format!("run `bgtask trust` in {} to trust what is listed here", workspace.root.display()),
+        "tasks": tasks,
+    }))
+}
+
+pub async fn trust(id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let root: PathBuf = known(&id)?.root;
+    Ok(Json(blocking(move || trust_of(&root)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    limit: Option<u32>,
+}
+
+pub async fn notifications(
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let root = known(&id)?.root;
+    let limit = q.limit.unwrap_or(20).min(500);
+    let rows = blocking(move || {
+        let db = root.join(".bgtask").join(crate::store::FILE);
+        if !db.exists() {
+            return Ok(Vec::new());
+        }
+        crate::notifier::Db::open(&db)
+            .and_then(|db| db.deliveries(limit))
+            .map_err(internal)
+    })
+    .await?;
+    Ok(Json(json!({ "deliveries": rows })))
+}
