@@ -36,6 +36,10 @@ pub fn routes() -> Router {
             get(super::local::notifications),
         )
         .route("/api/v1/projects/{id}/runs/{run}", get(run))
+        .route(
+            "/api/v1/projects/{id}/runs/{run}/log",
+            get(super::logs::log),
+        )
         .route("/api/v1/projects/{id}/runs/{run}/{file}", get(download))
         .route("/api/v1/projects/{id}/submit", post(submit))
         .route("/api/v1/projects/{id}/activity", post(activity))

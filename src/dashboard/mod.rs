@@ -13,6 +13,7 @@ mod api;
 mod error;
 mod guard;
 mod local;
+mod logs;
 mod openapi;
 mod page;
 mod projects;

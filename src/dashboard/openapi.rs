@@ -40,6 +40,10 @@ fn int_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "integer"}})
 }
 
+fn query(name: &str, ty: &str, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}})
+}
+
 fn get(summary: &str, params: &[Value], body: &Value) -> Value {
     json!({"get": {"summary": summary, "parameters": params, "responses": ok(summary, body)}})
 }
@@ -53,50 +57,14 @@ fn post(summary: &str, params: &[Value], request: Option<Value>, body: &Value) -
     json!({ "post": op })
 }
 
-/// The whole document.
-pub fn document() -> Value {
-    let mut g = SchemaSettings::draft2020_12()
-        .with(|s| s.definitions_path = "/components/schemas".into())
-        .into_generator();
-    let project = schema::<super::projects::Project>(&mut g);
-    let status = schema::<Status>(&mut g);
-    let entries = schema::<Vec<QueueEntry>>(&mut g);
-    let runs = schema::<Vec<RunSummary>>(&mut g);
-    let metrics = schema::<Metrics>(&mut g);
-    let health = schema::<Health>(&mut g);
-    let report = schema::<Report>(&mut g);
-    let jobs = schema::<Vec<Admitted>>(&mut g);
-    let submit = schema::<super::api::SubmitBody>(&mut g);
-    let event = schema::<Event>(&mut g);
+/// The paths that change something, and the event stream.
+fn change_paths(jobs: Value, submit: Value, event: &Value) -> Value {
     let (id, run, job) = (
         id_param(),
         int_param("run", "A run id."),
         int_param("job", "A job id."),
     );
-    let query = |name: &str, ty: &str, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": ty}});
-    let paths = json!({
-        "/projects": get("Every known project, with its daemon's status", &[], &object(&[("projects", json!({"type": "array", "items": project}))])),
-        "/projects/{id}": get("One project", std::slice::from_ref(&id), &project),
-        "/projects/{id}/status": get("The daemon's status", std::slice::from_ref(&id), &status),
-        "/projects/{id}/queue": get("The waiting jobs", std::slice::from_ref(&id), &object(&[("entries", entries)])),
-        "/projects/{id}/history": get("Runs, newest first, a page at a time", &[
-            id.clone(),
-            query("task", "string", "Only this task."),
-            query("limit", "integer", "Runs in the page (50; at most 500)."),
-            query("before", "integer", "Only runs older than this run id: the next page."),
-        ], &object(&[("runs", runs)])),
-        "/projects/{id}/metrics": get("Per task: runs, success rate, durations, waits", std::slice::from_ref(&id), &metrics),
-        "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
-        "/projects/{id}/trust": get("Each task's trust (`trusted`, `untrusted`, `changed` with the diff) and what it would run; trusting is done at the terminal", std::slice::from_ref(&id),
-            &object(&[("trusted_ever", json!({"type": "boolean"})), ("how", json!({"type": "string"})), ("tasks", json!({"type": "object"}))])),
-        "/projects/{id}/notifications": get("The notification delivery log, newest first", &[id.clone(), query("limit", "integer", "Deliveries (20; at most 500).")],
-            &object(&[("deliveries", json!({"type": "array", "items": {"type": "object"}}))])),
-        "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),
-        "/projects/{id}/runs/{run}/{file}": {"get": {
-            "summary": "The run's report as a file: report.json, report.sarif or report.junit",
-            "parameters": [id.clone(), run.clone(), {"name": "file", "in": "path", "required": true, "schema": {"enum": ["report.json", "report.sarif", "report.junit"]}}],
-            "responses": {"200": {"description": "the file"}, "default": {"$ref": "#/components/responses/Error"}}
-        }},
+    json!({
         "/projects/{id}/submit": post("Queue tasks", std::slice::from_ref(&id), Some(submit), &object(&[("jobs", jobs)])),
         "/projects/{id}/jobs/{job}/cancel": post("Cancel a waiting or running job", &[id.clone(), job], None,
             &object(&[("job_id", json!({"type": "integer"})), ("was", json!({"type": "string"}))])),
@@ -111,8 +79,11 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "the stream", "content": {"text/event-stream": {"schema": event}}}, "default": {"$ref": "#/components/responses/Error"}}
         }},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-    });
-    let schemas = g.take_definitions(true);
+    })
+}
+
+/// The paths and schemas in the document around them.
+fn wrap(paths: &Value, schemas: &serde_json::Map<String, Value>) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -132,6 +103,58 @@ pub fn document() -> Value {
             }}
         }
     })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut g = SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let project = schema::<super::projects::Project>(&mut g);
+    let status = schema::<Status>(&mut g);
+    let entries = schema::<Vec<QueueEntry>>(&mut g);
+    let runs = schema::<Vec<RunSummary>>(&mut g);
+    let metrics = schema::<Metrics>(&mut g);
+    let health = schema::<Health>(&mut g);
+    let report = schema::<Report>(&mut g);
+    let jobs = schema::<Vec<Admitted>>(&mut g);
+    let submit = schema::<super::api::SubmitBody>(&mut g);
+    let event = schema::<Event>(&mut g);
+    let (id, run) = (id_param(), int_param("run", "A run id."));
+    let mut paths = json!({
+        "/projects": get("Every known project, with its daemon's status", &[], &object(&[("projects", json!({"type": "array", "items": project}))])),
+        "/projects/{id}": get("One project", std::slice::from_ref(&id), &project),
+        "/projects/{id}/status": get("The daemon's status", std::slice::from_ref(&id), &status),
+        "/projects/{id}/queue": get("The waiting jobs", std::slice::from_ref(&id), &object(&[("entries", entries)])),
+        "/projects/{id}/history": get("Runs, newest first, a page at a time", &[
+            id.clone(),
+            query("task", "string", "Only this task."),
+            query("limit", "integer", "Runs in the page (50; at most 500)."),
+            query("before", "integer", "Only runs older than this run id: the next page."),
+        ], &object(&[("runs", runs)])),
+        "/projects/{id}/metrics": get("Per task: runs, success rate, durations, waits", std::slice::from_ref(&id), &metrics),
+        "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
+        "/projects/{id}/trust": get("Each task's trust (`trusted`, `untrusted`, `changed` with the diff) and what it would run; trusting is done at the terminal", std::slice::from_ref(&id),
+            &object(&[("trusted_ever", json!({"type": "boolean"})), ("how", json!({"type": "string"})), ("tasks", json!({"type": "object"}))])),
+        "/projects/{id}/notifications": get("The notification delivery log, newest first", &[id.clone(), query("limit", "integer", "Deliveries (20; at most 500).")],
+            &object(&[("deliveries", json!({"type": "array", "items": {"type": "object"}}))])),
+        "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),
+        "/projects/{id}/runs/{run}/log": {"get": {
+            "summary": "What the run's analyzers printed: {\"logs\": {analyzer: text}, \"finished\"}; with follow=1, Server-Sent Events as it is written (chunk {analyzer, data}, then end {finished})",
+            "parameters": [id.clone(), run.clone(), query("follow", "integer", "1: stream it as it is written.")],
+            "responses": {"200": {"description": "the output, or its stream", "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {"schema": {"type": "object"}}}}, "default": {"$ref": "#/components/responses/Error"}}
+        }},
+        "/projects/{id}/runs/{run}/{file}": {"get": {
+            "summary": "The run's report as a file: report.json, report.sarif or report.junit",
+            "parameters": [id.clone(), run.clone(), {"name": "file", "in": "path", "required": true, "schema": {"enum": ["report.json", "report.sarif", "report.junit"]}}],
+            "responses": {"200": {"description": "the file"}, "default": {"$ref": "#/components/responses/Error"}}
+        }}
+    });
+    let changes = change_paths(jobs, submit, &event);
+    if let (Some(all), Value::Object(more)) = (paths.as_object_mut(), changes) {
+        all.extend(more);
+    }
+    wrap(&paths, &g.take_definitions(true))
 }
 
 /// The document as committed: pretty, with a trailing newline.

@@ -336,14 +336,6 @@ fn changes_need_this_origin_and_bad_input_gets_a_json_error() {
         v["error"]["message"].as_str().unwrap().contains("bogus"),
         "{v}"
     );
-    let (code, doc) = d.get("/api/v1/openapi.json");
-    assert_eq!(code, 200);
-    let committed: Value = serde_json::from_str(
-        &std::fs::read_to_string(crate::harness::manifest_dir().join("schema/openapi.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(doc, committed, "the served document is the committed one");
     let (code, v) = d.get("/api/v1/projects/0123456789abcdef/status");
     assert_eq!(
         (code, v["error"]["code"].as_str()),
@@ -370,4 +362,75 @@ fn changes_need_this_origin_and_bad_input_gets_a_json_error() {
     assert_eq!(v["reused"], true);
     assert_eq!(v["url"], d.url.as_str());
     p.stop();
+}
+
+#[test]
+fn a_runs_output_streams_while_it_runs_and_stays_after() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    p.file("hold-a", "");
+    p.start();
+    let d = Dashboard::start(&p);
+    let id = project_id(&d);
+    let (_, v) = d.post(
+        &format!("/api/v1/projects/{id}/submit"),
+        r#"{"tasks": ["a"]}"#,
+    );
+    assert_eq!(v["jobs"][0]["outcome"], "queued", "{v}");
+    let mut run = 0;
+    crate::harness::wait_for(20, "a to run", || {
+        let (_, s) = d.get(&format!("/api/v1/projects/{id}/status"));
+        run = s["running_jobs"][0]["run_id"].as_i64().unwrap_or(0);
+        run > 0
+    });
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/runs/{run}"));
+    assert_eq!(code, 400, "no report while it runs: {v}");
+    let (mut tail, rx) = sse(
+        &d,
+        &format!("/api/v1/projects/{id}/runs/{run}/log?follow=1"),
+    );
+    let chunk = until(&rx, "its output", |e, v| {
+        e == "chunk"
+            && v["data"]
+                .as_str()
+                .is_some_and(|d| d.contains("output of a"))
+    });
+    assert_eq!(chunk["analyzer"], "job-a");
+    std::fs::remove_file(p.path().join("hold-a")).unwrap();
+    let end = until(&rx, "the end", |e, _| e == "end");
+    assert_eq!(end["finished"], true);
+    assert!(
+        tail.wait().unwrap().success(),
+        "the stream ends with the run"
+    );
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/runs/{run}/log"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["finished"], true);
+    assert!(
+        v["logs"]["job-a"].as_str().unwrap().contains("output of a"),
+        "{v}"
+    );
+    let (code, v) = d.get(&format!("/api/v1/projects/{id}/runs/999/log?follow=1"));
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    p.stop();
+}
+
+#[test]
+fn the_openapi_document_is_served() {
+    let p = Project::jobs(&[("a", "medium")], "");
+    let d = Dashboard::start(&p);
+    let (code, doc) = d.get("/api/v1/openapi.json");
+    assert_eq!(code, 200);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::harness::manifest_dir().join("schema/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        doc == committed,
+        "the served document is not schema/openapi.json"
+    );
 }
