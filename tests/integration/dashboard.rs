@@ -207,7 +207,7 @@ fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
     p.start();
     let d = Dashboard::start(&p);
     let id = project_id(&d);
-    let (_stream, rx) = sse(&d, &format!("/api/v1/events?project={id}"));
+    let (mut stream, rx) = sse(&d, &format!("/api/v1/events?project={id}"));
     until(&rx, "the daemon up", |e, _| e == "daemon_up");
     // What the worktree itself says: trust, as `bgtask trust --diff`.
     let (code, v) = d.get(&format!("/api/v1/projects/{id}/trust"));
@@ -250,6 +250,8 @@ fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
     let (_, v) = d.get("/api/v1/projects");
     assert_eq!(v["projects"], serde_json::json!([]));
     p.bgtask(&["dashboard", "--forget", &id]).code(64);
+    let _ = stream.kill();
+    let _ = stream.wait();
 }
 
 #[test]

@@ -226,6 +226,13 @@ impl Smtp {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             crate::harness::signal(child.id(), libc::SIGTERM);
+            // aiosmtpd's stop can hang on a connection a client keeps
+            // open: a few seconds, then SIGKILL (the port closes either way).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
             let _ = child.wait();
         }
         // Nothing answers on the port any more.
