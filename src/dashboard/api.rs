@@ -31,6 +31,7 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/metrics", get(metrics))
         .route("/api/v1/projects/{id}/health", get(health))
         .route("/api/v1/projects/{id}/trust", get(super::local::trust))
+        .route("/api/v1/projects/{id}/config", get(super::local::config))
         .route(
             "/api/v1/projects/{id}/notifications",
             get(super::local::notifications),

@@ -1,7 +1,8 @@
 //! What the dashboard reads from a project's worktree itself, as the CLI
 //! does (no daemon needed): each task's trust with what it would run and
-//! what changed (`bgtask trust --diff`), and the notification delivery log
-//! (`bgtask notifications`). Nothing here writes: trusting stays a
+//! what changed (`bgtask trust --diff`), the notification delivery log
+//! (`bgtask notifications`), and whether the config on disk is valid, with
+//! every problem (`bgtask config validate`). Nothing here writes: trusting stays a
 //! person's explicit act at the terminal.
 
 use std::path::PathBuf;
@@ -56,6 +57,34 @@ pub async fn trust(id: Result<Path<String>, PathRejection>) -> Result<Json<Value
     let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let root: PathBuf = known(&id)?.root;
     Ok(Json(blocking(move || trust_of(&root)).await?))
+}
+
+/// The config on disk: valid (its files and tasks) or every problem with
+/// file, line and column. The daemon keeps its last good config meanwhile.
+fn config_of(root: &std::path::Path) -> Result<Value, ApiError> {
+    let workspace = crate::engine::Workspace::worktree(root).map_err(internal)?;
+    Ok(match workspace.projects() {
+        Ok(projects) => {
+            let config = projects.combined();
+            json!({
+                "valid": true,
+                "files": config.files,
+                "tasks": config.tasks.keys().collect::<Vec<_>>(),
+                "problems": [],
+            })
+        }
+        Err(e) => json!({
+            "valid": false,
+            "problems": e.problems().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "error": format!("{e:#}"),
+        }),
+    })
+}
+
+pub async fn config(id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let root: PathBuf = known(&id)?.root;
+    Ok(Json(blocking(move || config_of(&root)).await?))
 }
 
 #[derive(Debug, Deserialize)]

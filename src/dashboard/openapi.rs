@@ -136,6 +136,8 @@ pub fn document() -> Value {
         "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
         "/projects/{id}/trust": get("Each task's trust (`trusted`, `untrusted`, `changed` with the diff) and what it would run; trusting is done at the terminal", std::slice::from_ref(&id),
             &object(&[("trusted_ever", json!({"type": "boolean"})), ("how", json!({"type": "string"})), ("tasks", json!({"type": "object"}))])),
+        "/projects/{id}/config": get("Whether the config on disk is valid: its files and tasks, or every problem with file:line:column (the daemon keeps its last good config meanwhile)", std::slice::from_ref(&id),
+            &object(&[("valid", json!({"type": "boolean"})), ("problems", json!({"type": "array", "items": {"type": "string"}}))])),
         "/projects/{id}/notifications": get("The notification delivery log, newest first", &[id.clone(), query("limit", "integer", "Deliveries (20; at most 500).")],
             &object(&[("deliveries", json!({"type": "array", "items": {"type": "object"}}))])),
         "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),

@@ -223,6 +223,25 @@ fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
             .is_some_and(|r| !r.is_empty()),
         "{v:#}"
     );
+    // The config on disk, as `bgtask config validate` sees it.
+    let (_, v) = d.get(&format!("/api/v1/projects/{id}/config"));
+    assert_eq!(v["valid"], true, "{v}");
+    let good = p.read(".background-tasks.json");
+    std::fs::write(
+        p.path().join(".background-tasks.json"),
+        "{\"tasks\": {\"a\": 1}}",
+    )
+    .unwrap();
+    let (_, v) = d.get(&format!("/api/v1/projects/{id}/config"));
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(
+        v["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains(".background-tasks.json:1:"),
+        "{v}"
+    );
+    p.config(&good);
     let (code, v) = d.get(&format!("/api/v1/projects/{id}/notifications?limit=5"));
     assert_eq!(code, 200, "{v}");
     assert!(v["deliveries"].is_array(), "{v}");
