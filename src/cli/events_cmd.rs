@@ -77,7 +77,7 @@ fn follow(
         }
         Err(e) => return Err(e.into()),
     };
-    client.send(Request::Subscribe { after })?;
+    client.send(Request::Subscribe { after, epoch: None })?;
     match client.receive()? {
         Response::Subscribed(s) => {
             if s.missed > 0 {

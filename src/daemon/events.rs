@@ -74,8 +74,13 @@ impl Events {
         let _ = self.inner.tx.send(event);
     }
 
-    /// A subscription from the event after `after` (or from now).
-    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+    /// A subscription from the event after `after` (or from now); an
+    /// `after` of another daemon (`epoch`) starts at the oldest kept.
+    pub fn subscribe(&self, after: Option<u64>, epoch: Option<i64>) -> Subscription {
+        let after = match epoch {
+            Some(e) if e != self.inner.epoch => Some(0),
+            _ => after,
+        };
         let recent = self.recent();
         let live = self.inner.tx.subscribe();
         let (backlog, missed) = match after {
@@ -168,7 +173,7 @@ mod tests {
     async fn a_subscriber_gets_every_event_once_in_order() {
         let bus = Events::new(1);
         bus.publish(stopping());
-        let mut sub = bus.subscribe(None);
+        let mut sub = bus.subscribe(None, None);
         assert_eq!(sub.subscribed.last_seq, 1);
         assert!(sub.backlog.is_empty(), "from now");
         bus.publish(What::Holding { reason: None });
@@ -182,24 +187,28 @@ mod tests {
             bus.publish(stopping());
         }
         let last = u64::try_from(KEPT + 10).unwrap();
-        let sub = bus.subscribe(Some(last - 5));
+        let sub = bus.subscribe(Some(last - 5), Some(1));
         let seqs: Vec<u64> = sub.backlog.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (last - 4..=last).collect::<Vec<_>>());
         assert_eq!(sub.subscribed.missed, 0);
         // Asked from event 3: events 4..=10 are no longer kept.
-        let sub = bus.subscribe(Some(3));
+        let sub = bus.subscribe(Some(3), None);
         assert_eq!(sub.subscribed.missed, 7);
         assert_eq!(sub.backlog.len(), KEPT);
         assert_eq!(sub.backlog[0].seq, 11);
         // Up to date: nothing to catch up.
-        let sub = bus.subscribe(Some(last));
+        let sub = bus.subscribe(Some(last), None);
         assert!(sub.backlog.is_empty());
+        // A cursor of an earlier daemon: from the oldest event kept.
+        let sub = bus.subscribe(Some(last), Some(2));
+        assert_eq!(sub.backlog.len(), KEPT);
+        assert_eq!(sub.subscribed.missed, 10);
     }
 
     #[tokio::test]
     async fn a_slow_subscriber_lags_and_the_publisher_never_waits() {
         let bus = Events::new(1);
-        let mut sub = bus.subscribe(None);
+        let mut sub = bus.subscribe(None, None);
         for _ in 0..BEHIND * 3 {
             bus.publish(stopping());
         }

@@ -482,3 +482,18 @@ async fn holding_jobs_back_looks_again_every_two_seconds() {
     assert!(h.calls.lock().unwrap().is_empty(), "nothing started");
     h.stop.cancel();
 }
+
+/// `activity` (an editor that has not saved yet) counts like a save: the
+/// idle task waits a whole quiet spell after it.
+#[tokio::test(start_paused = true)]
+async fn activity_puts_off_the_idle_task() {
+    let h = start_with(TRIGGERED, Arc::new(|_| false), None, with_sources);
+    h.until_calls(1).await;
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert!(matches!(h.ask(Request::Activity).await, Response::Accepted));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(h.tasks_started(), ["boot"], "80 s on, 30 s after activity");
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert_eq!(h.tasks_started(), ["boot", "quiet"], "a minute after it");
+    h.stop.cancel();
+}

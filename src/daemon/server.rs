@@ -174,7 +174,9 @@ async fn connection(mut stream: UnixStream, shared: &Shared) {
             Request::Logs { run_id, follow } => {
                 stream_logs(&mut stream, shared, run_id, follow).await
             }
-            Request::Subscribe { after } => stream_events(&mut stream, shared, after).await,
+            Request::Subscribe { after, epoch } => {
+                stream_events(&mut stream, shared, after, epoch).await
+            }
             other => match ask(shared, other).await {
                 Some(response) => send(&mut stream, response).await,
                 None => false,
@@ -207,8 +209,13 @@ async fn ask(shared: &Shared, request: Request) -> Option<Response> {
 /// Sends the events after `after` that are still kept, then every event
 /// as it is published, until the daemon stops (its `stopped` event is
 /// the last) or the client closes its end. Always ends the connection.
-async fn stream_events(stream: &mut UnixStream, shared: &Shared, after: Option<u64>) -> bool {
-    let sub = shared.events.subscribe(after);
+async fn stream_events(
+    stream: &mut UnixStream,
+    shared: &Shared,
+    after: Option<u64>,
+    epoch: Option<i64>,
+) -> bool {
+    let sub = shared.events.subscribe(after, epoch);
     if !send(stream, Response::Subscribed(sub.subscribed)).await {
         return false;
     }

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, blocking};
 use super::projects::{self, ask, known};
 use crate::event::TriggerSource;
 use crate::ipc::{Request, Submit};
@@ -63,13 +63,7 @@ fn path_error(r: &PathRejection) -> ApiError {
 async fn answer(id: &str, request: Request) -> Answer {
     let k = known(id)?;
     let response = ask(k.root, request).await?;
-    let mut v = serde_json::to_value(response).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
+    let mut v = serde_json::to_value(response).map_err(ApiError::internal)?;
     if let Some(m) = v.as_object_mut() {
         m.remove("kind");
     }
@@ -142,18 +136,11 @@ async fn run(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
     let Path((id, run_id)) = ids.map_err(|r| path_error(&r))?;
     let Json(mut v) = answer(&id, Request::Show { run_id }).await?;
     let root = known(&id)?.root;
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         super::sources::attach(&root, &mut v["report"]);
-        Json(v)
+        Ok(Json(v))
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })
 }
 
 /// A run's report as a file: `report.json`, `report.sarif` or
@@ -240,22 +227,8 @@ async fn activity(id: Result<Path<String>, PathRejection>) -> Answer {
 async fn forget(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     known(&id)?;
-    let forgot = tokio::task::spawn_blocking(move || crate::state::registry::forget(&id))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?;
+    let forgot =
+        blocking(move || crate::state::registry::forget(&id).map_err(ApiError::internal)).await?;
     Ok(Json(serde_json::json!({ "forgot": forgot })))
 }
 
@@ -269,30 +242,17 @@ async fn stop(id: Result<Path<String>, PathRejection>) -> Answer {
 async fn start(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     let root = known(&id)?.root;
-    let out = tokio::task::spawn_blocking(move || {
-        let exe = std::env::current_exe()?;
+    let out = blocking(move || {
+        let exe = std::env::current_exe().map_err(ApiError::internal)?;
         std::process::Command::new(exe)
             .arg("-C")
             .arg(&root)
             .arg("start")
             .stdin(std::process::Stdio::null())
             .output()
+            .map_err(ApiError::internal)
     })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
+    .await?;
     if out.status.success() {
         Ok(Json(serde_json::json!({
             "started": String::from_utf8_lossy(&out.stdout).trim(),

@@ -33,6 +33,11 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
     }
 
+    /// Something on the dashboard's side failed (a thread, the disk).
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+
     /// What a daemon's answer (or its absence) means over HTTP.
     pub fn from_client(e: ClientError) -> ApiError {
         match e {
@@ -67,6 +72,15 @@ impl ApiError {
         };
         ApiError::new(status, code, e.message)
     }
+}
+
+/// Runs `work` on the blocking pool (files, sockets, subprocesses).
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
 }
 
 /// A request body that is not the JSON asked for: 400 naming the field

@@ -14,23 +14,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, blocking};
 use super::projects::known;
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(internal)?
-}
 
 /// Each task: `trusted`, `untrusted` or `changed` (with the diff), and the
 /// lines of what it would run.
 fn trust_of(root: &std::path::Path) -> Result<Value, ApiError> {
-    let workspace = crate::engine::Workspace::worktree(root).map_err(internal)?;
+    let workspace = crate::engine::Workspace::worktree(root).map_err(ApiError::internal)?;
     let projects = workspace
         .projects()
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "config_invalid", format!("{e:#}")))?;
@@ -62,7 +52,7 @@ pub async fn trust(id: Result<Path<String>, PathRejection>) -> Result<Json<Value
 /// The config on disk: valid (its files and tasks) or every problem with
 /// file, line and column. The daemon keeps its last good config meanwhile.
 fn config_of(root: &std::path::Path) -> Result<Value, ApiError> {
-    let workspace = crate::engine::Workspace::worktree(root).map_err(internal)?;
+    let workspace = crate::engine::Workspace::worktree(root).map_err(ApiError::internal)?;
     Ok(match workspace.projects() {
         Ok(projects) => {
             let config = projects.combined();
@@ -108,7 +98,7 @@ pub async fn notifications(
         }
         crate::notifier::Db::open(&db)
             .and_then(|db| db.deliveries(limit))
-            .map_err(internal)
+            .map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(json!({ "deliveries": rows })))

@@ -12,48 +12,16 @@ use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::UnixStream;
 
 use super::error::ApiError;
-use super::projects::known;
-use crate::ipc::{Envelope, Request, Response as Answer, frame};
+use super::projects::{known, next, open_stream};
+use crate::ipc::{Request, Response as Answer};
 use crate::state::Paths;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     follow: Option<u8>,
-}
-
-/// The daemon's log stream for `run_id`, asked for.
-async fn open(root: &std::path::Path, run_id: i64, follow: bool) -> Result<UnixStream, ApiError> {
-    let paths = Paths::for_root(root).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?;
-    let mut stream = UnixStream::connect(&paths.socket).await.map_err(|_| {
-        ApiError::from_client(crate::ipc::ClientError::NotRunning {
-            socket: paths.socket.display().to_string(),
-        })
-    })?;
-    frame::write(
-        &mut stream,
-        &Envelope::new(Request::Logs { run_id, follow }),
-    )
-    .await
-    .map_err(|e| ApiError::from_client(crate::ipc::ClientError::Frame(e)))?;
-    Ok(stream)
-}
-
-/// The next answer of the log stream; `None` when it broke off.
-async fn next(stream: &mut UnixStream) -> Option<Answer> {
-    frame::read::<Envelope<Answer>>(stream)
-        .await
-        .ok()
-        .map(|e| e.body)
 }
 
 pub async fn log(
@@ -64,7 +32,8 @@ pub async fn log(
     let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let root = known(&id)?.root;
     let follow = q.follow.is_some_and(|f| f != 0);
-    let mut stream = open(&root, run_id, follow).await?;
+    let socket = Paths::for_root(&root).map_err(ApiError::internal)?.socket;
+    let mut stream = open_stream(&socket, Request::Logs { run_id, follow }).await?;
     if !follow {
         let mut logs = serde_json::Map::new();
         loop {

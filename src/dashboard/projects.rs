@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, blocking};
 use crate::ipc::{Client, Request, Response, Status};
 use crate::state::Paths;
 use crate::state::registry::{self, Known};
@@ -47,26 +47,38 @@ pub fn known(id: &str) -> Result<Known, ApiError> {
 
 /// One request to the daemon of `root`, off the async threads.
 pub async fn ask(root: PathBuf, request: Request) -> Result<Response, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let paths = Paths::for_root(&root).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                e.to_string(),
-            )
-        })?;
+    blocking(move || {
+        let paths = Paths::for_root(&root).map_err(ApiError::internal)?;
         let mut client =
             Client::connect(&paths.socket, ANSWER_WITHIN).map_err(ApiError::from_client)?;
         client.call(request).map_err(ApiError::from_client)
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            e.to_string(),
-        )
-    })?
+}
+
+/// A request whose answer is a stream (`subscribe`, `logs` with follow),
+/// sent to the daemon listening on `socket`; read it with [`next`].
+pub async fn open_stream(
+    socket: &std::path::Path,
+    request: Request,
+) -> Result<tokio::net::UnixStream, ApiError> {
+    let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(|_| {
+        ApiError::from_client(crate::ipc::ClientError::NotRunning {
+            socket: socket.display().to_string(),
+        })
+    })?;
+    crate::ipc::frame::write(&mut stream, &crate::ipc::Envelope::new(request))
+        .await
+        .map_err(|e| ApiError::from_client(crate::ipc::ClientError::Frame(e)))?;
+    Ok(stream)
+}
+
+/// The next answer on a stream; `None` once it broke off.
+pub async fn next(stream: &mut tokio::net::UnixStream) -> Option<Response> {
+    crate::ipc::frame::read::<crate::ipc::Envelope<Response>>(stream)
+        .await
+        .ok()
+        .map(|e| e.body)
 }
 
 /// A known worktree with its daemon's status (asked now).

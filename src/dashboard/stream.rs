@@ -19,12 +19,12 @@ use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::error::ApiError;
+use super::projects::{next, open_stream};
 use crate::ipc::events::Event;
-use crate::ipc::{Envelope, Request, Response as Answer, frame};
+use crate::ipc::{Request, Response as Answer};
 use crate::state::Paths;
 use crate::state::registry;
 
@@ -186,67 +186,35 @@ async fn follow(
     after: Option<(i64, u64)>,
     tx: &mpsc::Sender<Told>,
 ) {
-    let Ok(mut stream) = UnixStream::connect(&socket).await else {
+    // The cursor's numbers are its daemon's (epoch): the daemon itself
+    // starts another epoch's cursor at the oldest event it kept.
+    let request = Request::Subscribe {
+        after: after.map(|(_, seq)| seq),
+        epoch: after.map(|(epoch, _)| epoch),
+    };
+    let Ok(mut stream) = open_stream(&socket, request).await else {
         return;
     };
-    // The cursor's sequence numbers are the daemon's only if it is still
-    // the same daemon (epoch); else from what it still keeps.
-    let subscribe = |after| Envelope::new(Request::Subscribe { after });
-    let first = after.map(|(_, seq)| seq);
-    if frame::write(&mut stream, &subscribe(first)).await.is_err() {
+    let Some(Answer::Subscribed(s)) = next(&mut stream).await else {
+        return;
+    };
+    let up = Told::Up {
+        project: project.clone(),
+        epoch: s.epoch,
+        pid: s.pid,
+        missed: s.missed,
+    };
+    if tx.send(up).await.is_err() {
         return;
     }
-    let epoch = match frame::read::<Envelope<Answer>>(&mut stream).await {
-        Ok(Envelope {
-            body: Answer::Subscribed(s),
-            ..
-        }) => {
-            let missed = if after.is_some_and(|(e, _)| e != s.epoch) {
-                // Another daemon since: take what this one kept.
-                drop(stream);
-                let Ok(again) = UnixStream::connect(&socket).await else {
-                    return;
-                };
-                stream = again;
-                if frame::write(&mut stream, &subscribe(Some(0)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                match frame::read::<Envelope<Answer>>(&mut stream).await {
-                    Ok(Envelope {
-                        body: Answer::Subscribed(s2),
-                        ..
-                    }) => s2.missed,
-                    _ => return,
-                }
-            } else {
-                s.missed
-            };
-            let up = Told::Up {
-                project: project.clone(),
-                epoch: s.epoch,
-                pid: s.pid,
-                missed,
-            };
-            if tx.send(up).await.is_err() {
-                return;
-            }
-            s.epoch
-        }
-        _ => return,
-    };
+    let epoch = s.epoch;
     loop {
         let told = tokio::select! {
-            read = frame::read::<Envelope<Answer>>(&mut stream) => read,
+            read = next(&mut stream) => read,
             () = tx.closed() => return,
         };
         match told {
-            Ok(Envelope {
-                body: Answer::Event(event),
-                ..
-            }) => {
+            Some(Answer::Event(event)) => {
                 let told = Told::Event {
                     project: project.clone(),
                     epoch,

@@ -66,10 +66,14 @@ pub enum Request {
     /// yet): the idle trigger counts from now.
     Activity,
     /// The event stream, from the event after `after` (when the daemon
-    /// still has it) or from now.
+    /// still has it) or from now. `after` counts in the numbers of daemon
+    /// `epoch` when one is given: another daemon's mean "from the oldest
+    /// event still kept".
     Subscribe {
         #[serde(default)]
         after: Option<u64>,
+        #[serde(default)]
+        epoch: Option<i64>,
     },
 }
 

@@ -101,13 +101,26 @@ fn project_id(d: &Dashboard) -> String {
 
 /// `curl -N` on the event stream: each SSE event's name and data.
 fn sse(d: &Dashboard, path: &str) -> (Child, mpsc::Receiver<(String, Value)>) {
-    let mut child = Command::new("curl")
-        .args([
-            "-s",
-            "-N",
-            "-H",
-            &format!("Authorization: Bearer {}", d.token),
-        ])
+    sse_after(d, path, None)
+}
+
+/// [`sse`], resuming after the cursor `last` (`Last-Event-ID`).
+fn sse_after(
+    d: &Dashboard,
+    path: &str,
+    last: Option<&str>,
+) -> (Child, mpsc::Receiver<(String, Value)>) {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-s",
+        "-N",
+        "-H",
+        &format!("Authorization: Bearer {}", d.token),
+    ]);
+    if let Some(last) = last {
+        curl.args(["-H", &format!("Last-Event-ID: {last}")]);
+    }
+    let mut child = curl
         .arg(format!("{}{path}", d.url))
         .stdout(Stdio::piped())
         .spawn()
@@ -208,7 +221,7 @@ fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
     let d = Dashboard::start(&p);
     let id = project_id(&d);
     let (mut stream, rx) = sse(&d, &format!("/api/v1/events?project={id}"));
-    until(&rx, "the daemon up", |e, _| e == "daemon_up");
+    let first = until(&rx, "the daemon up", |e, _| e == "daemon_up");
     // What the worktree itself says: trust, as `bgtask trust --diff`.
     let (code, v) = d.get(&format!("/api/v1/projects/{id}/trust"));
     assert_eq!(code, 200, "{v}");
@@ -260,7 +273,19 @@ fn a_daemon_stopped_started_and_forgotten_and_what_the_worktree_says() {
         v["started"].as_str().unwrap().contains("started (pid"),
         "{v}"
     );
-    until(&rx, "the daemon up again", |e, _| e == "daemon_up");
+    let again = until(&rx, "the daemon up again", |e, _| e == "daemon_up");
+    assert_ne!(again["epoch"], first["epoch"], "another daemon");
+    // A browser coming back with the first daemon's cursor gets the new
+    // daemon's events from its first one.
+    let cursor = format!("{id}.{}.5", first["epoch"]);
+    let (mut resumed, rx2) = sse_after(&d, &format!("/api/v1/events?project={id}"), Some(&cursor));
+    let up = until(&rx2, "the new daemon up", |e, _| e == "daemon_up");
+    assert_eq!(up["epoch"], again["epoch"]);
+    until(&rx2, "the new daemon's first event", |e, v| {
+        e != "daemon_up" && v["seq"] == 1
+    });
+    let _ = resumed.kill();
+    let _ = resumed.wait();
     let (code, v) = d.post(&format!("/api/v1/projects/{id}/activity"), "{}");
     assert_eq!(code, 200, "{v}");
     p.stop();
