@@ -113,6 +113,7 @@ fn open_browser(url: &str) {
 fn router(guard: Arc<guard::Guard>) -> Router {
     api::routes()
         .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))

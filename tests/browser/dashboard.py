@@ -50,9 +50,12 @@ with sync_playwright() as pw:
         expect(history).to_contain_text("manual: dashboard", timeout=30000)
         expect(page.get_by_text("Nothing runs.")).to_be_visible(timeout=30000)
         expect(history).not_to_contain_text("running")
+        page.screenshot(path=f"{shots}/project.png", full_page=True)
+        page.locator("#nav").get_by_role("link", name="Trust").click()
         expect(page.get_by_role("heading", name="Trust")).to_be_visible()
         expect(page.locator("table").filter(has_text="what it runs")).to_contain_text("todo")
-        page.screenshot(path=f"{shots}/project.png", full_page=True)
+        page.locator("#nav").get_by_role("link", name="Project").click()
+        history = page.locator("table").filter(has_text="verdict")
 
         history.locator("a").first.click()
         expect(page.locator("h2")).to_contain_text("Run")

@@ -1,0 +1,4 @@
+// Loaded last: every page has registered itself.
+"use strict";
+listen();
+render();
