@@ -15,6 +15,11 @@ pub fn now_ms() -> Millis {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Wall time `ago` before now, in ms since the epoch (a history window).
+pub fn ms_ago(ago: std::time::Duration) -> Millis {
+    now_ms().saturating_sub(Millis::try_from(ago.as_millis()).unwrap_or(Millis::MAX))
+}
+
 /// Debounce and backoff deadlines run on the monotonic clock (a wall clock
 /// jump neither fires nor stalls them), anchored to the wall clock at start
 /// so the times stored read as wall times across restarts.

@@ -52,6 +52,7 @@ function say(text, isError) {
 
 let dirty = false;
 let current = null;
+let drawn = 0, drawnHash = null;
 async function render() {
   if (document.hidden) { dirty = true; return; }
   dirty = false;
@@ -61,19 +62,29 @@ async function render() {
   const [v, m] = found;
   current = v;
   nav(m.groups && m.groups.id);
+  const mine = ++drawn;  // a slower earlier draw must not overwrite a later one
+  let html;
   try {
-    $("#view").innerHTML = await v.draw(...m.slice(1));
+    html = await v.draw(...m.slice(1));
   } catch (e) {
-    $("#view").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    html = `<p class="error">${esc(e.message)}</p>`;
   }
+  if (mine !== drawn) return;
+  // What an action said stays through redraws of the same page.
+  const said = hash === drawnHash && $("#said");
+  $("#view").innerHTML = html;
+  drawnHash = hash;
+  if (said && $("#said")) { $("#said").textContent = said.textContent; $("#said").className = said.className; }
 }
 
-let pending = null;
-// A redraw soon after an event (several events, one redraw).
+// A redraw after an event: at once for the first, then at most one more
+// per 100 ms while they keep coming (several events, one redraw).
+let pending = null, again = false;
 function soon() {
   if (current && !current.live) return;
-  clearTimeout(pending);
-  pending = setTimeout(render, 100);
+  if (pending) { again = true; return; }
+  render();
+  pending = setTimeout(() => { pending = null; if (again) { again = false; soon(); } }, 100);
 }
 
 async function act(el, ev) {
@@ -89,6 +100,10 @@ async function act(el, ev) {
 document.addEventListener("click", (ev) => {
   const t = ev.target.closest("button[data-act]");
   if (t && !(t.form && t.type === "submit")) act(t, ev);
+});
+document.addEventListener("change", (ev) => {
+  const s = ev.target.closest("select[data-act], input[type=checkbox][data-act]");
+  if (s) act(s, ev);
 });
 document.addEventListener("submit", (ev) => {
   const f = ev.target.closest("form[data-act]");

@@ -1,4 +1,4 @@
-//! `bgtask config validate|schema`.
+//! `bgtask config validate|show|schema`.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,9 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the config as merged from its files (the committed one or the built-in default, your .background-tasks.local.json over it), per project.
+    #[command(after_help = "Example:\n  bgtask config show | jq '.[\".\"].tasks'")]
+    Show,
     /// Print the JSON schema of .background-tasks.json.
     #[command(after_help = "Example:\n  bgtask config schema > background-tasks.schema.json")]
     Schema,
@@ -30,6 +33,16 @@ pub enum ConfigCommand {
 
 pub fn run(ctx: &Ctx, cmd: ConfigCommand) -> anyhow::Result<u8> {
     match cmd {
+        ConfigCommand::Show => {
+            let workspace = Workspace::worktree(&ctx.cwd)?;
+            let projects = workspace.projects()?;
+            let merged: serde_json::Map<String, serde_json::Value> =
+                crate::config::tasks::effective(&workspace.root, &projects)?
+                    .into_iter()
+                    .collect();
+            println!("{}", serde_json::to_string_pretty(&merged)?);
+            Ok(exit::OK)
+        }
         ConfigCommand::Schema => {
             print!("{}", crate::config::schema_json());
             Ok(exit::OK)

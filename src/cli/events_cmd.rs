@@ -24,7 +24,7 @@ pub struct EventsArgs {
     /// One JSON object per line (the wire format: `seq`, `at_ms`, `event` and its fields).
     #[arg(long)]
     pub json: bool,
-    /// Only events about this task (job, analyzer and trust events).
+    /// Only events about this task (job, analyzer, trust and notification events).
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// Start after this event number (the daemon keeps its last 4096).
@@ -54,6 +54,7 @@ pub fn follow_results(ctx: &Ctx) -> anyhow::Result<u8> {
                 | What::JobStarted { .. }
                 | What::AnalyzerStarted { .. }
                 | What::AnalyzerFinished { .. }
+                | What::NotificationDelivered { .. }
         )
     })
 }
@@ -150,7 +151,30 @@ fn files_label(n: usize) -> String {
 }
 
 fn describe(what: &What) -> (String, String) {
-    job_line(what).unwrap_or_else(|| state_line(what))
+    job_line(what)
+        .or_else(|| notification_line(what))
+        .unwrap_or_else(|| state_line(what))
+}
+
+/// `notification  email delivered: scan: 2 new findings (run 4)`.
+fn notification_line(what: &What) -> Option<(String, String)> {
+    let What::NotificationDelivered {
+        channel,
+        outcome,
+        title,
+        run_id,
+        error,
+        ..
+    } = what
+    else {
+        return None;
+    };
+    let run = run_id.map(|r| format!(" (run {r})")).unwrap_or_default();
+    let error = error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+    Some((
+        "notification".into(),
+        format!("{channel} {outcome}: {title}{run}{error}"),
+    ))
 }
 
 /// Jobs and their analyzers.

@@ -201,6 +201,12 @@ pub struct HistoryArgs {
     /// Only runs older than this run id (the next page).
     #[arg(long, value_name = "RUN")]
     pub before: Option<i64>,
+    /// Only runs that ended so: clean (exit 0), findings (1), failed (an analyzer failed, timed out or ran out of memory).
+    #[arg(long, value_enum)]
+    pub outcome: Option<crate::ipc::Outcome>,
+    /// Only runs started within this long (e.g. 30m, 1h, 2d).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub since: Option<Duration>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -213,6 +219,8 @@ pub fn history(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<u8> {
             task: args.task.clone(),
             limit: args.limit,
             before: args.before,
+            outcome: args.outcome,
+            since_ms: args.since.map(crate::clock::ms_ago),
         },
     )? {
         Ok(r) => r,
@@ -434,6 +442,91 @@ pub fn simple(ctx: &Ctx, request: Request, json: bool) -> anyhow::Result<u8> {
             return Ok(exit::CONFIG);
         }
         other => bail!("unexpected answer: {other:?}"),
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job to cancel (`bgtask queue` lists them).
+    #[arg(required_unless_present = "waiting")]
+    pub job_id: Option<i64>,
+    /// Cancel every job waiting in the queue instead; running ones go on.
+    #[arg(long, conflicts_with = "job_id")]
+    pub waiting: bool,
+    /// With --waiting: only this task's jobs.
+    #[arg(long, requires = "waiting", value_name = "TASK")]
+    pub task: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The run whose job to run again (`bgtask history` lists them).
+    #[arg(required_unless_present = "failed")]
+    pub run_id: Option<i64>,
+    /// Instead: run again every task whose latest run failed (an analyzer errored, timed out or ran out of memory; findings are not failures).
+    #[arg(long, conflicts_with = "run_id")]
+    pub failed: bool,
+    /// With --failed: runs started within this long (e.g. 30m, 1h, 2d).
+    #[arg(long, requires = "failed", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub since: Duration,
+    /// With --failed: only this task's runs.
+    #[arg(long, requires = "failed", value_name = "TASK")]
+    pub task: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cancel(ctx: &Ctx, args: &CancelArgs) -> anyhow::Result<u8> {
+    if let Some(job_id) = args.job_id {
+        return simple(ctx, Request::Cancel { job_id }, args.json);
+    }
+    let mut client = match connect(ctx)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let out = crate::ipc::bulk::cancel_waiting(&mut client, args.task.as_deref())?;
+    say_bulk(&out, "cancelled", "waiting jobs", args.json)
+}
+
+pub fn retry(ctx: &Ctx, args: &RetryArgs) -> anyhow::Result<u8> {
+    if let Some(run_id) = args.run_id {
+        return simple(ctx, Request::Retry { run_id }, args.json);
+    }
+    let mut client = match connect(ctx)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let since = crate::clock::ms_ago(args.since);
+    let out = crate::ipc::bulk::retry_failed(&mut client, args.task.as_deref(), since)?;
+    say_bulk(&out, "queued again", "failed runs", args.json)
+}
+
+fn say_bulk(
+    out: &crate::ipc::bulk::BulkOutcome,
+    done: &str,
+    what: &str,
+    json: bool,
+) -> anyhow::Result<u8> {
+    if json {
+        print_json(out)?;
+    } else if out.selected == 0 {
+        anstream::println!("no {what} match");
+    } else {
+        let ids: Vec<String> = out.done.iter().map(ToString::to_string).collect();
+        let jobs = if ids.is_empty() {
+            String::new()
+        } else {
+            format!(": jobs {}", ids.join(", "))
+        };
+        anstream::println!("{done} {} of {} {what}{jobs}", out.done.len(), out.selected);
+        for r in &out.refused {
+            anstream::println!("  {}: {}", r.id, r.reason);
+        }
     }
     Ok(exit::OK)
 }

@@ -15,6 +15,7 @@ mod notify_cmd;
 mod progress;
 mod report_cmd;
 mod run_cmd;
+mod task_cmd;
 mod tools_cmd;
 mod trust_cmd;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Validate the config, or print its JSON schema.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// List tasks; enable, disable, create, edit or delete them in your personal .background-tasks.local.json.
+    #[command(subcommand)]
+    Task(task_cmd::TaskCommand),
     /// Work with JSON reports (merge CI shards).
     #[command(subcommand)]
     Report(report_cmd::ReportCommand),
@@ -121,31 +125,19 @@ pub enum Command {
     /// The daemon's events as they happen: jobs queued, started, finished, analyzers, config, health.
     #[command(after_help = events_cmd::EXAMPLES)]
     Events(events_cmd::EventsArgs),
-    /// A local web dashboard and HTTP API over every project with a daemon (127.0.0.1, token).
+    /// A local web dashboard and HTTP API over every project with a daemon (127.0.0.1 unless --listen; token).
     #[command(after_help = DASHBOARD_EXAMPLES)]
-    Dashboard {
-        /// The port (0: any free one).
-        #[arg(long, default_value_t = 7420)]
-        port: u16,
-        /// Do not open the browser.
-        #[arg(long)]
-        no_open: bool,
-        /// Print {"url", "token", "pid"} as JSON (for scripts).
-        #[arg(long)]
-        json: bool,
-        /// Forget a project (its id from the API or the page) and exit; a daemon that starts there lists it again.
-        #[arg(long, value_name = "ID")]
-        forget: Option<String>,
-        /// Print the API's OpenAPI 3.1 document and exit (also served at /api/v1/openapi.json).
-        #[arg(long)]
-        openapi: bool,
-    },
-    /// Cancel a waiting or running job.
-    #[command(after_help = "Example:\n  bgtask cancel 17")]
-    Cancel { job_id: i64 },
-    /// Run a past run's job again (and lift quarantine on its task's analyzers).
-    #[command(after_help = "Example:\n  bgtask retry 42")]
-    Retry { run_id: i64 },
+    Dashboard(DashboardArgs),
+    /// Cancel a waiting or running job, or every waiting one (--waiting).
+    #[command(
+        after_help = "Examples:\n  bgtask cancel 17\n  bgtask cancel --waiting --task tests    # every queued job of `tests`"
+    )]
+    Cancel(jobs_cmd::CancelArgs),
+    /// Run a past run's job again (and lift quarantine on its task's analyzers), or every failed one (--failed).
+    #[command(
+        after_help = "Examples:\n  bgtask retry 42\n  bgtask retry --failed --since 1h          # every task whose last run failed, last hour"
+    )]
+    Retry(jobs_cmd::RetryArgs),
     /// Per task: runs, success rate, mean/p95 duration, queue wait, peak memory, CPU.
     #[command(after_help = "Examples:\n  bgtask metrics\n  bgtask metrics --json")]
     Metrics {
@@ -220,7 +212,76 @@ const DASHBOARD_EXAMPLES: &str = "Examples:
   bgtask dashboard                        # prints \"open http://127.0.0.1:7420/?token=…\" and opens the browser
   bgtask dashboard --port 0 --no-open --json
   curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7420/api/v1/projects
+  bgtask dashboard --listen 0.0.0.0:7420 --tls-cert cert.pem --tls-key key.pem --allow-host dash.example.com
 Every worktree whose daemon started lately is listed; a second `bgtask dashboard` prints the running one's address.";
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The port (0: any free one).
+    #[arg(long, default_value_t = 7420)]
+    pub port: u16,
+    /// Listen on this address instead of 127.0.0.1 and `::1`, e.g. 0.0.0.0:7420 or [::]:0; needs --tls-cert and --tls-key, or --insecure-listen.
+    #[arg(long, value_name = "IP:PORT", value_parser = crate::dashboard::parse_listen, conflicts_with = "port")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); with --tls-key. Also without --listen.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve --listen's address over plain HTTP: the token travels in clear text.
+    #[arg(long, requires = "listen", conflicts_with = "tls_cert")]
+    pub insecure_listen: bool,
+    /// Also accept this name in the Host header, as given and with the port when it has none (repeatable). The listen address itself is accepted; for 0.0.0.0 or [::], give the names clients use.
+    #[arg(long, value_name = "NAME[:PORT]", value_parser = crate::dashboard::parse_host)]
+    pub allow_host: Vec<String>,
+    /// Do not open the browser.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Print {"url", "token", "pid"} as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// Forget a project (its id from the API or the page) and exit; a daemon that starts there lists it again.
+    #[arg(long, value_name = "ID")]
+    pub forget: Option<String>,
+    /// Print the API's OpenAPI 3.1 document and exit (also served at /api/v1/openapi.json).
+    #[arg(long)]
+    pub openapi: bool,
+}
+
+fn dashboard(args: DashboardArgs) -> anyhow::Result<u8> {
+    if args.openapi {
+        print!("{}", crate::dashboard::openapi_json());
+        return Ok(exit::OK);
+    }
+    if let Some(id) = &args.forget {
+        return crate::dashboard::forget(id);
+    }
+    if args.listen.is_some() && args.tls_cert.is_none() && !args.insecure_listen {
+        return Err(UsageError(
+            "--listen puts the dashboard on the network: add `--tls-cert FILE --tls-key FILE` \
+             to serve HTTPS, or `--insecure-listen` to serve plain HTTP (the token then travels in clear text)"
+                .to_owned(),
+        )
+        .into());
+    }
+    // Read before anything listens: a bad file is the user's to fix.
+    let tls = match args.tls_cert.as_deref().zip(args.tls_key.as_deref()) {
+        Some((cert, key)) => {
+            Some(crate::dashboard::Tls::load(cert, key).map_err(|e| UsageError(e.to_string()))?)
+        }
+        None => None,
+    };
+    crate::dashboard::run(&crate::dashboard::Options {
+        port: args.port,
+        open: !args.no_open,
+        json: args.json,
+        listen: args.listen,
+        tls,
+        insecure_listen: args.insecure_listen,
+        allow_hosts: args.allow_host,
+    })
+}
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -260,6 +321,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
+        Command::Task(cmd) => task_cmd::run(&ctx, cmd),
         Command::Report(cmd) => report_cmd::run(&ctx, cmd),
         Command::Start(args) => daemon_cmd::start(&ctx, &args),
         Command::Watch(args) => daemon_cmd::watch(&ctx, &args),
@@ -275,30 +337,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Show { run_id, format } => jobs_cmd::show(&ctx, run_id, format),
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
         Command::Events(args) => events_cmd::events(&ctx, &args),
-        Command::Dashboard { openapi: true, .. } => {
-            print!("{}", crate::dashboard::openapi_json());
-            Ok(exit::OK)
-        }
-        Command::Dashboard {
-            forget: Some(id), ..
-        } => crate::dashboard::forget(&id),
-        Command::Dashboard {
-            port,
-            no_open,
-            json,
-            forget: None,
-            openapi: false,
-        } => crate::dashboard::run(&crate::dashboard::Options {
-            port,
-            open: !no_open,
-            json,
-        }),
-        Command::Cancel { job_id } => {
-            jobs_cmd::simple(&ctx, crate::ipc::Request::Cancel { job_id }, false)
-        }
-        Command::Retry { run_id } => {
-            jobs_cmd::simple(&ctx, crate::ipc::Request::Retry { run_id }, false)
-        }
+        Command::Dashboard(args) => dashboard(args),
+        Command::Cancel(args) => jobs_cmd::cancel(&ctx, &args),
+        Command::Retry(args) => jobs_cmd::retry(&ctx, &args),
         Command::Metrics { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Metrics, json),
         Command::Health { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Health, json),
         Command::Cleanup { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Cleanup, json),

@@ -10,8 +10,7 @@ use super::Ctx;
 use crate::engine::Workspace;
 use crate::exit;
 use crate::notifier::console::ConsoleSink;
-use crate::notifier::{ChannelName, Db, ProbeResult, probe};
-use crate::store::Store;
+use crate::notifier::{ChannelName, Db, ProbeResult, test_worktree};
 
 pub const TEST_EXAMPLES: &str = "Examples:
   bgtask notify test                    every channel this worktree's config enables
@@ -66,14 +65,6 @@ pub struct LogArgs {
     pub json: bool,
 }
 
-/// The notifier's connection, the store having created or migrated the
-/// database first.
-fn open_db(root: &std::path::Path) -> anyhow::Result<Db> {
-    let dir = crate::state::state_dir(root)?;
-    drop(Store::open(&dir)?);
-    Ok(Db::open(&dir.join(crate::store::FILE))?)
-}
-
 pub fn run(ctx: &Ctx, cmd: &NotifyCommand) -> anyhow::Result<u8> {
     match cmd {
         NotifyCommand::Test(args) => test(ctx, args),
@@ -82,39 +73,30 @@ pub fn run(ctx: &Ctx, cmd: &NotifyCommand) -> anyhow::Result<u8> {
 
 fn test(ctx: &Ctx, args: &TestArgs) -> anyhow::Result<u8> {
     let workspace = Workspace::worktree(&ctx.cwd)?;
-    let config = crate::config::load(&workspace.root)?;
-    let db = match open_db(&workspace.root) {
-        Ok(db) => Some(db),
-        Err(e) => {
-            ctx.note(&format!(
-                "note: not recording this in the delivery log: {e:#}"
-            ));
-            None
-        }
-    };
     let only = args.channel.map(ChannelName::from);
     let mut console = ConsoleSink::stdout(true);
-    let results = super::runtime()?.block_on(probe(
-        &config,
-        &workspace.root,
-        db.as_ref(),
-        only,
-        &mut console,
-    ));
+    let mut tested =
+        super::runtime()?.block_on(test_worktree(&workspace.root, only, &mut console))?;
+    if let Some(e) = tested.unrecorded.take() {
+        ctx.note(&format!(
+            "note: not recording this in the delivery log: {:#}",
+            anyhow::Error::new(e)
+        ));
+    }
     let mut failed = false;
-    for (channel, result) in &results {
-        let (what, detail) = match result {
-            ProbeResult::Delivered(d) => ("delivered", d),
-            ProbeResult::Off(d) => {
+    for (channel, result) in &tested.results {
+        let what = match result {
+            ProbeResult::Delivered(_) => "delivered",
+            ProbeResult::Off(_) => {
                 failed |= only == Some(*channel);
-                ("off", d)
+                "off"
             }
-            ProbeResult::Failed(d) => {
+            ProbeResult::Failed(_) => {
                 failed = true;
-                ("FAILED", d)
+                "FAILED"
             }
         };
-        anstream::println!("{:<8} {what}: {detail}", channel.as_str());
+        anstream::println!("{:<8} {what}: {}", channel.as_str(), result.detail());
     }
     Ok(if failed { exit::UNAVAILABLE } else { exit::OK })
 }
@@ -123,7 +105,7 @@ pub fn log(ctx: &Ctx, args: &LogArgs) -> anyhow::Result<u8> {
     let workspace = Workspace::worktree(&ctx.cwd)?;
     let state = workspace.root.join(".bgtask").join(crate::store::FILE);
     let rows = if state.exists() {
-        open_db(&workspace.root)?.deliveries(args.limit)?
+        Db::open_worktree(&workspace.root)?.deliveries(args.limit)?
     } else {
         Vec::new()
     };

@@ -35,6 +35,16 @@ impl Layers {
     /// Reads the config files under `root`. Syntax problems of both files are
     /// reported together.
     pub fn read(root: &Path) -> Result<Layers, ConfigError> {
+        Self::read_with(root, None)
+    }
+
+    /// The config files under `root`, with `local` as the text of the
+    /// local file: an edit checked before it is written.
+    pub fn with_local(root: &Path, local: String) -> Result<Layers, ConfigError> {
+        Self::read_with(root, Some(local))
+    }
+
+    fn read_with(root: &Path, local_text: Option<String>) -> Result<Layers, ConfigError> {
         let repo_path = root.join(CONFIG_FILE);
         let local_path = root.join(LOCAL_CONFIG_FILE);
         let mut problems = Vec::new();
@@ -42,10 +52,13 @@ impl Layers {
             problems.push(*p);
             None
         });
-        let local = read_optional(root, &local_path).unwrap_or_else(|p| {
-            problems.push(*p);
-            None
-        });
+        let local = match local_text {
+            Some(text) => Some(text),
+            None => read_optional(root, &local_path).unwrap_or_else(|p| {
+                problems.push(*p);
+                None
+            }),
+        };
         let base_is_default = repo.is_none();
         let base = match repo {
             Some(text) => Source::parse(&repo_path, text),

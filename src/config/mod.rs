@@ -9,6 +9,7 @@
 //! Nothing outside this module sees the raw types.
 
 mod analyzer;
+mod edit;
 mod error;
 mod issues;
 mod load;
@@ -17,11 +18,13 @@ mod projects;
 pub mod raw;
 mod schema;
 mod source;
+pub mod tasks;
 mod validate;
 
 use std::path::Path;
 
 pub use analyzer::BUILTIN as BUILTIN_ANALYZERS;
+pub use edit::{EditError, Edited, TaskEdit, edit_task};
 pub use error::{ConfigError, Problem};
 pub use load::{CONFIG_FILE, DEFAULT_CONFIG, LOCAL_CONFIG_FILE, MAX_CONFIG_BYTES, refused};
 pub use model::*;

@@ -141,7 +141,9 @@ impl Priority {
 }
 
 /// What may start a task without anyone asking (`bgtask run` always can).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// A watched file was saved.

@@ -1,4 +1,5 @@
-//! The daemon's event bus: the core (and the job tasks) publish, each
+//! The daemon's event bus: the core (and the job tasks, and the notifier
+//! for each delivery it records: [`on_delivery`]) publish, each
 //! subscriber (a connection that sent `subscribe`) receives. The last
 //! [`KEPT`] events are kept so a subscriber that reconnects gets what it
 //! missed (`after`), and one that falls behind is told how many it lost
@@ -114,6 +115,23 @@ impl Events {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Each delivery the notifier records, published as
+/// `notification_delivered` (the notifier knows nothing of the bus).
+pub fn on_delivery(bus: Events) -> crate::notifier::OnDelivery {
+    Arc::new(move |d: &crate::notifier::Delivery<'_>| {
+        bus.publish(What::NotificationDelivered {
+            channel: d.channel.to_owned(),
+            outcome: d.outcome.as_str().to_owned(),
+            notification: d.event.to_owned(),
+            severity: d.severity.as_str().to_owned(),
+            title: d.title.to_owned(),
+            task: d.task.map(str::to_owned),
+            run_id: d.run_id,
+            error: d.error.map(str::to_owned),
+        });
+    })
 }
 
 /// One run's analyzers, as the engine reports them, published with the

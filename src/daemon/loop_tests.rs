@@ -37,6 +37,8 @@ struct Harness {
     calls: Calls,
     stop: CancellationToken,
     root: std::path::PathBuf,
+    /// The core's event bus, to subscribe to.
+    events: super::events::Events,
     /// The loop's task: it ends once the loop has wound down.
     done: tokio::task::JoinHandle<()>,
 }
@@ -122,6 +124,7 @@ fn start_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let calls: Calls = Arc::default();
+    let events = super::events::Events::new(0);
     let mut core = Core::new(CoreParts {
         trust_bypass: true,
         store,
@@ -138,7 +141,7 @@ fn start_with(
         execute: scripted(calls.clone(), fails, gate),
         rng: fastrand::Rng::with_seed(SEED),
         notifier: crate::notifier::Notifier::disabled(),
-        events: super::events::Events::new(0),
+        events: events.clone(),
     })
     .unwrap();
     // Cron times follow the paused clock too, from a fixed wall time one
@@ -151,6 +154,7 @@ fn start_with(
         calls,
         stop,
         root,
+        events,
         done,
     }
 }
@@ -496,4 +500,49 @@ async fn activity_puts_off_the_idle_task() {
     tokio::time::sleep(Duration::from_secs(35)).await;
     assert_eq!(h.tasks_started(), ["boot", "quiet"], "a minute after it");
     h.stop.cancel();
+}
+
+/// A job waiting behind a running one of its task takes in triggers: an
+/// identical one is not told to subscribers (a submit storm is not an
+/// event storm), one that raises its priority is.
+#[tokio::test(start_paused = true)]
+async fn only_a_trigger_that_changes_a_waiting_job_is_told() {
+    use crate::ipc::events::What;
+    let gate = Arc::new(Notify::new());
+    let h = start_gated(CONFIG, Arc::new(|_| false), Some(gate.clone()));
+    h.submit("t", false).await;
+    h.until_calls(1).await;
+    let mut sub = h.events.subscribe(None, None);
+    let mut told = || {
+        let mut kinds = Vec::new();
+        while let Ok(e) = sub.live.try_recv() {
+            match &e.what {
+                What::JobQueued { job_id, .. } => kinds.push(format!("queued {job_id}")),
+                What::JobUpdated { job_id, .. } => kinds.push(format!("updated {job_id}")),
+                _ => {}
+            }
+        }
+        kinds
+    };
+    h.submit("t", false).await;
+    assert_eq!(told(), ["queued 2"], "behind the running job");
+    for _ in 0..3 {
+        h.submit("t", false).await;
+    }
+    assert!(told().is_empty(), "the same trigger again changes nothing");
+    let raised = h
+        .ask(Request::Submit(Submit {
+            tasks: vec!["t".to_owned()],
+            files: None,
+            priority: Some(crate::config::Priority::High),
+            source: TriggerSource::Manual {
+                command: "test".to_owned(),
+            },
+            debounce: false,
+        }))
+        .await;
+    assert!(matches!(raised, Response::Submitted { .. }), "{raised:?}");
+    assert_eq!(told(), ["updated 2"], "a higher priority is shown");
+    h.stop.cancel();
+    gate.notify_waiters();
 }

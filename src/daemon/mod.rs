@@ -125,8 +125,9 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     let opened = Store::open(&paths.state)?;
     let mut store = opened.store;
     note_runtime_fallback(&store, &paths);
+    let events = events::Events::new(now_ms());
     let (notifications, notifier) =
-        notifications::start(workspace, &config, store.path(), opts.dev);
+        notifications::start(workspace, &config, store.path(), opts.dev, &events);
     if let Some(aside) = &opened.moved_aside {
         let msg = format!(
             "the state database was corrupt and was moved to {}; starting with an empty one",
@@ -148,7 +149,6 @@ pub fn run_foreground(workspace: &Workspace, opts: &StartOptions) -> anyhow::Res
     if let Err(e) = crate::state::registry::register(&workspace.root, now_ms()) {
         tracing::warn!(error = %e, "the dashboard will not list this worktree: its registry could not be written");
     }
-    let events = events::Events::new(now_ms());
     let bus = events.clone();
     let parts = |tx, stopping| CoreParts {
         store,

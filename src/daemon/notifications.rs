@@ -10,13 +10,15 @@ use crate::notifier::console::ConsoleSink;
 use crate::notifier::{Notifier, NotifierOptions, NotifierThread};
 
 /// The notifier's thread, with the console channel on the daemon's
-/// stdout (`--dev`: with details), and its handle. If it cannot start
-/// (logged), the daemon runs on without notifications.
+/// stdout (`--dev`: with details), each delivery published on `events`,
+/// and its handle. If it cannot start (logged), the daemon runs on without
+/// notifications.
 pub(super) fn start(
     workspace: &Workspace,
     config: &Config,
     state_db: &Path,
     dev: bool,
+    events: &super::events::Events,
 ) -> (Option<NotifierThread>, Notifier) {
     let started = NotifierThread::start(
         Arc::new(config.clone()),
@@ -25,6 +27,7 @@ pub(super) fn start(
             state_db: state_db.to_owned(),
             console: Some(ConsoleSink::stdout(dev)),
             send: None,
+            on_delivery: Some(super::events::on_delivery(events.clone())),
         },
     );
     match started {

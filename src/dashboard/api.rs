@@ -29,8 +29,8 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/queue", get(queue))
         .route("/api/v1/projects/{id}/history", get(history))
         .route("/api/v1/projects/{id}/metrics", get(metrics))
-        .route("/api/v1/projects/{id}/health", get(health))
-        .route("/api/v1/projects/{id}/trust", get(super::local::trust))
+        .route("/api/v1/projects/{id}/health", get(health).post(health))
+        .route("/api/v1/projects/{id}/cleanup", post(cleanup))
         .route("/api/v1/projects/{id}/config", get(super::local::config))
         .route(
             "/api/v1/projects/{id}/notifications",
@@ -51,6 +51,11 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/runs/{run}/retry", post(retry))
         .route("/api/v1/events", get(super::stream::events))
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(super::trends::routes())
+        .merge(super::notify::routes())
+        .merge(super::tasks::routes())
+        .merge(super::bulk::routes())
+        .merge(super::trust::routes())
 }
 
 type Answer = Result<Json<Value>, ApiError>;
@@ -99,9 +104,16 @@ async fn metrics(id: Result<Path<String>, PathRejection>) -> Answer {
     answer(&id, Request::Metrics).await
 }
 
+/// The health checks, run now (GET, or POST from the page's button).
 async fn health(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     answer(&id, Request::Health).await
+}
+
+/// The retention sweep, now (`bgtask cleanup`).
+async fn cleanup(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Cleanup).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +123,10 @@ struct HistoryQuery {
     limit: Option<u32>,
     /// The next page: runs older than this run id.
     before: Option<i64>,
+    /// Only runs that ended so: `clean`, `findings`, `failed`.
+    outcome: Option<crate::ipc::Outcome>,
+    /// Only runs started within this long: `30m`, `1h`, `7d`.
+    within: Option<String>,
 }
 
 async fn history(
@@ -119,12 +135,24 @@ async fn history(
 ) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let since_ms = match q.within.as_deref() {
+        None => None,
+        Some(w) => Some(crate::clock::ms_ago(humantime::parse_duration(w).map_err(
+            |e| {
+                ApiError::bad_request(format!(
+                    "within: `{w}` is not a duration like 30m, 1h or 7d ({e})"
+                ))
+            },
+        )?)),
+    };
     answer(
         &id,
         Request::History {
             task: q.task,
             limit: q.limit.unwrap_or(50).min(MAX_PAGE),
             before: q.before,
+            outcome: q.outcome,
+            since_ms,
         },
     )
     .await
@@ -137,10 +165,27 @@ async fn run(ids: Result<Path<(String, i64)>, PathRejection>) -> Answer {
     let Json(mut v) = answer(&id, Request::Show { run_id }).await?;
     let root = known(&id)?.root;
     blocking(move || {
+        v["marks"] = marks(&root, run_id, &v["report"]);
         super::sources::attach(&root, &mut v["report"]);
         Ok(Json(v))
     })
     .await
+}
+
+/// Which of the run's findings are new and what it fixed, as its
+/// notification said; `null` when that cannot be told (no state database,
+/// a report that does not parse) — the page then shows no marks.
+fn marks(root: &std::path::Path, run_id: i64, report: &Value) -> Value {
+    let db = root.join(".bgtask").join(crate::store::FILE);
+    if !db.exists() {
+        return Value::Null;
+    }
+    let report: Option<crate::report::Report> = serde_json::from_value(report.clone()).ok();
+    let marks = report.and_then(|report| {
+        let db = crate::notifier::Db::open(&db).ok()?;
+        db.marks(run_id, &report).ok().flatten()
+    });
+    serde_json::to_value(marks).unwrap_or_default()
 }
 
 /// A run's report as a file: `report.json`, `report.sarif` or

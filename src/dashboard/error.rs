@@ -14,6 +14,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Config problems, each `file:line:column: /pointer: message` (a
+    /// refused config edit), when there are any.
+    pub problems: Vec<String>,
 }
 
 impl ApiError {
@@ -22,7 +25,16 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            problems: Vec::new(),
         }
+    }
+
+    /// The config on disk is invalid: 409 with every problem (the daemon
+    /// keeps its last good config meanwhile).
+    pub fn config_invalid(e: &crate::config::ConfigError) -> ApiError {
+        let mut err = ApiError::new(StatusCode::CONFLICT, "config_invalid", format!("{e:#}"));
+        err.problems = e.problems().iter().map(ToString::to_string).collect();
+        err
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -104,10 +116,10 @@ impl From<JsonRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.problems.is_empty() {
+            error["problems"] = json!(self.problems);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }

@@ -1,15 +1,17 @@
 //! Who may talk to the dashboard. It can start analyzers, which run
 //! repository code, so every request must:
-//! - name a host that is this server (a loopback name with its port, or
-//!   the configured one): a page on another site that rebinds its DNS name
-//!   to 127.0.0.1 is refused;
+//! - name a host that is this server (a loopback name with its port, the
+//!   `--listen` address, or a name given with `--allow-host`): a page on
+//!   another site that rebinds its DNS name to 127.0.0.1 is refused;
 //! - carry the token: `Authorization: Bearer T` (scripts) or the cookie
-//!   that opening `/?token=T` sets (`HttpOnly`, `SameSite=Strict`) before
-//!   redirecting to a clean URL;
-//! - when it changes something (POST), come from this origin: a cookie
-//!   alone does not do (CSRF); a request with the bearer header may omit
-//!   `Origin`, since no other site can set that header.
+//!   that opening `/?token=T` sets (`HttpOnly`, `SameSite=Strict`, and
+//!   `Secure` over HTTPS) before redirecting to a clean URL;
+//! - when it changes something (POST), come from this origin (this
+//!   server's scheme and one of its hosts): a cookie alone does not do
+//!   (CSRF); a request with the bearer header may omit `Origin`, since no
+//!   other site can set that header.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -25,6 +27,80 @@ pub struct Guard {
     pub token: String,
     /// `Host` values that name this server (`127.0.0.1:7420`, …).
     pub hosts: Vec<String>,
+    /// Served over HTTPS: origins are `https://…`, the cookie is `Secure`.
+    pub tls: bool,
+}
+
+impl Guard {
+    /// The guard of a server on `addr`, which also answers to the
+    /// `--allow-host` names in `allow`.
+    pub fn new(token: String, addr: SocketAddr, allow: &[String], tls: bool) -> Guard {
+        Guard {
+            token,
+            hosts: hosts(addr, allow),
+            tls,
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// `origin` is `scheme://host` of this server.
+    fn is_ours(&self, origin: &str) -> bool {
+        origin
+            .strip_prefix(self.scheme())
+            .and_then(|o| o.strip_prefix("://"))
+            .is_some_and(|h| self.hosts.iter().any(|ok| ok.eq_ignore_ascii_case(h)))
+    }
+}
+
+/// `--allow-host`'s value: a name as it appears in `Host`, with or
+/// without its port.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected NAME or NAME:PORT, like dash.example.com or 192.168.1.5:7420".to_owned())
+    }
+}
+
+/// The `Host` values that name this server on `addr`: the loopback names
+/// with its port, the address itself (unless it is every interface: no
+/// client names it so), and the `--allow-host` names, as given and, when
+/// they have no port, with this one.
+fn hosts(addr: SocketAddr, allow: &[String]) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    let mut add = |h: String| {
+        if !hosts.iter().any(|o| o.eq_ignore_ascii_case(&h)) {
+            hosts.push(h);
+        }
+    };
+    if !addr.ip().is_unspecified() {
+        add(addr.to_string());
+    }
+    for name in allow {
+        add(name.clone());
+        if !has_port(name) {
+            add(format!("{name}:{port}"));
+        }
+    }
+    hosts
+}
+
+/// `name:7420`, `[::1]:7420` have a port; `name`, `[::1]`, `::1` do not.
+fn has_port(host: &str) -> bool {
+    host.rsplit_once(':').is_some_and(|(name, port)| {
+        port.parse::<u16>().is_ok() && (name.ends_with(']') || !name.contains(':'))
+    })
 }
 
 /// A fresh secret: 32 bytes from the kernel, in hex.
@@ -80,7 +156,8 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
         if !same(t, &guard.token) {
             return unauthorized();
         }
-        let cookie = format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/");
+        let secure = if guard.tls { "; Secure" } else { "" };
+        let cookie = format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/{secure}");
         return (
             StatusCode::SEE_OTHER,
             [
@@ -99,10 +176,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let origin = header(headers, &header::ORIGIN);
-        let ours = origin.is_some_and(|o| {
-            o.strip_prefix("http://")
-                .is_some_and(|h| guard.hosts.iter().any(|ok| ok.eq_ignore_ascii_case(h)))
-        });
+        let ours = origin.is_some_and(|o| guard.is_ours(o));
         if !ours && (origin.is_some() || !bearer) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -148,5 +222,71 @@ mod tests {
         assert_eq!(cookie_token(&h), Some("abc"));
         assert_eq!(query_token(Some("x=1&token=t0")), Some("t0"));
         assert_eq!(query_token(Some("tokens=1")), None);
+    }
+
+    #[test]
+    fn the_host_names_are_loopback_the_address_and_the_allowed_ones() {
+        let loopback = ["127.0.0.1:7420", "localhost:7420", "[::1]:7420"];
+        let rows: [(&str, &[&str], &[&str]); 5] = [
+            ("127.0.0.1:7420", &[], &[]),
+            ("192.168.1.5:7420", &[], &["192.168.1.5:7420"]),
+            ("0.0.0.0:7420", &[], &[]),
+            (
+                "[::]:7420",
+                &["Dash.example", "dash.example:443", "[fe80::1]"],
+                &[
+                    "Dash.example",
+                    "Dash.example:7420",
+                    "dash.example:443",
+                    "[fe80::1]",
+                    "[fe80::1]:7420",
+                ],
+            ),
+            ("[fe80::1]:7420", &["[fe80::1]:7420"], &["[fe80::1]:7420"]),
+        ];
+        for (addr, allow, more) in rows {
+            let allow: Vec<String> = allow.iter().map(|&a| a.to_owned()).collect();
+            let want: Vec<&str> = loopback.iter().chain(more).copied().collect();
+            assert_eq!(hosts(addr.parse().unwrap(), &allow), want, "{addr}");
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_are_names_with_or_without_a_port() {
+        for ok in [
+            "dash.example.com",
+            "dash:8443",
+            "[fe80::1]:7420",
+            "192.168.1.5",
+        ] {
+            assert_eq!(parse_host(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "a b", "https://dash", "dash/x", "user@dash"] {
+            assert!(parse_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_origin_is_ours_with_our_scheme_and_one_of_our_hosts() {
+        let guard = |tls| Guard {
+            token: String::new(),
+            hosts: vec!["127.0.0.1:7420".into(), "Dash.example".into()],
+            tls,
+        };
+        let rows = [
+            (false, "http://127.0.0.1:7420", true),
+            (false, "http://dash.example", true),
+            (false, "https://127.0.0.1:7420", false),
+            (false, "http://127.0.0.1:7421", false),
+            (false, "http://attacker.example", false),
+            (false, "null", false),
+            (true, "https://127.0.0.1:7420", true),
+            (true, "https://DASH.example", true),
+            (true, "http://127.0.0.1:7420", false),
+            (true, "https:/127.0.0.1:7420", false),
+        ];
+        for (tls, origin, ours) in rows {
+            assert_eq!(guard(tls).is_ours(origin), ours, "tls {tls}, {origin}");
+        }
     }
 }

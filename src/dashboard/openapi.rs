@@ -82,6 +82,51 @@ fn change_paths(jobs: Value, submit: Value, event: &Value) -> Value {
     })
 }
 
+/// Trust, the config and its tasks, and the bulk actions.
+fn settings_paths(g: &mut schemars::SchemaGenerator) -> Value {
+    let id = id_param();
+    let task = json!({"name": "task", "in": "path", "required": true, "description": "The task's key: `name`, or `dir:name` in a nested project.", "schema": {"type": "string"}});
+    let (string, strings) = (
+        json!({"type": "string"}),
+        json!({"type": "array", "items": {"type": "string"}}),
+    );
+    let tasks = schema::<Vec<crate::config::tasks::TaskInfo>>(g);
+    let one = schema::<crate::config::tasks::TaskInfo>(g);
+    let bulk = schema::<crate::ipc::bulk::BulkOutcome>(g);
+    let edited = object(&[
+        ("task", one),
+        ("file", string.clone()),
+        ("created_file", json!({"type": "boolean"})),
+        ("excluded_from_git", json!({"type": "boolean"})),
+    ]);
+    let ids = [id.clone(), task];
+    let trust_shown = object(&[
+        ("trusted_ever", json!({"type": "boolean"})),
+        ("how", string.clone()),
+        ("confirm", string.clone()),
+        ("tasks", json!({"type": "object"})),
+    ]);
+    let mut trust = get(
+        "Each task's trust (`trusted`, `untrusted`, `changed` with the diff), what it would run, and `confirm`: the digest of exactly this list",
+        std::slice::from_ref(&id),
+        &trust_shown,
+    );
+    trust["post"] = post("Trust the worktree (`bgtask trust`), only with the `confirm` of the list the person was shown: 409 `changed` when what a task would run changed since", std::slice::from_ref(&id), Some(object(&[("confirm", string.clone())])), &object(&[("trusted", json!({"type": "boolean"})), ("record", string.clone())]))["post"].take();
+    json!({
+        "/projects/{id}/trust": trust,
+        "/projects/{id}/config": get("Whether the config on disk is valid: its files, tasks and each project's config as merged from its files (`effective`), or every problem with file:line:column (the daemon keeps its last good config meanwhile)", std::slice::from_ref(&id),
+            &object(&[("valid", json!({"type": "boolean"})), ("problems", strings), ("effective", json!({"type": "object", "additionalProperties": {"type": "object"}}))])),
+        "/projects/{id}/tasks": get("Every task: what it runs, when, and which files define it (`bgtask task list`)", std::slice::from_ref(&id), &object(&[("tasks", tasks), ("personal_file", string.clone())])),
+        "/projects/{id}/tasks/{task}": post("Create the task, or replace what the personal .background-tasks.local.json says of it; checked with the whole config first (422 with every problem, nothing written)", &ids, Some(object(&[("task", json!({"type": "object"}))])), &edited),
+        "/projects/{id}/tasks/{task}/enable": post("Turn the task on (in the personal file)", &ids, None, &edited),
+        "/projects/{id}/tasks/{task}/disable": post("Turn the task off (in the personal file)", &ids, None, &edited),
+        "/projects/{id}/tasks/{task}/delete": post("Delete a task the personal file defines (a committed one: 409, disable it instead)", &ids, None, &edited),
+        "/projects/{id}/cleanup": post("The retention sweep, now (`bgtask cleanup`): what it removed", std::slice::from_ref(&id), None, &schema::<crate::ipc::CleanupCounts>(g)),
+        "/projects/{id}/bulk/cancel": post("Cancel every waiting job, or every waiting job of `task` (`bgtask cancel --waiting`)", std::slice::from_ref(&id), Some(json!({"type": "object", "properties": {"task": string.clone()}})), &bulk),
+        "/projects/{id}/bulk/retry": post("Run again every task whose last run failed within `within` (1h), or just `task` (`bgtask retry --failed`)", std::slice::from_ref(&id), Some(json!({"type": "object", "properties": {"task": string.clone(), "within": string}})), &bulk),
+    })
+}
+
 /// The paths and schemas in the document around them.
 fn wrap(paths: &Value, schemas: &serde_json::Map<String, Value>) -> Value {
     json!({
@@ -98,8 +143,10 @@ fn wrap(paths: &Value, schemas: &serde_json::Map<String, Value>) -> Value {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {"Error": {
-                "description": "An error: 400 bad input (naming the field), 401 no token, 403 wrong Host or Origin, 404 unknown project or run, 413 body over 1 MiB, 503 the daemon is down or did not answer within 1 s",
-                "content": {"application/json": {"schema": object(&[("error", object(&[("code", json!({"type": "string"})), ("message", json!({"type": "string"}))]))])}}
+                "description": "An error: 400 bad input (naming the field), 401 no token, 403 wrong Host or Origin, 404 unknown project, run or task, 409 the state forbids it (the config on disk is invalid, a committed task, trust that changed since it was shown), 413 body over 1 MiB, 422 an edit that would leave the config invalid (with every problem), 503 the daemon is down or did not answer within 1 s",
+                "content": {"application/json": {"schema": object(&[("error", json!({"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"},
+                    "problems": {"type": "array", "items": {"type": "string"}, "description": "Config problems, each file:line:column: /pointer: message."}}}))])}}
             }}
         }
     })
@@ -131,16 +178,23 @@ pub fn document() -> Value {
             query("task", "string", "Only this task."),
             query("limit", "integer", "Runs in the page (50; at most 500)."),
             query("before", "integer", "Only runs older than this run id: the next page."),
+            json!({"name": "outcome", "in": "query", "required": false, "description": "Only runs that ended so: clean (exit 0), findings (1), failed (an analyzer failed, timed out or ran out of memory).", "schema": {"enum": ["clean", "findings", "failed"]}}),
+            query("within", "string", "Only runs started within this long: 30m, 1h, 7d."),
         ], &object(&[("runs", runs)])),
         "/projects/{id}/metrics": get("Per task: runs, success rate, durations, waits", std::slice::from_ref(&id), &metrics),
+        "/projects/{id}/trends": get("Runs over time, per bucket (hour or day) and task: runs, success rate, duration and queue wait (p50, p95), findings by severity after the bucket's last run, new and fixed; read from the worktree's state database", &[
+            id.clone(),
+            query("task", "string", "Only this task."),
+            query("days", "integer", "The window: this many days back (14; 1 to 365)."),
+            json!({"name": "bucket", "in": "query", "required": false, "description": "hour or day (hours for windows up to 2 days).", "schema": {"enum": ["hour", "day"]}}),
+            query("utc_offset_min", "integer", "Buckets start at midnight at this offset from UTC, in minutes east (0)."),
+        ], &schema::<crate::store::Trends>(&mut g)),
         "/projects/{id}/health": get("The health checks, now", std::slice::from_ref(&id), &health),
-        "/projects/{id}/trust": get("Each task's trust (`trusted`, `untrusted`, `changed` with the diff) and what it would run; trusting is done at the terminal", std::slice::from_ref(&id),
-            &object(&[("trusted_ever", json!({"type": "boolean"})), ("how", json!({"type": "string"})), ("tasks", json!({"type": "object"}))])),
-        "/projects/{id}/config": get("Whether the config on disk is valid: its files and tasks, or every problem with file:line:column (the daemon keeps its last good config meanwhile)", std::slice::from_ref(&id),
-            &object(&[("valid", json!({"type": "boolean"})), ("problems", json!({"type": "array", "items": {"type": "string"}}))])),
         "/projects/{id}/notifications": get("The notification delivery log, newest first", &[id.clone(), query("limit", "integer", "Deliveries (20; at most 500).")],
             &object(&[("deliveries", json!({"type": "array", "items": {"type": "object"}}))])),
-        "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now", &[id.clone(), run.clone()], &object(&[("report", report)])),
+        "/projects/{id}/notifications/channels": get("Each notification channel: whether the config turns it on (`on`) and from which level (`min_severity`)", std::slice::from_ref(&id), &object(&[("channels", json!({"type": "array", "items": object(&[("channel", json!({"type": "string"})), ("on", json!({"type": "boolean"})), ("min_severity", json!({"type": ["string", "null"]}))])}))])),
+        "/projects/{id}/notifications/test": {"post": {"summary": "Send a test notification (`bgtask notify test`) through every channel or the one named; each attempt goes into the delivery log. 200 even when a channel failed: each result says", "parameters": [id.clone()], "requestBody": {"required": false, "content": {"application/json": {"schema": schema::<super::notify::TestBody>(&mut g)}}}, "responses": ok("Each channel's outcome", &object(&[("results", schema::<Vec<crate::notifier::TestResult>>(&mut g))]))}},
+        "/projects/{id}/runs/{run}": get("A run's report; findings carry their source line as the worktree has it now; `marks`: which findings are new (indices) and what the run fixed, against the task's earlier runs (null when that cannot be told)", &[id.clone(), run.clone()], &object(&[("report", report), ("marks", schema::<Option<crate::notifier::Marks>>(&mut g))])),
         "/projects/{id}/runs/{run}/log": {"get": {
             "summary": "What the run's analyzers printed: {\"logs\": {analyzer: text}, \"finished\"}; with follow=1, Server-Sent Events as it is written (chunk {analyzer, data}, then end {finished})",
             "parameters": [id.clone(), run.clone(), query("follow", "integer", "1: stream it as it is written.")],
@@ -152,9 +206,12 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "the file"}, "default": {"$ref": "#/components/responses/Error"}}
         }}
     });
-    let changes = change_paths(jobs, submit, &event);
-    if let (Some(all), Value::Object(more)) = (paths.as_object_mut(), changes) {
-        all.extend(more);
+    // The page's "check now" button posts what GET does.
+    paths["/projects/{id}/health"]["post"] = paths["/projects/{id}/health"]["get"].clone();
+    for more in [change_paths(jobs, submit, &event), settings_paths(&mut g)] {
+        if let (Some(all), Value::Object(more)) = (paths.as_object_mut(), more) {
+            all.extend(more);
+        }
     }
     wrap(&paths, &g.take_definitions(true))
 }

@@ -28,6 +28,17 @@ const ASSETS: &[(&str, &str)] = &[
         "notifications.js",
         include_str!("../../assets/dashboard/notifications.js"),
     ),
+    ("tasks.js", include_str!("../../assets/dashboard/tasks.js")),
+    // uPlot (MIT), vendored from npm: assets/dashboard/vendor/README.md.
+    (
+        "uplot.js",
+        include_str!("../../assets/dashboard/vendor/uplot.js"),
+    ),
+    (
+        "uplot.css",
+        include_str!("../../assets/dashboard/vendor/uplot.css"),
+    ),
+    ("plots.js", include_str!("../../assets/dashboard/plots.js")),
     ("start.js", include_str!("../../assets/dashboard/start.js")),
 ];
 

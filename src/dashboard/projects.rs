@@ -13,7 +13,7 @@ use crate::state::Paths;
 use crate::state::registry::{self, Known};
 
 /// How long a daemon may take to answer before the API says 503.
-const ANSWER_WITHIN: Duration = Duration::from_secs(1);
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
 /// A project as the API lists it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -24,6 +24,8 @@ pub enum ClientError {
     Version(u32),
     #[error(transparent)]
     Daemon(IpcError),
+    #[error("the daemon answered a {0} request with something else")]
+    Unexpected(&'static str),
 }
 
 pub struct Client {

@@ -42,8 +42,10 @@ pub enum What {
         /// Files it covers; `None`: the whole project.
         files: Option<usize>,
     },
-    /// A waiting job took in another trigger (more files, a higher
-    /// priority, a new debounce deadline or a retry's wait).
+    /// A waiting job changed as a front end shows it: another trigger
+    /// brought more files (or the whole project), a higher priority, held
+    /// it for a debounce again or superseded its retry. A trigger that
+    /// changed none of that is not told.
     JobUpdated { job_id: i64, task: String },
     /// A waiting job was dropped (a full queue).
     JobDropped {
@@ -111,6 +113,25 @@ pub enum What {
     },
     /// New jobs wait (`holding`: why) or no longer do (`None`).
     Holding { reason: Option<String> },
+    /// A notification's delivery on one channel was recorded in the
+    /// delivery log (`bgtask notifications`).
+    NotificationDelivered {
+        /// `console`, `desktop`, `file` or `email`.
+        channel: String,
+        /// `delivered`, `failed`, `queued` (an email waiting for its
+        /// digest or the outbox), `retrying`, `dead` or `disabled`.
+        outcome: String,
+        /// What it told: `issues_found`, `task_failed`, `health_alert`…
+        notification: String,
+        /// `info`, `warning`, `error` or `critical`.
+        severity: String,
+        title: String,
+        /// The task and run it is about, if any.
+        task: Option<String>,
+        run_id: Option<i64>,
+        /// Why it failed (or was turned off, or is retried).
+        error: Option<String>,
+    },
     /// The daemon is stopping: it takes no new work, and running jobs
     /// are being stopped (their ends follow).
     Stopping,
@@ -131,7 +152,10 @@ impl What {
             | What::AnalyzerStarted { task, .. }
             | What::AnalyzerFinished { task, .. }
             | What::JobFinished { task, .. }
-            | What::TrustChanged { task, .. } => Some(task),
+            | What::TrustChanged { task, .. }
+            | What::NotificationDelivered {
+                task: Some(task), ..
+            } => Some(task),
             _ => None,
         }
     }

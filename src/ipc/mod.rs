@@ -4,6 +4,7 @@
 //! Owns the wire format and the client; the server side (accepting,
 //! checking the peer, dispatching) is the daemon's.
 
+pub mod bulk;
 mod client;
 pub mod events;
 pub mod frame;

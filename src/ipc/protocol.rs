@@ -16,6 +16,20 @@ use crate::report::Report;
 
 pub const VERSION: u32 = 1;
 
+/// How a run ended, as history filters it (its exit code).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Nothing found (exit 0).
+    Clean,
+    /// Findings at or above the task's `fail_on` (exit 1).
+    Findings,
+    /// An analyzer failed, timed out or ran out of memory (exit 2 and up).
+    Failed,
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Envelope<T> {
     pub v: u32,
@@ -43,6 +57,12 @@ pub enum Request {
         /// Only runs older than this one (the next page).
         #[serde(default)]
         before: Option<i64>,
+        /// Only runs that ended so.
+        #[serde(default)]
+        outcome: Option<Outcome>,
+        /// Only runs started at or after this time (ms since the epoch).
+        #[serde(default)]
+        since_ms: Option<i64>,
     },
     Show {
         run_id: i64,

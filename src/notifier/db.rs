@@ -29,6 +29,14 @@ pub enum NotifierDbError {
     },
     #[error("{} has no notification tables (schema {found}); open it with this bgtask first", path.display())]
     Schema { path: PathBuf, found: u32 },
+    #[error("make {}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("prepare the state database")]
+    Store(#[source] Box<crate::store::StoreError>),
     #[error("state database")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored notification JSON")]
@@ -101,8 +109,14 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// Told of each delivery once it is in the log (the daemon publishes it
+/// on its event stream). It runs on the notifier's thread: it must not
+/// block.
+pub type OnDelivery = std::sync::Arc<dyn Fn(&Delivery<'_>) + Send + Sync>;
+
 pub struct Db {
     pub(super) conn: Connection,
+    on_delivery: Option<OnDelivery>,
 }
 
 impl Db {
@@ -135,7 +149,28 @@ impl Db {
                 found,
             });
         }
-        Ok(Db { conn })
+        Ok(Db {
+            conn,
+            on_delivery: None,
+        })
+    }
+
+    /// The delivery log of the worktree at `root`, its state database
+    /// created or migrated first (a command run before any daemon).
+    pub fn open_worktree(root: &Path) -> Result<Db, NotifierDbError> {
+        let dir = crate::state::state_dir(root).map_err(|source| NotifierDbError::StateDir {
+            path: root.join(".bgtask"),
+            source,
+        })?;
+        drop(crate::store::Store::open(&dir).map_err(|e| NotifierDbError::Store(Box::new(e)))?);
+        Db::open(&dir.join(crate::store::FILE))
+    }
+
+    /// This connection tells `on` of each delivery it records.
+    #[must_use]
+    pub fn telling(mut self, on: Option<OnDelivery>) -> Db {
+        self.on_delivery = on;
+        self
     }
 
     pub fn record(&self, d: &Delivery<'_>) -> Result<(), NotifierDbError> {
@@ -156,6 +191,9 @@ impl Db {
                 d.error,
                 d.outbox_id
             ])?;
+        if let Some(on) = &self.on_delivery {
+            on(d);
+        }
         Ok(())
     }
 
@@ -223,7 +261,7 @@ impl Db {
 
     /// The files a job looked at; `None` for the whole project (or a job
     /// retention removed).
-    fn job_scope(&self, job_id: i64) -> Result<Option<Vec<String>>, NotifierDbError> {
+    pub(super) fn job_scope(&self, job_id: i64) -> Result<Option<Vec<String>>, NotifierDbError> {
         let project: Option<bool> = self
             .conn
             .prepare_cached("SELECT project FROM jobs WHERE id = ?1")?
@@ -297,6 +335,37 @@ pub(super) mod tests {
         assert_eq!(rows[1].time, "1970-01-01T00:00:00Z");
         assert_eq!(db.deliveries(1).unwrap().len(), 1);
         assert_eq!(db.prune(500).unwrap(), 1);
+    }
+
+    #[test]
+    fn each_recorded_delivery_is_told() {
+        let (_dir, db, _store) = temp_db();
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = told.clone();
+        let db = db.telling(Some(std::sync::Arc::new(move |d: &Delivery<'_>| {
+            seen.lock()
+                .unwrap()
+                .push(format!("{} {} {}", d.channel, d.outcome.as_str(), d.title));
+        })));
+        for (channel, outcome) in [("file", Outcome::Delivered), ("email", Outcome::Queued)] {
+            db.record(&Delivery {
+                at_ms: 1,
+                event: "test",
+                severity: Level::Info,
+                task: None,
+                run_id: None,
+                channel,
+                outcome,
+                title: "works",
+                error: None,
+                outbox_id: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            *told.lock().unwrap(),
+            ["file delivered works", "email queued works"]
+        );
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct NotifierOptions {
     pub console: Option<ConsoleSink>,
     /// How email is sent; `None`: SMTP.
     pub send: Option<SendMail>,
+    /// Told of each delivery recorded in the delivery log (the daemon's
+    /// event stream); `None`: nobody.
+    pub on_delivery: Option<super::db::OnDelivery>,
 }
 
 /// The notifier's thread; stop it with [`NotifierThread::stop`].
@@ -166,7 +169,7 @@ async fn run(
 ) {
     let clock = Clock::start();
     let open = |what: &str| match Db::open(&opts.state_db) {
-        Ok(db) => Some(db),
+        Ok(db) => Some(db.telling(opts.on_delivery.clone())),
         Err(e) => {
             tracing::error!(error = %e, "{what} without the state database");
             None

@@ -10,6 +10,8 @@
 //!                     console · desktop · file · email digest ─► outbox ─► SMTP
 //!                                                   │
 //!                                   delivery log (every outcome)
+//!                                                   │ each one told
+//!                                  `on_delivery` (the daemon's event stream)
 //! ```
 //!
 //! Levels and where they come from:
@@ -39,7 +41,8 @@
 //! `render.rs` (templates), `console.rs`, `desktop.rs`, `file.rs`,
 //! `email.rs` (the channels), `outbox.rs` and `mailer.rs` (the email outbox
 //! and its task), `db.rs` (the delivery log), `handle.rs` (the handle and
-//! the thread), `probe.rs` (`bgtask notify test`).
+//! the thread), `probe.rs` (`bgtask notify test`, and the dashboard's
+//! test button).
 
 pub mod console;
 mod db;
@@ -49,14 +52,16 @@ pub mod event;
 mod file;
 mod handle;
 mod mailer;
+mod marks;
 mod novelty;
 mod outbox;
 mod probe;
 pub mod render;
 pub mod router;
 
-pub use db::{Db, DeliveryRow, NotifierDbError};
+pub use db::{Db, Delivery, DeliveryRow, NotifierDbError, OnDelivery, Outcome};
 pub use event::{EventKind, Level, NotificationEvent, RunFinished};
 pub use handle::{Notifier, NotifierOptions, NotifierThread};
-pub use probe::{ProbeResult, probe};
+pub use marks::{FixedFinding, Marks};
+pub use probe::{ProbeResult, TestResult, Tested, probe, test_worktree};
 pub use router::ChannelName;

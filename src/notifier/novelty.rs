@@ -78,6 +78,32 @@ pub struct Diff {
     pub fixed: usize,
 }
 
+/// The known findings, in what `run` analysed, that it no longer found
+/// (fingerprint, path).
+pub fn fixed<'k>(run: &RunFinished, known: &'k Known) -> Vec<&'k (String, Option<String>)> {
+    let current: HashSet<&str> = run
+        .findings
+        .iter()
+        .map(|f| f.fingerprint.as_str())
+        .collect();
+    let scope: Option<HashSet<&str>> = run
+        .scope
+        .as_ref()
+        .map(|s| s.iter().map(String::as_str).collect());
+    known
+        .entries
+        .iter()
+        .filter(|(fp, path)| {
+            let in_scope = match (&scope, path) {
+                (None, _) => true,
+                (Some(s), Some(p)) => s.contains(p.as_str()),
+                (Some(_), None) => false,
+            };
+            in_scope && !current.contains(fp.as_str())
+        })
+        .collect()
+}
+
 pub fn diff(run: &RunFinished, known: Option<&Known>) -> Diff {
     let Some(known) = known else {
         return Diff {
@@ -92,27 +118,7 @@ pub fn diff(run: &RunFinished, known: Option<&Known>) -> Diff {
         .filter(|(_, f)| !known.contains(&f.fingerprint))
         .map(|(i, _)| i)
         .collect();
-    let current: HashSet<&str> = run
-        .findings
-        .iter()
-        .map(|f| f.fingerprint.as_str())
-        .collect();
-    let scope: Option<HashSet<&str>> = run
-        .scope
-        .as_ref()
-        .map(|s| s.iter().map(String::as_str).collect());
-    let fixed = known
-        .entries
-        .iter()
-        .filter(|(fp, path)| {
-            let in_scope = match (&scope, path) {
-                (None, _) => true,
-                (Some(s), Some(p)) => s.contains(p.as_str()),
-                (Some(_), None) => false,
-            };
-            in_scope && !current.contains(fp.as_str())
-        })
-        .count();
+    let fixed = fixed(run, known).len();
     Diff { new, fixed }
 }
 

@@ -1,14 +1,17 @@
-//! `bgtask notify test`: one test notification straight through this
-//! worktree's real channels, with no daemon needed, and a plain answer per
-//! channel. Unlike the daemon it ignores `min_severity` (the test event is
-//! only `info`) and sends email directly instead of through the digest and
-//! the outbox, so the answer is the server's own. Every attempt goes into
-//! the delivery log like any other.
+//! `bgtask notify test` (and the dashboard's "Send a test"): one test
+//! notification straight through a worktree's real channels, with no
+//! daemon needed, and a plain answer per channel. Unlike the daemon it
+//! ignores `min_severity` (the test event is only `info`) and sends email
+//! directly instead of through the digest and the outbox, so the answer is
+//! the server's own. Every attempt goes into the delivery log like any
+//! other.
 
 use std::path::Path;
 
+use serde::Serialize;
+
 use super::console::ConsoleSink;
-use super::db::{Db, Delivery, Outcome};
+use super::db::{Db, Delivery, NotifierDbError, Outcome};
 use super::desktop::{Desktop, DesktopOutcome};
 use super::event::NotificationEvent;
 use super::file::JsonlLog;
@@ -23,6 +26,79 @@ pub enum ProbeResult {
     /// Not enabled in the config; nothing tried.
     Off(String),
     Failed(String),
+}
+
+impl ProbeResult {
+    /// `delivered`, `off` or `failed`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ProbeResult::Delivered(_) => "delivered",
+            ProbeResult::Off(_) => "off",
+            ProbeResult::Failed(_) => "failed",
+        }
+    }
+
+    /// What the channel said (or why it is off).
+    pub fn detail(&self) -> &str {
+        match self {
+            ProbeResult::Delivered(d) | ProbeResult::Off(d) | ProbeResult::Failed(d) => d,
+        }
+    }
+}
+
+/// One channel's answer to a test, as JSON.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TestResult {
+    pub channel: ChannelName,
+    /// `delivered`, `off` (not enabled, or no desktop here: nothing
+    /// tried) or `failed`.
+    #[schemars(with = "String")]
+    pub outcome: &'static str,
+    /// Where it went (the server's answer), why it is off, or the error.
+    pub detail: String,
+}
+
+/// A test of a worktree's channels.
+#[derive(Debug)]
+pub struct Tested {
+    /// Each channel tried (or off), in order.
+    pub results: Vec<(ChannelName, ProbeResult)>,
+    /// Why the attempts are not in the delivery log, when they are not.
+    pub unrecorded: Option<NotifierDbError>,
+}
+
+impl Tested {
+    pub fn json(&self) -> Vec<TestResult> {
+        self.results
+            .iter()
+            .map(|(channel, r)| TestResult {
+                channel: *channel,
+                outcome: r.outcome(),
+                detail: r.detail().to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// The test of the worktree at `root` (`bgtask notify test` and the
+/// dashboard's): its config read, the test notification sent to `only` or
+/// every channel, each attempt recorded in its delivery log. Fails only
+/// when the config does not load.
+pub async fn test_worktree(
+    root: &Path,
+    only: Option<ChannelName>,
+    console: &mut ConsoleSink,
+) -> Result<Tested, crate::config::ConfigError> {
+    let config = crate::config::load(root)?;
+    let (db, unrecorded) = match Db::open_worktree(root) {
+        Ok(db) => (Some(db), None),
+        Err(e) => (None, Some(e)),
+    };
+    let results = probe(&config, root, db.as_ref(), only, console).await;
+    Ok(Tested {
+        results,
+        unrecorded,
+    })
 }
 
 fn off(channel: ChannelName) -> ProbeResult {

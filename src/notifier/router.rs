@@ -21,8 +21,22 @@ use super::novelty::{Known, diff};
 use crate::analyze::Severity;
 use crate::config::Notifications;
 
-/// A channel, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A channel, by name (`console`, `desktop`, `file`, `email` in JSON, as
+/// on the command line).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ChannelName {
     Console,
     Desktop,

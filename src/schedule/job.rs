@@ -126,9 +126,44 @@ pub struct JobHead {
     pub not_before: Millis,
     pub kind: WaitKind,
     pub recovered: bool,
+    /// Whether this update changed what a front end shows of the job (see
+    /// [`Shown`]); a merge that only took in another trigger's time did
+    /// not. Told to subscribers, not persisted.
+    pub shown_changed: bool,
+}
+
+/// What `bgtask queue` and the dashboard show of a waiting job, as of a
+/// time: its score and priority with why, how many files (or the whole
+/// project), whether it waits to retry (and which attempt), and whether a
+/// debounce still holds it. A debounce deadline pushed further out is not
+/// a change: only its countdown moves (a burst of saves is one update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Shown {
+    score: i32,
+    priority: Priority,
+    why: Option<String>,
+    files: Option<usize>,
+    kind: WaitKind,
+    attempt: u32,
+    debouncing: bool,
+}
+
+impl Shown {
+    pub(super) fn of(w: &Waiting, now: Millis) -> Shown {
+        Shown {
+            score: w.score,
+            priority: w.priority,
+            why: w.why.clone(),
+            files: w.files.as_ref().map(BTreeSet::len),
+            kind: w.kind,
+            attempt: w.attempt,
+            debouncing: w.not_before > now,
+        }
+    }
 }
 
 impl Waiting {
+    /// Its head, as an update that changed what is shown.
     pub fn head(&self) -> JobHead {
         JobHead {
             id: self.id,
@@ -141,6 +176,7 @@ impl Waiting {
             not_before: self.not_before,
             kind: self.kind,
             recovered: self.recovered,
+            shown_changed: true,
         }
     }
 
@@ -196,10 +232,13 @@ pub enum Completion {
     Failed { permanent: bool, error: String },
 }
 
-/// The effects of a merge into waiting job `w`: its new fields, and the
-/// files it gained.
-pub(super) fn merged(w: &Waiting, added: Vec<PathBuf>) -> Vec<Effect> {
-    let mut effects = vec![Effect::Update(w.head())];
+/// The effects of a merge into waiting job `w`: its new fields (and
+/// whether what is shown of it changed), and the files it gained.
+pub(super) fn merged(w: &Waiting, added: Vec<PathBuf>, shown_changed: bool) -> Vec<Effect> {
+    let mut effects = vec![Effect::Update(JobHead {
+        shown_changed,
+        ..w.head()
+    })];
     if !added.is_empty() {
         effects.push(Effect::AddFiles {
             id: w.id,

@@ -13,12 +13,15 @@
 //!   computes, up to `max_retries`; a newer trigger for the same key
 //!   supersedes a pending retry (its files are kept).
 //!
-//! Every change is returned as an [`Effect`] for the caller to persist.
+//! Every change is returned as an [`Effect`] for the caller to persist; an
+//! update also says whether it changed what a front end shows of the job
+//! (`JobHead::shown_changed`), so a storm of identical triggers is not a
+//! storm of events.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::job::{
-    Admission, Completion, Effect, FinalState, JobId, Millis, Offer, WaitKind, Waiting,
+    Admission, Completion, Effect, FinalState, JobId, Millis, Offer, Shown, WaitKind, Waiting,
     merge_files, merged,
 };
 
@@ -63,7 +66,7 @@ impl Queue {
                 .get_mut(&first)
                 .expect("by_key points at a waiting job");
             let added = merge_files(&mut existing.files, w.files);
-            let mut effects = merged(existing, added);
+            let mut effects = merged(existing, added, true);
             effects.push(Effect::Finish {
                 id: w.id,
                 state: FinalState::Failed,
@@ -99,6 +102,7 @@ impl Queue {
                 .waiting
                 .get_mut(&id)
                 .expect("by_key points at a waiting job");
+            let before = Shown::of(w, now);
             let added = merge_files(&mut w.files, offer.files);
             if offer.score > w.score {
                 w.score = offer.score;
@@ -116,7 +120,8 @@ impl Queue {
                 let cap = w.enqueued + 10 * offer.debounce;
                 w.not_before = w.not_before.max(ready_at).min(cap);
             }
-            return (Admission::Merged(id), merged(w, added));
+            let changed = Shown::of(w, now) != before;
+            return (Admission::Merged(id), merged(w, added, changed));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -265,8 +270,10 @@ impl Queue {
                         .waiting
                         .get_mut(&next)
                         .expect("by_key points at a waiting job");
+                    let before = Shown::of(newer, now);
                     let added = merge_files(&mut newer.files, job.files);
-                    let mut effects = merged(newer, added);
+                    let changed = Shown::of(newer, now) != before;
+                    let mut effects = merged(newer, added, changed);
                     effects.push(Effect::Finish {
                         id,
                         state: FinalState::Failed,
@@ -467,5 +474,55 @@ mod tests {
             .expect("the newer trigger runs at once, not after the backoff");
         assert_eq!(w.attempt, 0);
         assert_eq!(w.files.unwrap().len(), 2);
+    }
+
+    /// Whether the update of each merge changed what is shown.
+    fn shown(effects: &[Effect]) -> Vec<bool> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Update(h) => Some(h.shown_changed),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_merge_says_whether_it_changed_what_is_shown() {
+        let debounced = |files: &[&str]| Offer {
+            debounce: 100,
+            ..offer("t", 200, files)
+        };
+        // (offer, at, changed?): against a job first queued at 0 with
+        // a.py, a 100 ms debounce, capped at 1000.
+        let rows: [(Offer, Millis, bool); 8] = [
+            (debounced(&["a.py"]), 10, false), // the same again: the deadline only moves
+            (debounced(&["a.py", "b.py"]), 20, true), // a file more
+            (debounced(&["b.py"]), 30, false), // files it has
+            (debounced(&["a.py"]), 500, true), // the debounce had passed: held again
+            (offer("t", 300, &["a.py"]), 510, true), // a higher score
+            (offer("t", 250, &["a.py"]), 520, false), // a lower one does not win
+            (offer("t", 300, &[]), 530, true), // the whole project now
+            (offer("t", 300, &["c.py"]), 540, false), // absorbed
+        ];
+        let mut q = Queue::new(1, 10);
+        q.offer(debounced(&["a.py"]), 0);
+        for (i, (o, at, want)) in rows.into_iter().enumerate() {
+            let (adm, effects) = q.offer(o, at);
+            assert_eq!(adm, Admission::Merged(1), "row {i}");
+            assert_eq!(shown(&effects), [want], "row {i}: {effects:?}");
+        }
+        // A newer trigger superseding a retry changes its state.
+        let mut q = Queue::new(1, 10);
+        q.offer(offer("t", 100, &[]), 0);
+        let job = q.pop_ready(0).unwrap();
+        let failed = Completion::Failed {
+            permanent: false,
+            error: "x".into(),
+        };
+        let retry = q.complete(&job.key, &failed, 1, 5, &mut |_| 10_000);
+        assert_eq!(shown(&retry), [true]);
+        let (_, effects) = q.offer(offer("t", 100, &[]), 2);
+        assert_eq!(shown(&effects), [true]);
     }
 }

@@ -1,15 +1,21 @@
 //! The daemon's state: `.bgtask/state.db`, SQLite in WAL mode.
 //!
 //! Owns the schema (`schema.rs`), jobs and their files (`jobs.rs`), runs,
-//! findings, metrics and retention (`runs.rs`), analyzer health and events.
+//! findings, metrics and retention (`runs.rs`), analyzer health and events,
+//! and the trends over time the dashboard plots (`trends.rs`, with
+//! `window.rs`, `known.rs` and `buckets.rs`).
 //! Every state change the scheduler makes is committed here before it is
 //! acted on, so a job survives `kill -9` (RELIABILITY 1–3): WAL with
 //! `synchronous=NORMAL` gives old-or-new state after a crash, `quick_check`
 //! runs at open, and a corrupt or foreign file is moved aside.
 
+mod buckets;
 mod jobs;
+mod known;
 mod runs;
 mod schema;
+mod trends;
+mod window;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +23,8 @@ use crate::clock::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use jobs::{JobRow, Recovered};
-pub use runs::{QUARANTINE_AFTER, RunStart};
+pub use runs::{HistoryFilter, QUARANTINE_AFTER, RunStart};
+pub use trends::{BySeverity, TaskTrend, TrendPoint, TrendQuery, Trends};
 
 pub const FILE: &str = "state.db";
 
@@ -41,6 +48,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} has no tables yet (its daemon makes them at start)", path.display())]
+    Unmigrated { path: PathBuf },
     #[error("state database")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored JSON")]
@@ -184,6 +193,41 @@ impl Store {
         )?;
         *self = Store::open_checked(&self.path)?;
         Ok(())
+    }
+
+    /// Opens `path` to read only, beside the daemon's own connection (the
+    /// dashboard): nothing is migrated, moved or written.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let open = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open)?;
+        conn.busy_timeout(std::time::Duration::from_secs(1))
+            .map_err(open)?;
+        // Read through once: a small page cache does.
+        conn.pragma_update(None, "cache_size", -256).map_err(open)?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+            file: None,
+        };
+        match store.version()? {
+            0 => Err(StoreError::Unmigrated {
+                path: path.to_owned(),
+            }),
+            found if found > schema::CURRENT => Err(StoreError::TooNew {
+                path: path.to_owned(),
+                found,
+                supported: schema::CURRENT,
+            }),
+            _ => Ok(store),
+        }
     }
 
     /// An in-memory store (tests).

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::analyze::RunStatus;
-use crate::ipc::{CleanupCounts, RunSummary, TaskMetrics};
+use crate::ipc::{CleanupCounts, Outcome, RunSummary, TaskMetrics};
 use crate::report::Report;
 use crate::schedule::Millis;
 use crate::schedule::adaptive::Past;
@@ -19,6 +19,14 @@ pub struct RunStart<'a> {
     pub trigger: &'a str,
     pub started_ms: Millis,
     pub wait_ms: Millis,
+}
+
+/// Which runs a history page holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HistoryFilter<'a> {
+    pub task: Option<&'a str>,
+    pub outcome: Option<Outcome>,
+    pub since_ms: Option<Millis>,
 }
 
 /// Consecutive crashes after which an analyzer is quarantined.
@@ -128,22 +136,42 @@ impl Store {
     /// given: a page of history read by key, never by offset.
     pub fn history(
         &self,
-        task: Option<&str>,
+        filter: &HistoryFilter<'_>,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RunSummary>, StoreError> {
-        const COLUMNS: &str = SUMMARY_COLUMNS;
-        // Two statements, so the one for a task uses the (task, id) index.
-        let mut stmt = match task {
-            Some(_) => self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM runs WHERE task = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?2"
-            ))?,
-            None => self.conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL AND id < ?3 ORDER BY id DESC LIMIT ?2"
-            ))?,
-        };
+        // Keyset on the id; with a task, the (task, id) index serves it.
+        let mut conditions = vec!["id < :before"];
+        if filter.task.is_some() {
+            conditions.push("task = :task");
+        }
+        conditions.push(match filter.outcome {
+            None => "1",
+            Some(Outcome::Clean) => "exit_code = 0",
+            Some(Outcome::Findings) => "exit_code = 1",
+            Some(Outcome::Failed) => "exit_code >= 2",
+        });
+        if filter.since_ms.is_some() {
+            // Ids grow with time: below the first run of the window, none is in it.
+            conditions.push(
+                "started_ms >= :since AND id >= (SELECT coalesce(min(id), 0) FROM runs WHERE started_ms >= :since)",
+            );
+        }
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM runs WHERE {} ORDER BY id DESC LIMIT :limit",
+            conditions.join(" AND ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let before = before.unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![task, limit, before], summary)?;
+        let mut named: Vec<(&str, &dyn rusqlite::ToSql)> =
+            vec![(":before", &before), (":limit", &limit)];
+        if let Some(task) = &filter.task {
+            named.push((":task", task));
+        }
+        if let Some(since) = &filter.since_ms {
+            named.push((":since", since));
+        }
+        let rows = stmt.query_map(named.as_slice(), summary)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -400,6 +428,51 @@ mod tests {
         assert_eq!((a.mean_ms, a.p95_ms, a.mean_wait_ms), (50, 95, 10));
         assert_eq!((a.peak_rss_kb, a.cpu_ms), (100, 100));
         assert_eq!((m[1].runs, m[1].p95_ms), (1, 7));
+    }
+
+    #[test]
+    fn history_filters_by_task_outcome_and_time_a_page_at_a_time() {
+        let s = Store::in_memory().unwrap();
+        // Run i (1-based) of task a/b alternately, started at i s, exit i % 3.
+        for i in 1..=30_i64 {
+            s.conn
+                .execute(
+                    "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code,
+                                       verdict, findings, ok, peak_rss_kb, cpu_ms, report)
+                     VALUES (?1, ?2, 0, 't', ?3, 1, 1, ?4, 'v', 0, 1, 1, 1, '')",
+                    params![i, if i % 2 == 0 { "a" } else { "b" }, i * 1000, i % 3],
+                )
+                .unwrap();
+        }
+        let ids = |filter: HistoryFilter<'_>, before: Option<i64>, limit: u32| -> Vec<i64> {
+            s.history(&filter, before, limit)
+                .unwrap()
+                .iter()
+                .map(|r| r.run_id)
+                .collect()
+        };
+        let all = HistoryFilter::default();
+        assert_eq!(ids(all, None, 3), [30, 29, 28]);
+        assert_eq!(ids(all, Some(28), 2), [27, 26]);
+        let failed_a = HistoryFilter {
+            task: Some("a"),
+            outcome: Some(Outcome::Failed),
+            ..all
+        };
+        assert_eq!(ids(failed_a, None, 3), [26, 20, 14]);
+        assert_eq!(ids(failed_a, Some(14), 10), [8, 2]);
+        let recent_clean = HistoryFilter {
+            outcome: Some(Outcome::Clean),
+            since_ms: Some(20_000),
+            ..all
+        };
+        assert_eq!(ids(recent_clean, None, 10), [30, 27, 24, 21]);
+        let findings = HistoryFilter {
+            outcome: Some(Outcome::Findings),
+            since_ms: Some(31_000),
+            ..all
+        };
+        assert!(ids(findings, None, 10).is_empty());
     }
 
     #[test]

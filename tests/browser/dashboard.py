@@ -7,7 +7,8 @@ already running for a project whose task `todo` finds TODO comments:
 
 Opens the overview (a project card), runs `todo` from the project page and
 sees it run and finish without reloading, opens the run and sees the finding's
-source line, then stops the daemon, sees the page say so, and starts it again
+source line, turns its task off and on and sees an edit that would break
+the config refused with its problem, then stops the daemon, sees the page say so, and starts it again
 from the page. Screenshots of
 each page go to SCREENSHOT_DIR; timings are printed as one JSON line. Any
 failed expectation raises, and the exit code is not 0.
@@ -51,9 +52,29 @@ with sync_playwright() as pw:
         expect(page.get_by_text("Nothing runs.")).to_be_visible(timeout=30000)
         expect(history).not_to_contain_text("running")
         page.screenshot(path=f"{shots}/project.png", full_page=True)
+        page.get_by_role("button", name="Check health now").click()
+        expect(page.locator("#said")).to_contain_text("health ")
+        page.get_by_role("button", name="Clean up now").click()
+        expect(page.locator("#said")).to_contain_text("cleaned up:")
+        # The history filtered (from the store, by the daemon) and sorted.
+        page.get_by_label("outcome").select_option("failed")
+        expect(page.get_by_text("No runs match.")).to_be_visible()
+        page.get_by_label("outcome").select_option("")
+        expect(history).to_contain_text("manual: dashboard")
+        page.get_by_role("button", name="took").click()
+        expect(page.locator("#history th[aria-sort=ascending]")).to_contain_text("took")
         page.locator("#nav").get_by_role("link", name="Trust").click()
         expect(page.get_by_role("heading", name="Trust")).to_be_visible()
         expect(page.locator("table").filter(has_text="what it runs")).to_contain_text("todo")
+        # Trusting asks first, as `bgtask trust` does; a "no" trusts nothing.
+        page.once("dialog", lambda d: d.dismiss())
+        page.get_by_role("button", name="Trust what is listed…").click()
+        expect(page.locator("#said")).to_have_text("not trusted")
+        page.once("dialog", lambda d: d.accept())
+        page.get_by_role("button", name="Trust what is listed…").click()
+        expect(page.get_by_text("Everything listed is trusted.")).to_be_visible()
+        status = subprocess.run([bgtask, "trust", "--status", "--json"], cwd=project_dir, check=True, capture_output=True, text=True)
+        assert json.loads(status.stdout)["todo"]["state"] == "trusted", status.stdout
         page.locator("#nav").get_by_role("link", name="Project").click()
         history = page.locator("table").filter(has_text="verdict")
 
@@ -61,7 +82,33 @@ with sync_playwright() as pw:
         expect(page.locator("h2")).to_contain_text("Run")
         expect(page.locator("tr.source")).to_contain_text("TODO: handle the empty list")
         expect(page.locator("h4")).to_contain_text("app.py")
+        expect(page.locator("tr.finding .new")).to_have_text("new")
+        expect(page.get_by_text("the task's first run: everything is new")).to_be_visible()
         page.screenshot(path=f"{shots}/run.png", full_page=True)
+        # A severity hidden and shown again (kept in this browser).
+        severity = page.locator("fieldset.filters input").first
+        severity.uncheck()
+        expect(page.locator("tr.finding")).to_have_count(0)
+        page.locator("fieldset.filters input").first.check()
+        expect(page.locator("tr.finding")).to_have_count(1)
+
+        # Tasks: turned off and on again, and an edit that would break the
+        # config refused with its problem, from the page.
+        page.locator("#nav").get_by_role("link", name="Tasks & config").click()
+        row = page.locator("tr").filter(has_text="todo").first
+        row.get_by_role("button", name="Disable").click()
+        expect(row.locator("td").nth(1)).to_have_text("off")
+        local = json.load(open(os.path.join(project_dir, ".background-tasks.local.json")))
+        assert local == {"tasks": {"todo": {"enabled": False}}}, local
+        editor = page.locator("#editor")
+        editor.get_by_label("Name").fill("broken")
+        editor.get_by_label("Definition").fill('{"analyzers": ["nope"], "triggers": ["save"]}')
+        editor.get_by_role("button", name="Save").click()
+        expect(page.locator("#problems")).to_contain_text(".background-tasks.local.json:")
+        expect(page.locator("#problems")).to_contain_text("unknown analyzer `nope`")
+        page.screenshot(path=f"{shots}/tasks.png", full_page=True)
+        row.get_by_role("button", name="Enable").click()
+        expect(row.locator("td").nth(1)).to_have_text("on")
 
         subprocess.run([bgtask, "stop"], cwd=project_dir, check=True, capture_output=True)
         page.goto(f"{url}/#/")

@@ -20,17 +20,31 @@ pub struct Dashboard {
 
 impl Dashboard {
     pub fn start(p: &Project) -> Dashboard {
+        Dashboard::start_with(p, &["--port", "0"], Stdio::null(), String::new)
+    }
+
+    /// `bgtask dashboard --no-open --json` and `args`, its stderr to
+    /// `stderr`; `said` tells what went wrong if it prints no address.
+    pub(crate) fn start_with(
+        p: &Project,
+        args: &[&str],
+        stderr: Stdio,
+        said: impl FnOnce() -> String,
+    ) -> Dashboard {
+        let mut all = vec!["dashboard", "--no-open", "--json"];
+        all.extend_from_slice(args);
         let mut child = p
-            .command(&["dashboard", "--port", "0", "--no-open", "--json"])
+            .command(&all)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}\n{}", said()));
         Dashboard {
             child,
             url: v["url"].as_str().unwrap().to_owned(),
@@ -40,36 +54,45 @@ impl Dashboard {
 
     /// `curl` with the token, and whatever else `args` says; the status
     /// and the body.
-    fn curl(&self, args: &[&str]) -> (u16, String) {
+    pub(crate) fn curl(&self, args: &[&str]) -> (u16, String) {
         let auth = format!("Authorization: Bearer {}", self.token);
         let mut all = vec!["-H", auth.as_str()];
         all.extend_from_slice(args);
         curl(&all)
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
-        let (code, body) = self.curl(&[&format!("{}{path}", self.url)]);
-        (
-            code,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        json(self.curl(&[&format!("{}{path}", self.url)]))
     }
 
-    fn post(&self, path: &str, body: &str) -> (u16, Value) {
-        let (code, body) = self.curl(&[
+    pub fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.post_with(path, body, &[])
+    }
+
+    /// [`Dashboard::post`] with more curl arguments (say, an `Origin`
+    /// header, or a longer `--max-time`).
+    pub(crate) fn post_with(&self, path: &str, body: &str, extra: &[&str]) -> (u16, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut args = vec![
             "-X",
             "POST",
             "-H",
             "Content-Type: application/json",
             "--data-binary",
             body,
-            &format!("{}{path}", self.url),
-        ]);
-        (
-            code,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
+        ];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        json(self.curl(&args))
     }
+}
+
+/// A status and its body as JSON (the body as a string if it is not).
+pub(crate) fn json((code, body): (u16, String)) -> (u16, Value) {
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 impl Drop for Dashboard {
@@ -79,8 +102,10 @@ impl Drop for Dashboard {
     }
 }
 
-/// Runs curl silently; the HTTP status and the body.
-fn curl(args: &[&str]) -> (u16, String) {
+/// Runs curl silently; the HTTP status (0: no HTTP answer) and the body.
+/// It gives up after 20 s; a `--max-time` in `args` wins (curl takes the
+/// last one given).
+pub(crate) fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "--max-time", "20"])
         .args(args)
@@ -92,7 +117,7 @@ fn curl(args: &[&str]) -> (u16, String) {
 }
 
 /// The only project the dashboard lists (the test's own).
-fn project_id(d: &Dashboard) -> String {
+pub fn project_id(d: &Dashboard) -> String {
     let (code, v) = d.get("/api/v1/projects");
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["projects"].as_array().unwrap().len(), 1, "{v:#}");

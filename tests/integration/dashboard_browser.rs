@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::harness::{Project, manifest_dir, tool_cache};
 use crate::notify_servers::available;
 
-fn browser_python() -> PathBuf {
+pub(crate) fn browser_python() -> PathBuf {
     tool_cache().join("browser-venv/bin/python")
 }
 
@@ -60,7 +60,7 @@ fn the_page_shows_projects_runs_a_task_live_and_says_when_a_daemon_is_down() {
         p.daemon_log()
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    for page in ["overview", "project", "run", "down"] {
+    for page in ["overview", "project", "run", "tasks", "down"] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
     }
 }

@@ -11,21 +11,22 @@ use serde_json::Value;
 
 use crate::harness::Project;
 
-/// `bgtask events --json …` running, its lines read as they come.
-struct Stream {
+/// `bgtask events --json …` running, its lines read as they come (each
+/// must be JSON).
+pub(crate) struct Stream {
     child: Child,
     lines: mpsc::Receiver<Value>,
     seen: Vec<Value>,
 }
 
 impl Stream {
-    fn open(p: &Project, args: &[&str]) -> Stream {
+    pub(crate) fn open(p: &Project, args: &[&str]) -> Stream {
         let mut all = vec!["events", "--json"];
         all.extend_from_slice(args);
         let mut child = p
             .command(&all)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
@@ -49,7 +50,7 @@ impl Stream {
 
     /// Reads events until one matches `done`; returns it.
     #[track_caller]
-    fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

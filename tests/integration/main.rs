@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real `bgtask` against real git
 //! repositories and real analyzers (installed by `scripts/test.sh`).
 
+mod bulk;
 mod cache;
 mod cli;
 mod config;
@@ -10,6 +11,10 @@ mod daemon_life;
 mod daemon_state;
 mod dashboard;
 mod dashboard_browser;
+mod dashboard_listen;
+mod dashboard_runs;
+mod dashboard_tasks;
+mod dashboard_trends;
 mod deletions;
 mod events;
 mod harness;
@@ -18,7 +23,9 @@ mod hostile;
 mod javascript;
 mod loops;
 mod monorepo;
+mod notification_events;
 mod notifications;
+mod notify_dashboard;
 mod notify_desktop;
 mod notify_email;
 mod notify_servers;

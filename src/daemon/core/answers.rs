@@ -34,12 +34,19 @@ impl Core {
                 task,
                 limit,
                 before,
+                outcome,
+                since_ms,
             } => {
-                match self.persistence.store().history(
-                    task.as_deref(),
-                    before,
-                    limit.min(MAX_HISTORY),
-                ) {
+                let filter = crate::store::HistoryFilter {
+                    task: task.as_deref(),
+                    outcome,
+                    since_ms,
+                };
+                match self
+                    .persistence
+                    .store()
+                    .history(&filter, before, limit.min(MAX_HISTORY))
+                {
                     Ok(runs) => Response::History { runs },
                     Err(e) => err(ErrorKind::Internal, e.to_string()),
                 }
@@ -140,7 +147,7 @@ impl Core {
             last_runs: self
                 .persistence
                 .store()
-                .history(None, None, 5)
+                .history(&crate::store::HistoryFilter::default(), None, 5)
                 .unwrap_or_default(),
             health: self.health.clone(),
             holding: self.holding.clone(),

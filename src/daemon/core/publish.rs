@@ -14,7 +14,7 @@ impl Core {
         self.events.publish(what);
     }
 
-    /// The queue changes of an offer of `task`.
+    /// The queue changes of an offer of `task` that a front end shows.
     pub(super) fn publish_offer(&self, task: &str, effects: &[Effect]) {
         for e in effects {
             match e {
@@ -25,7 +25,10 @@ impl Core {
                     trigger: w.trigger.label(),
                     files: w.files.as_ref().map(std::collections::BTreeSet::len),
                 }),
-                Effect::Update(h) => self.publish(What::JobUpdated {
+                // A trigger that changed nothing shown (the same files
+                // again, a debounce pushed out) is no news: a storm of them
+                // would be a storm of events.
+                Effect::Update(h) if h.shown_changed => self.publish(What::JobUpdated {
                     job_id: h.id,
                     task: task.to_owned(),
                 }),

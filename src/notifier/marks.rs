@@ -1,0 +1,110 @@
+//! A recorded run's findings marked new, and the findings it fixed, by
+//! the notifier's own rule (`novelty.rs`: against the latest earlier runs
+//! of the task that looked at each file) — what the dashboard's run page
+//! shows, computed as the notification about that run was.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::db::{Db, NotifierDbError};
+use super::event::RunFinished;
+use super::novelty::{Known, fixed};
+use crate::config::NotifyPolicy;
+use crate::report::Report;
+
+/// A run's task and the files its job looked at (`None`: the project).
+type RunOf = (String, Option<Vec<String>>);
+
+/// A finding an earlier run had that this run no longer has.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FixedFinding {
+    pub analyzer: String,
+    pub rule: String,
+    pub severity: String,
+    pub message: String,
+    pub path: Option<String>,
+    pub line: Option<i64>,
+}
+
+/// Which of a run's findings are new, and what it fixed.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Marks {
+    /// No earlier run of the task to compare with: everything is new.
+    pub first_run: bool,
+    /// Indices into the report's findings.
+    pub new: Vec<usize>,
+    pub fixed: Vec<FixedFinding>,
+}
+
+impl Db {
+    /// The task of `run_id` and the files its job looked at (`None`: the
+    /// project); `None` for an unknown run.
+    fn run_of(&self, run_id: i64) -> Result<Option<RunOf>, NotifierDbError> {
+        let row: Option<(String, i64)> = self
+            .conn
+            .prepare_cached("SELECT task, job_id FROM runs WHERE id = ?1")?
+            .query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((task, job)) => Ok(Some((task, self.job_scope(job)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest earlier row of a finding, for what a fixed one was.
+    fn earlier(
+        &self,
+        run_id: i64,
+        fingerprint: &str,
+    ) -> Result<Option<FixedFinding>, NotifierDbError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT analyzer, rule, severity, message, path, line FROM findings
+                 WHERE run_id < ?1 AND fingerprint = ?2 ORDER BY run_id DESC LIMIT 1",
+            )?
+            .query_row(params![run_id, fingerprint], |r| {
+                Ok(FixedFinding {
+                    analyzer: r.get(0)?,
+                    rule: r.get(1)?,
+                    severity: r.get(2)?,
+                    message: r.get(3)?,
+                    path: r.get(4)?,
+                    line: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Run `run_id`, recorded as `report`: its new and fixed (`None` for
+    /// a run this database does not have).
+    pub fn marks(&self, run_id: i64, report: &Report) -> Result<Option<Marks>, NotifierDbError> {
+        let Some((task, scope)) = self.run_of(run_id)? else {
+            return Ok(None);
+        };
+        let run = RunFinished::from_report(&task, run_id, NotifyPolicy::default(), scope, report);
+        let Some(known) = Known::from_prior(self.prior_runs(&task, run_id)?) else {
+            return Ok(Some(Marks {
+                first_run: true,
+                new: (0..report.findings.len()).collect(),
+                fixed: Vec::new(),
+            }));
+        };
+        let new = report
+            .findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !known.contains(&f.fingerprint))
+            .map(|(i, _)| i)
+            .collect();
+        let mut gone = Vec::new();
+        for (fingerprint, _) in fixed(&run, &known) {
+            gone.extend(self.earlier(run_id, fingerprint)?);
+        }
+        Ok(Some(Marks {
+            first_run: false,
+            new,
+            fixed: gone,
+        }))
+    }
+}
