@@ -19,6 +19,8 @@ use crate::config::FileChannel;
 #[derive(Debug, Clone)]
 pub struct JsonlLog {
     path: PathBuf,
+    /// The worktree, which a late write must never make again.
+    root: Option<PathBuf>,
     max_bytes: u64,
     max_files: u32,
     retention: Option<Duration>,
@@ -29,6 +31,7 @@ impl JsonlLog {
     pub fn new(root: &Path, channel: &FileChannel) -> JsonlLog {
         JsonlLog {
             path: root.join(&channel.path),
+            root: Some(root.to_owned()),
             max_bytes: channel.max_size_mb.max(1) * 1024 * 1024,
             max_files: channel.max_files.max(1),
             retention: (channel.retention_days > 0)
@@ -40,10 +43,37 @@ impl JsonlLog {
     fn with_limits(path: PathBuf, max_bytes: u64, max_files: u32, retention: Duration) -> JsonlLog {
         JsonlLog {
             path,
+            root: None,
             max_bytes,
             max_files,
             retention: Some(retention),
         }
+    }
+
+    /// The log's directory, made if missing: below the worktree one level
+    /// at a time and never the worktree itself, so a line written as a
+    /// deleted worktree's daemon stops does not make its path again.
+    fn make_dir(&self) -> std::io::Result<()> {
+        let Some(dir) = self.path.parent() else {
+            return Ok(());
+        };
+        let Some(root) = self.root.as_deref().filter(|r| dir.starts_with(r)) else {
+            return std::fs::create_dir_all(dir);
+        };
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("the worktree {} is gone", root.display()),
+            ));
+        }
+        let below: Vec<&Path> = dir.ancestors().take_while(|d| *d != root).collect();
+        for d in below.into_iter().rev() {
+            match std::fs::create_dir(d) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -59,9 +89,7 @@ impl JsonlLog {
     /// Appends one line (a newline is added), rotating first if it would
     /// not fit.
     pub fn append(&self, line: &str) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+        self.make_dir()?;
         let mut record = Vec::with_capacity(line.len() + 1);
         record.extend_from_slice(line.as_bytes());
         record.push(b'\n');
@@ -143,6 +171,27 @@ impl JsonlLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_under_a_deleted_worktree_does_not_make_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("wt");
+        std::fs::create_dir(&root).unwrap();
+        let channel = FileChannel {
+            enabled: true,
+            min_severity: crate::config::NotifyLevel::Info,
+            path: ".bgtask/logs/n.jsonl".into(),
+            max_size_mb: 1,
+            max_files: 2,
+            retention_days: 0,
+        };
+        let log = JsonlLog::new(&root, &channel);
+        log.append("{}").unwrap();
+        assert!(root.join(".bgtask/logs/n.jsonl").exists());
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(log.append("{}").is_err());
+        assert!(!root.exists());
+    }
 
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
