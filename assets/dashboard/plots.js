@@ -26,8 +26,8 @@ const num = (v) => (Math.round(v * 10) / 10).toLocaleString();
 function charts() {
   const sev = {critical: ["--bad", []], high: ["--bad", [6, 3]], medium: ["--warn", []], low: ["--info", []], info: ["--muted", [2, 3]]};
   return [
-    {title: "Findings by severity", unit: "", held: true, series: sevs.map((s) => ({label: s, value: (p) => p.findings[s], color: sev[s][0], dash: sev[s][1]}))},
-    {title: "New and fixed findings", unit: "", bars: true, series: [
+    {title: "Findings by severity", unit: "", held: true, kept: true, series: sevs.map((s) => ({label: s, value: (p) => p.findings[s], color: sev[s][0], dash: sev[s][1]}))},
+    {title: "New and fixed findings", unit: "", bars: true, kept: true, series: [
       {label: "new", value: (p) => p.new, color: "--bad"}, {label: "fixed", value: (p) => p.fixed, color: "--ok"}]},
     {title: "Run duration", unit: " s", series: [
       {label: "p50", value: (p) => p.duration_p50_ms / 1000, color: "--info"},
@@ -39,12 +39,20 @@ function charts() {
   ];
 }
 
+// A point's value for a series; findings only where they were kept
+// (retention removes them after `results_days`).
+const valueOf = (chart, s, p) => chart.kept && p.findings_removed ? null : s.value(p);
+
 // The caption: the latest bucket's values in words.
 function caption(chart, points) {
   if (!points.length) return `${chart.title}: no runs in the last ${trends.days} days.`;
   const last = points[points.length - 1];
-  const values = chart.series.map((s) => `${s.label} ${num(s.value(last))}${chart.unit}`).join(", ");
-  return `${chart.title}, ${whenText(last.start_ms)} (latest of ${points.length}): ${values}; ${last.runs} run${last.runs === 1 ? "" : "s"}.`;
+  const gone = chart.kept && points.some((p) => p.findings_removed) ? " Older findings were removed by retention (results_days)." : "";
+  const values = chart.series.map((s) => {
+    const v = valueOf(chart, s, last);
+    return `${s.label} ${v == null ? "unknown" : num(v) + chart.unit}`;
+  }).join(", ");
+  return `${chart.title}, ${whenText(last.start_ms)} (latest of ${points.length}): ${values}; ${last.runs} run${last.runs === 1 ? "" : "s"}.${gone}`;
 }
 
 function plotOptions(chart, width) {
@@ -66,7 +74,11 @@ function plotOptions(chart, width) {
 
 function draw() {
   const host = document.getElementById("plots");
-  if (!host || !trends.data) return;
+  if (!host) return;
+  if (!trends.data) {
+    if (trends.error) host.innerHTML = `<p class="error">${esc(trends.error)}</p>`;
+    return;
+  }
   trends.section = {el: document.getElementById("trends"), text: trends.text, id: trends.id, error: trends.error};
   for (const p of trends.plots) p.destroy();
   trends.plots = [];
@@ -88,7 +100,7 @@ function draw() {
     const el = document.getElementById(`plot-${i}`);
     const ys = c.series.map((s) => {
       let last = null;
-      return x.map((t) => at.has(t) ? (last = s.value(at.get(t))) : c.held ? last : null);
+      return x.map((t) => at.has(t) ? (last = valueOf(c, s, at.get(t))) : c.held ? last : null);
     });
     // Each value at its bucket's middle.
     const plot = new uPlot(plotOptions(c, el.clientWidth || 400), [x.map((t) => (t + data.bucket_ms / 2) / 1000), ...ys], el);

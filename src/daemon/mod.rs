@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::git::pushed_files;
 pub use crate::state::Paths;
 pub use lock::{LockError, read_pid};
+pub use memory::one_arena;
 
 use self::command::Command;
 use self::core::{Core, CoreParts};

@@ -201,6 +201,9 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     let token = guard::new_token().context("make a token")?;
+    // As the daemon: blocking threads (store reads) would each leave an
+    // allocator arena behind.
+    crate::daemon::one_arena();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

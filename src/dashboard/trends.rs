@@ -20,7 +20,7 @@ use crate::store::{Store, TrendQuery, Trends};
 const HOUR: Millis = 3_600_000;
 const DAY: Millis = 24 * HOUR;
 /// How far back a window may reach.
-pub const MAX_DAYS: u32 = 365;
+const MAX_DAYS: u32 = 365;
 /// Windows up to this long are bucketed by the hour unless asked.
 const HOURLY_UP_TO_DAYS: u32 = 2;
 
@@ -88,6 +88,7 @@ async fn trends(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    // Bad input is named (400) before an unknown project (404).
     window(&q, 0)?;
     let root = known(&id)?.root;
     let trends = blocking(move || {

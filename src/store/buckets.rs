@@ -34,7 +34,19 @@ struct Cell {
     waits: Vec<u32>,
     new: u64,
     fixed: u64,
+    removed: u64,
     found: Counts,
+}
+
+/// What a run changed in what its task knows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Seen {
+    pub new: u64,
+    pub fixed: u64,
+    /// Its findings were removed by retention: it tells nothing.
+    pub removed: bool,
+    /// What the task knows after it.
+    pub found: Counts,
 }
 
 impl Cell {
@@ -54,6 +66,7 @@ impl Cell {
             findings: found.into(),
             new: self.new,
             fixed: self.fixed,
+            findings_removed: self.removed,
         }
     }
 }
@@ -72,9 +85,9 @@ impl<'q> Buckets<'q> {
         }
     }
 
-    /// Adds a run (outside the window: nothing) with its new and fixed
-    /// findings and what its task knew after it.
-    pub fn add(&mut self, task: usize, run: &Run, new: u64, fixed: u64, found: Counts) {
+    /// Adds a run of `task` (outside the window: nothing) with what it
+    /// changed in what the task knows.
+    pub fn add(&mut self, task: usize, run: &Run, seen: Seen) {
         let q = self.q;
         if run.started_ms < q.from_ms || run.started_ms >= q.to_ms {
             return;
@@ -100,9 +113,10 @@ impl<'q> Buckets<'q> {
         cell.ok += u64::from(run.ok);
         cell.durations.push(run.duration_ms);
         cell.waits.push(run.wait_ms);
-        cell.new += new;
-        cell.fixed += fixed;
-        cell.found = found;
+        cell.new += seen.new;
+        cell.fixed += seen.fixed;
+        cell.removed += u64::from(seen.removed);
+        cell.found = seen.found;
     }
 
     /// Each task's points and the total's; `before` is what each task knew
@@ -130,6 +144,7 @@ impl<'q> Buckets<'q> {
             pooled.waits.extend_from_slice(&cell.waits);
             pooled.new += cell.new;
             pooled.fixed += cell.fixed;
+            pooled.removed += cell.removed;
             latest[task] = cell.found;
             let found = cell.found;
             tasks[task].points.push(cell.point(start, found));

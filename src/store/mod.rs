@@ -3,13 +3,14 @@
 //! Owns the schema (`schema.rs`), jobs and their files (`jobs.rs`), runs,
 //! findings, metrics and retention (`runs.rs`), analyzer health and events,
 //! and the trends over time the dashboard plots (`trends.rs`, with
-//! `window.rs`, `known.rs` and `buckets.rs`).
+//! `window.rs`, `findings.rs`, `known.rs` and `buckets.rs`).
 //! Every state change the scheduler makes is committed here before it is
 //! acted on, so a job survives `kill -9` (RELIABILITY 1–3): WAL with
 //! `synchronous=NORMAL` gives old-or-new state after a crash, `quick_check`
 //! runs at open, and a corrupt or foreign file is moved aside.
 
 mod buckets;
+mod findings;
 mod jobs;
 mod known;
 mod runs;

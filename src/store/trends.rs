@@ -13,8 +13,9 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::buckets::Buckets;
-use super::known::{Counts, Found, FxMap, FxSet, Interner, Known, fold, severity_index};
+use super::buckets::{Buckets, Seen};
+use super::findings::{Findings, Knowing, Scopes};
+use super::known::{Counts, Interner};
 use super::window::Run;
 use super::{Store, StoreError};
 use crate::clock::Millis;
@@ -76,6 +77,9 @@ pub struct TrendPoint {
     pub new: u64,
     /// Known findings gone in a run that looked at their file.
     pub fixed: u64,
+    /// Runs whose findings retention removed (`retention.results_days`):
+    /// they count in neither `findings`, `new` nor `fixed`.
+    pub findings_removed: u64,
 }
 
 /// One task's buckets (only those it ran in).
@@ -98,65 +102,13 @@ pub struct Trends {
     pub total: Vec<TrendPoint>,
 }
 
-/// Runs read this far back (in runs of the task) for what was known at
-/// the window's start: the notifier's bound.
-const PRIOR_RUNS: u32 = 100;
-
-/// The findings of runs in id order, read as the runs go.
-struct Findings<'s> {
-    rows: rusqlite::Rows<'s>,
-    peeked: Option<(i64, Found)>,
-    /// The last run's.
-    found: Vec<Found>,
-}
-
-impl<'s> Findings<'s> {
-    fn new(rows: rusqlite::Rows<'s>) -> Findings<'s> {
-        Findings {
-            rows,
-            peeked: None,
-            found: Vec::new(),
-        }
-    }
-
-    /// The findings of run `id` (runs are asked for in increasing id).
-    fn of(&mut self, id: i64, strings: &mut Interner) -> Result<&[Found], StoreError> {
-        self.found.clear();
-        loop {
-            if self.peeked.is_none() {
-                let Some(r) = self.rows.next()? else {
-                    return Ok(&self.found);
-                };
-                let text = |i| r.get_ref(i).map(|v| v.as_bytes().ok());
-                let found = Found {
-                    severity: severity_index(text(1)?.unwrap_or_default()),
-                    fingerprint: strings.id(text(2)?.unwrap_or_default()),
-                    path: text(3)?.map(|p| strings.id(p)),
-                };
-                self.peeked = Some((r.get(0)?, found));
-            }
-            match self.peeked.take() {
-                Some((run, f)) if run == id => self.found.push(f),
-                Some((run, _)) if run < id => {}
-                later => {
-                    self.peeked = later;
-                    return Ok(&self.found);
-                }
-            }
-        }
-    }
-}
-
-/// The files each file-scoped job looked at, by job id.
-type Scopes = FxMap<i64, FxSet<u32>>;
-
 /// The pass over the window's runs in id order: what each task knows,
 /// run by run, and the buckets they fall in.
 struct Pass<'s, 'q> {
     store: &'s Store,
     first: i64,
     names: Vec<String>,
-    known: Vec<Option<Known>>,
+    known: Vec<Knowing>,
     /// What each task knew at the window's start.
     before: Vec<Counts>,
     buckets: Buckets<'q>,
@@ -178,8 +130,7 @@ impl Pass<'_, '_> {
         let known = self
             .store
             .known_before(name, self.first, &mut self.strings)?;
-        self.before
-            .push(known.as_ref().map(Known::counts).unwrap_or_default());
+        self.before.push(known.counts());
         self.known.push(known);
         self.names.push(name.to_owned());
         Ok(self.names.len() - 1)
@@ -210,27 +161,26 @@ impl Pass<'_, '_> {
             self.part.1.push(i);
         }
         let task = self.part.1[run.task as usize];
-        let knows = self.known[task].as_ref().is_some_and(|k| !k.is_empty());
-        let (new, fixed) = if !run.ok {
-            (0, 0)
-        } else if run.found || knows {
+        let knowing = &self.known[task];
+        let knows = knowing.known.as_ref().is_some_and(|k| !k.is_empty());
+        let mut seen = Seen::default();
+        if run.ok && (run.found || knows || knowing.blind) {
             self.load_scope(run.job_id)?;
             let found = if run.found {
                 self.findings.of(run.id, &mut self.strings)?
             } else {
                 &[]
             };
+            // It found something, and nothing of it is left.
+            let found = (!run.found || !found.is_empty()).then_some(found);
             let scope = self.scopes.as_ref().and_then(|(_, s)| s.get(&run.job_id));
-            fold(&mut self.known[task], scope, found)
-        } else {
+            seen = self.known[task].fold(scope, found);
+        } else if run.ok {
             // Nothing found, nothing known: nothing new, nothing fixed.
-            fold(&mut self.known[task], None, &[])
-        };
-        let counts = self.known[task]
-            .as_ref()
-            .map(Known::counts)
-            .unwrap_or_default();
-        self.buckets.add(task, run, new, fixed, counts);
+            self.known[task].fold(None, Some(&[]));
+        }
+        seen.found = self.known[task].counts();
+        self.buckets.add(task, run, seen);
         Ok(())
     }
 }
@@ -271,74 +221,6 @@ impl Store {
         };
         self.each_run(q.task, first, |part, names, run| pass.add(part, names, run))?;
         Ok(pass.buckets.finish(pass.names, pass.before))
-    }
-
-    /// What `task` knew before run `first`: its earlier runs in which no
-    /// analyzer failed, back to a whole-project one (at most
-    /// [`PRIOR_RUNS`]), folded oldest first; `None` if it never ran.
-    fn known_before(
-        &self,
-        task: &str,
-        first: i64,
-        strings: &mut Interner,
-    ) -> Result<Option<Known>, StoreError> {
-        let prior: Vec<(i64, i64, bool)> = self
-            .conn
-            .prepare_cached(
-                "SELECT r.id, r.job_id, coalesce(j.project, 1) FROM runs r LEFT JOIN jobs j ON j.id = r.job_id
-                 WHERE r.task = ?1 AND r.id < ?2 AND r.ok = 1 AND r.verdict != 'running'
-                 ORDER BY r.id DESC LIMIT ?3",
-            )?
-            .query_map(params![task, first, PRIOR_RUNS], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let whole = prior.iter().position(|(_, _, project)| *project);
-        let prior = &prior[..whole.map_or(prior.len(), |i| i + 1)];
-        let mut known = None;
-        let mut findings = self.conn.prepare_cached(
-            "SELECT run_id, severity, fingerprint, path FROM findings WHERE run_id = ?1",
-        )?;
-        for &(run, job, project) in prior.iter().rev() {
-            let scope = if project {
-                None
-            } else {
-                Some(
-                    self.scopes(job, job, strings)?
-                        .remove(&job)
-                        .unwrap_or_default(),
-                )
-            };
-            let mut found = Findings::new(findings.query(params![run])?);
-            fold(&mut known, scope.as_ref(), found.of(run, strings)?);
-        }
-        Ok(known)
-    }
-
-    /// The files of each file-scoped job with an id in `first..=last`
-    /// (the others looked at the whole project, or retention removed them).
-    fn scopes(&self, first: i64, last: i64, paths: &mut Interner) -> Result<Scopes, StoreError> {
-        let mut scopes = Scopes::default();
-        let mut jobs = self
-            .conn
-            .prepare_cached("SELECT id FROM jobs WHERE id BETWEEN ?1 AND ?2 AND project = 0")?;
-        for id in jobs.query_map(params![first, last], |r| r.get(0))? {
-            scopes.insert(id?, FxSet::default());
-        }
-        if scopes.is_empty() {
-            return Ok(scopes);
-        }
-        let mut files = self
-            .conn
-            .prepare_cached("SELECT job_id, path FROM job_files WHERE job_id BETWEEN ?1 AND ?2")?;
-        let mut rows = files.query(params![first, last])?;
-        while let Some(r) = rows.next()? {
-            if let Some(files) = scopes.get_mut(&r.get::<_, i64>(0)?) {
-                let path = r.get_ref(1)?.as_blob().unwrap_or_default();
-                files.insert(paths.id(path));
-            }
-        }
-        Ok(scopes)
     }
 }
 
@@ -509,6 +391,42 @@ mod tests {
             .trends(&query(Some("a"), DAY + 3, 3 * DAY, DAY))
             .unwrap();
         assert_eq!(later.tasks[0].points[0].findings, a[0].findings);
+    }
+
+    #[test]
+    fn runs_whose_findings_retention_removed_tell_nothing() {
+        let mut store = Store::in_memory().unwrap();
+        let x = Some("x.py");
+        for at in [DAY + 1, DAY + 2] {
+            run(
+                &store,
+                "a",
+                (at, 1, true),
+                1,
+                &[("f1", "high", x), ("f2", "high", x)],
+            );
+        }
+        // A day of results kept, at 3 days: the first day's go.
+        store.cleanup(1, 30, 3 * DAY).unwrap();
+        run(
+            &store,
+            "a",
+            (3 * DAY + 1, 1, true),
+            2,
+            &[("f1", "high", x), ("f3", "low", x)],
+        );
+        run(&store, "a", (3 * DAY + 2, 1, true), 3, &[("f3", "low", x)]);
+        let all = store.trends(&query(None, 0, 4 * DAY, DAY)).unwrap();
+        let a = &all.tasks[0].points;
+        assert_eq!((a[0].runs, a[0].findings_removed), (2, 2));
+        assert_eq!((a[0].new, a[0].fixed), (0, 0));
+        // The first run whose findings are kept starts afresh: f1 and f3
+        // are not new; the next run fixes f1.
+        assert_eq!((a[1].runs, a[1].findings_removed), (2, 0));
+        assert_eq!((a[1].new, a[1].fixed, a[1].findings.low), (0, 1, 1));
+        // Seen from a window that starts after them, the same.
+        let later = store.trends(&query(None, 3 * DAY, 4 * DAY, DAY)).unwrap();
+        assert_eq!(later.tasks[0].points[0], a[1]);
     }
 
     #[test]

@@ -101,10 +101,19 @@ impl Store {
                 (first + i * step, end)
             })
             .collect();
+        // Room for a part's runs made here, in this thread's malloc arena,
+        // not in one of the part's thread (which would keep it).
+        let room = |(from, to): (i64, i64)| match task {
+            Some(_) => 0,
+            None => usize::try_from(to.min(last + 1) - from).unwrap_or(0),
+        };
         std::thread::scope(|scope| {
             let others: Vec<_> = bounds[1..]
                 .iter()
-                .map(|&ids| scope.spawn(move || Store::open_read_only(file)?.part(task, ids, last)))
+                .map(|&ids| {
+                    let runs = Vec::with_capacity(room(ids));
+                    scope.spawn(move || Store::open_read_only(file)?.part(task, ids, runs))
+                })
                 .collect();
             self.scan(task, bounds[0], |names, run| each(0, names, run))?;
             for (i, other) in others.into_iter().enumerate() {
@@ -119,20 +128,13 @@ impl Store {
         })
     }
 
-    /// The finished runs (of `task`) with an id in `ids`, which end at
-    /// about `last` (room is made for them at once).
+    /// The finished runs (of `task`) with an id in `ids`, added to `runs`.
     pub(super) fn part(
         &self,
         task: Option<&str>,
         ids: (i64, i64),
-        last: i64,
+        mut runs: Vec<Run>,
     ) -> Result<Part, StoreError> {
-        let room = if task.is_some() {
-            0
-        } else {
-            ids.1.min(last + 1) - ids.0
-        };
-        let mut runs = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
         let names = self.scan(task, ids, |_, run| {
             runs.push(run.clone());
             Ok(())
@@ -213,7 +215,7 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            let (names, whole) = reader.part(task, (3, i64::MAX), n).unwrap();
+            let (names, whole) = reader.part(task, (3, i64::MAX), Vec::new()).unwrap();
             let parts = seen.last().unwrap().0 + 1;
             let cpus = std::thread::available_parallelism().unwrap().get();
             assert!(parts > 1 || cpus == 1, "{parts} parts");

@@ -4,15 +4,14 @@ driven by Playwright.
 Run by the integration test `dashboard_trends` with a daemon and a dashboard
 already running for a project whose task `todo` ran twice:
 
-    trends.py URL TOKEN SCREENSHOT_DIR [DOCS_SCREENSHOT]
+    trends.py URL TOKEN SCREENSHOT_DIR
 
 Opens the project page and sees every plot drawn (a canvas, a caption with
 the latest values), picks the task `todo` and sees the captions say its
 runs, then looks again in dark mode in a narrow window (no plot wider than
 the page). Any message on the console (an error, a CSP refusal) fails it.
-Screenshots go to SCREENSHOT_DIR (trends.png, trends-dark-narrow.png), and
-to DOCS_SCREENSHOT when given. Any failed expectation raises, and the exit
-code is not 0.
+Screenshots go to SCREENSHOT_DIR (trends.png, trends-dark-narrow.png). Any
+failed expectation raises, and the exit code is not 0.
 """
 
 import json
@@ -23,7 +22,6 @@ import time
 from playwright.sync_api import expect, sync_playwright
 
 url, token, shots = sys.argv[1:4]
-docs = sys.argv[4] if len(sys.argv) > 4 else None
 chromium = os.environ.get("BGTASK_CHROMIUM", "/usr/bin/chromium")
 PLOTS = ["Findings by severity", "New and fixed findings", "Run duration", "Success rate", "Queue wait"]
 timings = {}
@@ -80,8 +78,6 @@ with sync_playwright() as pw:
         expect(page.locator("#plots figcaption").nth(2)).to_contain_text("2 runs")
         expect(page.locator("#plots canvas")).to_have_count(len(PLOTS))
         page.locator("#trends").screenshot(path=f"{shots}/trends.png")
-        if docs:
-            page.locator("#trends").screenshot(path=docs)
     except Exception:
         page.screenshot(path=f"{shots}/failure.png", full_page=True)
         raise
