@@ -80,16 +80,7 @@ fn tasks_are_edited_in_the_personal_file_checked_first_and_reloaded() {
     );
     assert_eq!(p.read(".background-tasks.local.json"), before);
 
-    let (code, v) = d.post(&format!("{base}/lint/delete"), "{}");
-    assert_eq!(code, 409, "a committed task can only be disabled: {v}");
-    let (code, v) = d.post(&format!("{base}/nope/enable"), "{}");
-    assert_eq!(code, 404, "{v}");
-    let (code, v) = d.post(&format!("{base}/extra"), r#"{"task": {}, "bogus": 1}"#);
-    assert_eq!(code, 400, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("bogus"),
-        "{v}"
-    );
+    refused(&d, &base);
 
     // The merged config says what the daemon runs by; the CLI agrees.
     let (code, v) = d.get(&format!("/api/v1/projects/{id}/config"));
@@ -112,6 +103,21 @@ fn tasks_are_edited_in_the_personal_file_checked_first_and_reloaded() {
     let listed: Value =
         serde_json::from_str(&p.bgtask(&["task", "list", "--json"]).stdout).unwrap();
     assert!(task(&listed, "extra").is_null());
+}
+
+/// What the API refuses: deleting a committed task (409), an unknown task
+/// (404), an unknown field (400 naming it).
+fn refused(d: &Dashboard, base: &str) {
+    let (code, v) = d.post(&format!("{base}/lint/delete"), "{}");
+    assert_eq!(code, 409, "a committed task can only be disabled: {v}");
+    let (code, v) = d.post(&format!("{base}/nope/enable"), "{}");
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = d.post(&format!("{base}/extra"), r#"{"task": {}, "bogus": 1}"#);
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("bogus"),
+        "{v}"
+    );
 }
 
 #[test]

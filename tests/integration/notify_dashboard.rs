@@ -81,7 +81,14 @@ fn a_test_notification_from_the_dashboard_is_sent_and_logged() {
         "{v:#}"
     );
 
-    // A channel that does not exist: 400 naming the field and the value.
+    refused(&d, &base);
+    assert_eq!(smtp.messages().len(), 2, "the two tests, nothing else");
+    p.stop();
+}
+
+/// Bad requests: a channel that does not exist (400 naming the field and
+/// the value), an unknown field, another site's page, an unknown project.
+fn refused(d: &Dashboard, base: &str) {
     let (code, v) = d.post(&format!("{base}/test"), r#"{"channel": "pager"}"#);
     assert_eq!(code, 400, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
@@ -100,6 +107,4 @@ fn a_test_notification_from_the_dashboard_is_sent_and_logged() {
     assert_eq!(code, 403, "{v}");
     let (code, _) = d.post("/api/v1/projects/nope/notifications/test", "{}");
     assert_eq!(code, 404);
-    assert_eq!(smtp.messages().len(), 2, "the two tests, nothing else");
-    p.stop();
 }
