@@ -117,3 +117,15 @@ pub async fn all() -> Vec<Project> {
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, p)| p).collect()
 }
+
+/// The worktree at `root` and its projects, as the CLI loads them; an
+/// invalid config is 409 with every problem.
+pub fn load(
+    root: &std::path::Path,
+) -> Result<(crate::engine::Workspace, crate::config::Projects), ApiError> {
+    let workspace = crate::engine::Workspace::worktree(root).map_err(ApiError::internal)?;
+    let projects = workspace
+        .projects()
+        .map_err(|e| ApiError::config_invalid(&e))?;
+    Ok((workspace, projects))
+}

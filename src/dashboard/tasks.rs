@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, blocking};
-use super::projects::known;
+use super::projects::{known, load};
 use crate::config::{EditError, TaskEdit};
 
 pub fn routes() -> Router {
@@ -35,21 +35,11 @@ fn path_error(r: &PathRejection) -> ApiError {
     ApiError::bad_request(r.body_text())
 }
 
-fn workspace(
-    root: &std::path::Path,
-) -> Result<(crate::engine::Workspace, crate::config::Projects), ApiError> {
-    let workspace = crate::engine::Workspace::worktree(root).map_err(ApiError::internal)?;
-    let projects = workspace
-        .projects()
-        .map_err(|e| ApiError::config_invalid(&e))?;
-    Ok((workspace, projects))
-}
-
 async fn list(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     let root: PathBuf = known(&id)?.root;
     blocking(move || {
-        let (workspace, projects) = workspace(&root)?;
+        let (workspace, projects) = load(&root)?;
         let tasks = crate::config::tasks::list(&workspace.root, &projects)
             .map_err(|e| ApiError::config_invalid(&e))?;
         Ok(Json(json!({
@@ -64,12 +54,12 @@ async fn list(id: Result<Path<String>, PathRejection>) -> Answer {
 async fn apply(id: String, task: String, edit: TaskEdit) -> Answer {
     let root: PathBuf = known(&id)?.root;
     blocking(move || {
-        let (workspace, projects) = workspace(&root)?;
+        let (workspace, projects) = load(&root)?;
         let deleting = matches!(edit, TaskEdit::Delete);
         let edited = crate::config::tasks::edit(&workspace.root, &projects, &task, edit)
             .map_err(|e| edit_error(&e))?;
         // The projects as the written file makes them.
-        let (_, projects) = self::workspace(&workspace.root)?;
+        let (_, projects) = load(&workspace.root)?;
         let now = crate::config::tasks::list(&workspace.root, &projects)
             .map_err(|e| ApiError::config_invalid(&e))?
             .into_iter()

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, blocking};
-use super::projects::known;
+use super::projects::{known, load};
 use crate::trust::Fingerprint;
 
 pub fn routes() -> Router {
@@ -31,10 +31,7 @@ fn digest(fp: &Fingerprint) -> String {
 }
 
 fn fingerprint(root: &FsPath) -> Result<(PathBuf, Fingerprint), ApiError> {
-    let workspace = crate::engine::Workspace::worktree(root).map_err(ApiError::internal)?;
-    let projects = workspace
-        .projects()
-        .map_err(|e| ApiError::config_invalid(&e))?;
+    let (workspace, projects) = load(root)?;
     let fp = crate::trust::fingerprint_worktree(&projects, &workspace.root);
     Ok((workspace.root, fp))
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::db::{Db, NotifierDbError};
 use super::event::RunFinished;
-use super::novelty::{Known, fixed};
+use super::novelty::{Known, diff, fixed};
 use crate::config::NotifyPolicy;
 use crate::report::Report;
 
@@ -83,26 +83,14 @@ impl Db {
             return Ok(None);
         };
         let run = RunFinished::from_report(&task, run_id, NotifyPolicy::default(), scope, report);
-        let Some(known) = Known::from_prior(self.prior_runs(&task, run_id)?) else {
-            return Ok(Some(Marks {
-                first_run: true,
-                new: (0..report.findings.len()).collect(),
-                fixed: Vec::new(),
-            }));
-        };
-        let new = report
-            .findings
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !known.contains(&f.fingerprint))
-            .map(|(i, _)| i)
-            .collect();
+        let known = Known::from_prior(self.prior_runs(&task, run_id)?);
+        let new = diff(&run, known.as_ref()).new;
         let mut gone = Vec::new();
-        for (fingerprint, _) in fixed(&run, &known) {
+        for (fingerprint, _) in known.as_ref().map(|k| fixed(&run, k)).unwrap_or_default() {
             gone.extend(self.earlier(run_id, fingerprint)?);
         }
         Ok(Some(Marks {
-            first_run: false,
+            first_run: known.is_none(),
             new,
             fixed: gone,
         }))

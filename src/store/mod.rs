@@ -336,6 +336,23 @@ impl Store {
 }
 
 #[cfg(test)]
+impl Store {
+    /// How SQLite would run `sql` (`EXPLAIN QUERY PLAN`), its steps joined
+    /// with `; `: tests check that a query uses the index it should.
+    pub(crate) fn query_plan(&self, sql: &str) -> String {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

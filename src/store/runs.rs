@@ -478,17 +478,7 @@ mod tests {
     #[test]
     fn history_and_retention_use_indexes() {
         let s = Store::in_memory().unwrap();
-        let plan = |sql: &str| -> String {
-            let mut stmt = s
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
-            stmt.query_map([], |r| r.get::<_, String>(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
+        let plan = |sql: &str| s.query_plan(sql);
         for (sql, index) in [
             (
                 "SELECT id FROM runs WHERE task = 'a' ORDER BY id DESC LIMIT 5",

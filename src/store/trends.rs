@@ -432,17 +432,7 @@ mod tests {
     #[test]
     fn the_window_is_read_by_index_and_rowid() {
         let s = Store::in_memory().unwrap();
-        let plan = |sql: &str| -> String {
-            let mut stmt = s
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
-            stmt.query_map([], |r| r.get::<_, String>(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
+        let plan = |sql: &str| s.query_plan(sql);
         for (sql, uses) in [
             (
                 "SELECT id FROM runs WHERE started_ms >= 1 AND started_ms < 2 ORDER BY started_ms LIMIT 1",

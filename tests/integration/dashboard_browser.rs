@@ -9,22 +9,29 @@ use std::process::Command;
 use crate::harness::{Project, manifest_dir, tool_cache};
 use crate::notify_servers::available;
 
-pub(crate) fn browser_python() -> PathBuf {
+fn browser_python() -> PathBuf {
     tool_cache().join("browser-venv/bin/python")
+}
+
+/// The venv's python and Chromium, when both are installed (else the
+/// test says what to install and fails, unless told to skip).
+pub(crate) fn browser() -> Option<(PathBuf, String)> {
+    let python = browser_python();
+    let chromium = std::env::var("BGTASK_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let present = python.exists() && std::path::Path::new(&chromium).exists();
+    available(
+        "a headless Chromium with Playwright",
+        present,
+        "apt-get install chromium; pip install playwright into target/test-cache/browser-venv",
+    )
+    .then_some((python, chromium))
 }
 
 #[test]
 fn the_page_shows_projects_runs_a_task_live_and_says_when_a_daemon_is_down() {
-    let python = browser_python();
-    let chromium = std::env::var("BGTASK_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let present = python.exists() && std::path::Path::new(&chromium).exists();
-    if !available(
-        "a headless Chromium with Playwright",
-        present,
-        "apt-get install chromium; pip install playwright into target/test-cache/browser-venv",
-    ) {
+    let Some((python, chromium)) = browser() else {
         return;
-    }
+    };
     let p = Project::empty();
     p.config(
         r#"{"daemon": {"max_rss_mb": 100000},

@@ -8,9 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::dashboard::Dashboard;
-use crate::dashboard_browser::browser_python;
 use crate::harness::{Project, manifest_dir};
-use crate::notify_servers::available;
 
 /// `todo` finds TODO comments (a second each time), `broken` always fails.
 fn project() -> Project {
@@ -135,16 +133,9 @@ fn trends_count_runs_new_and_fixed_findings_and_failures_with_or_without_the_dae
 
 #[test]
 fn the_project_page_draws_the_plots_with_captions_and_no_console_errors() {
-    let python = browser_python();
-    let chromium = std::env::var("BGTASK_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let present = python.exists() && std::path::Path::new(&chromium).exists();
-    if !available(
-        "a headless Chromium with Playwright",
-        present,
-        "apt-get install chromium; pip install playwright into target/test-cache/browser-venv",
-    ) {
+    let Some((python, chromium)) = crate::dashboard_browser::browser() else {
         return;
-    }
+    };
     let p = project();
     p.start();
     run(&p, "todo");
