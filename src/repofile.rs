@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Why a repository file was not read.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,8 @@ pub enum RepoFileError {
     TooLarge { path: PathBuf, size: u64, cap: u64 },
     #[error("`{}` is a symbolic link out of the worktree (to `{}`)", path.display(), target.display())]
     OutsideWorktree { path: PathBuf, target: PathBuf },
+    #[error("`{rel}` is not a path inside the worktree")]
+    NotRelative { rel: String },
     #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -143,6 +145,27 @@ pub fn read_to_string(
         .transpose()
 }
 
+/// The lines of the file at `rel`, a path relative to the worktree at
+/// `root`, read as [`read`] reads (no link out of the worktree, nothing but
+/// a regular file, at most `cap` bytes), invalid UTF-8 replaced. An
+/// absolute `rel` or one with `..` is refused before anything is opened.
+pub fn read_lines(root: &Path, rel: &str, cap: u64) -> Result<Option<Vec<String>>, RepoFileError> {
+    let inside = Path::new(rel)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !inside || rel.is_empty() {
+        return Err(RepoFileError::NotRelative {
+            rel: rel.to_owned(),
+        });
+    }
+    Ok(read(Some(root), &root.join(rel), cap)?.map(|bytes| {
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }))
+}
+
 /// The file's content hash (blake3), streamed: bounded memory at any size.
 pub fn hash(root: Option<&Path>, path: &Path) -> Result<Option<blake3::Hash>, RepoFileError> {
     let Some((mut file, _)) = open(root, path)? else {
@@ -216,6 +239,29 @@ mod tests {
         assert!(matches!(
             super::read(None, &root.join("zero.json"), 10).unwrap_err(),
             RepoFileError::NotRegular { .. }
+        ));
+    }
+
+    #[test]
+    fn lines_are_read_only_from_inside_the_worktree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join("src/a.py"), b"one\r\ntw\xffo\n").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", root.join("src/out.py")).unwrap();
+        assert_eq!(
+            read_lines(&root, "src/a.py", 100).unwrap().unwrap(),
+            ["one", "tw\u{fffd}o"]
+        );
+        assert!(read_lines(&root, "src/gone.py", 100).unwrap().is_none());
+        for rel in ["../secret.txt", "src/../../secret.txt", "/etc/hostname", ""] {
+            let e = read_lines(&root, rel, 100).unwrap_err();
+            assert!(matches!(e, RepoFileError::NotRelative { .. }), "{rel}: {e}");
+        }
+        assert!(matches!(
+            read_lines(&root, "src/out.py", 100).unwrap_err(),
+            RepoFileError::OutsideWorktree { .. }
         ));
     }
 

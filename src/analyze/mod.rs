@@ -3,14 +3,17 @@
 //! Owns everything between "a tool exited" and "these are its findings and
 //! this is its status": the typed analyzer definition, one parser per report
 //! format, the exit-code + output classification, and the built-in `profile`
-//! analyzer. Running processes is `run/`'s job; choosing files and caching is
-//! `engine/`'s.
+//! analyzer; and afterwards, explaining a finding (its rule's documentation,
+//! the tool's fix, the flagged lines in context). Running processes is
+//! `run/`'s job; choosing files and caching is `engine/`'s.
 
 pub mod classify;
 mod definition;
+mod explain;
 mod finding;
 pub mod parsers;
 pub mod profile;
+mod rule_doc;
 mod status;
 pub mod vocabulary;
 
@@ -18,6 +21,7 @@ pub use definition::{
     AnalyzerDef, Engine, ExitClass, ExitCodes, ExternalSpec, Install, LazyRegex, RegexSpec,
     Thresholds,
 };
+pub use explain::{DOC_TIMEOUT, Explanation, MAX_CONTEXT_LINES, SourceLine, explain};
 pub use finding::{Finding, Location, Package, Severity, sort_findings};
 pub use parsers::TestCounts;
 pub use status::RunStatus;

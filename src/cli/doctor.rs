@@ -2,16 +2,13 @@
 //! installed (where, which version), and what to do about the rest; then
 //! the background side (`doctor_background.rs`).
 
-use std::path::Path;
-
 use clap::Args;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::analyze::{AnalyzerDef, ExternalSpec};
-use crate::engine::{self, Workspace};
+use crate::engine::Workspace;
 use crate::exit;
-use crate::tools::{self, Origin, Probe};
+use crate::tools::{self, AnalyzerRow, Origin};
 
 pub const EXAMPLES: &str = "Examples:
   bgtask doctor            what applies here and what is missing
@@ -26,32 +23,13 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Serialize)]
-struct Row {
-    analyzer: String,
-    tasks: Vec<String>,
-    applies: bool,
-    files: Option<usize>,
-    reason: Option<String>,
-    installed: Option<bool>,
-    path: Option<String>,
-    origin: Option<Origin>,
-    version: Option<String>,
-    install_hint: Option<String>,
-    managed_install: bool,
-    network: bool,
-    /// For a tool that imports the project: which Python environment it
-    /// sees, and why.
-    environment: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
 struct Doctor {
     root: String,
     git: bool,
     config_files: Vec<String>,
     default_config: bool,
     cache_dir: String,
-    analyzers: Vec<Row>,
+    analyzers: Vec<AnalyzerRow>,
     /// Hooks, the watcher's limits, trust, the daemon.
     background: super::doctor_background::Background,
 }
@@ -59,36 +37,6 @@ struct Doctor {
 pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = crate::config::load(&workspace.root)?;
-    let mut prober = Prober {
-        root: &workspace.root,
-        rt: super::runtime()?,
-        versions: tools::VersionCache::load(),
-        python_env: tools::pyenv::find(&workspace.root),
-    };
-    let mut rows = Vec::new();
-    for a in engine::applicability(&config, &workspace) {
-        let def = &config.analyzers[&a.analyzer];
-        let mut row = Row {
-            analyzer: a.analyzer.clone(),
-            tasks: a.tasks.clone(),
-            applies: a.applies.is_ok(),
-            files: a.applies.as_ref().ok().copied(),
-            reason: a.applies.as_ref().err().cloned(),
-            installed: None,
-            path: None,
-            origin: None,
-            version: None,
-            install_hint: None,
-            managed_install: def.install.is_managed(),
-            network: def.network,
-            environment: None,
-        };
-        if let Some(spec) = def.external() {
-            prober.fill_tool(&mut row, def, spec);
-        }
-        rows.push(row);
-    }
-    prober.versions.save();
     let doc = Doctor {
         root: workspace.root.display().to_string(),
         git: workspace.git,
@@ -99,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
             .collect(),
         default_config: config.uses_default(),
         cache_dir: tools::cache_dir().display().to_string(),
-        analyzers: rows,
+        analyzers: tools::analyzers(&workspace, &config),
         background: super::doctor_background::collect(&workspace, &config),
     };
     if args.json {
@@ -110,72 +58,9 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// Looks up external analyzers' tools for the rows: where each is, its
-/// version (from the version cache when it has one) and the Python
-/// environment it sees.
-struct Prober<'a> {
-    root: &'a Path,
-    rt: tokio::runtime::Runtime,
-    versions: tools::VersionCache,
-    python_env: Option<tools::pyenv::PythonEnv>,
-}
-
-impl Prober<'_> {
-    /// Fills in the tool side of an external analyzer's row: installed or
-    /// not, path, origin, version, and what to do when it is missing.
-    fn fill_tool(&mut self, row: &mut Row, def: &AnalyzerDef, spec: &ExternalSpec) {
-        let Some((path, origin)) = tools::find(spec, self.root) else {
-            row.installed = Some(false);
-            row.install_hint = Some(def.install_hint());
-            return;
-        };
-        let probe = self.version(&path, spec);
-        if spec.project_env == Some(crate::config::raw::ProjectEnv::Python) {
-            row.environment = Some(self.environment(&path));
-        }
-        row.path = Some(path.display().to_string());
-        row.origin = Some(origin);
-        match probe {
-            Probe::Version(v) => {
-                row.installed = Some(true);
-                row.version = v;
-            }
-            Probe::Failed(why) => {
-                row.installed = Some(false);
-                row.install_hint = Some(format!(
-                    "{} ({} is there, but {why})",
-                    def.install_hint(),
-                    path.display()
-                ));
-            }
-        }
-    }
-
-    /// The tool's version, from the cache or by running it (and then cached).
-    fn version(&mut self, path: &Path, spec: &ExternalSpec) -> Probe {
-        if let Some(p) = self.versions.get(path, &spec.version_args, self.root) {
-            return p;
-        }
-        let p = self
-            .rt
-            .block_on(tools::detect_version(path, spec, self.root));
-        self.versions.put(path, &spec.version_args, self.root, &p);
-        p
-    }
-
-    /// Which Python environment a tool at `path` runs in or sees, and why.
-    fn environment(&self, path: &Path) -> String {
-        match &self.python_env {
-            Some(e) if e.holds(path) => format!("runs in {} ({})", e.dir.display(), e.why),
-            Some(e) => format!("sees the packages of {} ({})", e.dir.display(), e.why),
-            None => tools::pyenv::NONE_FOUND.to_owned(),
-        }
-    }
-}
-
 fn print_table(doc: &Doctor, verbose: bool) {
     print_header(doc);
-    let shown: Vec<&Row> = doc
+    let shown: Vec<&AnalyzerRow> = doc
         .analyzers
         .iter()
         .filter(|r| verbose || !r.tasks.is_empty())
@@ -232,7 +117,7 @@ struct Widths {
 
 /// One analyzer's line of the table, and under it why it does not apply
 /// (verbose) or which Python environment it sees.
-fn print_row(r: &Row, widths: &Widths, verbose: bool) {
+fn print_row(r: &AnalyzerRow, widths: &Widths, verbose: bool) {
     use anstyle::{AnsiColor, Effects, Style};
     let dim = Style::new().effects(Effects::DIMMED);
     let green = AnsiColor::Green.on_default();
@@ -284,7 +169,7 @@ fn print_row(r: &Row, widths: &Widths, verbose: bool) {
 fn print_advice(doc: &Doctor) {
     let green = anstyle::AnsiColor::Green.on_default();
     let red = anstyle::AnsiColor::Red.on_default();
-    let missing: Vec<&Row> = doc
+    let missing: Vec<&AnalyzerRow> = doc
         .analyzers
         .iter()
         .filter(|r| r.applies && r.installed == Some(false) && !r.tasks.is_empty())

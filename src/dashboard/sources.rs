@@ -45,14 +45,15 @@ pub fn attach(root: &Path, report: &mut Value) {
 
 /// The file's lines, and whether it was modified after `started`.
 fn read(root: &Path, rel: &str, started: Option<SystemTime>) -> Option<(Vec<String>, bool)> {
-    let path = root.join(rel);
-    let text = crate::repofile::read_to_string(Some(root), &path, CAP).ok()??;
-    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let lines = crate::repofile::read_lines(root, rel, CAP).ok()??;
+    let modified = std::fs::metadata(root.join(rel))
+        .and_then(|m| m.modified())
+        .ok();
     // The run's start is stored to the second: a file written in the
     // second the run started is not counted as changed after it.
     let changed =
         matches!((modified, started), (Some(m), Some(s)) if m > s + Duration::from_secs(1));
-    Some((text.lines().map(str::to_owned).collect(), changed))
+    Some((lines, changed))
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ mod unix;
 pub use capture::{Capture, Captured};
 pub use env::scrub_own as scrub_own_env;
 pub use env::scrubbed as scrubbed_env;
-pub use process::{Ended, Finished, LOG_CAP, Limits, ProcessKind, Spawned, Spec, run};
+pub use process::{
+    Ended, Finished, LOG_CAP, Limits, ProcessKind, Spawned, Spec, run, run_blocking,
+};
 pub use tree::{
     Proc, TOKEN_VAR, kill_all_spawned, kill_recorded, mechanism as cleanup_mechanism, start_ticks,
     sweep_orphans,

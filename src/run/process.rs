@@ -379,6 +379,27 @@ pub async fn run(spec: Spec, cancel: CancellationToken) -> Finished {
     }
 }
 
+/// [`run`] from synchronous code, callable anywhere: on a thread of its own
+/// with its own current-thread runtime, so a caller already inside a tokio
+/// runtime (where `block_on` would panic) is as welcome as a plain thread.
+/// That thread lives until the process is reaped, so it outlives the child
+/// (`PR_SET_PDEATHSIG`). Never cancelled: only the spec's timeout stops it.
+pub fn run_blocking(spec: Spec) -> Finished {
+    let start = Instant::now();
+    let runner = move || match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(spec, CancellationToken::new())),
+        Err(e) => Finished::spawn_failed(e, start),
+    };
+    std::thread::scope(|s| {
+        s.spawn(runner)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Sends processes of the run to be recorded (for crash recovery).
 fn record(spec: &Spec, kind: ProcessKind, procs: &[Proc], token: Option<&str>) {
     if let Some(tx) = &spec.on_spawn {

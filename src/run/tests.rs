@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Ended, Limits, Spec, run};
+use super::{Ended, Limits, Spec, run, run_blocking};
 
 fn sh(script: &str) -> Spec {
     Spec {
@@ -41,6 +41,24 @@ fn alive(pid: i32) -> bool {
         }
         r
     })
+}
+
+/// From a plain thread and from inside a runtime alike, with the timeout
+/// still enforced.
+#[tokio::test]
+async fn run_blocking_works_inside_a_runtime_and_outside() {
+    let f = run_blocking(sh("echo inside"));
+    assert!(matches!(f.ended, Ended::Exited(0)), "{:?}", f.ended);
+    assert_eq!(f.stdout.bytes, b"inside\n");
+    let f = std::thread::spawn(|| run_blocking(sh("echo outside")))
+        .join()
+        .unwrap();
+    assert_eq!(f.stdout.bytes, b"outside\n");
+    let slow = Spec {
+        timeout: Duration::from_millis(200),
+        ..sh("sleep 30")
+    };
+    assert!(matches!(run_blocking(slow).ended, Ended::TimedOut));
 }
 
 #[tokio::test]

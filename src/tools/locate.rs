@@ -11,8 +11,8 @@ use super::dirs::{managed_node, managed_venv};
 use crate::analyze::ExternalSpec;
 use crate::config::raw::Lookup;
 
-/// Where a tool was found, for `doctor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a tool was found, for `doctor` and the analyzer inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Project,

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::dirs::cache_dir;
 use crate::analyze::parsers::summary;
 use crate::analyze::{ExternalSpec, LazyRegex};
-use crate::run::{self, Ended, Limits, Spec};
+use crate::run::{self, Ended, Finished, Limits, Spec};
 
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 static DEFAULT_VERSION: LazyLock<Regex> =
@@ -254,23 +254,39 @@ pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
     if spec.version_args.is_empty() {
         return Probe::Version(None);
     }
-    let finished = run::run(
-        Spec {
-            program: tool.to_owned(),
-            args: spec.version_args.iter().map(Into::into).collect(),
-            cwd: root.to_owned(),
-            env: spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
-            timeout: Duration::from_secs(20),
-            kill_grace: Duration::from_secs(1),
-            limits: Limits::default(),
-            stdout_keep: (64 * 1024, 0),
-            stderr_keep: (64 * 1024, 0),
-            on_spawn: None,
-            log_file: None,
-        },
-        CancellationToken::new(),
-    )
-    .await;
+    let finished = run::run(version_spec(tool, spec, root), CancellationToken::new()).await;
+    probe(tool, spec, &finished)
+}
+
+/// [`detect`] from synchronous code, inside a tokio runtime or not
+/// ([`run::run_blocking`]).
+pub fn detect_blocking(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
+    if spec.version_args.is_empty() {
+        return Probe::Version(None);
+    }
+    let finished = run::run_blocking(version_spec(tool, spec, root));
+    probe(tool, spec, &finished)
+}
+
+/// How the version command is run.
+fn version_spec(tool: &Path, spec: &ExternalSpec, root: &Path) -> Spec {
+    Spec {
+        program: tool.to_owned(),
+        args: spec.version_args.iter().map(Into::into).collect(),
+        cwd: root.to_owned(),
+        env: spec.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        timeout: Duration::from_secs(20),
+        kill_grace: Duration::from_secs(1),
+        limits: Limits::default(),
+        stdout_keep: (64 * 1024, 0),
+        stderr_keep: (64 * 1024, 0),
+        on_spawn: None,
+        log_file: None,
+    }
+}
+
+/// What the version command's run says: the version, or why it failed.
+fn probe(tool: &Path, spec: &ExternalSpec, finished: &Finished) -> Probe {
     let mut text = String::from_utf8_lossy(&finished.stdout.bytes).into_owned();
     text.push('\n');
     text.push_str(&String::from_utf8_lossy(&finished.stderr.bytes));
@@ -281,7 +297,7 @@ pub async fn detect(tool: &Path, spec: &ExternalSpec, root: &Path) -> Probe {
             .to_string_lossy(),
         spec.version_args.join(" ")
     );
-    match finished.ended {
+    match &finished.ended {
         Ended::Exited(0) => Probe::Version(extract(
             &text,
             spec.version_regex.as_ref().and_then(LazyRegex::get),
