@@ -7,7 +7,10 @@
 #      into target/test-cache/notify-venv) and, when missing, dbus, dunst,
 #      xvfb, openssl, curl (the HTTP client of the dashboard's tests) and
 #      chromium from Debian's packages (as root), and Playwright for Python
-#      (PyPI, into target/test-cache/browser-venv) to drive the browser;
+#      (PyPI, into target/test-cache/browser-venv) to drive the browser; the
+#      MCP clients the MCP tests use: the official Python SDK (PyPI `mcp`,
+#      into target/test-cache/mcp-venv), the MCP Inspector and the MCP
+#      conformance suite (npm, into target/test-cache/mcp-node);
 #   2. checks formatting and clippy (pedantic, warnings are errors);
 #   3. runs the unit and integration tests (the schema drift check is one).
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv,
@@ -55,6 +58,21 @@ if ! "$browser/bin/python" -c 'import playwright' 2>/dev/null; then
   echo "    playwright (the dashboard's browser tests drive Debian's chromium with it) into $browser"
   python3 -m venv "$browser"
   "$browser/bin/pip" install --quiet --disable-pip-version-check playwright==1.65.3
+fi
+mcp="$BGTASK_TEST_CACHE/mcp-venv"
+if ! "$mcp/bin/python" -c 'import mcp' 2>/dev/null; then
+  echo "    the MCP Python SDK (its client drives \`bgtask mcp\` in the tests) into $mcp"
+  python3 -m venv "$mcp"
+  "$mcp/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
+fi
+mcp_node="$BGTASK_TEST_CACHE/mcp-node"
+if [ ! -x "$mcp_node/node_modules/.bin/mcp-inspector" ] || [ ! -x "$mcp_node/node_modules/.bin/conformance" ] \
+  || [ ! -x "$mcp_node/node_modules/node/bin/node" ]; then
+  # The conformance suite needs Node 22 (npm's `node` package brings it).
+  echo "    the MCP Inspector, the MCP conformance suite and Node 22 (npm) into $mcp_node"
+  mkdir -p "$mcp_node"
+  npm install --silent --no-audit --no-fund --prefix "$mcp_node" \
+    @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.1.16 node@22.23.3 >/dev/null
 fi
 echo "==> cargo fmt --check"
 cargo fmt --check

@@ -15,7 +15,8 @@
 //! job it starts is a run of the same [`engine`] `bgtask run` uses, with a
 //! report at the end. It publishes what happens as one event stream
 //! (`subscribe` on its socket). Every front end — the CLI, `bgtask watch`
-//! and `bgtask events`, the [`dashboard`]'s HTTP API and page — is a client
+//! and `bgtask events`, the [`dashboard`]'s HTTP API and page, the [`mcp`]
+//! server for AI agents — is a client
 //! of the daemon's socket (requests, and that stream) or of the engine: no
 //! second implementation of an operation.
 //!
@@ -48,6 +49,8 @@
 //!   JSON log, email with an outbox) and the delivery log.
 //! - [`dashboard`]: the local web server over every daemon (HTTP API,
 //!   SSE, the page).
+//! - [`mcp`]: the Model Context Protocol server for AI coding agents (on
+//!   stdio, and at the dashboard's `/mcp`).
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
@@ -65,6 +68,7 @@ pub mod git;
 pub mod globs;
 pub mod hooks;
 pub mod ipc;
+pub mod mcp;
 pub mod notifier;
 pub mod repofile;
 pub mod report;

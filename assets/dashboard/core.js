@@ -115,7 +115,8 @@ document.addEventListener("visibilitychange", () => { if (!document.hidden && di
 // Every event the daemons publish redraws the page that is shown. Pages
 // that want an event themselves add a listener to `events`.
 const kinds = ["daemon_up", "daemon_down", "job_queued", "job_updated", "job_dropped", "job_started", "job_finished",
-  "config_reloaded", "health_changed", "trust_changed", "watcher_changed", "holding", "stopped", "notification_delivered"];
+  "config_reloaded", "health_changed", "trust_changed", "watcher_changed", "holding", "stopped", "notification_delivered",
+  "automation_paused", "automation_resumed"];
 let events = null;
 function listen() {
   events = new EventSource("/api/v1/events");

@@ -22,12 +22,12 @@ function card(p) {
     const last = Object.values(lastByTask(s)).map((r) =>
       `<li><a href="#/p/${p.id}/run/${r.run_id}" class="${worst(r)}">${esc(r.task)}</a>: ${esc(r.verdict)}</li>`).join("");
     const untrusted = (s.untrusted || []).map((u) => esc(u.task)).join(", ");
-    body = `<p><span class="up">daemon up</span> <span class="muted">pid ${s.pid}, watcher ${esc(s.watcher ? s.watcher.state : "off")}</span></p>
+    body = `${automationBanner(p)}<p><span class="up">daemon up</span> <span class="muted">pid ${s.pid}, watcher ${esc(s.watcher ? s.watcher.state : "off")}</span></p>
       <p>queue ${s.queue_depth} · running ${s.running_jobs.length} · health <span class="${s.health.level === "ok" ? "good" : s.health.level === "error" ? "bad" : "warn"}">${esc(s.health.level)}</span>
       ${s.config.stale ? ' · <span class="bad">config stale</span>' : ""}${s.holding ? ` · <span class="warn">holding: ${esc(s.holding)}</span>` : ""}</p>
       ${running ? `<p>Running:</p><ul>${running}</ul>` : ""}
       ${last ? `<p>Last results:</p><ul>${last}</ul>` : '<p class="muted">No runs yet.</p>'}
-      ${untrusted ? `<p class="warn">Not trusted (runs only by hand until <code>bgtask trust</code>): ${untrusted}</p>` : ""}`;
+      ${untrusted ? `<p class="warn">Not trusted (runs only by hand until <code>bgtask trust</code>): ${untrusted}</p>` : ""}${pauseButton(p)}`;
   }
   return `<section class="card" data-project="${p.id}"><h2><a href="#/p/${p.id}">${esc(p.name)}</a></h2>
     <p class="muted mono">${esc(p.root)}</p>${body}</section>`;

@@ -433,6 +433,9 @@ pub fn status(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     anstream::println!("running (pid {}, up {}s) for {}", s.pid, s.uptime_s, s.root);
+    if let Some(a) = &s.automation {
+        anstream::println!("{}", super::pause_cmd::status_line(a));
+    }
     print_config_and_queue(&s);
     print_triggers(&s);
     print_health(&s);

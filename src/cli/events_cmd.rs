@@ -281,6 +281,24 @@ fn state_line(what: &What) -> (String, String) {
         ),
         What::Holding { reason: Some(why) } => ("holding".into(), format!("new jobs wait: {why}")),
         What::Holding { reason: None } => ("holding".into(), "new jobs start again".into()),
+        What::AutomationPaused { reason, by, held } => (
+            "automation paused".into(),
+            format!(
+                "{}{}; {held} held, automatic jobs wait for `bgtask resume`",
+                if reason.is_empty() {
+                    "no reason given"
+                } else {
+                    reason
+                },
+                by.as_ref()
+                    .map(|b| format!(" (by {b})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        What::AutomationResumed { held } => (
+            "automation resumed".into(),
+            format!("{held} held job(s) start"),
+        ),
         What::Stopping => ("daemon stopping".into(), String::new()),
         What::Stopped => ("daemon stopped".into(), String::new()),
         What::Lagged { missed } => (

@@ -1,6 +1,6 @@
 //! Commands that talk to a running daemon: `submit`, `queue`, `history`,
 //! `show`, `logs`, `cancel`, `retry`, `metrics`, `health`, `cleanup`,
-//! `reload`.
+//! `reload` (and the helpers `pause_cmd.rs` shares).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,14 +55,14 @@ fn connect(ctx: &Ctx) -> anyhow::Result<Result<Client, u8>> {
 }
 
 /// One request, one answer.
-fn call(ctx: &Ctx, request: Request) -> anyhow::Result<Result<Response, u8>> {
+pub(super) fn call(ctx: &Ctx, request: Request) -> anyhow::Result<Result<Response, u8>> {
     Ok(match connect(ctx)? {
         Ok(mut client) => Ok(client.call(request)?),
         Err(code) => Err(code),
     })
 }
 
-fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(super) fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -185,6 +185,9 @@ pub fn queue(ctx: &Ctx, json: bool) -> anyhow::Result<u8> {
         );
         if let Some(why) = &e.why {
             anstream::println!("          priority adjusted {why}");
+        }
+        if let Some(why) = &e.held {
+            anstream::println!("          held: {why} (`bgtask resume` lets it start)");
         }
     }
     Ok(exit::OK)

@@ -12,9 +12,10 @@ mod hook_cmd;
 mod init;
 mod jobs_cmd;
 mod notify_cmd;
+mod pause_cmd;
 mod progress;
 mod report_cmd;
-mod run_cmd;
+pub(crate) mod run_cmd;
 mod task_cmd;
 mod tools_cmd;
 mod trust_cmd;
@@ -128,6 +129,9 @@ pub enum Command {
     /// A local web dashboard and HTTP API over every project with a daemon (127.0.0.1 unless --listen; token).
     #[command(after_help = DASHBOARD_EXAMPLES)]
     Dashboard(DashboardArgs),
+    /// An MCP server on stdio for AI coding agents: findings, runs and analyses of this worktree as tools.
+    #[command(after_help = MCP_EXAMPLES)]
+    Mcp,
     /// Cancel a waiting or running job, or every waiting one (--waiting).
     #[command(
         after_help = "Examples:\n  bgtask cancel 17\n  bgtask cancel --waiting --task tests    # every queued job of `tests`"
@@ -138,6 +142,16 @@ pub enum Command {
         after_help = "Examples:\n  bgtask retry 42\n  bgtask retry --failed --since 1h          # every task whose last run failed, last hour"
     )]
     Retry(jobs_cmd::RetryArgs),
+    /// Pause automation: saves, hooks, schedules and idle time queue work but start none until `bgtask resume`.
+    #[command(after_help = pause_cmd::PAUSE_EXAMPLES)]
+    Pause(pause_cmd::PauseArgs),
+    /// Resume automation: the jobs held while it was paused start now.
+    #[command(after_help = pause_cmd::RESUME_EXAMPLES)]
+    Resume {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per task: runs, success rate, mean/p95 duration, queue wait, peak memory, CPU.
     #[command(after_help = "Examples:\n  bgtask metrics\n  bgtask metrics --json")]
     Metrics {
@@ -207,6 +221,14 @@ pub enum Command {
     #[command(after_help = "Example:\n  bgtask man > bgtask.1 && man ./bgtask.1")]
     Man,
 }
+
+const MCP_EXAMPLES: &str = "Examples:
+  bgtask mcp                              # serves the worktree it is started in, on stdin/stdout
+  bgtask -C ~/src/app mcp
+In an agent's MCP config:  {\"command\": \"bgtask\", \"args\": [\"mcp\"]}
+Over HTTP, `bgtask dashboard` serves the same at /mcp?project=ID (with the dashboard's token).
+Agents can run analyses, read runs and findings, queue, cancel and retry work, and pause the
+automation; they cannot trust a worktree or install hooks.";
 
 const DASHBOARD_EXAMPLES: &str = "Examples:
   bgtask dashboard                        # prints \"open http://127.0.0.1:7420/?token=…\" and opens the browser
@@ -338,8 +360,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs { run_id, follow } => jobs_cmd::logs(&ctx, run_id, follow),
         Command::Events(args) => events_cmd::events(&ctx, &args),
         Command::Dashboard(args) => dashboard(args),
+        Command::Mcp => crate::mcp::serve_stdio(&ctx.cwd),
         Command::Cancel(args) => jobs_cmd::cancel(&ctx, &args),
         Command::Retry(args) => jobs_cmd::retry(&ctx, &args),
+        Command::Pause(args) => pause_cmd::pause(&ctx, &args),
+        Command::Resume { json } => pause_cmd::resume(&ctx, json),
         Command::Metrics { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Metrics, json),
         Command::Health { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Health, json),
         Command::Cleanup { json } => jobs_cmd::simple(&ctx, crate::ipc::Request::Cleanup, json),
@@ -384,13 +409,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         // No such run, job or task, or a request that cannot be carried
         // out as asked: the caller's to fix, like an unknown name to `run`.
-        if let Some(crate::ipc::ClientError::Daemon(e)) = cause.downcast_ref() {
-            if matches!(
+        if let Some(crate::ipc::ClientError::Daemon(e)) = cause.downcast_ref()
+            && matches!(
                 e.kind,
                 crate::ipc::ErrorKind::NotFound | crate::ipc::ErrorKind::Invalid
-            ) {
-                return exit::USAGE;
-            }
+            )
+        {
+            return exit::USAGE;
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return exit::CONFIG;

@@ -200,69 +200,126 @@ pub fn execute_in(
     workspace: &Workspace,
     config: &Arc<crate::config::Config>,
 ) -> anyhow::Result<(Report, bool)> {
-    let cwd = if ctx.cwd.starts_with(&workspace.root) {
-        ctx.cwd.clone()
-    } else {
-        workspace.root.clone()
-    };
-    let targets = workspace.select(&args.selection(), &cwd)?;
-    let selected = match &targets {
-        Targets::Files(f) => Some(f.len()),
-        Targets::Project => None,
-    };
-    let trigger = Trigger {
-        source: TriggerSource::Manual {
-            command: std::env::args().collect::<Vec<_>>().join(" "),
-        },
-        at: SystemTime::now(),
-    };
-    let job = engine::job(config, &args.names, targets, trigger)?;
-    let opts = RunOptions {
-        shard: args.shard,
-        offline: args.offline,
-        execution: Options {
-            no_cache: args.no_cache,
-            timeout: args.timeout,
-            jobs: args.jobs,
-            ..Options::default()
-        },
-        files: None,
-    };
+    let run = Prepared::new(args, workspace, config, &ctx.cwd)?;
     crate::run::become_subreaper();
     let rt = super::runtime()?;
-    let started = SystemTime::now();
     let cancel = CancellationToken::new();
     let show = enabled(ctx.quiet);
-    let outcome = rt.block_on(async {
+    let report = rt.block_on(async {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut bar = RunProgress::new(show, engine::count_analyzers(config, &job) as u64);
+        let mut bar = RunProgress::new(show, run.analyzers() as u64);
         let interrupts = watch_interrupts(cancel.clone());
-        let engine = engine::run(config.clone(), workspace, &job, opts, tx, cancel.clone());
         let progress = async {
             while let Some(event) = rx.recv().await {
                 bar.on(&event);
             }
         };
-        let (outcome, ()) = tokio::join!(engine, progress);
+        let (report, ()) = tokio::join!(run.analyse(tx, cancel.clone()), progress);
         bar.finish();
         interrupts.abort();
-        outcome
+        report
     })?;
-    let policy = report::policy(
-        config,
-        args.fail_on,
-        args.strict_tools,
-        job.analyzers.clone(),
-    );
-    let report = Report::new(
-        workspace.root.display().to_string(),
-        started,
-        outcome.duration,
-        args.scope(selected),
-        policy,
-        outcome.runs,
-    );
     Ok((report, cancel.is_cancelled()))
+}
+
+/// A foreground run, planned: what `bgtask run` (and every front end that
+/// runs analyses now, such as MCP's `run_analysis`) carries out.
+pub struct Prepared {
+    workspace: Workspace,
+    config: Arc<crate::config::Config>,
+    job: crate::event::Job,
+    opts: RunOptions,
+    scope: Option<String>,
+    fail_on: Option<FailOn>,
+    strict_tools: bool,
+}
+
+impl Prepared {
+    /// Selects the files `args` names (relative to `cwd` when it is inside
+    /// the tree) and plans the job; unknown names and bad revisions are
+    /// errors here, before anything runs.
+    pub fn new(
+        args: &RunArgs,
+        workspace: &Workspace,
+        config: &Arc<crate::config::Config>,
+        cwd: &std::path::Path,
+    ) -> anyhow::Result<Prepared> {
+        let cwd = if cwd.starts_with(&workspace.root) {
+            cwd.to_owned()
+        } else {
+            workspace.root.clone()
+        };
+        let targets = workspace.select(&args.selection(), &cwd)?;
+        let selected = match &targets {
+            Targets::Files(f) => Some(f.len()),
+            Targets::Project => None,
+        };
+        let trigger = Trigger {
+            source: TriggerSource::Manual {
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            },
+            at: SystemTime::now(),
+        };
+        let job = engine::job(config, &args.names, targets, trigger)?;
+        let opts = RunOptions {
+            shard: args.shard,
+            offline: args.offline,
+            execution: Options {
+                no_cache: args.no_cache,
+                timeout: args.timeout,
+                jobs: args.jobs,
+                ..Options::default()
+            },
+            files: None,
+        };
+        Ok(Prepared {
+            workspace: workspace.clone(),
+            config: config.clone(),
+            job,
+            opts,
+            scope: args.scope(selected),
+            fail_on: args.fail_on,
+            strict_tools: args.strict_tools,
+        })
+    }
+
+    /// How many analyzers the run starts (for a progress total).
+    pub fn analyzers(&self) -> usize {
+        engine::count_analyzers(&self.config, &self.job)
+    }
+
+    /// Runs it; progress goes to `progress`, and `cancel` stops the
+    /// analyzers (their process groups) gracefully.
+    pub async fn analyse(
+        self,
+        progress: mpsc::UnboundedSender<engine::Progress>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Report> {
+        let started = SystemTime::now();
+        let outcome = engine::run(
+            self.config.clone(),
+            &self.workspace,
+            &self.job,
+            self.opts,
+            progress,
+            cancel,
+        )
+        .await?;
+        let policy = report::policy(
+            &self.config,
+            self.fail_on,
+            self.strict_tools,
+            self.job.analyzers.clone(),
+        );
+        Ok(Report::new(
+            self.workspace.root.display().to_string(),
+            started,
+            outcome.duration,
+            self.scope,
+            policy,
+            outcome.runs,
+        ))
+    }
 }
 
 /// First Ctrl-C (or SIGTERM): cancel, which stops analyzers gracefully.

@@ -1,7 +1,8 @@
 //! The core loop's timing under tokio's paused clock: retry backoff,
 //! a newer trigger superseding a pending retry, and debounce. Jobs are run
 //! by a scripted executor (the real engine is covered by the integration
-//! tests); the store is a real SQLite file.
+//! tests); the store is a real SQLite file. Its harness serves the other
+//! loop tests too (`pause_tests.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -31,14 +32,14 @@ const START_WALL_MS: i64 = 1_800_000_001_000;
 /// One started job: when (virtual time) and which attempt of which task.
 type Calls = Arc<Mutex<Vec<(Instant, String)>>>;
 
-struct Harness {
+pub(super) struct Harness {
     _dir: tempfile::TempDir,
     tx: mpsc::UnboundedSender<Command>,
     calls: Calls,
-    stop: CancellationToken,
+    pub(super) stop: CancellationToken,
     root: std::path::PathBuf,
     /// The core's event bus, to subscribe to.
-    events: super::events::Events,
+    pub(super) events: super::events::Events,
     /// The loop's task: it ends once the loop has wound down.
     done: tokio::task::JoinHandle<()>,
 }
@@ -87,7 +88,7 @@ fn scripted(calls: Calls, fails: Fails, gate: Option<Arc<Notify>>) -> Execute {
     })
 }
 
-type Fails = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+pub(super) type Fails = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
 fn start(config: &str, fails: Fails) -> Harness {
     start_gated(config, fails, None)
@@ -97,7 +98,7 @@ fn start_gated(config: &str, fails: Fails, gate: Option<Arc<Notify>>) -> Harness
     start_with(config, fails, gate, |_| {})
 }
 
-fn start_with(
+pub(super) fn start_with(
     config: &str,
     fails: Fails,
     gate: Option<Arc<Notify>>,
@@ -160,13 +161,13 @@ fn start_with(
 }
 
 impl Harness {
-    async fn ask(&self, request: Request) -> Response {
+    pub(super) async fn ask(&self, request: Request) -> Response {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Request { request, reply }).unwrap();
         rx.await.unwrap()
     }
 
-    async fn submit(&self, task: &str, debounce: bool) {
+    pub(super) async fn submit(&self, task: &str, debounce: bool) {
         let r = self
             .ask(Request::Submit(Submit {
                 tasks: vec![task.to_owned()],
@@ -182,7 +183,7 @@ impl Harness {
     }
 
     /// Advances virtual time until `n` jobs have started.
-    async fn until_calls(&self, n: usize) {
+    pub(super) async fn until_calls(&self, n: usize) {
         for _ in 0..100_000 {
             if self.calls.lock().unwrap().len() >= n {
                 return;
@@ -196,7 +197,7 @@ impl Harness {
         self.calls.lock().unwrap().iter().map(|c| c.0).collect()
     }
 
-    fn query(&self, sql: &str) -> Vec<String> {
+    pub(super) fn query(&self, sql: &str) -> Vec<String> {
         let conn = rusqlite::Connection::open(self.root.join(".bgtask/state.db")).unwrap();
         let mut stmt = conn.prepare(sql).unwrap();
         stmt.query_map([], |r| r.get::<_, rusqlite::types::Value>(0))
@@ -319,7 +320,7 @@ async fn a_run_that_completes_during_shutdown_counts() {
     assert_eq!(h.query("SELECT verdict FROM runs"), ["no findings"]);
 }
 
-const TRIGGERED: &str = r#"{
+pub(super) const TRIGGERED: &str = r#"{
   "daemon": {"health_interval": null, "cleanup_interval": null, "max_rss_mb": 100000},
   "triggers": {"file_watch": {"enabled": false, "debounce": "100ms"}, "scheduled": {"idle_cooldown": "10m"}},
   "tasks": {
@@ -332,7 +333,7 @@ const TRIGGERED: &str = r#"{
 }"#;
 
 impl Harness {
-    fn arrive(&self, files: &[&str]) {
+    pub(super) fn arrive(&self, files: &[&str]) {
         self.tx
             .send(Command::Arrived(
                 crate::event::Arrival::Saved {
@@ -344,7 +345,7 @@ impl Harness {
             .unwrap();
     }
 
-    fn tasks_started(&self) -> Vec<String> {
+    pub(super) fn tasks_started(&self) -> Vec<String> {
         self.calls
             .lock()
             .unwrap()
@@ -354,7 +355,7 @@ impl Harness {
     }
 }
 
-fn with_sources(root: &std::path::Path) {
+pub(super) fn with_sources(root: &std::path::Path) {
     for f in ["a.py", "b.py"] {
         std::fs::write(root.join(f), "x = 1\n").unwrap();
     }
@@ -425,7 +426,7 @@ async fn cron_fires_at_its_times_and_idle_once_after_activity() {
 
 impl Harness {
     /// Turns of the loop so far, and what holds jobs back.
-    async fn turns(&self) -> (u64, Option<String>) {
+    pub(super) async fn turns(&self) -> (u64, Option<String>) {
         match self.ask(Request::Status).await {
             Response::Status(s) => (s.loop_turns, s.holding),
             other => panic!("{other:?}"),

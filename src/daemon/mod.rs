@@ -19,6 +19,8 @@ mod lock;
 mod loop_tests;
 mod memory;
 mod notifications;
+#[cfg(test)]
+mod pause_tests;
 mod persistence;
 mod resolve;
 mod running;

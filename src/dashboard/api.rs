@@ -44,6 +44,8 @@ pub fn routes() -> Router {
         .route("/api/v1/projects/{id}/runs/{run}/{file}", get(download))
         .route("/api/v1/projects/{id}/submit", post(submit))
         .route("/api/v1/projects/{id}/activity", post(activity))
+        .route("/api/v1/projects/{id}/pause", post(pause))
+        .route("/api/v1/projects/{id}/resume", post(resume))
         .route("/api/v1/projects/{id}/start", post(start))
         .route("/api/v1/projects/{id}/stop", post(stop))
         .route("/api/v1/projects/{id}/forget", post(forget))
@@ -266,6 +268,42 @@ async fn submit(
 async fn activity(id: Result<Path<String>, PathRejection>) -> Answer {
     let Path(id) = id.map_err(|r| path_error(&r))?;
     answer(&id, Request::Activity).await
+}
+
+/// What `POST …/pause` takes.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// Why: shown to everyone (status, queue, the page, the event stream).
+    #[serde(default)]
+    reason: String,
+    /// Who pauses; `dashboard` when not given.
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// Pauses automation (`bgtask pause`): automatic jobs wait until resumed.
+async fn pause(
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<PauseBody>, axum::extract::rejection::JsonRejection>,
+) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    let Json(body) = body?;
+    let by = body.by.unwrap_or_else(|| "dashboard".to_owned());
+    answer(
+        &id,
+        Request::Pause {
+            reason: body.reason,
+            by: Some(by),
+        },
+    )
+    .await
+}
+
+/// Resumes automation (`bgtask resume`): the held jobs start.
+async fn resume(id: Result<Path<String>, PathRejection>) -> Answer {
+    let Path(id) = id.map_err(|r| path_error(&r))?;
+    answer(&id, Request::Resume).await
 }
 
 /// The project is no longer listed (until a daemon starts there again).

@@ -181,7 +181,8 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden_origin",
-                "a change must come from the dashboard's own page (Origin) or carry the bearer token",
+                "a change from a browser must come from the dashboard's own page (Origin); \
+                 other clients send the bearer token and no Origin",
             )
             .into_response();
         }
@@ -189,13 +190,20 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     next.run(request).await
 }
 
+/// 401, with the scheme to use (RFC 6750), so a client such as an MCP
+/// one knows to send the token rather than start an OAuth flow.
 fn unauthorized() -> Response {
-    ApiError::new(
+    let mut response = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
         "no valid token: open the address `bgtask dashboard` printed, or send `Authorization: Bearer TOKEN`",
     )
-    .into_response()
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"bgtask\""),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -158,6 +158,10 @@ fn router(guard: Arc<guard::Guard>) -> Router {
     api::routes()
         .route("/", get(page::index))
         .route("/assets/{name}", get(page::asset))
+        .nest_service(
+            "/mcp",
+            crate::mcp::http_service(tokio_util::sync::CancellationToken::new()),
+        )
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))

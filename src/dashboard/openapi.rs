@@ -82,6 +82,17 @@ fn change_paths(jobs: Value, submit: Value, event: &Value) -> Value {
     })
 }
 
+/// Automation paused by hand, and resumed.
+fn automation_paths(g: &mut schemars::SchemaGenerator) -> Value {
+    let id = id_param();
+    let state = schema::<crate::ipc::AutomationState>(g);
+    let body = schema::<super::api::PauseBody>(g);
+    json!({
+        "/projects/{id}/pause": post("Pause automation (`bgtask pause`): jobs of saves, hooks, schedules, idle time and the start wait (held) until resumed; work asked for still runs; the pause outlives a restart of the daemon", std::slice::from_ref(&id), Some(body), &state),
+        "/projects/{id}/resume": post("Resume automation (`bgtask resume`): the held jobs start (`held` says how many)", std::slice::from_ref(&id), None, &state),
+    })
+}
+
 /// Trust, the config and its tasks, and the bulk actions.
 fn settings_paths(g: &mut schemars::SchemaGenerator) -> Value {
     let id = id_param();
@@ -208,7 +219,11 @@ pub fn document() -> Value {
     });
     // The page's "check now" button posts what GET does.
     paths["/projects/{id}/health"]["post"] = paths["/projects/{id}/health"]["get"].clone();
-    for more in [change_paths(jobs, submit, &event), settings_paths(&mut g)] {
+    for more in [
+        change_paths(jobs, submit, &event),
+        settings_paths(&mut g),
+        automation_paths(&mut g),
+    ] {
         if let (Some(all), Value::Object(more)) = (paths.as_object_mut(), more) {
             all.extend(more);
         }

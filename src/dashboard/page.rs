@@ -21,6 +21,8 @@ const APP: &str = concat!(
     "\n",
     include_str!("../../assets/dashboard/project.js"),
     "\n",
+    include_str!("../../assets/dashboard/pause.js"),
+    "\n",
     include_str!("../../assets/dashboard/run.js"),
     "\n",
     include_str!("../../assets/dashboard/trust.js"),

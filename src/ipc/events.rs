@@ -113,6 +113,16 @@ pub enum What {
     },
     /// New jobs wait (`holding`: why) or no longer do (`None`).
     Holding { reason: Option<String> },
+    /// Automation was paused by hand (or paused again with another
+    /// reason): jobs of saves, hooks, schedules, idle spells and the start
+    /// wait until it resumes; `held` wait already.
+    AutomationPaused {
+        reason: String,
+        by: Option<String>,
+        held: usize,
+    },
+    /// Automation resumed: the `held` jobs start as usual.
+    AutomationResumed { held: usize },
     /// A notification's delivery on one channel was recorded in the
     /// delivery log (`bgtask notifications`).
     NotificationDelivered {

@@ -85,6 +85,18 @@ pub enum Request {
     /// Someone is working here (typing in an editor that has not saved
     /// yet): the idle trigger counts from now.
     Activity,
+    /// Pause automation: jobs of saves, hooks, schedules, idle spells and
+    /// the start wait (held) until `resume`; work asked for still runs.
+    /// Pausing again replaces the reason. Answered with `automation`.
+    Pause {
+        reason: String,
+        /// Who pauses (a user name, `dashboard`, an agent's name).
+        #[serde(default)]
+        by: Option<String>,
+    },
+    /// Resume automation: the held jobs start as usual. Answered with
+    /// `automation`.
+    Resume,
     /// The event stream, from the event after `after` (when the daemon
     /// still has it) or from now. `after` counts in the numbers of daemon
     /// `epoch` when one is given: another daemon's mean "from the oldest
@@ -171,6 +183,8 @@ pub enum Response {
         applied: bool,
         problems: Vec<String>,
     },
+    /// Whether automation is paused, after `pause` or `resume`.
+    Automation(AutomationState),
     Stopping {
         pid: u32,
     },
@@ -284,6 +298,29 @@ pub struct Status {
     /// The enabled tasks, by key (`lint`, `services/api:lint`).
     #[serde(default)]
     pub tasks: Vec<String>,
+    /// Automation paused by hand (`bgtask pause`), while it is.
+    #[serde(default)]
+    pub automation: Option<AutomationState>,
+}
+
+/// Automation paused by hand, or not: jobs of automatic triggers (saves,
+/// hooks, schedules, idle spells, the start) wait while it is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
+pub struct AutomationState {
+    pub paused: bool,
+    /// Why, as given when it was paused (may be empty).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who paused it.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Since when it is paused (ms since the Unix epoch).
+    #[serde(default)]
+    pub since_ms: Option<i64>,
+    /// Automatic jobs waiting because of the pause; after `resume`, the
+    /// jobs it let go.
+    #[serde(default)]
+    pub held: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
@@ -338,7 +375,8 @@ pub struct QueueEntry {
     pub score: i32,
     /// Why the score differs from the configured priority.
     pub why: Option<String>,
-    /// `queued`, `debouncing` or `retry_wait`.
+    /// `queued`, `debouncing`, `retry_wait`, `after_running` or `held`
+    /// (automation is paused: see `held`).
     pub state: String,
     pub waiting_s: f64,
     /// Seconds until it may start (debounce or retry backoff).
@@ -346,6 +384,9 @@ pub struct QueueEntry {
     pub attempt: u32,
     /// Files to analyse; `None` for the whole project.
     pub files: Option<usize>,
+    /// Why it does not start: automation is paused (the pause's reason).
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]

@@ -96,3 +96,21 @@ impl Db {
         }))
     }
 }
+
+impl Db {
+    /// What every task knows now, by the same rule (each file's findings
+    /// from the latest run that looked at it): what a change is compared
+    /// with to tell what it introduced. `None` before any run.
+    pub fn known_now(&self) -> Result<Option<Vec<Known>>, NotifierDbError> {
+        let tasks: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT DISTINCT task FROM runs")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut known = Vec::new();
+        for task in tasks {
+            known.extend(Known::from_prior(self.prior_runs(&task, 0)?));
+        }
+        Ok((!known.is_empty()).then_some(known))
+    }
+}

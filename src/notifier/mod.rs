@@ -63,5 +63,6 @@ pub use db::{Db, Delivery, DeliveryRow, NotifierDbError, OnDelivery, Outcome};
 pub use event::{EventKind, Level, NotificationEvent, RunFinished};
 pub use handle::{Notifier, NotifierOptions, NotifierThread};
 pub use marks::{FixedFinding, Marks};
+pub use novelty::Known;
 pub use probe::{ProbeResult, TestResult, Tested, probe, test_worktree};
 pub use router::ChannelName;

@@ -223,6 +223,9 @@ pub enum Effect {
     },
     /// Intake triggers turned into jobs (or into nothing): forget them.
     Consumed(Vec<super::intake::IntakeId>),
+    /// Automation was paused (or paused again with another reason), or
+    /// resumed (`None`); see `pause.rs`.
+    Automation(Option<super::Pause>),
 }
 
 /// How a run ended, as the scheduler sees it.

@@ -2,7 +2,7 @@
 //!
 //! The pure core (`queue.rs`, `backoff.rs`, `adaptive.rs`, `intake.rs`,
 //! `timers.rs`, `route.rs`: which tasks a trigger starts, `wake.rs`: when
-//! the loop wakes) has no tokio and
+//! the loop wakes, `pause.rs`: automation paused by hand) has no tokio and
 //! no I/O and is tested directly, including against a reference model. The
 //! daemon's scheduler loop is a thin shell around it that persists every
 //! [`Effect`] before acting on it.
@@ -11,6 +11,7 @@ pub mod adaptive;
 mod backoff;
 pub mod intake;
 mod job;
+mod pause;
 mod pending;
 mod queue;
 pub mod route;
@@ -19,6 +20,7 @@ pub mod wake;
 
 pub use backoff::Backoff;
 pub use job::*;
+pub use pause::Pause;
 pub use pending::Pending;
 pub use queue::*;
 

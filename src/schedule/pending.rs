@@ -106,6 +106,7 @@ mod tests {
                 Effect::Finish { id, .. } => format!("finish {id}"),
                 Effect::Arrived { id, .. } => format!("arrived {id}"),
                 Effect::Consumed(ids) => format!("consumed {}", ids.len()),
+                Effect::Automation(p) => format!("automation {}", p.is_some()),
             })
             .collect()
     }

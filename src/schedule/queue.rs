@@ -12,6 +12,8 @@
 //! - A transient failure waits and retries with the backoff the caller
 //!   computes, up to `max_retries`; a newer trigger for the same key
 //!   supersedes a pending retry (its files are kept).
+//! - While automation is paused (`pause.rs`), jobs of automatic triggers
+//!   wait and do not start; a merge keeps a job someone asked for theirs.
 //!
 //! Every change is returned as an [`Effect`] for the caller to persist; an
 //! update also says whether it changed what a front end shows of the job
@@ -24,6 +26,7 @@ use super::job::{
     Admission, Completion, Effect, FinalState, JobId, Millis, Offer, Shown, WaitKind, Waiting,
     merge_files, merged,
 };
+use super::pause::{Pause, holds};
 
 #[derive(Debug, Clone)]
 struct Running {
@@ -38,6 +41,8 @@ pub struct Queue {
     running: HashMap<String, Running>,
     next_id: JobId,
     max_size: usize,
+    /// Automation paused by hand: automatic jobs are held.
+    pause: Option<Pause>,
 }
 
 impl Queue {
@@ -48,6 +53,7 @@ impl Queue {
             running: HashMap::new(),
             next_id,
             max_size: max_size.max(1),
+            pause: None,
         }
     }
 
@@ -109,7 +115,12 @@ impl Queue {
                 w.priority = offer.priority;
                 w.why = offer.why;
             }
-            w.trigger = offer.trigger;
+            // A job someone asked for stays theirs: a save merged into it
+            // does not make it automatic (a pause would hold it).
+            let asked = !w.trigger.source.is_automatic();
+            if !(asked && offer.trigger.source.is_automatic()) {
+                w.trigger = offer.trigger;
+            }
             if w.kind == WaitKind::RetryWait {
                 // A newer trigger supersedes the pending retry.
                 w.kind = WaitKind::Queued;
@@ -190,7 +201,7 @@ impl Queue {
         let id = self
             .waiting
             .values()
-            .filter(|w| w.not_before <= now && !self.running.contains_key(&w.key))
+            .filter(|w| w.not_before <= now && self.may_start(w))
             .max_by_key(|w| {
                 (
                     w.score,
@@ -215,9 +226,52 @@ impl Queue {
     pub fn next_wakeup(&self) -> Option<Millis> {
         self.waiting
             .values()
-            .filter(|w| !self.running.contains_key(&w.key))
+            .filter(|w| self.may_start(w))
             .map(|w| w.not_before)
             .min()
+    }
+
+    /// Whether `w` may start once due: no job of its key runs, and no
+    /// pause holds it.
+    fn may_start(&self, w: &Waiting) -> bool {
+        !self.running.contains_key(&w.key) && !self.is_held(w)
+    }
+
+    /// Pauses automation; a second pause replaces the reason and who,
+    /// keeping since when.
+    pub fn pause(&mut self, mut pause: Pause) -> Vec<Effect> {
+        if let Some(old) = &self.pause {
+            pause.since = old.since;
+        }
+        self.pause = Some(pause.clone());
+        vec![Effect::Automation(Some(pause))]
+    }
+
+    /// Resumes automation: the pause that ended and how many jobs it held
+    /// (they may start now), or `None` when it was not paused.
+    pub fn resume(&mut self) -> Option<(Pause, usize, Vec<Effect>)> {
+        let held = self.held();
+        let pause = self.pause.take()?;
+        Some((pause, held, vec![Effect::Automation(None)]))
+    }
+
+    /// Puts back the pause read from the store at start.
+    pub fn restore_pause(&mut self, pause: Pause) {
+        self.pause = Some(pause);
+    }
+
+    pub fn paused(&self) -> Option<&Pause> {
+        self.pause.as_ref()
+    }
+
+    /// Whether `w` waits because automation is paused.
+    pub fn is_held(&self, w: &Waiting) -> bool {
+        holds(self.pause.as_ref(), w)
+    }
+
+    /// Waiting jobs held by the pause.
+    pub fn held(&self) -> usize {
+        self.waiting.values().filter(|w| self.is_held(w)).count()
     }
 
     /// Removes a waiting job (`bgtask cancel`).

@@ -169,6 +169,7 @@ impl Store {
                         stmt.execute(params![id])?;
                     }
                 }
+                Effect::Automation(pause) => super::pause::write(&tx, pause.as_ref())?,
             }
         }
         tx.commit()?;

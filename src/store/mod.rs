@@ -2,6 +2,7 @@
 //!
 //! Owns the schema (`schema.rs`), jobs and their files (`jobs.rs`), runs,
 //! findings, metrics and retention (`runs.rs`), analyzer health and events,
+//! automation paused by hand (`pause.rs`),
 //! and the trends over time the dashboard plots (`trends.rs`, with
 //! `window.rs`, `findings.rs`, `known.rs` and `buckets.rs`).
 //! Every state change the scheduler makes is committed here before it is
@@ -10,9 +11,11 @@
 //! runs at open, and a corrupt or foreign file is moved aside.
 
 mod buckets;
+mod current;
 mod findings;
 mod jobs;
 mod known;
+mod pause;
 mod runs;
 mod schema;
 mod trends;
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use crate::clock::now_ms;
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub use current::CurrentFinding;
 pub use jobs::{JobRow, Recovered};
 pub use runs::{HistoryFilter, QUARANTINE_AFTER, RunStart};
 pub use trends::{BySeverity, TaskTrend, TrendPoint, TrendQuery, Trends};

@@ -6,7 +6,8 @@ already running for a project whose task `todo` finds TODO comments:
     dashboard.py URL TOKEN PROJECT_DIR SCREENSHOT_DIR BGTASK
 
 Opens the overview (a project card), runs `todo` from the project page and
-sees it run and finish without reloading, opens the run and sees the finding's
+sees it run and finish without reloading, pauses automation with a reason
+and resumes it, opens the run and sees the finding's
 source line, turns its task off and on and sees an edit that would break
 the config refused with its problem, then stops the daemon, sees the page say so, and starts it again
 from the page. Screenshots of
@@ -52,6 +53,20 @@ with sync_playwright() as pw:
         expect(page.get_by_text("Nothing runs.")).to_be_visible(timeout=30000)
         expect(history).not_to_contain_text("running")
         page.screenshot(path=f"{shots}/project.png", full_page=True)
+        # Automation paused from the page with a reason (a small form),
+        # shown on the project's card, and resumed.
+        page.get_by_role("button", name="Pause automation…").click()
+        dialog = page.locator("#pause-dialog")
+        dialog.get_by_label("Reason").fill("big refactor")
+        dialog.get_by_role("button", name="Pause", exact=True).click()
+        banner = page.locator(".paused")
+        expect(banner).to_contain_text("Automation paused: big refactor")
+        status = subprocess.run([bgtask, "status", "--json"], cwd=project_dir, check=True, capture_output=True, text=True)
+        assert json.loads(status.stdout)["automation"]["reason"] == "big refactor", status.stdout
+        page.screenshot(path=f"{shots}/paused.png", full_page=True)
+        banner.get_by_role("button", name="Resume").click()
+        expect(page.get_by_role("button", name="Pause automation…")).to_be_visible()
+        expect(banner).to_have_count(0)
         page.get_by_role("button", name="Check health now").click()
         expect(page.locator("#said")).to_contain_text("health ")
         page.get_by_role("button", name="Clean up now").click()

@@ -67,7 +67,7 @@ fn the_page_shows_projects_runs_a_task_live_and_says_when_a_daemon_is_down() {
         p.daemon_log()
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    for page in ["overview", "project", "run", "tasks", "down"] {
+    for page in ["overview", "project", "paused", "run", "tasks", "down"] {
         assert!(shots.join(format!("{page}.png")).exists(), "{page}.png");
     }
 }

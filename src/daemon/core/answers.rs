@@ -62,15 +62,7 @@ impl Core {
             }
             Request::Cancel { job_id } => self.cancel(job_id),
             Request::Retry { run_id } => self.retry(run_id),
-            Request::Metrics => match self.persistence.store().task_metrics() {
-                Ok(tasks) => Response::Metrics(Metrics {
-                    tasks,
-                    queue_length: self.queue.waiting_len(),
-                    running: self.running.len(),
-                    workers: self.workers.count(),
-                }),
-                Err(e) => err(ErrorKind::Internal, e.to_string()),
-            },
+            Request::Metrics => self.metrics(),
             Request::Health => Response::Health(self.run_health(false)),
             Request::Cleanup => Response::Cleaned(self.cleanup()),
             Request::Reload => {
@@ -91,10 +83,24 @@ impl Core {
                 self.note_activity();
                 Response::Accepted
             }
+            Request::Pause { reason, by } => self.pause_automation(&reason, by.as_deref()),
+            Request::Resume => self.resume_automation(),
             Request::Subscribe { .. } => err(
                 ErrorKind::Invalid,
                 "subscribe is served by the connection, not the core".to_owned(),
             ),
+        }
+    }
+
+    fn metrics(&mut self) -> Response {
+        match self.persistence.store().task_metrics() {
+            Ok(tasks) => Response::Metrics(Metrics {
+                tasks,
+                queue_length: self.queue.waiting_len(),
+                running: self.running.len(),
+                workers: self.workers.count(),
+            }),
+            Err(e) => err(ErrorKind::Internal, e.to_string()),
         }
     }
 
@@ -168,17 +174,21 @@ impl Core {
                 .map(|(key, _)| key.clone())
                 .collect(),
             paused: self.self_writes.paused().cloned().collect(),
+            automation: self.automation_paused(),
         }
     }
 
     fn queue_entries(&self) -> Vec<QueueEntry> {
         let now = self.clock.now();
+        let because = self.held_because();
         let mut entries: Vec<QueueEntry> = self
             .queue
             .waiting()
             .map(|w| {
                 let behind = self.queue.is_running(&w.key);
+                let held = self.queue.is_held(w);
                 let state = match w.kind {
+                    _ if held => "held",
                     WaitKind::RetryWait => "retry_wait",
                     WaitKind::Queued if w.not_before > now => "debouncing",
                     WaitKind::Queued if behind => "after_running",
@@ -193,9 +203,10 @@ impl Core {
                     why: w.why.clone(),
                     state: state.to_owned(),
                     waiting_s: secs(now - w.enqueued),
-                    ready_in_s: (w.not_before > now).then(|| secs(w.not_before - now)),
+                    ready_in_s: (!held && w.not_before > now).then(|| secs(w.not_before - now)),
                     attempt: w.attempt,
                     files: w.files.as_ref().map(std::collections::BTreeSet::len),
+                    held: because.clone().filter(|_| held),
                 }
             })
             .collect();

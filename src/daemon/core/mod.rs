@@ -12,7 +12,8 @@
 //! extend [`Core`] (its fields are private to it): `triggers.rs` (intake,
 //! routing, timers), `jobs.rs` (admitting, starting, cancelling, winding
 //! down), `finish.rs` (recording a run, retries, quarantine, notifying),
-//! `answers.rs` (requests), `health.rs` (checks, retention), `healing.rs`
+//! `answers.rs` (requests), `automation.rs` (automation paused by hand),
+//! `health.rs` (checks, retention), `healing.rs`
 //! (a failing or deleted store), `reload.rs` (config), `watcher.rs`,
 //! `drain.rs` (the spool). The parts it owns live beside it in `daemon/`,
 //! each with private state and none of them seeing the core:
@@ -45,6 +46,7 @@ use super::persistence::Saved;
 use crate::clock::Clock;
 
 mod answers;
+mod automation;
 mod drain;
 mod finish;
 mod healing;
@@ -193,6 +195,9 @@ impl Core {
         let mut effects = Vec::new();
         for w in core.persistence.store().waiting_jobs()? {
             effects.extend(core.queue.restore(w));
+        }
+        if let Some(pause) = core.persistence.store().automation_pause()? {
+            core.queue.restore_pause(pause);
         }
         core.persistence.store().apply(&effects, core.clock.now())?;
         let now = core.clock.now();
