@@ -14,7 +14,7 @@ mod verdict;
 
 pub use console::ConsoleOptions;
 pub use merge::{MergeError, merge, read};
-pub use model::{Report, SCHEMA, Summary, policy};
+pub use model::{BaselineState, Comparison, Report, SCHEMA, Summary, policy};
 pub use verdict::over_threshold;
 pub use verdict::{Policy, TaskPolicy};
 

@@ -43,6 +43,45 @@ pub struct Report {
     pub runs: Vec<AnalyzerRun>,
     /// Every finding, sorted by path and line.
     pub findings: Vec<Finding>,
+    /// How the findings compare with a baseline, when one is in play
+    /// (`--new-only`): every renderer says the same about what is new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Comparison>,
+}
+
+/// A run compared with a baseline: each finding new or unchanged, and the
+/// baseline's findings this run no longer has (fixed), within what it
+/// analysed.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema, Deserialize)]
+pub struct Comparison {
+    /// What the run was compared with: `.bgtask-baseline.json`,
+    /// `origin/main (merge base 1a2b3c4)`.
+    pub against: String,
+    /// One per finding, in the order of `findings`.
+    pub states: Vec<BaselineState>,
+    /// Findings of the baseline not found any more.
+    pub absent: Vec<Finding>,
+}
+
+/// A finding against a baseline, as SARIF's `baselineState` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineState {
+    New,
+    Unchanged,
+}
+
+impl Comparison {
+    /// The findings of `report` that are new (all of them without a
+    /// comparison).
+    pub fn new_findings(report: &Report) -> impl Iterator<Item = &Finding> {
+        report.findings.iter().enumerate().filter_map(|(i, f)| {
+            match report.baseline.as_ref().and_then(|c| c.states.get(i)) {
+                Some(BaselineState::Unchanged) => None,
+                _ => Some(f),
+            }
+        })
+    }
 }
 
 impl Report {
@@ -72,6 +111,7 @@ impl Report {
             verdict: String::new(),
             runs,
             findings,
+            baseline: None,
         };
         report.refresh();
         report

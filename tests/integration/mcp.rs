@@ -197,6 +197,28 @@ fn bad_arguments_are_protocol_errors_and_failures_are_tool_errors() {
         down["text"].as_str().unwrap().contains("not running"),
         "{down}"
     );
+    // Neither do the tasks and the analyzer inventory.
+    let tasks = call(&p, &py, "list_tasks", &json!({}));
+    let t = &tasks["structured"];
+    assert!(
+        t["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "security"),
+        "{tasks}"
+    );
+    let bandit = t["analyzers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["analyzer"] == "bandit")
+        .unwrap();
+    assert_eq!(
+        (bandit["applies"].as_bool(), bandit["installed"].as_bool()),
+        (Some(true), Some(true)),
+        "{bandit}"
+    );
     // A config check needs no daemon.
     let check = call(&p, &py, "validate_config", &json!({}));
     assert_eq!(check["structured"]["valid"], true, "{check}");
