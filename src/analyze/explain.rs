@@ -183,8 +183,9 @@ fn cut(text: &str) -> String {
 }
 
 /// Whether the flagged line's text differs from the one the finding's
-/// fingerprint was computed from (`engine/anchor.rs`); a file that is
-/// gone (`lines` is `None`) has changed.
+/// identity (or, without one, its fingerprint) was computed from
+/// (`engine/anchor.rs`); a file that is gone (`lines` is `None`) has
+/// changed.
 fn changed_since(finding: &Finding, lines: Option<&[String]>) -> Option<bool> {
     let (_, occurrence) = finding.fingerprint.rsplit_once(':')?;
     let occurrence: u32 = occurrence.parse().ok()?;
@@ -195,6 +196,9 @@ fn changed_since(finding: &Finding, lines: Option<&[String]>) -> Option<bool> {
     let Some(text) = lines.get(index) else {
         return Some(true);
     };
+    if let Some(line) = finding.identity.as_ref().and_then(|id| id.line.as_ref()) {
+        return Some(crate::analyze::identity::line_hash(text).as_ref() != Some(line));
+    }
     Some(finding.compute_fingerprint(Some(text.trim()), occurrence) != finding.fingerprint)
 }
 
@@ -285,6 +289,29 @@ mod tests {
         std::fs::remove_file(root.join("a.py")).unwrap();
         let e = explain(root, &f, &config, 2);
         assert_eq!((e.context.len(), e.changed_since), (0, Some(true)));
+    }
+
+    #[test]
+    fn a_finding_with_an_identity_changed_only_when_its_code_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let text = "def f():\n    password = 'x'\n";
+        std::fs::write(root.join("a.py"), text).unwrap();
+        let mut found = vec![
+            Finding::new("bandit", "B105", Severity::Low, "password")
+                .at(Location::at("a.py", 2, None)),
+        ];
+        let sources = std::collections::HashMap::from([(
+            "a.py".to_owned(),
+            crate::analyze::identity::Source::new("a.py", text),
+        )]);
+        crate::analyze::identity::identify(&mut found, &sources);
+        let changed = |now: &str| {
+            std::fs::write(root.join("a.py"), now).unwrap();
+            explain(root, &found[0], &config(), 0).changed_since
+        };
+        assert_eq!(changed("def f():\n\tpassword='x'\n"), Some(false));
+        assert_eq!(changed("def f():\n    password = 'y'\n"), Some(true));
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! Owns: [`Severity`], [`Finding`], [`Location`], [`Package`]. Paths are
 //! repo-relative with `/`, lines and columns 1-based. Does not own how a tool's
 //! own labels map onto severities (that is each analyzer definition's
-//! `severity` table) nor fingerprints' stability rules beyond
-//! [`Finding::compute_fingerprint`].
+//! `severity` table) nor what a finding's identity and fingerprint are made
+//! of (`identity.rs`).
 
 use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::identity::{self, Identity};
 
 /// How bad a finding is, lowest first so `Ord` compares by badness.
 #[derive(
@@ -128,9 +130,14 @@ pub struct Finding {
     pub package: Option<Package>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help_uri: Option<String>,
-    /// Stable across line shifts; filled in by the engine once the file is read.
+    /// `hash:occurrence`, stable across edits that do not touch the flagged
+    /// line (see `identity.rs`); filled in by the engine once the file is read.
     #[serde(default)]
     pub fingerprint: String,
+    /// The evidence the fingerprint and matching against a baseline use;
+    /// filled in with the fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
 }
 
 impl Finding {
@@ -150,6 +157,7 @@ impl Finding {
             package: None,
             help_uri: None,
             fingerprint: String::new(),
+            identity: None,
         }
     }
 
@@ -167,23 +175,13 @@ impl Finding {
         self.location.as_ref().and_then(|l| l.line)
     }
 
-    /// A fingerprint that survives unrelated edits: analyzer, rule, path,
-    /// package and the trimmed text of the flagged line (not its number), plus
-    /// `occurrence` to tell identical lines apart.
+    /// The fingerprint this finding has when its flagged line reads
+    /// `line_text` (`None`: no line) and it is the `occurrence`-th finding
+    /// of its kind in the file: analyzer, rule, path and the advisory of a
+    /// dependency finding, else the line without whitespace, else the
+    /// message without numbers (never the line number).
     pub fn compute_fingerprint(&self, line_text: Option<&str>, occurrence: u32) -> String {
-        let mut h = blake3::Hasher::new();
-        for part in [
-            self.analyzer.as_str(),
-            self.rule.as_str(),
-            self.path().unwrap_or(""),
-            self.package.as_ref().map_or("", |p| p.name.as_str()),
-            line_text.map_or(self.message.as_str(), str::trim),
-        ] {
-            h.update(part.as_bytes());
-            h.update(&[0]);
-        }
-        let hex = h.finalize().to_hex();
-        format!("{}:{occurrence}", &hex[..16])
+        identity::fingerprint_of(self, line_text, occurrence)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::engine::{Selection, Workspace};
 use crate::event::{Targets, TriggerSource};
 use crate::exit;
 use crate::ipc::{Client, ClientError, Level, Request, Response, Submit};
-use crate::report::{self, ConsoleOptions, Format};
+use crate::report::{self, ConsoleOptions, Format, MarkdownLinks};
 use crate::state::Paths;
 
 pub const SUBMIT_EXAMPLES: &str = "Examples:
@@ -269,15 +269,18 @@ pub fn show(ctx: &Ctx, run_id: i64, format: Format) -> anyhow::Result<u8> {
     let Response::Report { report: r } = response else {
         bail!("unexpected answer: {response:?}")
     };
-    let text = report::render(
-        &r,
-        format,
-        &ConsoleOptions {
-            verbose: ctx.verbose,
-            summary_only: false,
-            max_findings: None,
-        },
-    );
+    let text = match format {
+        Format::Markdown => report::render_markdown(&r, &MarkdownLinks::discover(&r.root)),
+        format => report::render(
+            &r,
+            format,
+            &ConsoleOptions {
+                verbose: ctx.verbose,
+                summary_only: false,
+                max_findings: None,
+            },
+        ),
+    };
     if format == Format::Console {
         anstream::print!("{text}");
     } else {

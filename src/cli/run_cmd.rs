@@ -17,7 +17,7 @@ use crate::config::FailOn;
 use crate::engine::{self, Options, RunOptions, Selection, Shard, Workspace};
 use crate::event::{Targets, Trigger, TriggerSource};
 use crate::exit;
-use crate::report::{self, ConsoleOptions, Format, Report};
+use crate::report::{self, ConsoleOptions, Format, MarkdownLinks, Report};
 
 pub const EXAMPLES: &str = "Examples:
   bgtask run security                      run the `security` task
@@ -150,7 +150,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
         summary_only: false,
         max_findings: (at_terminal && !args.all && !ctx.verbose).then_some(TERMINAL_FINDINGS),
     };
-    let text = report::render(&report, args.format, &console);
+    let text = match args.format {
+        Format::Markdown => {
+            report::render_markdown(&report, &MarkdownLinks::discover(&report.root))
+        }
+        format => report::render(&report, format, &console),
+    };
     match &args.output {
         Some(path) => {
             write_atomic(path, &text)

@@ -1,13 +1,15 @@
 //! Finishing findings once an analyzer is done: anchoring findings without
 //! a location to the file that explains them (a vulnerable package to its
 //! line in `requirements.txt` or `package-lock.json`, a failed `npm test` to
-//! `package.json`), and computing fingerprints from the flagged line's text.
-//! Reports need both: SARIF consumers require a location, and "new since
-//! last run" needs fingerprints that survive unrelated edits.
+//! `package.json`), and giving every finding its identity and fingerprint
+//! from the text around the flagged line (`analyze/identity.rs`). Reports
+//! need both: SARIF consumers require a location, and "new since last run"
+//! needs fingerprints that survive unrelated edits.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::analyze::identity::{self, Source};
 use crate::analyze::{AnalyzerDef, Finding, Location};
 
 /// The analyzer's first `requires` entry that is a plain path and exists.
@@ -49,51 +51,42 @@ fn package_line(text: &str, manifest: &str, package: &str) -> Option<u32> {
     found.and_then(|i| u32::try_from(i + 1).ok())
 }
 
+/// The text of a repo-relative file, lossily decoded; `None` when it cannot
+/// be read (gone, a link out of the worktree, over the cap).
+fn read(root: &Path, path: &str) -> Option<String> {
+    crate::repofile::read(Some(root), &root.join(path), 8 << 20)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
 pub fn finish(findings: &mut [Finding], def: &AnalyzerDef, root: &Path) {
     let mut texts: HashMap<String, Option<String>> = HashMap::new();
-    let mut read = |path: &str| -> Option<String> {
-        texts
-            .entry(path.to_owned())
-            .or_insert_with(|| {
-                crate::repofile::read(Some(root), &root.join(path), 8 << 20)
-                    .ok()
-                    .flatten()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-            })
-            .clone()
-    };
-    let anchor = anchor_file(def, root);
-    for f in findings.iter_mut() {
-        if f.location.is_none()
-            && let Some(file) = &anchor
-        {
-            let line = match (&f.package, read(file)) {
-                (Some(pkg), Some(text)) => package_line(&text, file, &pkg.name),
+    if let Some(file) = anchor_file(def, root) {
+        for f in findings.iter_mut().filter(|f| f.location.is_none()) {
+            let text = texts
+                .entry(file.clone())
+                .or_insert_with(|| read(root, &file));
+            let line = match (&f.package, text) {
+                (Some(pkg), Some(text)) => package_line(text, &file, &pkg.name),
                 _ => None,
             };
             f.location = Some(Location::at(file.clone(), line.unwrap_or(0), None));
         }
     }
-    let mut occurrences: HashMap<(String, String, Option<String>, String), u32> = HashMap::new();
-    for f in findings.iter_mut() {
-        let text = match (f.path().map(str::to_owned), f.line()) {
-            (Some(path), Some(line)) => read(&path).and_then(|t| {
-                t.lines()
-                    .nth(usize::try_from(line).ok()?.checked_sub(1)?)
-                    .map(|l| l.trim().to_owned())
-            }),
-            _ => None,
-        };
-        let key = (
-            f.rule.clone(),
-            f.path().unwrap_or("").to_owned(),
-            f.package.as_ref().map(|p| p.name.clone()),
-            text.clone().unwrap_or_else(|| f.message.clone()),
-        );
-        let n = occurrences.entry(key).or_insert(0);
-        f.fingerprint = f.compute_fingerprint(text.as_deref(), *n);
-        *n += 1;
+    // Identities need the text of every file a finding points into.
+    let mut sources: HashMap<String, Source> = HashMap::new();
+    for f in findings.iter().filter(|f| f.line().is_some()) {
+        let Some(path) = f.path() else { continue };
+        if sources.contains_key(path) {
+            continue;
+        }
+        let text = texts.remove(path).unwrap_or_else(|| read(root, path));
+        if let Some(text) = text {
+            sources.insert(path.to_owned(), Source::new(path, &text));
+        }
     }
+    identity::identify(findings, &sources);
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! `.bgtask/cache/results/`, written atomically; only trustworthy statuses
 //! are stored (see [`RunStatus::is_cacheable`]). Results of network analyzers
 //! (vulnerability databases change without the files changing) expire after
-//! an hour.
+//! an hour. Findings are stored finished, identity and fingerprint included:
+//! those depend only on the text of files the key hashes, so a hit needs no
+//! recomputing.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::analyze::AnalyzerDef;
 use crate::event::{AnalyzerRun, ToolInfo};
 
-const VERSION: &str = "bgtask-result-cache-v1";
+/// Part of every key: a new version when what an entry holds changes (v2:
+/// findings carry their identity, and fingerprints are made differently).
+const VERSION: &str = "bgtask-result-cache-v2";
 const NETWORK_MAX_AGE: Duration = Duration::from_secs(3600);
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 

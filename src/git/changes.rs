@@ -1,10 +1,11 @@
-//! Which files git says a commit, a range of commits or a push touched.
-//! Blocking (git processes): callers run them off the daemon's loop.
+//! Which files git says a commit, a range of commits or a push touched,
+//! and which files were renamed since a commit. Blocking (git processes):
+//! callers run them off the daemon's loop.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::{git, is_object_id, split_z};
+use super::{GitError, git, is_object_id, split_z};
 
 /// The object id git writes for "no commit" (a new or deleted ref).
 pub const NULL_ID: &str = "0000000000000000000000000000000000000000";
@@ -116,4 +117,96 @@ pub fn pushed_files(root: &Path, stdin: &str) -> BTreeSet<PathBuf> {
         }
     }
     out
+}
+
+/// The files renamed between `rev` and the worktree, by git's rename
+/// detection (`git diff -M`): old path → new path, relative to `root`
+/// (a rename outside it is not listed). Git sees a rename once both sides
+/// are known to it: a `git mv`, or a move whose new file was added.
+pub fn renames(root: &Path, rev: &str) -> Result<HashMap<String, String>, GitError> {
+    let out = git(
+        root,
+        &["diff", "-M", "--name-status", "-z", "--relative", rev, "--"],
+    )?;
+    let mut fields = out
+        .split(|b| *b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned());
+    let mut map = HashMap::new();
+    while let Some(status) = fields.next() {
+        if status.is_empty() {
+            break;
+        }
+        let Some(old) = fields.next() else { break };
+        // Renames and copies name two paths, every other status one.
+        let new = status
+            .starts_with(['R', 'C'])
+            .then(|| fields.next())
+            .flatten();
+        if status.starts_with('R')
+            && let Some(new) = new
+        {
+            map.insert(old, new);
+        }
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+
+    use super::*;
+
+    fn run(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}: {ok:?}");
+    }
+
+    #[test]
+    fn renames_since_a_commit_old_to_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let body = (0..40).fold(String::new(), |mut s, i| {
+            let _ = writeln!(s, "line {i} of the module");
+            s
+        });
+        std::fs::create_dir(root.join("pkg")).unwrap();
+        for f in ["pkg/a.py", "b.py", "c.py", "gone.py"] {
+            std::fs::write(root.join(f), format!("{f}\n{body}")).unwrap();
+        }
+        run(root, &["init", "-q"]);
+        run(root, &["add", "."]);
+        run(root, &["commit", "-qm", "one"]);
+        // Renamed and edited a little, renamed into a new directory,
+        // renamed by hand and added, edited in place, deleted.
+        run(root, &["mv", "pkg/a.py", "pkg/a2.py"]);
+        std::fs::write(root.join("pkg/a2.py"), format!("pkg/a.py\n{body}extra\n")).unwrap();
+        std::fs::create_dir(root.join("lib")).unwrap();
+        run(root, &["mv", "b.py", "lib/b c.py"]);
+        std::fs::rename(root.join("c.py"), root.join("d.py")).unwrap();
+        run(root, &["add", "-A", "c.py", "d.py"]);
+        std::fs::remove_file(root.join("gone.py")).unwrap();
+        let got = renames(root, "HEAD").unwrap();
+        let want: HashMap<String, String> = [
+            ("pkg/a.py", "pkg/a2.py"),
+            ("b.py", "lib/b c.py"),
+            ("c.py", "d.py"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        assert_eq!(got, want);
+        // Relative to a subdirectory root.
+        let sub = renames(&root.join("pkg"), "HEAD").unwrap();
+        assert_eq!(sub.get("a.py").map(String::as_str), Some("a2.py"));
+        assert!(renames(root, "no-such-rev").is_err());
+    }
 }

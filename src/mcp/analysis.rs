@@ -237,11 +237,13 @@ fn shape(
     min: Option<Severity>,
     limit: usize,
 ) -> Analysis {
+    let new = baseline.as_ref().map(|b| b.new_ones(&report.findings));
     let mut kept: Vec<&Finding> = report
         .findings
         .iter()
-        .filter(|f| min.is_none_or(|s| f.severity >= s))
-        .filter(|f| baseline.as_ref().is_none_or(|b| b.is_new(f)))
+        .enumerate()
+        .filter(|(i, f)| min.is_none_or(|s| f.severity >= s) && new.as_ref().is_none_or(|n| n[*i]))
+        .map(|(_, f)| f)
         .collect();
     if kept.len() > limit {
         kept.sort_by_key(|f| std::cmp::Reverse(f.severity));

@@ -1,6 +1,6 @@
 //! What `run_analysis` with `new_only` compares with: the findings every
 //! task of the daemon knows now (the notifier's novelty rule, per file from
-//! the latest run that looked at it), by fingerprint.
+//! the latest run that looked at it), matched as the notifier matches.
 
 use std::path::Path;
 
@@ -13,8 +13,17 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    pub fn is_new(&self, f: &Finding) -> bool {
-        !self.known.iter().any(|k| k.contains(&f.fingerprint))
+    /// For each of `findings`, whether no task knows it, by the notifier's
+    /// tiered matching (a finding moved, reindented or in a renamed scope
+    /// is the same finding).
+    pub fn new_ones(&self, findings: &[Finding]) -> Vec<bool> {
+        let mut new = vec![true; findings.len()];
+        for known in &self.known {
+            for (n, knows) in new.iter_mut().zip(known.knows(findings)) {
+                *n &= !knows;
+            }
+        }
+        new
     }
 }
 

@@ -11,10 +11,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::event::Level;
-use super::novelty::PriorRun;
+use super::novelty::{PriorFinding, PriorRun};
 
 /// The first schema version with the notification tables.
 const SCHEMA_WITH_NOTIFICATIONS: u32 = 3;
+
+/// The first schema version whose findings keep their identity.
+const SCHEMA_WITH_IDENTITY: u32 = 6;
 
 /// Earlier runs looked at for "new only", at most.
 const PRIOR_RUNS: u32 = 100;
@@ -117,6 +120,9 @@ pub type OnDelivery = std::sync::Arc<dyn Fn(&Delivery<'_>) + Send + Sync>;
 pub struct Db {
     pub(super) conn: Connection,
     on_delivery: Option<OnDelivery>,
+    /// The findings table has the `identity` column (a database an older
+    /// daemon keeps has not).
+    identities: bool,
 }
 
 impl Db {
@@ -152,6 +158,7 @@ impl Db {
         Ok(Db {
             conn,
             on_delivery: None,
+            identities: found >= SCHEMA_WITH_IDENTITY,
         })
     }
 
@@ -244,12 +251,7 @@ impl Db {
         let mut out = Vec::new();
         for (run_id, job_id) in ids {
             let scope = self.job_scope(job_id)?;
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT fingerprint, path FROM findings WHERE run_id = ?1")?;
-            let findings = stmt
-                .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
+            let findings = self.prior_findings(run_id)?;
             let whole = scope.is_none();
             out.push(PriorRun { scope, findings });
             if whole {
@@ -257,6 +259,31 @@ impl Db {
             }
         }
         Ok(out)
+    }
+
+    /// What run `run_id` found, as matching needs it.
+    fn prior_findings(&self, run_id: i64) -> Result<Vec<PriorFinding>, NotifierDbError> {
+        let mut stmt = self.conn.prepare_cached(if self.identities {
+            "SELECT fingerprint, path, analyzer, rule, message, line, identity
+             FROM findings WHERE run_id = ?1"
+        } else {
+            "SELECT fingerprint, path, analyzer, rule, message, line, NULL
+             FROM findings WHERE run_id = ?1"
+        })?;
+        let rows = stmt.query_map(params![run_id], |r| {
+            let identity: Option<String> = r.get(6)?;
+            Ok(PriorFinding {
+                fingerprint: r.get(0)?,
+                path: r.get(1)?,
+                analyzer: r.get(2)?,
+                rule: r.get(3)?,
+                message: r.get(4)?,
+                line: r.get(5)?,
+                // Unreadable evidence is no evidence: matched by fingerprint.
+                identity: identity.and_then(|j| serde_json::from_str(&j).ok()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The files a job looked at; `None` for the whole project (or a job
@@ -384,9 +411,10 @@ pub(super) mod tests {
                         (2, 1, 't', 0, 'm', 0, 0, 0, 2, 'failed', 0, 0, 0, 0, ''),
                         (3, 2, 't', 0, 'm', 0, 0, 0, 0, 'ok', 0, 1, 0, 0, ''),
                         (4, 1, 't', 0, 'm', 0, 0, 0, 0, 'running', 0, 1, 0, 0, '');
-                 INSERT INTO findings VALUES (1, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-old'),
-                                             (2, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-failed'),
-                                             (3, 'a', 'R', 'high', 'x.py', 1, 'm', 'fp-x');",
+                 INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint)
+                 VALUES (1, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-old'),
+                        (2, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp-failed'),
+                        (3, 'a', 'R', 'high', 'x.py', 1, 'm', 'fp-x');",
             )
             .unwrap();
         let prior = db.prior_runs("t", 5).unwrap();
@@ -395,7 +423,7 @@ pub(super) mod tests {
             .map(|p| {
                 (
                     p.scope.clone(),
-                    p.findings.iter().map(|f| f.0.clone()).collect(),
+                    p.findings.iter().map(|f| f.fingerprint.clone()).collect(),
                 )
             })
             .collect();
@@ -411,6 +439,36 @@ pub(super) mod tests {
         assert!(db.prior_runs("other", 5).unwrap().is_empty());
         // An unsaved run (negative id) looks at everything stored.
         assert_eq!(db.prior_runs("t", -7).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn findings_of_a_database_from_before_identities_are_read_without() {
+        let (dir, db, _store) = temp_db();
+        db.conn
+            .execute_batch(
+                "INSERT INTO runs (id, job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict, findings, ok, peak_rss_kb, cpu_ms, report)
+                 VALUES (1, 1, 't', 0, 'm', 0, 0, 0, 0, 'ok', 0, 1, 0, 0, '');
+                 INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint, identity)
+                 VALUES (1, 'a', 'R', 'high', 'y.py', 1, 'm', 'fp', '{\"message\": \"h\", \"occurrence\": 0}');",
+            )
+            .unwrap();
+        let read = |db: &Db| {
+            let prior = db.prior_runs("t", 0).unwrap();
+            (
+                prior[0].findings[0].fingerprint.clone(),
+                prior[0].findings[0].identity.is_some(),
+            )
+        };
+        assert_eq!(read(&db), ("fp".to_owned(), true));
+        // The schema an older daemon keeps: no identity column.
+        db.conn
+            .execute_batch(
+                "ALTER TABLE findings DROP COLUMN identity;
+                 UPDATE meta SET value = '5' WHERE key = 'schema_version';",
+            )
+            .unwrap();
+        let old = Db::open(&dir.path().join(crate::store::FILE)).unwrap();
+        assert_eq!(read(&old), ("fp".to_owned(), false));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{RunStatus, Severity};
+use crate::analyze::{Identity, RunStatus, Severity};
 use crate::config::{NotifyLevel, NotifyPolicy};
 use crate::report::Report;
 
@@ -263,6 +263,10 @@ pub struct RunFinding {
     pub message: String,
     pub path: Option<String>,
     pub location: Option<String>,
+    /// 1-based.
+    pub line: Option<u32>,
+    /// What matching against earlier runs uses (`analyze/identity.rs`).
+    pub identity: Option<Identity>,
 }
 
 /// An analyzer of the run that did not do its job.
@@ -321,6 +325,8 @@ impl RunFinished {
                     message: f.message.clone(),
                     path: f.path().map(str::to_owned),
                     location,
+                    line: f.line(),
+                    identity: f.identity.clone(),
                 }
             })
             .collect();

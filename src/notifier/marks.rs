@@ -86,8 +86,8 @@ impl Db {
         let known = Known::from_prior(self.prior_runs(&task, run_id)?);
         let new = diff(&run, known.as_ref()).new;
         let mut gone = Vec::new();
-        for (fingerprint, _) in known.as_ref().map(|k| fixed(&run, k)).unwrap_or_default() {
-            gone.extend(self.earlier(run_id, fingerprint)?);
+        for f in known.as_ref().map(|k| fixed(&run, k)).unwrap_or_default() {
+            gone.extend(self.earlier(run_id, &f.fingerprint)?);
         }
         Ok(Some(Marks {
             first_run: known.is_none(),
@@ -112,5 +112,111 @@ impl Db {
             known.extend(Known::from_prior(self.prior_runs(&task, 0)?));
         }
         Ok((!known.is_empty()).then_some(known))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Duration, SystemTime};
+
+    use crate::analyze::identity::{Source, identify};
+    use crate::analyze::{Finding, Location, RunStatus, Severity};
+    use crate::config::raw::Category;
+    use crate::event::AnalyzerRun;
+    use crate::notifier::db::tests::temp_db;
+    use crate::report::{Policy, Report};
+    use crate::store::{RunStart, Store};
+
+    /// bandit's report of `text` in `a.py`: B307 on every line with `eval(`.
+    fn report(text: &str) -> Report {
+        let mut run = AnalyzerRun::skipped(
+            "bandit",
+            Category::Security,
+            vec!["security".into()],
+            RunStatus::Findings,
+            String::new(),
+        );
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("eval(") {
+                let n = u32::try_from(i + 1).unwrap();
+                run.findings.push(
+                    Finding::new("bandit", "B307", Severity::Medium, format!("eval on {n}"))
+                        .at(Location::at("a.py", n, None)),
+                );
+            }
+        }
+        let sources = HashMap::from([("a.py".to_owned(), Source::new("a.py", text))]);
+        identify(&mut run.findings, &sources);
+        let policy = Policy {
+            fail_on: None,
+            strict_tools: false,
+            tasks: Vec::new(),
+            explicit: Vec::new(),
+        };
+        Report::new(
+            String::new(),
+            SystemTime::UNIX_EPOCH,
+            Duration::ZERO,
+            None,
+            policy,
+            vec![run],
+        )
+    }
+
+    fn record(store: &mut Store, report: &Report) -> i64 {
+        let id = store
+            .begin_run(&RunStart {
+                job_id: 1,
+                task: "security",
+                attempt: 0,
+                trigger: "manual",
+                started_ms: 0,
+                wait_ms: 0,
+            })
+            .unwrap();
+        store.finish_run(id, report).unwrap();
+        id
+    }
+
+    #[test]
+    fn new_and_fixed_by_identity_not_by_fingerprint_sets() {
+        let (_dir, db, mut store) = temp_db();
+        let first = report("def f(s):\n    return eval(s)\n");
+        let id = record(&mut store, &first);
+        assert!(db.marks(id, &first).unwrap().unwrap().first_run);
+        // Lines above and the same call once more, first in the file: the
+        // copy is new, and it is the copy (line 3) that is, though its
+        // fingerprint is the one the first run's finding had.
+        let second =
+            report("import os\n\ndef g(s):\n    return eval(s)\n\ndef f(s):\n    return eval(s)\n");
+        assert_eq!(
+            second.findings[0].fingerprint,
+            first.findings[0].fingerprint
+        );
+        let id = record(&mut store, &second);
+        let marks = db.marks(id, &second).unwrap().unwrap();
+        assert_eq!((marks.new, marks.fixed.len()), (vec![0], 0));
+        // The original edited: new, and the one it was fixed.
+        let third =
+            report("def g(s):\n    return eval(s)\n\ndef f(s):\n    return eval(s.strip())\n");
+        let id = record(&mut store, &third);
+        let marks = db.marks(id, &third).unwrap().unwrap();
+        assert_eq!(marks.new, [1]);
+        assert_eq!(marks.fixed.len(), 1);
+        assert_eq!(marks.fixed[0].line, Some(7));
+    }
+
+    #[test]
+    fn findings_recorded_before_identities_are_matched_by_message() {
+        let (_dir, db, mut store) = temp_db();
+        let mut old = report("x = eval(s)\n");
+        old.findings[0].identity = None;
+        old.findings[0].fingerprint = "0123456789abcdef:0".into();
+        record(&mut store, &old);
+        let now = report("\n\nx = eval(s)\n");
+        let id = record(&mut store, &now);
+        let marks = db.marks(id, &now).unwrap().unwrap();
+        assert!(marks.new.is_empty() && marks.fixed.is_empty(), "{marks:?}");
     }
 }

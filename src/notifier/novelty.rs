@@ -1,6 +1,9 @@
-//! Which findings of a run are new and which are fixed, by fingerprint,
-//! against what earlier runs of the same task found. Plain data in, plain
-//! data out; `db.rs` reads the earlier runs.
+//! Which findings of a run are new and which are fixed, against what
+//! earlier runs of the same task found, by the tiered matching of
+//! `analyze/identity.rs` (the tool's stable id, the flagged line's code,
+//! its context and scope; the fingerprint for findings recorded before
+//! identities). Plain data in, plain data out; `db.rs` reads the earlier
+//! runs.
 //!
 //! What is known for a file comes from the latest earlier run (in which no
 //! analyzer failed) that looked at that file, so a run on a few saved files
@@ -9,17 +12,59 @@
 //! run found them. "Fixed" counts only known findings in what this run
 //! looked at.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::event::RunFinished;
+use super::event::{RunFinding, RunFinished};
+use crate::analyze::identity::{Tracked, compare_tracked};
+use crate::analyze::{Finding, Identity};
 
-/// An earlier run of the task: what it looked at and what it found
-/// (fingerprint, path).
+/// A finding an earlier run recorded, as much as matching needs.
+#[derive(Debug, Clone, Default)]
+pub struct PriorFinding {
+    pub fingerprint: String,
+    pub path: Option<String>,
+    pub analyzer: String,
+    pub rule: String,
+    pub message: String,
+    pub line: Option<u32>,
+    /// `None` for findings recorded before identities existed.
+    pub identity: Option<Identity>,
+}
+
+impl PriorFinding {
+    fn tracked(&self) -> Tracked<'_> {
+        Tracked {
+            analyzer: &self.analyzer,
+            rule: &self.rule,
+            path: self.path.as_deref(),
+            line: self.line,
+            message: &self.message,
+            fingerprint: &self.fingerprint,
+            identity: self.identity.as_ref(),
+        }
+    }
+}
+
+impl RunFinding {
+    fn tracked(&self) -> Tracked<'_> {
+        Tracked {
+            analyzer: &self.analyzer,
+            rule: &self.rule,
+            path: self.path.as_deref(),
+            line: self.line,
+            message: &self.message,
+            fingerprint: &self.fingerprint,
+            identity: self.identity.as_ref(),
+        }
+    }
+}
+
+/// An earlier run of the task: what it looked at and what it found.
 #[derive(Debug, Clone, Default)]
 pub struct PriorRun {
     /// `None`: the whole project.
     pub scope: Option<Vec<String>>,
-    pub findings: Vec<(String, Option<String>)>,
+    pub findings: Vec<PriorFinding>,
 }
 
 /// What was known before a run: for each file, the findings of the latest
@@ -27,8 +72,8 @@ pub struct PriorRun {
 #[derive(Debug, Clone, Default)]
 pub struct Known {
     fingerprints: HashSet<String>,
-    /// (fingerprint, path) of the known findings, for "fixed".
-    entries: Vec<(String, Option<String>)>,
+    /// The known findings, for matching and "fixed".
+    entries: Vec<PriorFinding>,
 }
 
 impl Known {
@@ -44,16 +89,16 @@ impl Known {
                 .scope
                 .as_ref()
                 .map(|s| s.iter().map(String::as_str).collect());
-            for (fp, path) in &run.findings {
-                let take = match (&scope, path) {
+            for f in &run.findings {
+                let take = match (&scope, &f.path) {
                     // Findings without a file (dependency audits) are
                     // evidence whichever run produced them.
                     (_, None) => true,
                     (None, Some(p)) => !covered.contains(p),
                     (Some(s), Some(p)) => s.contains(p.as_str()) && !covered.contains(p),
                 };
-                if take && known.fingerprints.insert(fp.clone()) {
-                    known.entries.push((fp.clone(), path.clone()));
+                if take && known.fingerprints.insert(f.fingerprint.clone()) {
+                    known.entries.push(f.clone());
                 }
             }
             match scope {
@@ -64,8 +109,22 @@ impl Known {
         any.then_some(known)
     }
 
+    /// Whether a finding with this fingerprint is known (set membership,
+    /// without the tiers of [`diff`]).
     pub fn contains(&self, fingerprint: &str) -> bool {
         self.fingerprints.contains(fingerprint)
+    }
+
+    /// For each of `findings`, whether it continues a known finding, by
+    /// the tiers [`diff`] uses (what a front end's "new only" asks).
+    pub fn knows(&self, findings: &[Finding]) -> Vec<bool> {
+        let baseline: Vec<Tracked<'_>> = self.entries.iter().map(PriorFinding::tracked).collect();
+        let current: Vec<Tracked<'_>> = findings.iter().map(Tracked::from).collect();
+        compare_tracked(&baseline, &current, &HashMap::new())
+            .current
+            .iter()
+            .map(Option::is_some)
+            .collect()
     }
 }
 
@@ -78,30 +137,33 @@ pub struct Diff {
     pub fixed: usize,
 }
 
-/// The known findings, in what `run` analysed, that it no longer found
-/// (fingerprint, path).
-pub fn fixed<'k>(run: &RunFinished, known: &'k Known) -> Vec<&'k (String, Option<String>)> {
-    let current: HashSet<&str> = run
-        .findings
-        .iter()
-        .map(|f| f.fingerprint.as_str())
-        .collect();
+/// The run's findings matched with the known ones: for each of the run's
+/// findings the known one it continues, and the known ones, in what `run`
+/// analysed, that it no longer found.
+fn matched<'k>(run: &RunFinished, known: &'k Known) -> (Vec<Option<usize>>, Vec<&'k PriorFinding>) {
+    let baseline: Vec<Tracked<'_>> = known.entries.iter().map(PriorFinding::tracked).collect();
+    let current: Vec<Tracked<'_>> = run.findings.iter().map(RunFinding::tracked).collect();
+    let m = compare_tracked(&baseline, &current, &HashMap::new());
     let scope: Option<HashSet<&str>> = run
         .scope
         .as_ref()
         .map(|s| s.iter().map(String::as_str).collect());
-    known
-        .entries
+    let gone = m
+        .absent
         .iter()
-        .filter(|(fp, path)| {
-            let in_scope = match (&scope, path) {
-                (None, _) => true,
-                (Some(s), Some(p)) => s.contains(p.as_str()),
-                (Some(_), None) => false,
-            };
-            in_scope && !current.contains(fp.as_str())
+        .map(|&i| &known.entries[i])
+        .filter(|f| match (&scope, &f.path) {
+            (None, _) => true,
+            (Some(s), Some(p)) => s.contains(p.as_str()),
+            (Some(_), None) => false,
         })
-        .collect()
+        .collect();
+    (m.current, gone)
+}
+
+/// The known findings, in what `run` analysed, that it no longer found.
+pub fn fixed<'k>(run: &RunFinished, known: &'k Known) -> Vec<&'k PriorFinding> {
+    matched(run, known).1
 }
 
 pub fn diff(run: &RunFinished, known: Option<&Known>) -> Diff {
@@ -111,15 +173,11 @@ pub fn diff(run: &RunFinished, known: Option<&Known>) -> Diff {
             fixed: 0,
         };
     };
-    let new = run
-        .findings
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !known.contains(&f.fingerprint))
-        .map(|(i, _)| i)
-        .collect();
-    let fixed = fixed(run, known).len();
-    Diff { new, fixed }
+    let (pairs, gone) = matched(run, known);
+    Diff {
+        new: (0..pairs.len()).filter(|&i| pairs[i].is_none()).collect(),
+        fixed: gone.len(),
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +192,11 @@ mod tests {
             scope: scope.map(|s| s.iter().map(|p| (*p).to_owned()).collect()),
             findings: findings
                 .iter()
-                .map(|(fp, p)| ((*fp).to_owned(), p.map(str::to_owned)))
+                .map(|(fp, p)| PriorFinding {
+                    fingerprint: (*fp).to_owned(),
+                    path: p.map(str::to_owned),
+                    ..PriorFinding::default()
+                })
                 .collect(),
         }
     }
@@ -155,6 +217,8 @@ mod tests {
                     message: "m".to_owned(),
                     path: Some((*path).to_owned()),
                     location: None,
+                    line: None,
+                    identity: None,
                 })
                 .collect(),
             failures: Vec::new(),
@@ -191,6 +255,56 @@ mod tests {
         // A project run where a2 is gone: one fixed (and pkg too).
         r.scope = None;
         assert_eq!(diff(&r, Some(&known)).fixed, 2);
+    }
+
+    #[test]
+    fn known_findings_by_the_tiers() {
+        use std::collections::HashMap;
+
+        use crate::analyze::Location;
+        use crate::analyze::identity::{Source, identify};
+
+        let found = |text: &str| {
+            let mut v: Vec<Finding> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("eval"))
+                .map(|(i, _)| {
+                    let n = u32::try_from(i + 1).unwrap();
+                    Finding::new("bandit", "B307", Severity::Medium, "eval")
+                        .at(Location::at("a.py", n, None))
+                })
+                .collect();
+            identify(
+                &mut v,
+                &HashMap::from([("a.py".to_owned(), Source::new("a.py", text))]),
+            );
+            v
+        };
+        let before = found("def f():\n    eval(s)\n");
+        let known = Known::from_prior([PriorRun {
+            scope: None,
+            findings: before
+                .iter()
+                .map(|f| PriorFinding {
+                    fingerprint: f.fingerprint.clone(),
+                    path: f.path().map(str::to_owned),
+                    analyzer: f.analyzer.clone(),
+                    rule: f.rule.clone(),
+                    message: f.message.clone(),
+                    line: f.line(),
+                    identity: f.identity.clone(),
+                })
+                .collect(),
+        }])
+        .unwrap();
+        // The same call added first in a new function: that one is new.
+        let now = found("def g():\n    eval(s)\n\ndef f():\n    eval(s)\n");
+        assert_eq!(known.knows(&now), [false, true]);
+        assert!(
+            known.contains(&now[0].fingerprint),
+            "set membership says otherwise"
+        );
     }
 
     #[test]

@@ -330,7 +330,7 @@ mod tests {
     use crate::analyze::RunStatus;
     use crate::config::NotifyPolicy;
     use crate::notifier::event::RunProblem;
-    use crate::notifier::novelty::{Diff, PriorRun};
+    use crate::notifier::novelty::{Diff, PriorFinding, PriorRun};
 
     fn finding(fp: &str, sev: Severity, path: Option<&str>) -> RunFinding {
         RunFinding {
@@ -341,6 +341,8 @@ mod tests {
             message: format!("problem {fp}"),
             path: path.map(str::to_owned),
             location: path.map(|p| format!("{p}:1")),
+            line: path.map(|_| 1),
+            identity: None,
         }
     }
 
@@ -363,7 +365,11 @@ mod tests {
             scope: scope.map(|s| s.iter().map(|p| (*p).to_owned()).collect()),
             findings: findings
                 .iter()
-                .map(|(fp, p)| ((*fp).to_owned(), p.map(str::to_owned)))
+                .map(|(fp, p)| PriorFinding {
+                    fingerprint: (*fp).to_owned(),
+                    path: p.map(str::to_owned),
+                    ..PriorFinding::default()
+                })
                 .collect(),
         }
     }

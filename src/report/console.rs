@@ -178,7 +178,7 @@ fn test_counts(t: crate::analyze::TestCounts) -> String {
     )
 }
 
-fn duration(ms: u64) -> String {
+pub(super) fn duration(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
     } else {

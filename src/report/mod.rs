@@ -1,5 +1,5 @@
-//! Reports of a run in every output format: console, JSON, SARIF, JUnit and
-//! GitHub annotations, plus merging shard reports.
+//! Reports of a run in every output format: console, JSON, SARIF, JUnit,
+//! GitHub annotations and Markdown, plus merging shard reports.
 //!
 //! Owns the [`Report`] model, the exit-code verdict and rendering; nothing
 //! here runs analyzers or prints (callers choose where text goes).
@@ -7,12 +7,14 @@
 mod console;
 mod github;
 mod junit;
+mod markdown;
 mod merge;
 mod model;
 mod sarif;
 mod verdict;
 
 pub use console::ConsoleOptions;
+pub use markdown::{MarkdownLinks, render as render_markdown};
 pub use merge::{MergeError, merge, read};
 pub use model::{BaselineState, Comparison, Report, SCHEMA, Summary, policy};
 pub use verdict::over_threshold;
@@ -31,6 +33,8 @@ pub enum Format {
     Junit,
     /// GitHub Actions workflow annotations.
     Github,
+    /// A short summary for `$GITHUB_STEP_SUMMARY` and pull-request comments.
+    Markdown,
 }
 
 pub fn render(report: &Report, format: Format, console: &ConsoleOptions) -> String {
@@ -44,5 +48,7 @@ pub fn render(report: &Report, format: Format, console: &ConsoleOptions) -> Stri
         Format::Sarif => sarif::render(report),
         Format::Junit => junit::render(report),
         Format::Github => github::render(report),
+        // Without links; `bgtask run` and `show` pass them to `render_markdown`.
+        Format::Markdown => markdown::render(report, &MarkdownLinks::default()),
     }
 }

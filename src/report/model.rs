@@ -3,7 +3,7 @@
 //! policy (thresholds, strictness) so a merged report gets the same verdict
 //! the separate runs would have.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,49 @@ pub enum BaselineState {
 }
 
 impl Comparison {
+    /// `report`'s findings against `baseline`'s (a baseline limited to
+    /// what the run analysed), by tiered matching
+    /// ([`crate::analyze::identity::compare`]), a baseline finding in a
+    /// file `renames` maps (old path → new path) looked for under its new
+    /// path. A baseline finding is absent only when its analyzer completed
+    /// in `report`: one that failed or did not run says nothing of it.
+    pub fn of(
+        against: impl Into<String>,
+        baseline: &[Finding],
+        report: &Report,
+        renames: &HashMap<String, String>,
+    ) -> Comparison {
+        let matched = crate::analyze::identity::compare(baseline, &report.findings, renames);
+        let completed = |analyzer: &str| {
+            report.runs.iter().any(|r| {
+                r.analyzer == analyzer
+                    && matches!(
+                        r.status,
+                        RunStatus::Clean | RunStatus::Findings | RunStatus::Partial
+                    )
+            })
+        };
+        Comparison {
+            against: against.into(),
+            states: (0..report.findings.len())
+                .map(|i| {
+                    if matched.is_new(i) {
+                        BaselineState::New
+                    } else {
+                        BaselineState::Unchanged
+                    }
+                })
+                .collect(),
+            absent: matched
+                .absent
+                .iter()
+                .map(|&i| &baseline[i])
+                .filter(|f| completed(&f.analyzer))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The findings of `report` that are new (all of them without a
     /// comparison).
     pub fn new_findings(report: &Report) -> impl Iterator<Item = &Finding> {

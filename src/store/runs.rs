@@ -103,10 +103,11 @@ impl Store {
         )?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO findings (run_id, analyzer, rule, severity, path, line, message, fingerprint, identity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for f in &report.findings {
+                let identity = f.identity.as_ref().map(serde_json::to_string).transpose()?;
                 stmt.execute(params![
                     run_id,
                     f.analyzer,
@@ -115,7 +116,8 @@ impl Store {
                     f.path(),
                     f.line(),
                     f.message,
-                    f.fingerprint
+                    f.fingerprint,
+                    identity
                 ])?;
             }
         }

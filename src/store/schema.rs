@@ -162,6 +162,13 @@ ALTER TABLE processes ADD COLUMN kind TEXT NOT NULL DEFAULT 'group';
 -- processes), to find at recovery those born too late to be recorded.
 ALTER TABLE processes ADD COLUMN token TEXT;
 ",
+    r"
+-- A finding's identity (src/analyze/identity.rs) as JSON: the evidence
+-- that tells it apart across edits, for what is new and what was fixed.
+-- NULL for findings recorded before; those are matched by fingerprint
+-- and message.
+ALTER TABLE findings ADD COLUMN identity TEXT;
+",
 ];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]

@@ -192,6 +192,12 @@ fn history_show_metrics_health_and_cleanup() {
     assert_eq!(sarif["version"], "2.1.0");
     let junit = p.bgtask(&["show", &run_b, "--format", "junit"]);
     assert!(junit.stdout.contains("<testsuites"), "{}", junit.stdout);
+    let markdown = p.bgtask(&["show", &run_b, "--format", "markdown"]);
+    assert!(
+        markdown.stdout.starts_with("### ") && markdown.stdout.contains("job-b"),
+        "{}",
+        markdown.stdout
+    );
     let console = p.bgtask(&["show", &run_b]);
     assert!(console.stdout.contains("job-b"), "{}", console.stdout);
     let missing = p.bgtask(&["show", "999"]);

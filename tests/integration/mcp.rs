@@ -510,3 +510,40 @@ fn an_agent_reads_a_runs_findings_explains_one_and_pauses_the_automation() {
     assert_eq!(out_of_range["is_error"], true, "{out_of_range}");
     p.stop();
 }
+
+#[test]
+fn new_only_keeps_what_the_change_introduced() {
+    let Some(py) = python() else { return };
+    let p = Project::fixture("python-app");
+    p.config(r#"{"tasks": {"security": {"analyzers": ["bandit"]}}}"#);
+    p.commit_all("init");
+    p.bgtask(&["trust", "--yes"]).code(0);
+    p.start();
+    p.bgtask(&["submit", "security"]).code(0);
+    p.wait_idle();
+    // Move everything down and add one real problem at the top.
+    let old = p.read("src/shop/orders.py");
+    p.file(
+        "src/shop/orders.py",
+        &format!("def risky(text):\n    return eval(text)\n\n\n{old}"),
+    );
+    let args = json!({"tasks": ["bandit"], "files": ["src/shop/orders.py"], "new_only": true});
+    let got = call(&p, &py, "run_analysis", &args);
+    let s = &got["structured"];
+    let rules: Vec<&str> = s["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["B307"], "{got}");
+    assert!(s["total_findings"].as_u64().unwrap() > 1, "{got}");
+    assert!(
+        s["baseline"]
+            .as_str()
+            .unwrap()
+            .contains("latest background runs"),
+        "{got}"
+    );
+    p.stop();
+}

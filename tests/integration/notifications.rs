@@ -1,5 +1,5 @@
-//! Notifications from the real daemon: new findings only (fingerprints
-//! against the previous run), `min_severity` per channel, the console
+//! Notifications from the real daemon: new findings only (identities
+//! against the previous run, edits around a finding not making it new), `min_severity` per channel, the console
 //! lines, the JSON log with rotation, retention and a full disk, missing
 //! analyzers told once per start, an invalid config, and the delivery log
 //! (`bgtask notifications`). Desktop and email against real servers are in
@@ -131,6 +131,46 @@ fn new_findings_only_by_default_and_min_severity_per_channel() {
     );
     assert_log_lines(&p, r1, r2, r4);
     assert_deliveries(&p, r4);
+    p.stop();
+}
+
+/// Findings keep their identity through edits around them: lines inserted
+/// above and the code reindented into a function make nothing new; the
+/// flagged line copied into a new function above it makes one new finding,
+/// the copy, though the copy now has the fingerprint the original had.
+#[test]
+fn edits_around_findings_are_not_new_and_a_copied_line_is() {
+    let p = scan_project("", "");
+    p.start();
+    let r1 = scan(&p, &[HIGH_1, CRITICAL_3]);
+    wait_for(20, "the first notification", || log_titles(&p).len() == 1);
+    let main = "def main():\n    password = 'hunter2'\n    import pickle\n    eval(input())\n    print('ok')\n";
+    p.file("src/app.py", &format!("import os\n\n{main}"));
+    let eval = |line: u32| format!("src/app.py:{line}: critical: Use of eval on input [B307]");
+    let password =
+        |line: u32| format!("src/app.py:{line}: high: Possible hardcoded password [B105]");
+    let r2 = scan(&p, &[&password(4), &eval(6)]);
+    p.file(
+        "src/app.py",
+        &format!("import os\n\ndef other():\n    eval(input())\n\n{main}"),
+    );
+    let r3 = scan(&p, &[&eval(4), &password(7), &eval(9)]);
+    wait_for(20, "the copy's notification", || log_titles(&p).len() == 2);
+    assert_eq!(
+        log_titles(&p),
+        [
+            "scan: 2 new findings (1 critical, 1 high)",
+            "scan: 1 new finding (1 critical)"
+        ],
+        "run {r2} had nothing new"
+    );
+    let copy = &jsonl(&p, ".bgtask/logs/notifications.jsonl")[1];
+    assert_eq!(copy["run_id"], r3);
+    assert_eq!(
+        copy["top_findings"][0]["location"], "src/app.py:4",
+        "{copy}"
+    );
+    assert!(r1 < r2);
     p.stop();
 }
 

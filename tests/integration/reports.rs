@@ -1,5 +1,5 @@
 //! Report formats: SARIF against the 2.1.0 schema and GitHub's rules,
-//! JUnit, GitHub annotations, JSON shards merged.
+//! JUnit, GitHub annotations, Markdown, JSON shards merged.
 
 use serde_json::Value;
 
@@ -192,6 +192,51 @@ fn junit_and_github_annotations() {
             .count()
             >= 6
     );
+}
+
+/// `--format markdown`: the verdict, the table by task and severity, and
+/// each finding linked to its line at `HEAD` in the `origin` remote's web
+/// pages.
+#[test]
+fn markdown_summary_links_findings_to_the_remote() {
+    let p = Project::fixture("python-app");
+    p.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://github.com/example/app.git",
+    ]);
+    p.commit_all("fixture");
+    let head = p.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    let out = p
+        .command(&["run", "bandit", "--format", "markdown"])
+        // Outside GitHub Actions, whatever runs these tests.
+        .env_remove("GITHUB_SERVER_URL")
+        .env_remove("GITHUB_REPOSITORY")
+        .env_remove("GITHUB_SHA")
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{md}");
+    assert!(
+        md.starts_with("### ❌ bgtask: 1 finding at or above the threshold (fails on high)\n"),
+        "{md}"
+    );
+    assert!(md.contains("8 findings from 1 analyzer in "), "{md}");
+    assert!(
+        md.contains("no baseline: every finding counts as new"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| task | severity | new | fixed | total |\n|:--|:--|--:|--:|--:|\n"),
+        "{md}"
+    );
+    assert!(md.contains("| `bandit` | high | 1 | — | 1 |"), "{md}");
+    let link = format!(
+        "- **high** [`src/shop/orders.py:17`](https://github.com/example/app/blob/{head}/src/shop/orders.py#L17) bandit `B602`: "
+    );
+    assert!(md.contains(&link), "{link}\n{md}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("- **")).count(), 8);
 }
 
 #[test]

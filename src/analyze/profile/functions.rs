@@ -292,9 +292,39 @@ fn char_literal_end(chars: &[char], i: usize) -> Option<usize> {
 }
 
 fn braces(lang: Lang, code: &[String]) -> Vec<Function> {
-    let Some(signature) = lang.signature() else {
-        return Vec::new();
+    match lang.signature() {
+        Some(signature) => blocks(lang, code, signature),
+        None => Vec::new(),
+    }
+}
+
+/// The blocks that hold functions: classes, interfaces, Rust's `impl`,
+/// `trait` and `mod`, as [`Function`]s (their nesting and decisions
+/// are not meaningful). Python's classes are found by indentation
+/// elsewhere; Go has none.
+pub fn containers(lang: Lang, lines: &[&str]) -> Vec<Function> {
+    static RUST: LazyLock<Regex> = LazyLock::new(|| {
+        re(concat!(
+            r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:unsafe\s+)?",
+            r"(?:impl\b(?:\s*<[^{]*?>)?\s+(?:[^{]*?\s+for\s+)?(?:\w+::)*([A-Za-z_]\w*)|(?:trait|mod)\s+([A-Za-z_]\w*))",
+        ))
+    });
+    static JS: LazyLock<Regex> = LazyLock::new(|| re(r"\bclass\s+([A-Za-z_$][\w$]*)"));
+    static OTHER: LazyLock<Regex> = LazyLock::new(|| {
+        re(r"\b(?:class|struct|interface|enum|namespace|object|trait|extension)\s+([A-Za-z_]\w*)")
+    });
+    let pattern: &Regex = match lang {
+        Lang::Rust => &RUST,
+        Lang::Js => &JS,
+        Lang::CLike | Lang::Kotlin | Lang::Swift | Lang::Php => &OTHER,
+        Lang::Python | Lang::Go | Lang::Other => return Vec::new(),
     };
+    blocks(lang, &strip(lang, lines), pattern)
+}
+
+/// The blocks whose first lines match `signature` (its first matching
+/// group is the name), each to its closing brace.
+fn blocks(lang: Lang, code: &[String], signature: &Regex) -> Vec<Function> {
     let mut out = Vec::new();
     for (i, line) in code.iter().enumerate() {
         let Some(c) = signature.captures(line) else {
@@ -495,6 +525,34 @@ pub(crate) async fn later() -> Result<(), E> { fetch().await?; Ok(()) }
                 row("method", 11, 13, 1, 1)
             ]
         );
+    }
+
+    #[test]
+    fn containers_classes_impls_traits_and_modules() {
+        let names = |lang, src: &str| -> Vec<(String, u32, u32)> {
+            let lines: Vec<&str> = src.lines().collect();
+            containers(lang, &lines)
+                .into_iter()
+                .map(|f| (f.name, f.start, f.end))
+                .collect()
+        };
+        let rust = "mod outer {\n    impl<T: Clone> fmt::Display for Wrap<T> {\n        fn fmt(&self) {}\n    }\n    pub trait Shape {\n        fn area(&self) -> f64;\n    }\n}\nmod tests;\nfn f() -> impl Iterator<Item = u8> {\n}\n";
+        assert_eq!(
+            names(Lang::Rust, rust),
+            [
+                ("outer".to_owned(), 1, 8),
+                ("Wrap".to_owned(), 2, 4),
+                ("Shape".to_owned(), 5, 7)
+            ]
+        );
+        let js = "export class A extends B {\n  m() {\n    const s = 'class X {';\n  }\n}\n";
+        assert_eq!(names(Lang::Js, js), [("A".to_owned(), 1, 5)]);
+        let java = "public class Main {\n  interface Op { int run(); }\n}\n";
+        assert_eq!(
+            names(Lang::CLike, java),
+            [("Main".to_owned(), 1, 3), ("Op".to_owned(), 2, 2)]
+        );
+        assert!(names(Lang::Python, "class A:\n    pass\n").is_empty());
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! Reports oversized files (bytes and lines), long functions, deeply nested
 //! functions and, outside Python (radon covers it there), functions with many
 //! decision points, each with a refactoring recommendation. Function extents
-//! come from light per-language heuristics (`functions.rs`), not a parser.
+//! come from light per-language heuristics (`functions.rs`), not a parser;
+//! they also tell a finding's enclosing scope (`analyze/scope.rs`).
 //! It reads files, never runs anything, and costs milliseconds.
 
 mod functions;
 
-use functions::{Function, Lang, functions};
+pub(crate) use functions::{Function, Lang, containers, functions};
 
 use super::definition::{AnalyzerDef, Thresholds};
 use super::finding::{Finding, Location, Severity};
