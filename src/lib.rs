@@ -54,6 +54,7 @@
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
+pub mod baseline;
 pub mod cli;
 pub mod clock;
 pub mod config;

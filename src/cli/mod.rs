@@ -2,6 +2,7 @@
 //! its own file and returns an exit code; errors go back to `main`, which
 //! prints them and picks the code with [`exit_code`].
 
+mod baseline_cmd;
 mod config_cmd;
 mod daemon_cmd;
 mod doctor;
@@ -68,6 +69,9 @@ pub enum Command {
     /// List tasks; enable, disable, create, edit or delete them in your personal .background-tasks.local.json.
     #[command(subcommand)]
     Task(task_cmd::TaskCommand),
+    /// Record today's findings as the baseline (.bgtask-baseline.json), or show it; `run --new-only` compares with it.
+    #[command(subcommand, after_help = baseline_cmd::EXAMPLES)]
+    Baseline(baseline_cmd::BaselineCommand),
     /// Work with JSON reports (merge CI shards).
     #[command(subcommand)]
     Report(report_cmd::ReportCommand),
@@ -345,6 +349,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Task(cmd) => task_cmd::run(&ctx, cmd),
         Command::Report(cmd) => report_cmd::run(&ctx, cmd),
+        Command::Baseline(cmd) => baseline_cmd::run(&ctx, cmd),
         Command::Start(args) => daemon_cmd::start(&ctx, &args),
         Command::Watch(args) => daemon_cmd::watch(&ctx, &args),
         Command::Stop => daemon_cmd::stop(&ctx),
@@ -419,6 +424,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return exit::CONFIG;
+        }
+        if cause
+            .downcast_ref::<crate::baseline::BaselineError>()
+            .is_some()
+        {
+            return exit::DATA;
         }
         if cause.downcast_ref::<crate::engine::UnknownName>().is_some()
             || cause

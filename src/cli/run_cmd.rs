@@ -79,6 +79,14 @@ pub struct RunArgs {
     /// the summary); pipes and files always get every one.
     #[arg(long)]
     pub all: bool,
+    /// Only findings not in the baseline count (for `--fail-on`, the exit
+    /// code and what is listed); absent ones are reported fixed.
+    #[arg(long)]
+    pub new_only: bool,
+    /// The baseline to compare with (default: .bgtask-baseline.json at the
+    /// root; `bgtask baseline write` records one). Implies --new-only.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -100,6 +108,8 @@ impl RunArgs {
             timeout: None,
             jobs: None,
             all: true,
+            new_only: false,
+            baseline: None,
         }
     }
 
@@ -206,6 +216,9 @@ pub fn execute_in(
     config: &Arc<crate::config::Config>,
 ) -> anyhow::Result<(Report, bool)> {
     let run = Prepared::new(args, workspace, config, &ctx.cwd)?;
+    // Read before anything runs: a bad baseline is the user's to fix.
+    let baseline = super::baseline_cmd::wanted(args, workspace)?;
+    let files = run.files();
     crate::run::become_subreaper();
     let rt = super::runtime()?;
     let cancel = CancellationToken::new();
@@ -224,6 +237,10 @@ pub fn execute_in(
         interrupts.abort();
         report
     })?;
+    let mut report = report;
+    if let Some((path, baseline)) = baseline {
+        super::baseline_cmd::apply(&mut report, &path, &baseline, workspace, files.as_deref());
+    }
     Ok((report, cancel.is_cancelled()))
 }
 
@@ -286,6 +303,14 @@ impl Prepared {
             fail_on: args.fail_on,
             strict_tools: args.strict_tools,
         })
+    }
+
+    /// The repo-relative files it analyses; `None`: the whole project.
+    pub fn files(&self) -> Option<Vec<String>> {
+        match &self.job.targets {
+            Targets::Project => None,
+            Targets::Files(f) => Some(f.iter().map(|p| p.to_string_lossy().into_owned()).collect()),
+        }
     }
 
     /// How many analyzers the run starts (for a progress total).
@@ -354,7 +379,7 @@ fn watch_interrupts(cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(super) fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

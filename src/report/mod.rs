@@ -39,15 +39,15 @@ pub enum Format {
 
 pub fn render(report: &Report, format: Format, console: &ConsoleOptions) -> String {
     match format {
-        Format::Console => console::render(report, console),
+        Format::Console => console::render(&report.shown(), console),
         Format::Json => {
             let mut s = serde_json::to_string_pretty(report).expect("report serializes");
             s.push('\n');
             s
         }
         Format::Sarif => sarif::render(report),
-        Format::Junit => junit::render(report),
-        Format::Github => github::render(report),
+        Format::Junit => junit::render(&report.shown()),
+        Format::Github => github::render(&report.shown()),
         // Without links; `bgtask run` and `show` pass them to `render_markdown`.
         Format::Markdown => markdown::render(report, &MarkdownLinks::default()),
     }

@@ -173,10 +173,35 @@ impl Report {
             *s.by_status.entry(r.status).or_default() += 1;
         }
         self.summary = s;
-        let Verdict { code, explanation } =
-            verdict::decide(&self.policy, &self.runs, &self.findings);
+        // Against a baseline, only what is new is judged.
+        let judged: Vec<Finding> = match &self.baseline {
+            Some(_) => Comparison::new_findings(self).cloned().collect(),
+            None => self.findings.clone(),
+        };
+        let Verdict { code, explanation } = verdict::decide(&self.policy, &self.runs, &judged);
         self.exit_code = code;
-        self.verdict = explanation;
+        self.verdict = match &self.baseline {
+            Some(c) => format!(
+                "{explanation}; {} new, {} unchanged and {} fixed since {}",
+                judged.len(),
+                self.findings.len() - judged.len(),
+                c.absent.len(),
+                c.against
+            ),
+            None => explanation,
+        };
+    }
+
+    /// The report as the formats that list findings show it: against a
+    /// baseline, its new findings only (the rest are in the verdict's
+    /// counts); otherwise itself.
+    pub fn shown(&self) -> std::borrow::Cow<'_, Report> {
+        if self.baseline.is_none() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut shown = self.clone();
+        shown.findings = Comparison::new_findings(self).cloned().collect();
+        std::borrow::Cow::Owned(shown)
     }
 
     /// Findings of one analyzer.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real `bgtask` against real git
 //! repositories and real analyzers (installed by `scripts/test.sh`).
 
+mod baseline;
 mod bulk;
 mod cache;
 mod cli;

@@ -17,7 +17,7 @@ fn sarif_validator() -> jsonschema::Validator {
     jsonschema::draft7::new(&schema).unwrap()
 }
 
-fn check_sarif(doc: &Value) {
+pub(crate) fn check_sarif(doc: &Value) {
     let validator = sarif_validator();
     let errors: Vec<String> = validator
         .iter_errors(doc)
