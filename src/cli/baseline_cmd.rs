@@ -145,40 +145,69 @@ fn show(baseline: &Baseline, path: &Path, json: bool) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// The baseline `bgtask run` was asked to compare with, read now.
-pub fn wanted(
+/// A baseline to compare a run with: what it is, its findings and the
+/// files renamed since it was recorded (old path → new).
+pub struct Wanted {
+    pub against: String,
+    pub baseline: Baseline,
+    pub renames: std::collections::HashMap<String, String>,
+}
+
+/// The baseline file `bgtask run` was asked to compare with
+/// (`--new-only`, `--baseline`), read now; with what it is.
+pub fn from_file(
     args: &RunArgs,
     workspace: &Workspace,
-) -> anyhow::Result<Option<(PathBuf, Baseline)>> {
-    if !args.new_only && args.baseline.is_none() {
+) -> anyhow::Result<Option<(String, Baseline)>> {
+    if args.baseline_ref.is_some() || (!args.new_only && args.baseline.is_none()) {
         return Ok(None);
     }
     let path = args
         .baseline
         .clone()
         .unwrap_or_else(|| workspace.root.join(FILE));
-    Ok(Some((path.clone(), Baseline::read(&path)?)))
-}
-
-/// Compares `report` with `baseline` (renamed files followed from the
-/// commit it was written at) and judges only what is new.
-pub fn apply(
-    report: &mut Report,
-    path: &Path,
-    baseline: &Baseline,
-    workspace: &Workspace,
-    files: Option<&[String]>,
-) {
-    let renames = baseline
-        .commit
-        .as_deref()
-        .and_then(|c| crate::git::renames(&workspace.root, c).ok())
-        .unwrap_or_default();
     let against = path
         .strip_prefix(&workspace.root)
-        .unwrap_or(path)
+        .unwrap_or(&path)
         .display()
         .to_string();
-    report.baseline = Some(baseline.compare(&against, report, files, &renames));
+    Ok(Some((against, Baseline::read(&path)?)))
+}
+
+/// The baseline to compare with — `file` as read, or the merge base of
+/// `--baseline-ref` (cached, or analysed now) — and the renames since it.
+pub fn resolve(
+    ctx: &Ctx,
+    args: &RunArgs,
+    workspace: &Workspace,
+    config: &std::sync::Arc<crate::config::Config>,
+    file: Option<(String, Baseline)>,
+) -> anyhow::Result<Option<Wanted>> {
+    let found = match &args.baseline_ref {
+        Some(rev) => super::baseline_ref::baseline(ctx, args, rev, workspace, config)?,
+        None => file,
+    };
+    Ok(found.map(|(against, baseline)| {
+        let renames = baseline
+            .commit
+            .as_deref()
+            .and_then(|c| crate::git::renames(&workspace.root, c).ok())
+            .unwrap_or_default();
+        Wanted {
+            against,
+            baseline,
+            renames,
+        }
+    }))
+}
+
+/// Compares `report` with the baseline and judges only what is new.
+pub fn apply(report: &mut Report, wanted: &Wanted, files: Option<&[String]>) {
+    report.baseline = Some(wanted.baseline.compare(
+        &wanted.against,
+        report,
+        files,
+        &wanted.renames,
+    ));
     report.refresh();
 }

@@ -3,6 +3,7 @@
 //! prints them and picks the code with [`exit_code`].
 
 mod baseline_cmd;
+mod baseline_ref;
 mod config_cmd;
 mod daemon_cmd;
 mod doctor;
@@ -436,6 +437,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 .downcast_ref::<crate::engine::WorkspaceError>()
                 .is_some()
             || cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<baseline_ref::UnknownRef>().is_some()
         {
             return exit::USAGE;
         }

@@ -85,8 +85,13 @@ pub struct RunArgs {
     pub new_only: bool,
     /// The baseline to compare with (default: .bgtask-baseline.json at the
     /// root; `bgtask baseline write` records one). Implies --new-only.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline_ref")]
     pub baseline: Option<PathBuf>,
+    /// Compare with the findings of the merge base of REF and HEAD instead
+    /// of a file (analysed once in a temporary worktree, then cached by its
+    /// tree). Implies --new-only.
+    #[arg(long, value_name = "REF")]
+    pub baseline_ref: Option<String>,
 }
 
 impl RunArgs {
@@ -110,6 +115,7 @@ impl RunArgs {
             all: true,
             new_only: false,
             baseline: None,
+            baseline_ref: None,
         }
     }
 
@@ -216,30 +222,24 @@ pub fn execute_in(
     config: &Arc<crate::config::Config>,
 ) -> anyhow::Result<(Report, bool)> {
     let run = Prepared::new(args, workspace, config, &ctx.cwd)?;
-    // Read before anything runs: a bad baseline is the user's to fix.
-    let baseline = super::baseline_cmd::wanted(args, workspace)?;
+    // Read before anything runs: a bad baseline file is the user's to fix.
+    let file = super::baseline_cmd::from_file(args, workspace)?;
     let files = run.files();
     crate::run::become_subreaper();
-    let rt = super::runtime()?;
     let cancel = CancellationToken::new();
-    let show = enabled(ctx.quiet);
-    let report = rt.block_on(async {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut bar = RunProgress::new(show, run.analyzers() as u64);
-        let interrupts = watch_interrupts(cancel.clone());
-        let progress = async {
-            while let Some(event) = rx.recv().await {
-                bar.on(&event);
-            }
-        };
-        let (report, ()) = tokio::join!(run.analyse(tx, cancel.clone()), progress);
-        bar.finish();
-        interrupts.abort();
-        report
-    })?;
-    let mut report = report;
-    if let Some((path, baseline)) = baseline {
-        super::baseline_cmd::apply(&mut report, &path, &baseline, workspace, files.as_deref());
+    // The baseline's git work (the merge base, analysed or cached; renames
+    // since) goes on beside the analysis rather than before it.
+    let (report, wanted) = std::thread::scope(|s| {
+        let pending = s.spawn(|| super::baseline_cmd::resolve(ctx, args, workspace, config, file));
+        let report = analyse_here(ctx, run, &cancel);
+        let wanted = pending
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the baseline's thread failed")));
+        (report, wanted)
+    });
+    let mut report = report?;
+    if let Some(wanted) = wanted? {
+        super::baseline_cmd::apply(&mut report, &wanted, files.as_deref());
     }
     Ok((report, cancel.is_cancelled()))
 }
@@ -350,6 +350,27 @@ impl Prepared {
             outcome.runs,
         ))
     }
+}
+
+/// Runs `run` on a runtime of its own, with a progress bar on a terminal
+/// and Ctrl-C watched.
+fn analyse_here(ctx: &Ctx, run: Prepared, cancel: &CancellationToken) -> anyhow::Result<Report> {
+    let rt = super::runtime()?;
+    let show = enabled(ctx.quiet);
+    rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut bar = RunProgress::new(show, run.analyzers() as u64);
+        let interrupts = watch_interrupts(cancel.clone());
+        let progress = async {
+            while let Some(event) = rx.recv().await {
+                bar.on(&event);
+            }
+        };
+        let (report, ()) = tokio::join!(run.analyse(tx, cancel.clone()), progress);
+        bar.finish();
+        interrupts.abort();
+        report
+    })
 }
 
 /// First Ctrl-C (or SIGTERM): cancel, which stops analyzers gracefully.

@@ -184,3 +184,55 @@ fn a_baseline_that_is_missing_not_ours_newer_or_corrupt_is_said() {
         assert!(run.stderr.contains(says), "{text}: {}", run.stderr);
     }
 }
+
+#[test]
+fn a_branch_is_compared_with_its_merge_base_which_is_analysed_once() {
+    let p = Project::fixture("python-app");
+    p.commit_all("init");
+    p.git(&["checkout", "-q", "-b", "feature"]);
+    let old = p.read(ORDERS);
+    p.file(
+        ORDERS,
+        &format!("def risky(text):\n    return eval(text)\n\n\n{old}"),
+    );
+    p.commit_all("feature: one more problem, the rest moved down");
+    let args = [
+        "run",
+        "bandit",
+        "--baseline-ref",
+        "main",
+        "--fail-on",
+        "low",
+        "--format",
+        "json",
+    ];
+    let first = p.bgtask(&args);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("temporary worktree"),
+        "{}",
+        first.stderr
+    );
+    let (new, unchanged, absent) = states(&first.json());
+    assert_eq!((new, absent), (1, 0), "{}", first.stdout);
+    assert!(unchanged > 3);
+    assert!(
+        first.json()["baseline"]["against"]
+            .as_str()
+            .unwrap()
+            .starts_with("main (merge base ")
+    );
+    // The temporary worktree is gone; a second run reads the cached baseline.
+    assert_eq!(p.git(&["worktree", "list"]).lines().count(), 1);
+    let second = p.bgtask(&args);
+    assert!(second.stderr.contains("cached"), "{}", second.stderr);
+    assert_eq!(states(&second.json()), (1, unchanged, 0));
+    // A revision git does not know is a usage error.
+    let bad = p.bgtask(&["run", "bandit", "--baseline-ref", "nope"]);
+    assert_eq!(bad.code, 64, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown revision `nope`"),
+        "{}",
+        bad.stderr
+    );
+}
