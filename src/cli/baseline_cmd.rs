@@ -201,6 +201,26 @@ pub fn resolve(
     }))
 }
 
+/// HEAD's findings for `names` as a baseline (analysed once per HEAD
+/// tree, then cached): "what the change introduced", for front ends that
+/// run analyses (MCP's `new_only`). `None` without a commit.
+pub fn at_head(
+    workspace: &Workspace,
+    config: &std::sync::Arc<crate::config::Config>,
+    names: &[String],
+    offline: bool,
+) -> anyhow::Result<Option<Wanted>> {
+    let ctx = Ctx {
+        cwd: workspace.root.clone(),
+        verbose: false,
+        quiet: true,
+    };
+    let mut args = RunArgs::for_gate(names.to_vec(), Vec::new(), crate::report::Format::Json);
+    args.offline = offline;
+    args.baseline_ref = Some("HEAD".to_owned());
+    resolve(&ctx, &args, workspace, config, None)
+}
+
 /// Compares `report` with the baseline and judges only what is new.
 pub fn apply(report: &mut Report, wanted: &Wanted, files: Option<&[String]>) {
     report.baseline = Some(wanted.baseline.compare(

@@ -48,7 +48,12 @@ pub fn baseline(
     .ok_or_else(|| UnknownRef(rev.to_owned()))?;
     let base = git(&["merge-base", &commit, "HEAD"]).unwrap_or(commit);
     let tree = git(&["rev-parse", &format!("{base}^{{tree}}")]).unwrap_or_else(|| base.clone());
-    let against = format!("{rev} (merge base {})", &base[..base.len().min(12)]);
+    let short = &base[..base.len().min(12)];
+    let against = if rev == "HEAD" {
+        format!("HEAD ({short})")
+    } else {
+        format!("{rev} (merge base {short})")
+    };
     let cached = cache_file(root, &tree, &args.names, config);
     if let Ok(b) = Baseline::read(&cached) {
         ctx.note(&format!("baseline: {against}, cached"));

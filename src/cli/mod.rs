@@ -2,7 +2,7 @@
 //! its own file and returns an exit code; errors go back to `main`, which
 //! prints them and picks the code with [`exit_code`].
 
-mod baseline_cmd;
+pub(crate) mod baseline_cmd;
 mod baseline_ref;
 mod config_cmd;
 mod daemon_cmd;

@@ -49,7 +49,7 @@ pub struct AnalysisParams {
     /// Instead of `scope`: the files changed since the merge base with this ref (`origin/main`).
     #[serde(default)]
     pub since: Option<String>,
-    /// Only findings the daemon's latest runs did not have: what this change introduced.
+    /// Only findings HEAD did not have: what the change introduced (HEAD is analysed once per commit, then cached; without a commit, what the daemon's runs know).
     #[serde(default)]
     pub new_only: bool,
     /// Only findings at or above this severity.
@@ -118,30 +118,73 @@ async fn analyse(
     p: AnalysisParams,
     ctx: &RequestContext<RoleServer>,
 ) -> Result<Analysis, Failed> {
-    let (prepared, new_only, min, limit) = {
+    let plan = {
         let root = root.to_owned();
         tokio::task::spawn_blocking(move || prepare(&root, p))
             .await
             .map_err(|e| e.to_string())??
     };
+    let Planned {
+        prepared,
+        workspace,
+        config,
+        names,
+        offline,
+        new_only,
+        min,
+        limit,
+    } = plan;
+    let files = prepared.files();
+    // What HEAD had (cached per HEAD's tree) is looked up beside the run.
+    let head = new_only.then(|| {
+        tokio::task::spawn_blocking(move || {
+            crate::cli::baseline_cmd::at_head(&workspace, &config, &names, offline)
+        })
+    });
     let (tx, rx) = mpsc::unbounded_channel();
     let total = prepared.analyzers();
     let progress = tell_progress(ctx, rx, total);
     let cancel = ctx.ct.child_token();
     let (report, ()) = tokio::join!(prepared.analyse(tx, cancel.clone()), progress);
-    let report = report.map_err(|e| format!("{e:#}"))?;
+    let mut report = report.map_err(|e| format!("{e:#}"))?;
     if cancel.is_cancelled() {
         return Err("cancelled: the analyzers were stopped".to_owned());
     }
-    let baseline = if new_only {
-        Some(super::novelty::known(root).await)
-    } else {
-        None
+    let baseline = match head {
+        None => None,
+        Some(pending) => Some(match pending.await.ok().and_then(Result::ok).flatten() {
+            Some(wanted) => {
+                crate::cli::baseline_cmd::apply(&mut report, &wanted, files.as_deref());
+                New::Head(format!(
+                    "new since {}: what the change introduced",
+                    wanted.against
+                ))
+            }
+            None => New::Known(super::novelty::known(root).await),
+        }),
     };
     Ok(shape(&report, baseline, min, limit))
 }
 
-type Planned = (Prepared, bool, Option<Severity>, usize);
+/// What `new_only` compared with.
+enum New {
+    /// HEAD's findings (the report carries the comparison).
+    Head(String),
+    /// No commit to compare with: what the daemon's runs know.
+    Known(super::novelty::Baseline),
+}
+
+/// A run planned, with what the answer keeps of it.
+struct Planned {
+    prepared: Prepared,
+    workspace: crate::engine::Workspace,
+    config: std::sync::Arc<crate::config::Config>,
+    names: Vec<String>,
+    offline: bool,
+    new_only: bool,
+    min: Option<Severity>,
+    limit: usize,
+}
 
 /// Checks trust and plans the run, as `bgtask run` would with the same
 /// arguments.
@@ -151,15 +194,12 @@ fn prepare(root: &Path, p: AnalysisParams) -> Result<Planned, Failed> {
     refuse_untrusted(&workspace.root, &projects)?;
     let config =
         std::sync::Arc::new(crate::config::load(&workspace.root).map_err(|e| format!("{e:#}"))?);
-    let mut args = RunArgs::for_gate(
-        if p.tasks.is_empty() {
-            vec!["all".to_owned()]
-        } else {
-            p.tasks
-        },
-        p.files.clone(),
-        Format::Json,
-    );
+    let names = if p.tasks.is_empty() {
+        vec!["all".to_owned()]
+    } else {
+        p.tasks
+    };
+    let mut args = RunArgs::for_gate(names.clone(), p.files.clone(), Format::Json);
     if p.files.is_empty() {
         args.since = p.since;
         args.changed = args.since.is_none() && p.scope == Scope::Changed;
@@ -169,12 +209,16 @@ fn prepare(root: &Path, p: AnalysisParams) -> Result<Planned, Failed> {
     args.offline = p.offline;
     let prepared =
         Prepared::new(&args, &workspace, &config, &workspace.root).map_err(|e| format!("{e:#}"))?;
-    Ok((
+    Ok(Planned {
         prepared,
-        p.new_only,
-        p.min_severity,
-        p.limit.unwrap_or(100).min(1000),
-    ))
+        workspace,
+        config,
+        names,
+        offline: p.offline,
+        new_only: p.new_only,
+        min: p.min_severity,
+        limit: p.limit.unwrap_or(100).min(1000),
+    })
 }
 
 /// What a task runs is repository content: an agent may run it only where
@@ -231,13 +275,17 @@ async fn tell_progress(
 }
 
 /// The report as the tool returns it.
-fn shape(
-    report: &Report,
-    baseline: Option<super::novelty::Baseline>,
-    min: Option<Severity>,
-    limit: usize,
-) -> Analysis {
-    let new = baseline.as_ref().map(|b| b.new_ones(&report.findings));
+fn shape(report: &Report, baseline: Option<New>, min: Option<Severity>, limit: usize) -> Analysis {
+    let new: Option<Vec<bool>> = match &baseline {
+        None => None,
+        Some(New::Known(b)) => Some(b.new_ones(&report.findings)),
+        Some(New::Head(_)) => report.baseline.as_ref().map(|c| {
+            c.states
+                .iter()
+                .map(|s| *s == crate::report::BaselineState::New)
+                .collect()
+        }),
+    };
     let mut kept: Vec<&Finding> = report
         .findings
         .iter()
@@ -257,7 +305,10 @@ fn shape(
         summary: report.summary.clone(),
         analyzers: analyzers(report),
         total_findings: report.findings.len(),
-        baseline: baseline.map(|b| b.described),
+        baseline: baseline.map(|b| match b {
+            New::Head(said) => said,
+            New::Known(b) => b.described,
+        }),
         matching,
         omitted: matching - findings.len(),
         findings,

@@ -274,6 +274,32 @@ impl<F: Fn(Output)> Watching<F> {
     }
 
     /// Watches `dirs` with inotify while it lets us, and polls the rest.
+    /// A new directory: watches on it and everything below, and its files
+    /// as changes. Listed again after the watches are on, until nothing
+    /// new turns up: a file written (or a directory made) between a listing
+    /// and its watch would otherwise be missed for good.
+    fn take_in(&mut self, path: &Path) {
+        let mut known: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+        loop {
+            let found = walk(&self.opts.root, path, self.opts.exclude.as_ref(), true);
+            for f in found.files {
+                if !self.filter.ignored(&f, false) {
+                    self.files.insert(f);
+                }
+            }
+            let fresh: Vec<PathBuf> = found
+                .dirs
+                .into_iter()
+                .filter(|d| known.insert(d.clone()))
+                .collect();
+            if fresh.is_empty() {
+                return;
+            }
+            let n = fresh.len();
+            self.add_dirs(fresh, self.watched + self.polled + n);
+        }
+    }
+
     fn add_dirs(&mut self, dirs: Vec<PathBuf>, total: usize) {
         let mut left: Vec<PathBuf> = Vec::new();
         if let Some(w) = self.inotify.as_mut().filter(|_| !self.full) {
@@ -497,14 +523,7 @@ impl<F: Fn(Output)> Watching<F> {
         }
         if created && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
             if !self.filter.ignored(&rel, true) {
-                let found = walk(&self.opts.root, path, self.opts.exclude.as_ref(), true);
-                let n = found.dirs.len();
-                self.add_dirs(found.dirs, self.watched + self.polled + n);
-                for f in found.files {
-                    if !self.filter.ignored(&f, false) {
-                        self.files.insert(f);
-                    }
-                }
+                self.take_in(path);
                 if self.polled > 0 {
                     self.state();
                 }

@@ -428,7 +428,11 @@ fn reliability_28_a_deleted_state_directory_is_recreated_with_its_history() {
     p.start();
     p.bgtask(&["submit", "a"]).code(0);
     wait_for(20, "a to run", || history_tasks(&p) == ["a"]);
-    std::fs::remove_dir_all(p.path().join(".bgtask")).unwrap();
+    // Gone at once, as `rm -rf` ends: the daemon may write into it while a
+    // recursive delete walks it.
+    let gone = p.path().join("gone.bgtask");
+    std::fs::rename(p.path().join(".bgtask"), &gone).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap_or_default();
     p.bgtask(&["submit", "b"]).code(0);
     wait_for(20, "b in history", || history_tasks(&p) == ["b", "a"]);
     assert!(p.path().join(".bgtask/state.db").is_file());
