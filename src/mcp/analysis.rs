@@ -1,8 +1,9 @@
 //! `run_analysis`: `bgtask run` for an agent — the same engine (cache
 //! included) on the given files or the changed ones, progress as MCP
 //! progress notifications, `notifications/cancelled` stopping the
-//! analyzers, and with `new_only` only what the daemon's latest runs did
-//! not find (the notifier's novelty rule).
+//! analyzers, and with `new_only` only what HEAD did not have (HEAD's
+//! findings as `bgtask run --baseline-ref HEAD` gets them: analysed once
+//! per commit, then cached), matched by the findings' identities.
 
 use std::path::{Path, PathBuf};
 

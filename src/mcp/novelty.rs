@@ -1,6 +1,8 @@
-//! What `run_analysis` with `new_only` compares with: the findings every
-//! task of the daemon knows now (the notifier's novelty rule, per file from
-//! the latest run that looked at it), matched as the notifier matches.
+//! What `run_analysis` with `new_only` compares with when there is no
+//! commit to compare with (`analysis.rs` uses HEAD's findings otherwise):
+//! the findings every task of the daemon knows now (the notifier's novelty
+//! rule, per file from the latest run that looked at it), matched as the
+//! notifier matches.
 
 use std::path::Path;
 

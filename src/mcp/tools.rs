@@ -29,9 +29,9 @@ impl Bgtask {
         description = "Run analyzers now, in the foreground, and return their findings: \
         security scanners, linters, complexity, tests — whatever this worktree's tasks define \
         (`list_tasks`). By default every task on the files changed vs HEAD; name `files`, or \
-        `scope: project` for everything. `new_only: true` keeps only what the background runs \
-        did not already know: what your change introduced. Results are cached by file content, \
-        so re-running after a small edit costs only the edited files. Long runs send progress; \
+        `scope: project` for everything. `new_only: true` keeps only what HEAD did not have: what \
+        your uncommitted change introduced (moved or reindented code is recognised). Results \
+        are cached by file content, so re-running after a small edit costs only the edited files. Long runs send progress; \
         cancelling stops the analyzers. An analyzer that failed makes the result an error \
         with the reason.",
         output_schema = rmcp::handler::server::common::schema_for_output::<super::analysis::Analysis>(),
