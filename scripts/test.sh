@@ -5,8 +5,9 @@
 #      eslint from npm) into target/test-cache with `bgtask tools install`,
 #      and the real servers the notification tests start: aiosmtpd (PyPI,
 #      into target/test-cache/notify-venv) and, when missing, dbus, dunst,
-#      xvfb, openssl, curl (the HTTP client of the dashboard's tests) and
-#      chromium from Debian's packages (as root), and Playwright for Python
+#      xvfb, openssl, curl (the HTTP client of the dashboard's tests),
+#      chromium and neovim (the editor of the LSP test) from Debian's
+#      packages (as root), and Playwright for Python
 #      (PyPI, into target/test-cache/browser-venv) to drive the browser; the
 #      MCP clients the MCP tests use: the official Python SDK (PyPI `mcp`,
 #      into target/test-cache/mcp-venv), the MCP Inspector and the MCP
@@ -30,9 +31,9 @@ echo "==> building"
 cargo build --locked --quiet
 echo "==> installing the analyzers the tests use into $BGTASK_TEST_CACHE"
 BGTASK_CACHE_DIR="$BGTASK_TEST_CACHE" target/debug/bgtask --quiet tools install --all
-echo "==> notification test servers, curl and chromium for the dashboard's tests"
+echo "==> notification test servers, curl and chromium for the dashboard's tests, neovim for the LSP test"
 missing=()
-for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl curl:curl chromium:chromium; do
+for pair in dbus-daemon:dbus dbus-monitor:dbus Xvfb:xvfb dunst:dunst dunstctl:dunst openssl:openssl curl:curl chromium:chromium nvim:neovim; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
 done
 if ((${#missing[@]})); then

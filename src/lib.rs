@@ -51,6 +51,8 @@
 //!   SSE, the page).
 //! - [`mcp`]: the Model Context Protocol server for AI coding agents (on
 //!   stdio, and at the dashboard's `/mcp`).
+//! - [`lsp`]: the Language Server (stdio) showing current findings as
+//!   editor diagnostics.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod analyze;
@@ -69,6 +71,7 @@ pub mod git;
 pub mod globs;
 pub mod hooks;
 pub mod ipc;
+pub mod lsp;
 pub mod mcp;
 pub mod notifier;
 pub mod repofile;

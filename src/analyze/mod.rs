@@ -31,4 +31,5 @@ pub use explain::{DOC_TIMEOUT, Explanation, MAX_CONTEXT_LINES, SourceLine, expla
 pub use finding::{Finding, Location, Package, Severity, sort_findings};
 pub use identity::Identity;
 pub use parsers::TestCounts;
+pub use rule_doc::{RuleDoc, rule_doc};
 pub use status::RunStatus;

@@ -137,6 +137,9 @@ pub enum Command {
     /// An MCP server on stdio for AI coding agents: findings, runs and analyses of this worktree as tools.
     #[command(after_help = MCP_EXAMPLES)]
     Mcp,
+    /// A Language Server on stdio: the worktree's current findings as editor diagnostics, updated as runs finish.
+    #[command(after_help = LSP_EXAMPLES)]
+    Lsp,
     /// Cancel a waiting or running job, or every waiting one (--waiting).
     #[command(
         after_help = "Examples:\n  bgtask cancel 17\n  bgtask cancel --waiting --task tests    # every queued job of `tests`"
@@ -234,6 +237,12 @@ In an agent's MCP config:  {\"command\": \"bgtask\", \"args\": [\"mcp\"]}
 Over HTTP, `bgtask dashboard` serves the same at /mcp?project=ID (with the dashboard's token).
 Agents can run analyses, read runs and findings, queue, cancel and retry work, and pause the
 automation; they cannot trust a worktree or install hooks.";
+
+const LSP_EXAMPLES: &str = "Examples:
+  bgtask lsp                   # started by the editor, for its workspace folder's worktree
+In Neovim:  vim.lsp.start({name = \"bgtask\", cmd = {\"bgtask\", \"lsp\"}})
+Each open file shows its current findings (what the latest run of each task found there);
+they update as the daemon finishes runs, and stay (without updates) while it is stopped.";
 
 const DASHBOARD_EXAMPLES: &str = "Examples:
   bgtask dashboard                        # prints \"open http://127.0.0.1:7420/?token=…\" and opens the browser
@@ -367,6 +376,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Events(args) => events_cmd::events(&ctx, &args),
         Command::Dashboard(args) => dashboard(args),
         Command::Mcp => crate::mcp::serve_stdio(&ctx.cwd),
+        Command::Lsp => crate::lsp::serve_stdio(&ctx.cwd),
         Command::Cancel(args) => jobs_cmd::cancel(&ctx, &args),
         Command::Retry(args) => jobs_cmd::retry(&ctx, &args),
         Command::Pause(args) => pause_cmd::pause(&ctx, &args),

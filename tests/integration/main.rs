@@ -23,6 +23,7 @@ mod hooks;
 mod hostile;
 mod javascript;
 mod loops;
+mod lsp;
 mod mcp;
 mod mcp_clients;
 mod monorepo;
