@@ -15,4 +15,4 @@ pub use changes::{
 };
 pub use command::{GitError, git, split_z};
 pub use dirs::{GitDirs, OPERATIONS, is_object_id};
-pub use web::{blob_url, web_url};
+pub use web::{blob_url, encode_path, web_url};

@@ -83,8 +83,9 @@ pub fn blob_url(repository: &str, commit: &str, path: &str, line: Option<u32>) -
     }
 }
 
-/// Percent-encodes everything in a path but unreserved characters and `/`.
-fn encode_path(path: &str) -> String {
+/// Percent-encodes everything in a path but unreserved characters and `/`
+/// (RFC 3986), for links and SARIF URIs.
+pub fn encode_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {

@@ -195,14 +195,11 @@ pub fn tasks(root: &Path) -> Result<Tasks, Failed> {
 /// worktree now (through `repofile`: nothing outside it).
 pub fn with_code(root: &Path, findings: &[crate::store::CurrentFinding]) -> String {
     let mut out = String::new();
-    let text = findings
+    let lines = findings
         .first()
-        .and_then(|f| {
-            crate::repofile::read_to_string(Some(root), &root.join(&f.path), 4 << 20).ok()
-        })
+        .and_then(|f| crate::repofile::read_lines(root, &f.path, 4 << 20).ok())
         .flatten()
         .unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
     for f in findings {
         let at = f.line.map_or_else(String::new, |l| format!(":{l}"));
         let _ = writeln!(

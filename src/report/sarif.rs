@@ -19,7 +19,6 @@
 //! scanning that every earlier alert of that tool was fixed.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use serde_json::{Value, json};
 
@@ -47,19 +46,6 @@ fn security_severity(s: Severity) -> &'static str {
         Severity::Low => "3.0",
         Severity::Info => "0.0",
     }
-}
-
-/// RFC 3986 path encoding: unreserved characters and `/` stay.
-fn uri(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// A result to write: a finding and, with a baseline in play, its
@@ -264,7 +250,7 @@ fn result(f: &Finding, rule_index: usize) -> Value {
         }
         res["locations"] = json!([{
             "physicalLocation": {
-                "artifactLocation": { "uri": uri(&loc.path), "uriBaseId": "%SRCROOT%" },
+                "artifactLocation": { "uri": crate::git::encode_path(&loc.path), "uriBaseId": "%SRCROOT%" },
                 "region": region,
             }
         }]);
@@ -293,8 +279,11 @@ mod tests {
 
     #[test]
     fn uris_are_percent_encoded() {
-        assert_eq!(uri("src/a b/ü.py"), "src/a%20b/%C3%BC.py");
-        assert_eq!(uri("x-1_~.py"), "x-1_~.py");
+        assert_eq!(
+            crate::git::encode_path("src/a b/ü.py"),
+            "src/a%20b/%C3%BC.py"
+        );
+        assert_eq!(crate::git::encode_path("x-1_~.py"), "x-1_~.py");
     }
 
     fn validator() -> jsonschema::Validator {
