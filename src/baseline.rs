@@ -113,6 +113,34 @@ impl Baseline {
         serde_json::from_str(&text).map_err(|e| corrupt(&e))
     }
 
+    /// Accepts one more finding (an editor's "add to baseline"); `false`
+    /// when it is in already (same analyzer, rule, path and fingerprint).
+    pub fn add(&mut self, finding: Finding) -> bool {
+        let same = |f: &Finding| {
+            f.analyzer == finding.analyzer
+                && f.rule == finding.rule
+                && f.path() == finding.path()
+                && f.fingerprint == finding.fingerprint
+        };
+        if self.findings.iter().any(same) {
+            return false;
+        }
+        self.findings.push(finding);
+        crate::analyze::sort_findings(&mut self.findings);
+        true
+    }
+
+    /// Writes the file at `path` whole or not at all (a temporary file
+    /// beside it, renamed over it).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))?;
+        tmp.write_all(self.to_text().as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     /// The file's text: sorted findings, one per line.
     pub fn to_text(&self) -> String {
         let mut out = String::from("{\n");

@@ -45,6 +45,10 @@ impl TriggerSource {
     }
 }
 
+/// Not a git hook: an editor opened files no run has looked at (`bgtask
+/// lsp`), delivered as a hook naming them in `args`; a save of them.
+pub const EDITOR_OPEN: &str = "editor-open";
+
 /// What a git hook saw, as `bgtask hook` captures it: no config read, no
 /// git process started. The daemon works out the files and tasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]

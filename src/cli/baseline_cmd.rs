@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::Ctx;
@@ -74,16 +75,12 @@ fn write(
         );
         return Ok(report.exit_code);
     }
-    let commit = crate::git::git(
-        &workspace.root,
-        &["rev-parse", "--verify", "--quiet", "HEAD"],
-    )
-    .ok()
-    .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
-    .filter(|c| !c.is_empty());
+    let commit = crate::git::head_commit(&workspace.root);
     let baseline = Baseline::new(&report.findings, names, commit);
     let path = file.unwrap_or_else(|| workspace.root.join(FILE));
-    super::run_cmd::write_atomic(&path, &baseline.to_text())?;
+    baseline
+        .write(&path)
+        .with_context(|| format!("write {}", path.display()))?;
     if !ctx.quiet {
         anstream::println!(
             "recorded {} findings in {}{}; commit it so CI and your team compare with it",

@@ -68,7 +68,7 @@ pub fn baseline(
     if let Some(dir) = cached.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    super::run_cmd::write_atomic(&cached, &baseline.to_text())?;
+    baseline.write(&cached)?;
     Ok(Some((against, baseline)))
 }
 

@@ -15,6 +15,7 @@ mod init;
 mod jobs_cmd;
 mod notify_cmd;
 mod pause_cmd;
+pub use pause_cmd::status_line as automation_line;
 mod progress;
 mod report_cmd;
 pub(crate) mod run_cmd;
@@ -139,7 +140,7 @@ pub enum Command {
     Mcp,
     /// A Language Server on stdio: the worktree's current findings as editor diagnostics, updated as runs finish.
     #[command(after_help = LSP_EXAMPLES)]
-    Lsp,
+    Lsp(LspArgs),
     /// Cancel a waiting or running job, or every waiting one (--waiting).
     #[command(
         after_help = "Examples:\n  bgtask cancel 17\n  bgtask cancel --waiting --task tests    # every queued job of `tests`"
@@ -240,9 +241,14 @@ automation; they cannot trust a worktree or install hooks.";
 
 const LSP_EXAMPLES: &str = "Examples:
   bgtask lsp                   # started by the editor, for its workspace folder's worktree
+  bgtask lsp --doctor          # what the server sees here, and what to fix when nothing shows
 In Neovim:  vim.lsp.start({name = \"bgtask\", cmd = {\"bgtask\", \"lsp\"}})
 Each open file shows its current findings (what the latest run of each task found there);
-they update as the daemon finishes runs, and stay (without updates) while it is stopped.";
+they update as the daemon finishes runs, and stay (without updates) while it is stopped.
+A file no run has looked at is analysed when opened (initializationOptions
+{\"analyzeOnOpen\": false} turns that off). With a .bgtask-baseline.json, accepted findings
+are hints and the rest are marked new. Code actions: accept a finding in the baseline, show
+its run in the dashboard.";
 
 const DASHBOARD_EXAMPLES: &str = "Examples:
   bgtask dashboard                        # prints \"open http://127.0.0.1:7420/?token=…\" and opens the browser
@@ -250,6 +256,16 @@ const DASHBOARD_EXAMPLES: &str = "Examples:
   curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:7420/api/v1/projects
   bgtask dashboard --listen 0.0.0.0:7420 --tls-cert cert.pem --tls-key key.pem --allow-host dash.example.com
 Every worktree whose daemon started lately is listed; a second `bgtask dashboard` prints the running one's address.";
+
+#[derive(Debug, Args)]
+pub struct LspArgs {
+    /// Do not serve: say what the server would see here (worktree, config, findings, daemon, trust, baseline, dashboard) and how to set an editor up.
+    #[arg(long)]
+    pub doctor: bool,
+    /// With --doctor: as JSON.
+    #[arg(long, requires = "doctor")]
+    pub json: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -376,7 +392,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Events(args) => events_cmd::events(&ctx, &args),
         Command::Dashboard(args) => dashboard(args),
         Command::Mcp => crate::mcp::serve_stdio(&ctx.cwd),
-        Command::Lsp => crate::lsp::serve_stdio(&ctx.cwd),
+        Command::Lsp(args) if args.doctor => crate::lsp::doctor(&ctx.cwd, args.json),
+        Command::Lsp(_) => crate::lsp::serve_stdio(&ctx.cwd),
         Command::Cancel(args) => jobs_cmd::cancel(&ctx, &args),
         Command::Retry(args) => jobs_cmd::retry(&ctx, &args),
         Command::Pause(args) => pause_cmd::pause(&ctx, &args),

@@ -10,6 +10,7 @@
 //! | `post-merge` | `merge` | `ORIG_HEAD..HEAD` |
 //! | `post-checkout` of a branch | `checkout` | old..new (nothing for a file checkout) |
 //! | `pre-push` | `push` | the pushed commits' files |
+//! | `editor-open` (`bgtask lsp`) | `save` | the opened file, never analysed |
 //! | HEAD moved, no hook said so | `commit` | old..new |
 //!
 //! A hook's own HEAD (read when it ran) is used, not today's: during a
@@ -19,9 +20,22 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::TriggerKind;
-use crate::event::{Arrival, HookEvent, TriggerSource};
+use crate::event::{Arrival, EDITOR_OPEN, HookEvent, TriggerSource};
 use crate::git::{NULL_ID, commit_files, is_object_id, names, pushed_files, range_files};
 pub use crate::schedule::route::Resolved;
+
+/// The files an `editor-open` names: regular files of the worktree, by
+/// repo-relative paths that stay inside it.
+fn opened(root: &Path, args: &[String]) -> BTreeSet<PathBuf> {
+    args.iter()
+        .map(PathBuf::from)
+        .filter(|p| {
+            p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .filter(|p| std::fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_file()))
+        .collect()
+}
 
 /// The kind and files of a hook other than the commit hooks.
 fn hook_kind_and_files(
@@ -31,6 +45,9 @@ fn hook_kind_and_files(
 ) -> Option<(TriggerKind, BTreeSet<PathBuf>)> {
     let head = h.head.as_deref();
     let kind = match h.hook.as_str() {
+        // Not a git hook: an editor opened files no run has looked at
+        // (`bgtask lsp`). The tasks a save of them starts analyse them.
+        EDITOR_OPEN => TriggerKind::Save,
         "post-merge" => TriggerKind::Merge,
         "post-checkout" => TriggerKind::Checkout,
         "pre-push" => TriggerKind::Push,
@@ -62,6 +79,7 @@ fn hook_kind_and_files(
             Some((TriggerKind::Checkout, files))
         }
         "pre-push" => Some((TriggerKind::Push, pushed_files(root, &h.stdin))),
+        EDITOR_OPEN => Some((TriggerKind::Save, opened(root, &h.args))),
         _ => None,
     }
 }
@@ -292,6 +310,24 @@ mod tests {
         );
         let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
         assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
+    }
+
+    /// An editor opened files: a save of those inside the worktree.
+    #[test]
+    fn an_editor_open_is_a_save_of_the_worktrees_files_it_names() {
+        let (dir, _, two) = two_commits();
+        let root = dir.path();
+        let opened = hook(
+            EDITOR_OPEN,
+            &["a.py", "../a.py", "/etc/passwd", "missing.py", "."],
+            "",
+            &two,
+        );
+        let r = resolve(root, std::slice::from_ref(&opened), &all());
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].kind, TriggerKind::Save);
+        assert_eq!(files(&r[0]), ["a.py"]);
+        assert!(resolve(root, &[opened], &[TriggerKind::Commit].into()).is_empty());
     }
 
     /// Two commits in one batch: each commit's own files, not a diff

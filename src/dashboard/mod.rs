@@ -115,6 +115,57 @@ fn find_running(file: &Path) -> Option<Running> {
     (alive && answers).then_some(r)
 }
 
+/// The address of the dashboard this user runs, if one does.
+pub fn running_url() -> Option<String> {
+    find_running(&running_file().ok()?).map(|r| r.url)
+}
+
+/// The dashboard page of run `run_id` of the worktree at `root`, in the
+/// dashboard this user runs; one is started in the background (no
+/// browser) when none does. With whether it was started now.
+pub fn run_page(root: &Path, run_id: i64) -> anyhow::Result<(String, bool)> {
+    let (r, started) = match find_running(&running_file()?) {
+        Some(r) => (r, false),
+        None => (start_in_background()?, true),
+    };
+    let project = crate::state::registry::id_of(root);
+    Ok((
+        format!("{}/?token={}#/p/{project}/run/{run_id}", r.url, r.token),
+        started,
+    ))
+}
+
+/// Starts `bgtask dashboard` in its own process group, outliving the
+/// caller, and reads where it serves from its first line: on its usual
+/// port, else (taken) on any free one.
+fn start_in_background() -> anyhow::Result<Running> {
+    start_detached(&[]).or_else(|first| {
+        start_detached(&["--port", "0"]).map_err(|e| e.context(format!("{first:#}")))
+    })
+}
+
+fn start_detached(args: &[&str]) -> anyhow::Result<Running> {
+    use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().context("find bgtask")?)
+        .args(["dashboard", "--no-open", "--json"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("start `bgtask dashboard`")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    // Reaped when it ends, so it is no zombie while the caller lives.
+    std::thread::spawn(move || child.wait());
+    serde_json::from_str(&line).context("`bgtask dashboard` did not start")
+}
+
 fn say(r: &Running, json: bool, reused: bool) {
     if json {
         println!(

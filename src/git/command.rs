@@ -14,6 +14,15 @@ pub struct GitError {
     pub message: String,
 }
 
+/// HEAD's commit in the worktree at `dir`, asked of git; `None` before
+/// the first commit or outside a repository.
+pub fn head_commit(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "--verify", "--quiet", "HEAD"])
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
+        .filter(|c| !c.is_empty())
+}
+
 /// Runs git in `dir`; its stdout.
 pub fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     let failed = |message: String| GitError {

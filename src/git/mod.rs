@@ -13,6 +13,6 @@ mod web;
 pub use changes::{
     NULL_ID, commit_files, names, prefetch_range, pushed_files, range_files, renames,
 };
-pub use command::{GitError, git, split_z};
+pub use command::{GitError, git, head_commit, split_z};
 pub use dirs::{GitDirs, OPERATIONS, is_object_id};
 pub use web::{blob_url, encode_path, web_url};

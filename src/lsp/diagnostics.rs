@@ -199,9 +199,22 @@ fn doc_link(root: &Path, f: &CurrentFinding) -> Option<Uri> {
 
 /// The diagnostics of a document for its findings, in their order: read
 /// when the file on disk was `saved`, shown in its current `text`.
+/// Whether each finding is accepted in the baseline, when there is one.
+#[derive(Debug, Clone, Copy)]
+pub enum Baseline<'a> {
+    /// No baseline: nothing is new or accepted.
+    None,
+    /// One mark per finding: accepted (a hint), or new.
+    Marks(&'a [bool]),
+}
+
+/// The findings as diagnostics of `text`, read against `saved`. An
+/// accepted finding is a hint saying so; with a baseline, the others are
+/// new (`data.new`). `data` names the finding for the code actions.
 pub fn diagnostics(
     root: &Path,
     findings: &[CurrentFinding],
+    baseline: Baseline<'_>,
     saved: &str,
     text: &str,
 ) -> Vec<Diagnostic> {
@@ -209,20 +222,45 @@ pub fn diagnostics(
     let moves = Moves::new(&self::lines(saved), &lines);
     findings
         .iter()
-        .filter_map(|f| {
+        .enumerate()
+        .filter_map(|(i, f)| {
             let range = line_range(&moves, &lines, f.line)?;
-            Some((f, range))
-        })
-        .map(|(f, range)| Diagnostic {
-            range,
-            severity: Some(severity(&f.severity)),
-            code: Some(NumberOrString::String(f.rule.clone())),
-            code_description: doc_link(root, f).map(|href| CodeDescription { href }),
-            source: Some(format!("bgtask: {}", f.analyzer)),
-            message: f.message.clone(),
-            ..Diagnostic::default()
+            let accepted = match baseline {
+                Baseline::None => None,
+                Baseline::Marks(m) => Some(m.get(i).copied().unwrap_or(false)),
+            };
+            Some(diagnostic(root, f, range, accepted))
         })
         .collect()
+}
+
+fn diagnostic(root: &Path, f: &CurrentFinding, range: Range, accepted: Option<bool>) -> Diagnostic {
+    let target = super::actions::Target {
+        path: f.path.clone(),
+        task: f.task.clone(),
+        run_id: f.run_id,
+        fingerprint: f.fingerprint.clone(),
+        accepted: accepted == Some(true),
+        new: accepted == Some(false),
+    };
+    let (severity, message) = if target.accepted {
+        (
+            DiagnosticSeverity::HINT,
+            format!("{} (accepted in the baseline)", f.message),
+        )
+    } else {
+        (severity(&f.severity), f.message.clone())
+    };
+    Diagnostic {
+        range,
+        severity: Some(severity),
+        code: Some(NumberOrString::String(f.rule.clone())),
+        code_description: doc_link(root, f).map(|href| CodeDescription { href }),
+        source: Some(format!("bgtask: {}", f.analyzer)),
+        message,
+        data: serde_json::to_value(target).ok(),
+        ..Diagnostic::default()
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +278,7 @@ mod tests {
             line,
             message: format!("{rule} here"),
             fingerprint: "f:0".into(),
+            identity: None,
         }
     }
 
@@ -371,7 +410,7 @@ mod tests {
         ];
         let saved = "import pickle\npickle.loads(b)\nPASSWORD = 'x'\n";
         let text = "import pickle\n\npickle.dumps(b)\nPASSWORD = 'x'\n";
-        let d = diagnostics(dir.path(), &found, saved, text);
+        let d = diagnostics(dir.path(), &found, Baseline::None, saved, text);
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].code, Some(NumberOrString::String("B105".into())));
         assert_eq!(
@@ -388,7 +427,7 @@ mod tests {
             finding("pylint", "C0116", "low", Some(1)),
         ];
         let text = "import pickle\npickle.loads(b)\n";
-        let d = diagnostics(dir.path(), &found, text, text);
+        let d = diagnostics(dir.path(), &found, Baseline::None, text, text);
         assert_eq!(d.len(), 2);
         assert_eq!(
             d[0].range,
@@ -404,5 +443,33 @@ mod tests {
         );
         assert_eq!(d[1].severity, Some(DiagnosticSeverity::INFORMATION));
         assert_eq!(d[1].source.as_deref(), Some("bgtask: pylint"));
+    }
+
+    #[test]
+    fn accepted_findings_are_hints_and_the_others_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let found = [
+            finding("bandit", "B301", "high", Some(1)),
+            finding("bandit", "B105", "high", Some(2)),
+        ];
+        let text = "a\nb\n";
+        let d = diagnostics(
+            dir.path(),
+            &found,
+            Baseline::Marks(&[true, false]),
+            text,
+            text,
+        );
+        assert_eq!(d[0].severity, Some(DiagnosticSeverity::HINT));
+        assert_eq!(d[0].message, "B301 here (accepted in the baseline)");
+        assert_eq!(d[0].data.as_ref().unwrap()["accepted"], true);
+        assert_eq!(d[1].severity, Some(DiagnosticSeverity::ERROR));
+        assert_eq!(d[1].data.as_ref().unwrap()["new"], true);
+        let none = diagnostics(dir.path(), &found, Baseline::None, text, text);
+        let data = none[1].data.as_ref().unwrap();
+        assert_eq!(data["accepted"], false);
+        assert!(data.get("new").is_none());
+        assert_eq!(data["run_id"], 1);
+        assert_eq!(data["fingerprint"], "f:0");
     }
 }

@@ -1,21 +1,31 @@
 //! `bgtask lsp`: a Language Server on stdio that shows the worktree's
 //! current findings (`store/current.rs`) as diagnostics in the editor,
 //! and updates them as the daemon finishes runs. It reads the store and
-//! follows the daemon's events; it never runs an analyzer or asks the
-//! daemon to, and works with the daemon stopped (the last findings, no
-//! live updates until it is back).
+//! follows the daemon's events; it never runs an analyzer itself, and
+//! works with the daemon stopped (the last findings, no live updates until
+//! it is back). A file opened that no run has looked at is handed to the
+//! daemon as a save would be.
 //!
 //! - `server.rs`: capabilities, push or pull, the open documents, answers;
 //! - `diagnostics.rs`: a finding as a diagnostic (severity, the line in
-//!   UTF-16 units, rule, analyzer, documentation link);
+//!   UTF-16 units, rule, analyzer, documentation link, baseline state);
+//! - `accepted.rs`: the baseline's findings, and adding one;
+//! - `actions.rs`: code actions (add to the baseline, show in the
+//!   dashboard) and their commands;
+//! - `opened.rs`: asking the daemon to analyse an opened file;
+//! - `doctor.rs`: `bgtask lsp --doctor`;
 //! - `follow.rs`: the daemon's event stream, reconnecting while it is down;
 //! - `uri.rs`: `file:` URIs to repo-relative paths.
 //!
 //! Stdout carries LSP messages only (rust-analyzer's `lsp-server`
 //! transport); logs go to stderr.
 
+mod accepted;
+mod actions;
 mod diagnostics;
+mod doctor;
 mod follow;
+mod opened;
 mod server;
 mod uri;
 
@@ -25,7 +35,8 @@ use anyhow::Context;
 use lsp_server::{Connection, ErrorCode, Message, Response};
 
 use crate::exit;
-use server::{Mode, Server};
+pub use doctor::doctor;
+use server::{Client, Server};
 
 /// Serves LSP on stdin/stdout until the editor shuts the server down or
 /// closes stdin. The worktree is the editor's workspace folder (else its
@@ -35,7 +46,8 @@ pub fn serve_stdio(dir: &Path) -> anyhow::Result<u8> {
     let (id, params) = connection
         .initialize_start()
         .context("wait for the editor's `initialize`")?;
-    let mode = Mode::for_client(&params["capabilities"]);
+    let client = Client::from_initialize(&params);
+    let mode = client.mode;
     let root = match worktree(&params, dir) {
         Ok(root) => root,
         Err(e) => {
@@ -59,7 +71,7 @@ pub fn serve_stdio(dir: &Path) -> anyhow::Result<u8> {
 
     let (changed_tx, changed) = crossbeam_channel::unbounded();
     follow::spawn(root.clone(), changed_tx);
-    let mut server = Server::new(root, mode, connection.sender.clone());
+    let mut server = Server::new(root, client, connection.sender.clone());
     let mut changed = changed;
     loop {
         crossbeam_channel::select! {

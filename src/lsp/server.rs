@@ -14,16 +14,24 @@ use lsp_types::notification::{
     DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, Notification as _,
     PublishDiagnostics,
 };
-use lsp_types::request::{DocumentDiagnosticRequest, Request as _, WorkspaceDiagnosticRefresh};
+use lsp_types::request::{
+    CodeActionRequest, DocumentDiagnosticRequest, ExecuteCommand, Request as _, ShowDocument,
+    WorkspaceDiagnosticRefresh,
+};
 use lsp_types::{
-    Diagnostic, DiagnosticOptions, DiagnosticServerCapabilities, DocumentDiagnosticParams,
-    DocumentDiagnosticReport, DocumentDiagnosticReportResult, FullDocumentDiagnosticReport,
-    PublishDiagnosticsParams, RelatedFullDocumentDiagnosticReport, ServerCapabilities,
+    CodeActionParams, CodeActionProviderCapability, Diagnostic, DiagnosticOptions,
+    DiagnosticServerCapabilities, DocumentDiagnosticParams, DocumentDiagnosticReport,
+    DocumentDiagnosticReportResult, ExecuteCommandOptions, ExecuteCommandParams,
+    FullDocumentDiagnosticReport, MessageType, PublishDiagnosticsParams,
+    RelatedFullDocumentDiagnosticReport, ServerCapabilities, ShowDocumentParams, ShowMessageParams,
     TextDocumentSyncCapability, TextDocumentSyncKind, Uri,
 };
 use tracing::{debug, warn};
 
-use super::{diagnostics, uri};
+use super::accepted::Accepted;
+use super::actions::{self, Done};
+use super::diagnostics::{self, Baseline};
+use super::{opened, uri};
 use crate::store::{CurrentFinding, Store};
 
 /// How the editor takes diagnostics.
@@ -59,6 +67,11 @@ impl Mode {
 pub fn capabilities(mode: Mode) -> ServerCapabilities {
     ServerCapabilities {
         text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::FULL)),
+        code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+        execute_command_provider: Some(ExecuteCommandOptions {
+            commands: actions::commands(),
+            ..ExecuteCommandOptions::default()
+        }),
         diagnostic_provider: (mode == Mode::Pull).then(|| {
             DiagnosticServerCapabilities::Options(DiagnosticOptions {
                 identifier: Some("bgtask".into()),
@@ -78,6 +91,8 @@ struct Doc {
     text: String,
     /// Its current findings, read when the file on disk was `saved`.
     findings: Vec<CurrentFinding>,
+    /// For each finding, whether the baseline accepted it.
+    accepted: Vec<bool>,
     saved: String,
     /// The diagnostics last published (push mode).
     published: Option<Vec<Diagnostic>>,
@@ -85,13 +100,22 @@ struct Doc {
 
 impl Doc {
     /// Reads the document's findings again, and the file they are against.
-    fn reload(&mut self, root: &Path, store: Option<&Store>) {
+    fn reload(&mut self, root: &Path, store: Option<&Store>, accepted: &Accepted) {
         self.findings = findings(root, store, self.uri.as_str());
+        self.accepted = match uri::relative(root, self.uri.as_str()) {
+            Some(path) => accepted.marks(&path, &self.findings),
+            None => Vec::new(),
+        };
         self.saved = saved(root, &self.uri).unwrap_or_else(|| self.text.clone());
     }
 
-    fn diagnostics(&self, root: &Path) -> Vec<Diagnostic> {
-        diagnostics::diagnostics(root, &self.findings, &self.saved, &self.text)
+    fn diagnostics(&self, root: &Path, accepted: &Accepted) -> Vec<Diagnostic> {
+        let baseline = if accepted.exists() {
+            Baseline::Marks(&self.accepted)
+        } else {
+            Baseline::None
+        };
+        diagnostics::diagnostics(root, &self.findings, baseline, &self.saved, &self.text)
     }
 }
 
@@ -107,24 +131,76 @@ fn saved(root: &Path, uri: &Uri) -> Option<String> {
         .flatten()
 }
 
+/// What the editor asked for and can do, from `initialize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub mode: Mode,
+    /// Ask the daemon to analyse an opened file no run has looked at
+    /// (`initializationOptions.analyzeOnOpen`, on unless `false`).
+    pub analyze_on_open: bool,
+    /// It opens pages on `window/showDocument`.
+    pub shows_documents: bool,
+}
+
+impl Client {
+    pub fn from_initialize(params: &serde_json::Value) -> Client {
+        let caps = &params["capabilities"];
+        Client {
+            mode: Mode::for_client(caps),
+            analyze_on_open: params["initializationOptions"]["analyzeOnOpen"] != false,
+            shows_documents: caps["window"]["showDocument"]["support"] == true,
+        }
+    }
+}
+
 /// The server: one worktree, its open documents, the way out to the editor.
 pub struct Server {
     root: PathBuf,
     mode: Mode,
+    client: Client,
     out: Sender<Message>,
     docs: HashMap<String, Doc>,
+    accepted: Accepted,
+    /// Files the daemon was asked to analyse on opening (once each).
+    asked: std::collections::HashSet<String>,
     next_id: i32,
 }
 
 impl Server {
-    pub fn new(root: PathBuf, mode: Mode, out: Sender<Message>) -> Server {
+    pub fn new(root: PathBuf, client: Client, out: Sender<Message>) -> Server {
         Server {
             root,
-            mode,
+            mode: client.mode,
+            client,
             out,
             docs: HashMap::new(),
+            accepted: Accepted::default(),
+            asked: std::collections::HashSet::new(),
             next_id: 0,
         }
+    }
+
+    /// Reads the baseline again if it changed; a broken one is said.
+    fn refresh_baseline(&mut self) {
+        if let Some(problem) = self.accepted.refresh(&self.root) {
+            self.say(MessageType::WARNING, problem);
+        }
+    }
+
+    fn say(&self, typ: MessageType, message: String) {
+        self.send(Notification::new(
+            "window/showMessage".to_owned(),
+            ShowMessageParams { typ, message },
+        ));
+    }
+
+    fn request_editor<P: serde::Serialize>(&mut self, method: &str, params: P) {
+        self.next_id += 1;
+        self.send(Request::new(
+            RequestId::from(self.next_id),
+            method.to_owned(),
+            params,
+        ));
     }
 
     fn send(&self, message: impl Into<Message>) {
@@ -134,19 +210,69 @@ impl Server {
     }
 
     pub fn request(&mut self, req: Request) {
-        if req.method == DocumentDiagnosticRequest::METHOD {
-            let answer = match serde_json::from_value::<DocumentDiagnosticParams>(req.params) {
-                Ok(p) => Response::new_ok(req.id, self.pulled(&p.text_document.uri)),
-                Err(e) => invalid(req.id, &e),
-            };
-            self.send(answer);
-        } else {
-            self.send(Response::new_err(
+        let answer = match req.method.as_str() {
+            DocumentDiagnosticRequest::METHOD => {
+                self.refresh_baseline();
+                match serde_json::from_value::<DocumentDiagnosticParams>(req.params) {
+                    Ok(p) => Response::new_ok(req.id, self.pulled(&p.text_document.uri)),
+                    Err(e) => invalid(req.id, &e),
+                }
+            }
+            CodeActionRequest::METHOD => {
+                match serde_json::from_value::<CodeActionParams>(req.params) {
+                    Ok(p) => {
+                        Response::new_ok(req.id, actions::for_diagnostics(&p.context.diagnostics))
+                    }
+                    Err(e) => invalid(req.id, &e),
+                }
+            }
+            ExecuteCommand::METHOD => {
+                match serde_json::from_value::<ExecuteCommandParams>(req.params) {
+                    Ok(p) => self.execute(req.id, &p),
+                    Err(e) => invalid(req.id, &e),
+                }
+            }
+            _ => Response::new_err(
                 req.id,
                 ErrorCode::MethodNotFound as i32,
                 format!("bgtask does not answer {}", req.method),
-            ));
+            ),
+        };
+        self.send(answer);
+    }
+
+    /// Runs a code action's command; the editor hears what it did.
+    fn execute(&mut self, id: RequestId, p: &ExecuteCommandParams) -> Response {
+        let store = open_store(&self.root);
+        match actions::execute(&self.root, store.as_ref(), &p.command, &p.arguments) {
+            Ok(Done::Accepted(said)) => {
+                self.say(MessageType::INFO, said);
+                self.runs_changed();
+            }
+            Ok(Done::Open { url, note }) => {
+                if let Some(note) = note {
+                    self.say(MessageType::INFO, note);
+                }
+                if self.client.shows_documents {
+                    let uri: Option<Uri> = url.parse().ok();
+                    self.request_editor(
+                        ShowDocument::METHOD,
+                        ShowDocumentParams {
+                            uri: uri.unwrap_or_else(|| "about:blank".parse().expect("a URI")),
+                            external: Some(true),
+                            take_focus: Some(true),
+                            selection: None,
+                        },
+                    );
+                } else {
+                    self.say(MessageType::INFO, format!("open {url}"));
+                }
+            }
+            Err(message) => {
+                return Response::new_err(id, ErrorCode::RequestFailed as i32, message);
+            }
         }
+        Response::new_ok(id, serde_json::Value::Null)
     }
 
     pub fn notification(&mut self, n: Notification) {
@@ -161,12 +287,16 @@ impl Server {
                     version: opened.version,
                     text: opened.text,
                     findings: Vec::new(),
+                    accepted: Vec::new(),
                     saved: String::new(),
                     published: None,
                 };
-                doc.reload(&self.root, open_store(&self.root).as_ref());
+                self.refresh_baseline();
+                let store = open_store(&self.root);
+                doc.reload(&self.root, store.as_ref(), &self.accepted);
                 self.docs.insert(opened.uri.as_str().to_owned(), doc);
                 self.publish(opened.uri.as_str());
+                self.analyse_if_new(opened.uri.as_str(), store.as_ref());
             }
             DidChangeTextDocument::METHOD => {
                 let Some(p) = params::<lsp_types::DidChangeTextDocumentParams>(n) else {
@@ -195,32 +325,39 @@ impl Server {
         }
     }
 
-    /// Runs finished: the open documents' diagnostics again (push), or
-    /// the editor asked to pull them again (pull).
+    /// An opened file no run has looked at: the daemon is asked to
+    /// analyse it (as if saved), once, when the editor allows.
+    fn analyse_if_new(&mut self, uri: &str, store: Option<&Store>) {
+        if !self.client.analyze_on_open {
+            return;
+        }
+        let Some(path) = uri::relative(&self.root, uri) else {
+            return;
+        };
+        let seen = store.is_some_and(|s| s.looked_at(&path).unwrap_or(true));
+        if seen || !self.asked.insert(path.clone()) {
+            return;
+        }
+        opened::ask_to_analyse(&self.root, path);
+    }
+
+    /// Runs finished (or the baseline changed): the open documents'
+    /// diagnostics again (push), or the editor asked to pull them again
+    /// (pull).
     pub fn runs_changed(&mut self) {
+        self.refresh_baseline();
+        let store = open_store(&self.root);
+        for doc in self.docs.values_mut() {
+            doc.reload(&self.root, store.as_ref(), &self.accepted);
+        }
         match self.mode {
             Mode::Push => {
-                let store = open_store(&self.root);
-                for doc in self.docs.values_mut() {
-                    doc.reload(&self.root, store.as_ref());
-                }
                 let uris: Vec<String> = self.docs.keys().cloned().collect();
                 for uri in uris {
                     self.publish(&uri);
                 }
             }
-            Mode::Pull => {
-                let store = open_store(&self.root);
-                for doc in self.docs.values_mut() {
-                    doc.reload(&self.root, store.as_ref());
-                }
-                self.next_id += 1;
-                self.send(Request::new(
-                    RequestId::from(self.next_id),
-                    WorkspaceDiagnosticRefresh::METHOD.to_owned(),
-                    (),
-                ));
-            }
+            Mode::Pull => self.request_editor(WorkspaceDiagnosticRefresh::METHOD, ()),
         }
     }
 
@@ -233,7 +370,7 @@ impl Server {
         let Some(doc) = self.docs.get_mut(key) else {
             return;
         };
-        let now = doc.diagnostics(&self.root);
+        let now = doc.diagnostics(&self.root, &self.accepted);
         if doc.published.as_ref() == Some(&now) {
             return;
         }
@@ -246,12 +383,20 @@ impl Server {
     /// current text, else the file's on disk.
     fn pulled(&self, uri: &Uri) -> DocumentDiagnosticReportResult {
         let items = if let Some(doc) = self.docs.get(uri.as_str()) {
-            doc.diagnostics(&self.root)
+            doc.diagnostics(&self.root, &self.accepted)
         } else {
             let store = open_store(&self.root);
             let found = findings(&self.root, store.as_ref(), uri.as_str());
             let text = saved(&self.root, uri).unwrap_or_default();
-            diagnostics::diagnostics(&self.root, &found, &text, &text)
+            let marks = uri::relative(&self.root, uri.as_str())
+                .map(|p| self.accepted.marks(&p, &found))
+                .unwrap_or_default();
+            let baseline = if self.accepted.exists() {
+                Baseline::Marks(&marks)
+            } else {
+                Baseline::None
+            };
+            diagnostics::diagnostics(&self.root, &found, baseline, &text, &text)
         };
         DocumentDiagnosticReportResult::Report(DocumentDiagnosticReport::Full(
             RelatedFullDocumentDiagnosticReport {
@@ -354,7 +499,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
         let root = dir.path().canonicalize().unwrap();
-        (dir, Server::new(root, mode, tx), rx)
+        let client = Client {
+            mode,
+            analyze_on_open: false,
+            shows_documents: false,
+        };
+        (dir, Server::new(root, client, tx), rx)
     }
 
     fn notify(server: &mut Server, method: &str, params: &Value) {

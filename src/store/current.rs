@@ -20,6 +20,10 @@ pub struct CurrentFinding {
     pub line: Option<i64>,
     pub message: String,
     pub fingerprint: String,
+    /// The evidence matching against a baseline uses; `None` for findings
+    /// recorded before identities existed.
+    #[serde(skip)]
+    pub identity: Option<crate::analyze::Identity>,
 }
 
 impl Store {
@@ -39,7 +43,7 @@ impl Store {
              ORDER BY r.id DESC LIMIT 1",
         )?;
         let mut found = self.conn.prepare_cached(
-            "SELECT analyzer, rule, severity, line, message, fingerprint FROM findings
+            "SELECT analyzer, rule, severity, line, message, fingerprint, identity FROM findings
              WHERE run_id = ?1 AND path = ?2 ORDER BY line, rule",
         )?;
         let mut out = Vec::new();
@@ -60,6 +64,9 @@ impl Store {
                     line: r.get(3)?,
                     message: r.get(4)?,
                     fingerprint: r.get(5)?,
+                    identity: r
+                        .get::<_, Option<String>>(6)?
+                        .and_then(|j| serde_json::from_str(&j).ok()),
                 })
             })?;
             for row in rows {
@@ -67,6 +74,25 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a run that finished cleanly looked at `path` (its job was
+    /// the whole project or named the file): a file without findings that
+    /// was never analysed is not a file without problems.
+    pub fn looked_at(&self, path: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM runs r LEFT JOIN jobs j ON j.id = r.job_id
+                 WHERE r.ok = 1 AND r.verdict != 'running'
+                   AND (j.id IS NULL OR j.project = 1 OR EXISTS
+                        (SELECT 1 FROM job_files f WHERE f.job_id = j.id AND f.path = ?1))
+                 LIMIT 1",
+            )?
+            .query_map(params![path.as_bytes()], |r| r.get(0))?
+            .next()
+            .transpose()?;
+        Ok(found.is_some())
     }
 }
 
@@ -157,5 +183,17 @@ mod tests {
             ]
         );
         assert_eq!(fingerprints(&s, "c.py"), []);
+    }
+
+    #[test]
+    fn a_file_was_looked_at_by_a_clean_run_of_it_or_of_the_project() {
+        let s = Store::in_memory().unwrap();
+        assert!(!s.looked_at("a.py").unwrap());
+        run(&s, "lint", Some(&["b.py"]), true, &[]);
+        run(&s, "lint", Some(&["a.py"]), false, &[]);
+        assert!(s.looked_at("b.py").unwrap());
+        assert!(!s.looked_at("a.py").unwrap(), "a failed run is no evidence");
+        run(&s, "sec", None, true, &[]);
+        assert!(s.looked_at("a.py").unwrap());
     }
 }
