@@ -2,7 +2,8 @@
 //! with another's ("is this new?").
 //!
 //! Every finding gets an [`Identity`]: the tool's own stable id where it
-//! has one (a dependency finding: the package and the advisory), a hash of
+//! has one (a dependency finding: the package and the advisory; a SARIF
+//! result: its `fingerprints` or `partialFingerprints`), a hash of
 //! the flagged line with all whitespace removed, a hash of the lines around
 //! it (normalised the same way, blank lines skipped), its enclosing scope
 //! (`scope.rs`), a hash of its message with the numbers taken out, and
@@ -69,6 +70,21 @@ pub struct Identity {
     /// 0-based, in line order, among the file's findings of the same
     /// analyzer and rule with the same fingerprint key.
     pub occurrence: u32,
+}
+
+impl Identity {
+    /// What a parser knows of a finding's identity: the tool's own stable
+    /// id for it. The rest is filled in once the file is read.
+    pub fn from_tool(id: String) -> Identity {
+        Identity {
+            stable: Some(id),
+            line: None,
+            context: None,
+            scope: None,
+            message: String::new(),
+            occurrence: 0,
+        }
+    }
 }
 
 /// A file's text as identities need it: its lines and their scopes.
@@ -163,9 +179,14 @@ pub fn normalise_message(message: &str) -> String {
     out
 }
 
-/// A dependency finding's package and advisory.
+/// A dependency finding's package and advisory, else the id the tool
+/// gave the finding (a SARIF result's `fingerprints`), kept by its parser
+/// in [`Identity::from_tool`].
 fn stable_id(f: &Finding) -> Option<String> {
-    f.package.as_ref().map(|p| format!("{} {}", p.name, f.rule))
+    f.package
+        .as_ref()
+        .map(|p| format!("{} {}", p.name, f.rule))
+        .or_else(|| f.identity.as_ref()?.stable.clone())
 }
 
 /// What the fingerprint holds besides analyzer, rule and path: the
@@ -567,5 +588,27 @@ mod tests {
         );
         let m = compare(&base, &now, &HashMap::new());
         assert_eq!(m.current, [None, Some(0)]);
+    }
+
+    #[test]
+    fn a_tools_own_id_survives_identify_and_decides() {
+        let tool = |id: &str| {
+            let mut f =
+                Finding::new("semgrep", "R", Severity::High, "m").at(Location::at("a.py", 1, None));
+            f.identity = Some(Identity::from_tool(id.into()));
+            f
+        };
+        let base = identified("a.py", "x = 1\n", vec![tool("fp=1")]);
+        assert_eq!(
+            base[0].identity.as_ref().unwrap().stable.as_deref(),
+            Some("fp=1")
+        );
+        assert!(base[0].identity.as_ref().unwrap().line.is_some());
+        // The line edited, the tool's id the same: the same finding.
+        let now = identified("a.py", "x = 2\n", vec![tool("fp=1")]);
+        assert_eq!(base[0].fingerprint, now[0].fingerprint);
+        assert_eq!(compare(&base, &now, &HashMap::new()).current, [Some(0)]);
+        let other = identified("a.py", "x = 1\n", vec![tool("fp=2")]);
+        assert_eq!(compare(&base, &other, &HashMap::new()).current, [None]);
     }
 }

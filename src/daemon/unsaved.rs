@@ -67,6 +67,7 @@ pub(super) fn record_run(
             trigger: &run.trigger,
             started_ms: run.started_ms,
             wait_ms: run.wait_ms,
+            head: None,
         })?
     } else {
         run.run_id

@@ -11,13 +11,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::event::Level;
-use super::novelty::{PriorFinding, PriorRun};
+use super::novelty::{Known, PriorFinding, PriorRun};
 
 /// The first schema version with the notification tables.
 const SCHEMA_WITH_NOTIFICATIONS: u32 = 3;
 
 /// The first schema version whose findings keep their identity.
 const SCHEMA_WITH_IDENTITY: u32 = 6;
+/// The first schema with each run's HEAD (`runs.head`).
+const SCHEMA_WITH_HEAD: u32 = 7;
 
 /// Earlier runs looked at for "new only", at most.
 const PRIOR_RUNS: u32 = 100;
@@ -123,6 +125,10 @@ pub struct Db {
     /// The findings table has the `identity` column (a database an older
     /// daemon keeps has not).
     identities: bool,
+    /// The runs table has the `head` column.
+    heads: bool,
+    /// The worktree the database is in (`ROOT/.bgtask/…`), for renames.
+    root: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -159,6 +165,8 @@ impl Db {
             conn,
             on_delivery: None,
             identities: found >= SCHEMA_WITH_IDENTITY,
+            heads: found >= SCHEMA_WITH_HEAD,
+            root: file.parent().and_then(Path::parent).map(Path::to_owned),
         })
     }
 
@@ -238,27 +246,45 @@ impl Db {
         before_run: i64,
     ) -> Result<Vec<PriorRun>, NotifierDbError> {
         let before = if before_run > 0 { before_run } else { i64::MAX };
-        let mut runs = self.conn.prepare_cached(
-            "SELECT id, job_id FROM runs
+        let mut runs = self.conn.prepare_cached(if self.heads {
+            "SELECT id, job_id, head FROM runs
              WHERE task = ?1 AND id < ?2 AND ok = 1 AND verdict != 'running'
-             ORDER BY id DESC LIMIT ?3",
-        )?;
-        let ids: Vec<(i64, i64)> = runs
+             ORDER BY id DESC LIMIT ?3"
+        } else {
+            "SELECT id, job_id, NULL FROM runs
+             WHERE task = ?1 AND id < ?2 AND ok = 1 AND verdict != 'running'
+             ORDER BY id DESC LIMIT ?3"
+        })?;
+        let ids: Vec<(i64, i64, Option<String>)> = runs
             .query_map(params![task, before, PRIOR_RUNS], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
-        for (run_id, job_id) in ids {
+        for (run_id, job_id, head) in ids {
             let scope = self.job_scope(job_id)?;
             let findings = self.prior_findings(run_id)?;
             let whole = scope.is_none();
-            out.push(PriorRun { scope, findings });
+            out.push(PriorRun {
+                scope,
+                findings,
+                head,
+            });
             if whole {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// What was known before run `before_run` of `task` (`0`: now), with
+    /// the files renamed since followed (`Known::follow_renames`).
+    pub fn known(&self, task: &str, before_run: i64) -> Result<Option<Known>, NotifierDbError> {
+        let mut known = Known::from_prior(self.prior_runs(task, before_run)?);
+        if let (Some(k), Some(root)) = (&mut known, &self.root) {
+            k.follow_renames(root);
+        }
+        Ok(known)
     }
 
     /// What run `run_id` found, as matching needs it.

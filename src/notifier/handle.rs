@@ -273,8 +273,8 @@ impl Worker {
 
     fn known(&self, run: &RunFinished) -> Option<Known> {
         let db = self.db.as_ref()?;
-        match db.prior_runs(&run.task, run.run_id) {
-            Ok(prior) => Known::from_prior(prior),
+        match db.known(&run.task, run.run_id) {
+            Ok(known) => known,
             Err(e) => {
                 tracing::warn!(task = %run.task, error = %e, "could not read earlier runs; every finding counts as new");
                 None

@@ -83,7 +83,7 @@ impl Db {
             return Ok(None);
         };
         let run = RunFinished::from_report(&task, run_id, NotifyPolicy::default(), scope, report);
-        let known = Known::from_prior(self.prior_runs(&task, run_id)?);
+        let known = self.known(&task, run_id)?;
         let new = diff(&run, known.as_ref()).new;
         let mut gone = Vec::new();
         for f in known.as_ref().map(|k| fixed(&run, k)).unwrap_or_default() {
@@ -109,7 +109,7 @@ impl Db {
             .collect::<Result<_, _>>()?;
         let mut known = Vec::new();
         for task in tasks {
-            known.extend(Known::from_prior(self.prior_runs(&task, 0)?));
+            known.extend(self.known(&task, 0)?);
         }
         Ok((!known.is_empty()).then_some(known))
     }
@@ -173,6 +173,7 @@ mod tests {
                 trigger: "manual",
                 started_ms: 0,
                 wait_ms: 0,
+                head: None,
             })
             .unwrap();
         store.finish_run(id, report).unwrap();

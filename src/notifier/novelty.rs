@@ -65,6 +65,8 @@ pub struct PriorRun {
     /// `None`: the whole project.
     pub scope: Option<Vec<String>>,
     pub findings: Vec<PriorFinding>,
+    /// HEAD's commit when it ran, when recorded.
+    pub head: Option<String>,
 }
 
 /// What was known before a run: for each file, the findings of the latest
@@ -74,6 +76,10 @@ pub struct Known {
     fingerprints: HashSet<String>,
     /// The known findings, for matching and "fixed".
     entries: Vec<PriorFinding>,
+    /// HEAD's commit at the newest prior run that recorded one.
+    since: Option<String>,
+    /// Files renamed since (old path → new), found by `follow_renames`.
+    renames: HashMap<String, String>,
 }
 
 impl Known {
@@ -85,6 +91,9 @@ impl Known {
         let mut any = false;
         for run in prior {
             any = true;
+            if known.since.is_none() {
+                known.since.clone_from(&run.head);
+            }
             let scope: Option<HashSet<&str>> = run
                 .scope
                 .as_ref()
@@ -109,6 +118,22 @@ impl Known {
         any.then_some(known)
     }
 
+    /// Follows the files git renamed since the newest prior run (only when
+    /// HEAD moved: a commit, checkout or merge), so a renamed file's
+    /// findings continue under the new path rather than being fixed
+    /// there and new here.
+    pub fn follow_renames(&mut self, root: &std::path::Path) {
+        let Some(since) = &self.since else { return };
+        let now = crate::git::GitDirs::find(root).and_then(|d| d.head());
+        if now.as_ref() == Some(since) {
+            return;
+        }
+        match crate::git::renames(root, since) {
+            Ok(r) => self.renames = r,
+            Err(e) => tracing::debug!(error = %e, "no renames since {since}"),
+        }
+    }
+
     /// Whether a finding with this fingerprint is known (set membership,
     /// without the tiers of [`diff`]).
     pub fn contains(&self, fingerprint: &str) -> bool {
@@ -120,7 +145,7 @@ impl Known {
     pub fn knows(&self, findings: &[Finding]) -> Vec<bool> {
         let baseline: Vec<Tracked<'_>> = self.entries.iter().map(PriorFinding::tracked).collect();
         let current: Vec<Tracked<'_>> = findings.iter().map(Tracked::from).collect();
-        compare_tracked(&baseline, &current, &HashMap::new())
+        compare_tracked(&baseline, &current, &self.renames)
             .current
             .iter()
             .map(Option::is_some)
@@ -143,7 +168,7 @@ pub struct Diff {
 fn matched<'k>(run: &RunFinished, known: &'k Known) -> (Vec<Option<usize>>, Vec<&'k PriorFinding>) {
     let baseline: Vec<Tracked<'_>> = known.entries.iter().map(PriorFinding::tracked).collect();
     let current: Vec<Tracked<'_>> = run.findings.iter().map(RunFinding::tracked).collect();
-    let m = compare_tracked(&baseline, &current, &HashMap::new());
+    let m = compare_tracked(&baseline, &current, &known.renames);
     let scope: Option<HashSet<&str>> = run
         .scope
         .as_ref()
@@ -198,6 +223,7 @@ mod tests {
                     ..PriorFinding::default()
                 })
                 .collect(),
+            head: None,
         }
     }
 
@@ -296,6 +322,7 @@ mod tests {
                     identity: f.identity.clone(),
                 })
                 .collect(),
+            head: None,
         }])
         .unwrap();
         // The same call added first in a new function: that one is new.
@@ -316,6 +343,62 @@ mod tests {
             Diff {
                 new: vec![0, 1],
                 fixed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_renamed_files_findings_continue_under_its_new_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sh = |script: &str| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", script])
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let git = "git -c user.email=t@t -c user.name=t";
+        let before = sh(&format!(
+            "git init -q -b main && echo x > old.py && echo y > other.py && git add . && {git} commit -qm one && git rev-parse HEAD"
+        ));
+        let mut prior = prior(None, &[("fa", Some("old.py")), ("fb", Some("other.py"))]);
+        prior.head = Some(before);
+        for f in &mut prior.findings {
+            "a".clone_into(&mut f.analyzer);
+            "R".clone_into(&mut f.rule);
+            "m".clone_into(&mut f.message);
+        }
+        let mut known = Known::from_prior([prior]).unwrap();
+        // HEAD has not moved: git is not asked.
+        known.follow_renames(root);
+        assert!(known.renames.is_empty());
+        sh(&format!("git mv old.py new.py && {git} commit -qm rename"));
+        known.follow_renames(root);
+        assert_eq!(
+            known.renames.get("old.py").map(String::as_str),
+            Some("new.py")
+        );
+        // The finding is found again under the new path (a new
+        // fingerprint: the path is part of it): neither new nor fixed.
+        let mut r = run(&[("fa2", "new.py"), ("fb", "other.py")]);
+        r.scope = Some(vec!["old.py".to_owned(), "new.py".to_owned()]);
+        assert_eq!(
+            diff(&r, Some(&known)),
+            Diff {
+                new: vec![],
+                fixed: 0
+            }
+        );
+        // Without following renames it would be one of each.
+        known.renames.clear();
+        assert_eq!(
+            diff(&r, Some(&known)),
+            Diff {
+                new: vec![0],
+                fixed: 1
             }
         );
     }

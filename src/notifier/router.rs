@@ -371,6 +371,7 @@ mod tests {
                     ..PriorFinding::default()
                 })
                 .collect(),
+            head: None,
         }
     }
 

@@ -19,6 +19,8 @@ pub struct RunStart<'a> {
     pub trigger: &'a str,
     pub started_ms: Millis,
     pub wait_ms: Millis,
+    /// HEAD's commit then, when there is one.
+    pub head: Option<&'a str>,
 }
 
 /// Which runs a history page holds.
@@ -67,9 +69,9 @@ impl Store {
     pub fn begin_run(&mut self, start: &RunStart<'_>) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO runs (job_id, task, attempt, trigger, started_ms, duration_ms, wait_ms, exit_code, verdict,
-                               findings, ok, peak_rss_kb, cpu_ms, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, 'running', 0, 1, 0, 0, '')",
-            params![start.job_id, start.task, start.attempt, start.trigger, start.started_ms, start.wait_ms.max(0)],
+                               findings, ok, peak_rss_kb, cpu_ms, report, head)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 0, 'running', 0, 1, 0, 0, '', ?7)",
+            params![start.job_id, start.task, start.attempt, start.trigger, start.started_ms, start.wait_ms.max(0), start.head],
         )?;
         Ok(self.conn.last_insert_rowid())
     }

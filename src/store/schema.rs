@@ -169,6 +169,11 @@ ALTER TABLE processes ADD COLUMN token TEXT;
 -- and message.
 ALTER TABLE findings ADD COLUMN identity TEXT;
 ",
+    r"
+-- HEAD's commit when a run started: files renamed since are followed
+-- when a later run is compared with it (what is new, what was fixed).
+ALTER TABLE runs ADD COLUMN head TEXT;
+",
 ];
 
 #[expect(clippy::cast_possible_truncation, reason = "a handful of migrations")]

@@ -76,7 +76,26 @@ fn result_finding(out: &ToolOutput<'_>, rules: &HashMap<&str, &Value>, r: &Value
         .and_then(|r| r.get("name"))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    f.identity = tool_id(r).map(crate::analyze::Identity::from_tool);
     f
+}
+
+/// The result's own id, stable across runs by SARIF's definition:
+/// its `fingerprints`, else its `partialFingerprints` (each `name=value`,
+/// sorted); `None` when it has neither.
+fn tool_id(r: &Value) -> Option<String> {
+    ["fingerprints", "partialFingerprints"]
+        .iter()
+        .find_map(|k| {
+            let mut parts: Vec<String> = r
+                .get(k)?
+                .as_object()?
+                .iter()
+                .filter_map(|(name, v)| Some(format!("{name}={}", v.as_str()?)))
+                .collect();
+            parts.sort();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
 }
 
 /// A result's severity: its `security-severity` score when there is one,
@@ -242,6 +261,31 @@ mod tests {
                 .report(b"{}")
                 .parse_with(&def)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_results_own_fingerprints_are_its_stable_id() {
+        let doc = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"x"}},"results":[
+            {"ruleId":"R1","message":{"text":"a"},"fingerprints":{"v2":"b","v1":"a"},"partialFingerprints":{"p":"x"}},
+            {"ruleId":"R1","message":{"text":"b"},"partialFingerprints":{"primaryLocationLineHash":"39fa2ee980eb94b0:1"}},
+            {"ruleId":"R1","message":{"text":"c"},"fingerprints":{"n":3}}]}]}"#;
+        let parsed = Case::new("eslint", 1)
+            .report(doc.as_bytes())
+            .parse_with(&sarif_def())
+            .unwrap();
+        let ids: Vec<Option<&str>> = parsed
+            .findings
+            .iter()
+            .map(|f| f.identity.as_ref().and_then(|i| i.stable.as_deref()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                Some("v1=a v2=b"),
+                Some("primaryLocationLineHash=39fa2ee980eb94b0:1"),
+                None
+            ]
         );
     }
 }

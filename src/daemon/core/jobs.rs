@@ -353,6 +353,8 @@ impl Core {
         self.persist(&[])
             .or_later("queue changes held back before a start");
         let boot_id = self.boot_id.clone();
+        // Read from git's files: no process on the loop.
+        let head = self.incoming.git_dirs().and_then(crate::git::GitDirs::head);
         let begun = self.persistence.store().batch(|store| {
             store.mark_running(w.id, &boot_id, now)?;
             store.begin_run(&RunStart {
@@ -362,6 +364,7 @@ impl Core {
                 trigger: &w.trigger.label(),
                 started_ms: now,
                 wait_ms: now - w.enqueued,
+                head: head.as_deref(),
             })
         });
         match begun {
