@@ -255,35 +255,7 @@ fn neovim_opens_an_unanalysed_file_accepts_a_finding_and_shows_its_run() {
     p.wait_idle();
     let (first_run, _) = last_report(&p);
 
-    let bin_dir = Path::new(bgtask_bin()).parent().unwrap().to_owned();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let doctor = p
-        .command(&["lsp", "--doctor", "--json"])
-        .env("PATH", &path)
-        .output()
-        .unwrap();
-    let said: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    assert_eq!(said["ok"], true, "{said:#}");
-    let check = |name: &str| {
-        said["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {said:#}"))["detail"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    assert!(check("daemon").starts_with("running"), "{said:#}");
-    assert!(
-        check("findings").contains(&format!("last run {first_run} ")),
-        "{said:#}"
-    );
+    doctor_sees_the_daemon_and(&p, first_run);
 
     let (home, mut nvim) = neovim(&p, "actions.lua", FRESH, &[]);
     let out = home.path().join("out");
@@ -349,6 +321,47 @@ fn neovim_opens_an_unanalysed_file_accepts_a_finding_and_shows_its_run() {
     let error = std::fs::read_to_string(out.join("error")).unwrap_or_default();
     assert!(error.is_empty(), "neovim: {error}");
     let shown = std::fs::read_to_string(out.join("shown")).unwrap();
+    dashboard_serves(&p, &shown, run);
+    p.stop();
+}
+
+/// `bgtask lsp --doctor --json` with this `bgtask` on PATH: nothing to
+/// fix, the daemon running, run `last_run` the newest.
+fn doctor_sees_the_daemon_and(p: &Project, last_run: i64) {
+    let bin_dir = Path::new(bgtask_bin()).parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let doctor = p
+        .command(&["lsp", "--doctor", "--json"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    let said: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(said["ok"], true, "{said:#}");
+    let check = |name: &str| {
+        said["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {said:#}"))["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(check("daemon").starts_with("running"), "{said:#}");
+    assert!(
+        check("findings").contains(&format!("last run {last_run} ")),
+        "{said:#}"
+    );
+}
+
+/// The page the editor was asked to show is run `run`'s, in the dashboard
+/// the server started, which serves this project; then stops it.
+fn dashboard_serves(p: &Project, shown: &str, run: i64) {
     let running: Value = serde_json::from_str(
         &std::fs::read_to_string(p.runtime_dir().join("dashboard.json")).unwrap(),
     )
@@ -377,5 +390,4 @@ fn neovim_opens_an_unanalysed_file_accepts_a_finding_and_shows_its_run() {
         .next()
         .unwrap();
     assert!(body.contains(project), "{body}");
-    p.stop();
 }
