@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Ctx;
 use super::progress::{RunProgress, enabled};
 use crate::config::FailOn;
-use crate::engine::{self, Options, RunOptions, Selection, Shard, Workspace};
+use crate::engine::{self, Options, RunOptions, Selection, Shard, ShardArg, Workspace};
 use crate::event::{Targets, Trigger, TriggerSource};
 use crate::exit;
 use crate::report::{self, ConsoleOptions, Format, MarkdownLinks, Report};
@@ -28,7 +28,8 @@ pub const EXAMPLES: &str = "Examples:
   bgtask run all --since origin/main       what a pull request touches
   bgtask run code --files src/a.py src/b.py
   bgtask run all --format sarif --output results.sarif --fail-on high
-  bgtask run all --shard 2/4 --format json --output shard2.json   (then `bgtask report merge`)";
+  bgtask run all --shard 2/4 --format json --output shard2.json   (then `bgtask report merge`)
+  bgtask run all --shard auto --format json --output shard.json    (GitLab `parallel:`, CircleCI, Buildkite)";
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("selection").args(["changed", "staged", "since", "files"])))]
@@ -66,9 +67,14 @@ pub struct RunArgs {
     /// Skip analyzers that need the network (dependency audits).
     #[arg(long)]
     pub offline: bool,
-    /// Run only this CI job's share: K of N (files split by path hash).
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
+    // In `help` rather than a doc comment: it names CI systems, which
+    // doc lints take for code.
+    #[arg(
+        long,
+        value_name = "K/N|auto",
+        help = "Run only this CI job's share: K of N, or `auto` from the CI's parallel-job variables (GitLab, CircleCI, Buildkite). Shards are balanced by the times in the result cache; files never timed are split by path hash."
+    )]
+    pub shard: Option<ShardArg>,
     /// Wall-clock limit per analyzer process, e.g. 90s or 10m (overrides the config).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
@@ -133,7 +139,15 @@ impl RunArgs {
         }
     }
 
-    fn scope(&self, selected: Option<usize>) -> Option<String> {
+    /// The shard `--shard` names; `auto` reads the CI's variables.
+    fn shard(&self) -> Result<Option<Shard>, super::UsageError> {
+        self.shard
+            .map(|s| s.resolve(&engine::ci_env()))
+            .transpose()
+            .map_err(|e| super::UsageError(e.to_string()))
+    }
+
+    fn scope(&self, selected: Option<usize>, shard: Option<Shard>) -> Option<String> {
         let mut parts = Vec::new();
         let n = selected.unwrap_or(0);
         if self.changed {
@@ -145,7 +159,7 @@ impl RunArgs {
         } else if !self.files.is_empty() {
             parts.push(format!("given files ({n})"));
         }
-        if let Some(s) = self.shard {
+        if let Some(s) = shard {
             parts.push(format!("shard {s}"));
         }
         if self.offline {
@@ -271,6 +285,7 @@ impl Prepared {
         } else {
             workspace.root.clone()
         };
+        let shard = args.shard()?;
         let targets = workspace.select(&args.selection(), &cwd)?;
         let selected = match &targets {
             Targets::Files(f) => Some(f.len()),
@@ -284,7 +299,7 @@ impl Prepared {
         };
         let job = engine::job(config, &args.names, targets, trigger)?;
         let opts = RunOptions {
-            shard: args.shard,
+            shard,
             offline: args.offline,
             execution: Options {
                 no_cache: args.no_cache,
@@ -299,7 +314,7 @@ impl Prepared {
             config: config.clone(),
             job,
             opts,
-            scope: args.scope(selected),
+            scope: args.scope(selected, shard),
             fail_on: args.fail_on,
             strict_tools: args.strict_tools,
         })

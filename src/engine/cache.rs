@@ -9,7 +9,13 @@
 //! an hour. Findings are stored finished, identity and fingerprint included:
 //! those depend only on the text of files the key hashes, so a hit needs no
 //! recomputing.
+//!
+//! Each entry also records how long the run took ([`Timing`]: per target
+//! file for a per-file analyzer), which `--shard` balances CI jobs by (see
+//! `shard.rs`). The record is optional: entries written before it existed
+//! read as "time unknown", and nothing in the key changed for it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::shard::Times;
 use crate::analyze::AnalyzerDef;
 use crate::event::{AnalyzerRun, ToolInfo};
 
@@ -26,10 +33,86 @@ const VERSION: &str = "bgtask-result-cache-v2";
 const NETWORK_MAX_AGE: Duration = Duration::from_secs(3600);
 const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// What a file weighs beyond its bytes when a batch's time is shared out
+/// (opening it, the tool's per-file setup): empty files are not free.
+const PER_FILE_BYTES: u64 = 512;
+
 #[derive(Serialize, Deserialize)]
 struct Entry {
     created: SystemTime,
     run: AnalyzerRun,
+    /// Absent in entries from before times were recorded: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timing: Option<Timing>,
+}
+
+/// How long producing an entry's result took, for balancing CI shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub analyzer: String,
+    /// HEAD when it ran (none outside git or before the first commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Wall time of the analyzer's whole run, in microseconds: what a
+    /// project-mode analyzer (one run for the project) is balanced by.
+    pub total_us: u64,
+    /// A per-file analyzer's time per target file (repo-relative), in
+    /// microseconds; empty for a project-mode analyzer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, u64>,
+}
+
+impl Timing {
+    /// A project-mode analyzer's run.
+    pub fn project(analyzer: &str, commit: Option<String>, total: Duration) -> Timing {
+        Timing {
+            analyzer: analyzer.to_owned(),
+            commit,
+            total_us: micros(total),
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// A per-file analyzer's run: each invocation's wall time shared out
+    /// among the files it was given, `size` of each telling how.
+    ///
+    /// In proportion to size (plus [`PER_FILE_BYTES`]), not equally:
+    /// linters and scanners read and parse every byte they are given, so
+    /// in one batch a 3 000-line module costs far more than an
+    /// `__init__.py`. An equal share would give every file of a batch the
+    /// batch's average, and the shards could then only be balanced by
+    /// file counts; with the size, a large file keeps its weight wherever
+    /// the next split puts it. (A batch of one is timed exactly.)
+    pub fn batches(
+        analyzer: &str,
+        commit: Option<String>,
+        total: Duration,
+        batches: &[(Vec<PathBuf>, Duration)],
+        size: impl Fn(&Path) -> u64,
+    ) -> Timing {
+        let mut files = BTreeMap::new();
+        for (batch, wall) in batches {
+            let weights: Vec<u64> = batch.iter().map(|p| size(p) + PER_FILE_BYTES).collect();
+            let sum: u128 = weights.iter().map(|w| u128::from(*w)).sum();
+            for (p, w) in batch.iter().zip(weights) {
+                let share = u128::from(micros(*wall)) * u128::from(w) / sum.max(1);
+                files.insert(
+                    p.to_string_lossy().into_owned(),
+                    u64::try_from(share).unwrap_or(u64::MAX),
+                );
+            }
+        }
+        Timing {
+            analyzer: analyzer.to_owned(),
+            commit,
+            total_us: micros(total),
+            files,
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -115,9 +198,9 @@ impl ResultCache {
         (age <= max_age).then_some(entry.run)
     }
 
-    /// Stores a cacheable run; failures (read-only tree, full disk) only
-    /// cost the cache.
-    pub fn put(&self, key: &str, run: &AnalyzerRun) {
+    /// Stores a cacheable run, with how long it took; failures (read-only
+    /// tree, full disk) only cost the cache.
+    pub fn put(&self, key: &str, run: &AnalyzerRun, timing: Option<Timing>) {
         // A network analyzer's result (partial ones too: some dependencies
         // could not be audited offline) is kept for an hour like any of
         // its results, so an offline machine does not pay for it on every
@@ -139,6 +222,7 @@ impl ResultCache {
         let entry = Entry {
             created: SystemTime::now(),
             run: run.clone(),
+            timing,
         };
         let Ok(json) = serde_json::to_vec(&entry) else {
             return;
@@ -147,6 +231,86 @@ impl ResultCache {
             && tmp.write_all(&json).is_ok()
         {
             let _ = tmp.persist(self.path(key));
+        }
+    }
+
+    /// The times recorded in the entries, leaving out those made at
+    /// `skip_commit` (the commit a shard analyses: other shards of the same
+    /// commit may be writing theirs right now). Of several records of one
+    /// analyzer (and file), the newest counts; equally new ones are told
+    /// apart by the entry's key, so the same entries give the same times
+    /// on every machine. Entries are read whatever their age: the age
+    /// limit depends on the clock, which is not the same on every CI job.
+    pub fn times(&self, skip_commit: Option<&str>) -> Times {
+        /// An entry with only what is needed here (the run is skipped).
+        #[derive(Deserialize)]
+        struct Timed {
+            created: SystemTime,
+            #[serde(default)]
+            timing: Option<Timing>,
+        }
+        type Newest = (SystemTime, String, u64);
+        fn keep(slot: &mut Option<Newest>, candidate: Newest) {
+            if slot
+                .as_ref()
+                .is_none_or(|s| (s.0, &s.1) < (candidate.0, &candidate.1))
+            {
+                *slot = Some(candidate);
+            }
+        }
+        let mut files: HashMap<String, HashMap<PathBuf, Option<Newest>>> = HashMap::new();
+        let mut projects: HashMap<String, Option<Newest>> = HashMap::new();
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return Times::default();
+        };
+        for e in dir.flatten() {
+            let path = e.path();
+            let Some(key) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let Some((created, t)) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Timed>(&b).ok())
+                .and_then(|e| Some((e.created, e.timing?)))
+            else {
+                continue;
+            };
+            if skip_commit.is_some() && t.commit.as_deref() == skip_commit {
+                continue;
+            }
+            if t.files.is_empty() {
+                let slot = projects.entry(t.analyzer).or_default();
+                keep(slot, (created, key.to_owned(), t.total_us));
+            } else {
+                let per_file = files.entry(t.analyzer).or_default();
+                for (file, us) in t.files {
+                    keep(
+                        per_file.entry(PathBuf::from(file)).or_default(),
+                        (created, key.to_owned(), us),
+                    );
+                }
+            }
+        }
+        let time = |slot: Option<Newest>| slot.map(|(_, _, us)| us);
+        Times {
+            files: files
+                .into_iter()
+                .map(|(a, per_file)| {
+                    let per_file = per_file
+                        .into_iter()
+                        .filter_map(|(p, s)| Some((p, time(s)?)))
+                        .collect();
+                    (a, per_file)
+                })
+                .collect(),
+            projects: projects
+                .into_iter()
+                .filter_map(|(a, s)| Some((a, time(s)?)))
+                .collect(),
         }
     }
 
@@ -244,20 +408,107 @@ mod tests {
             RunStatus::ToolError,
             "x".into(),
         );
-        cache.put("k", &run);
+        cache.put("k", &run, None);
         assert!(cache.get("k", false).is_none());
         run.status = RunStatus::Clean;
-        cache.put("k", &run);
+        cache.put("k", &run, None);
         assert_eq!(cache.get("k", false).unwrap().status, RunStatus::Clean);
         // A network audit that could audit only part (offline) is kept for
         // its hour too, so an offline machine does not pay for it each run.
         run.network = true;
         run.status = RunStatus::Partial;
-        cache.put("audit", &run);
+        cache.put("audit", &run, None);
         assert_eq!(cache.get("audit", true).unwrap().status, RunStatus::Partial);
         assert_eq!(
             std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(),
             "*\n"
         );
+    }
+
+    fn clean_run(analyzer: &str) -> AnalyzerRun {
+        let mut run = AnalyzerRun::skipped(
+            analyzer,
+            Category::Security,
+            vec![],
+            RunStatus::Clean,
+            String::new(),
+        );
+        run.reason = None;
+        run
+    }
+
+    #[test]
+    fn a_batch_time_is_shared_by_size_and_a_project_time_is_whole() {
+        let sizes = |p: &Path| match p.to_str() {
+            Some("big.py") => 10 * 1024 - PER_FILE_BYTES,
+            Some("empty.py") => 0,
+            _ => 1024 - PER_FILE_BYTES,
+        };
+        let batches = vec![
+            (
+                vec![PathBuf::from("big.py"), PathBuf::from("small.py")],
+                Duration::from_millis(1100),
+            ),
+            (vec![PathBuf::from("empty.py")], Duration::from_millis(7)),
+        ];
+        let t = Timing::batches(
+            "bandit",
+            Some("c1".into()),
+            Duration::from_secs(1),
+            &batches,
+            sizes,
+        );
+        assert_eq!(t.total_us, 1_000_000);
+        let us = |f: &str| t.files[f];
+        assert_eq!((us("big.py"), us("small.py")), (1_000_000, 100_000));
+        assert_eq!(us("empty.py"), 7_000, "a batch of one is timed exactly");
+        let p = Timing::project("pytest", None, Duration::from_millis(1500));
+        assert_eq!((p.total_us, p.files.len()), (1_500_000, 0));
+    }
+
+    #[test]
+    fn times_come_from_the_newest_record_and_not_from_this_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResultCache::new(dir.path());
+        let timing = |commit: &str, us: u64, project: bool| {
+            let mut t = Timing::project(
+                if project { "pytest" } else { "bandit" },
+                Some(commit.into()),
+                Duration::from_micros(us),
+            );
+            if !project {
+                t.files.insert("a.py".into(), us);
+            }
+            Some(t)
+        };
+        cache.put("k1", &clean_run("bandit"), timing("old", 100, false));
+        std::thread::sleep(Duration::from_millis(5));
+        cache.put("k2", &clean_run("bandit"), timing("older", 200, false));
+        cache.put("k3", &clean_run("pytest"), timing("old", 9000, true));
+        cache.put("k4", &clean_run("bandit"), timing("head", 999, false));
+        cache.put("k5", &clean_run("pytest"), timing("head", 1, true));
+        let times = cache.times(Some("head"));
+        assert_eq!(times.file("bandit", Path::new("a.py")), Some(200), "newest");
+        assert_eq!(times.project("pytest"), Some(9000));
+        assert_eq!(times.file("bandit", Path::new("b.py")), None);
+        assert_eq!(cache.times(Some("head")), times, "the same each time");
+        assert_eq!(cache.times(None).project("pytest"), Some(1));
+    }
+
+    #[test]
+    fn entries_without_a_time_still_read_as_results_of_unknown_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ResultCache::new(dir.path());
+        cache.put("new", &clean_run("bandit"), None);
+        let written = std::fs::read_to_string(cache.path("new")).unwrap();
+        assert!(!written.contains("timing"), "{written}");
+        // What a bgtask without time records wrote.
+        let old = serde_json::json!({
+            "created": SystemTime::now(),
+            "run": clean_run("bandit"),
+        });
+        std::fs::write(cache.path("old"), old.to_string()).unwrap();
+        assert_eq!(cache.get("old", false).unwrap().status, RunStatus::Clean);
+        assert!(cache.times(None).is_empty());
     }
 }

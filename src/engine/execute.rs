@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::anchor;
 use super::argv::{self};
-use super::cache::ResultCache;
+use super::cache::{ResultCache, Timing};
 use super::invocation::{Invocation, InvocationJob};
 use super::plan::{Planned, Work};
 use crate::analyze::parsers::truncate;
@@ -80,6 +80,8 @@ struct Ctx {
     /// Whether there is a network, asked once per run by the first analyzer
     /// that needs it.
     network: tokio::sync::OnceCell<Result<(), String>>,
+    /// HEAD, stamped on the times recorded with results.
+    commit: Option<String>,
 }
 
 impl Ctx {
@@ -132,6 +134,7 @@ pub async fn execute(
         cancel,
         python_env: std::sync::OnceLock::new(),
         network: tokio::sync::OnceCell::new(),
+        commit: crate::git::GitDirs::find(root).and_then(|d| d.head()),
     });
     let order: Vec<String> = plans.iter().map(|p| p.def.name.clone()).collect();
     let mut set = JoinSet::new();
@@ -207,7 +210,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         return r;
     }
     let started = Instant::now();
-    let mut run = engine_run(ctx, &plan.tasks, &def, tool.as_ref(), &targets).await;
+    let (mut run, batches) = engine_run(ctx, &plan.tasks, &def, tool.as_ref(), &targets).await;
     run.analyzer.clone_from(&def.name);
     run.category = def.category;
     run.tasks = plan.tasks;
@@ -218,11 +221,21 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     } else {
         relevant.len()
     };
-    run.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let wall = started.elapsed();
+    run.duration_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
     anchor::finish(&mut run.findings, &def, &ctx.root);
     crate::analyze::sort_findings(&mut run.findings);
-    if let Some(key) = &key {
-        ctx.cache.put(key, &run);
+    if let Some(key) = &key
+        && run.status.is_cacheable()
+    {
+        let commit = ctx.commit.clone();
+        let timing = match def.mode {
+            Mode::Project => Timing::project(&def.name, commit, wall),
+            Mode::Batch => Timing::batches(&def.name, commit, wall, &batches, |p| {
+                std::fs::symlink_metadata(ctx.root.join(p)).map_or(0, |m| m.len())
+            }),
+        };
+        ctx.cache.put(key, &run, Some(timing));
     }
     finished(ctx, &run);
     run
@@ -254,15 +267,19 @@ async fn cache_key(
     )
 }
 
+/// The files of one invocation and its wall time.
+type Batch = (Vec<PathBuf>, Duration);
+
 /// Runs an analyzer's engine over `targets`: the built-in profile in this
-/// process, an external analyzer as its tool's processes.
+/// process, an external analyzer as its tool's processes. With the run,
+/// how long each batch of files took.
 async fn engine_run(
     ctx: &Ctx,
     tasks: &[String],
     def: &Arc<AnalyzerDef>,
     tool: Option<&ToolInfo>,
     targets: &[PathBuf],
-) -> AnalyzerRun {
+) -> (AnalyzerRun, Vec<Batch>) {
     match &def.engine {
         Engine::Builtin(Builtin::Profile) => {
             let _ = ctx.progress.send(Progress::Started {
@@ -330,9 +347,12 @@ async fn tool_version(ctx: &Ctx, path: &Path, spec: &ExternalSpec) -> Probe {
     probe
 }
 
-fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> AnalyzerRun {
+/// The built-in profile over `targets`, each file timed by itself.
+fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> (AnalyzerRun, Vec<Batch>) {
     let mut findings = Vec::new();
+    let mut batches = Vec::with_capacity(targets.len());
     for t in targets {
+        let started = Instant::now();
         // Never a FIFO, a device or a link out of the worktree.
         let Ok(Some((file, _))) = crate::repofile::open(Some(&ctx.root), &ctx.root.join(t)) else {
             continue;
@@ -344,6 +364,7 @@ fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> AnalyzerRun
             continue;
         }
         findings.extend(profile::profile_file(def, &t.to_string_lossy(), &bytes));
+        batches.push((vec![t.clone()], started.elapsed()));
     }
     let status = if findings.is_empty() {
         RunStatus::Clean
@@ -353,7 +374,7 @@ fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> AnalyzerRun
     let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
     run.reason = None;
     run.findings = findings;
-    run
+    (run, batches)
 }
 
 fn timeout_for(ctx: &Ctx, def: &AnalyzerDef, tasks: &[String]) -> Duration {
@@ -373,7 +394,7 @@ async fn external_run(
     def: &Arc<AnalyzerDef>,
     tool: &Path,
     targets: &[PathBuf],
-) -> AnalyzerRun {
+) -> (AnalyzerRun, Vec<Batch>) {
     let batches = match def.mode {
         Mode::Batch => argv::batches(targets, def.batch_size, argv::default_budget()),
         Mode::Project => vec![Vec::new()],
@@ -385,9 +406,11 @@ async fn external_run(
     });
     let timeout = timeout_for(ctx, def, tasks);
     let mut invocations = Vec::with_capacity(batches.len());
+    let mut timed = Vec::with_capacity(batches.len());
     // Batches of one analyzer run concurrently, each holding a slot.
     let mut set = JoinSet::new();
     for (i, batch) in batches.into_iter().enumerate() {
+        let files = batch.clone();
         let job = InvocationJob {
             def: def.clone(),
             tool: tool.to_owned(),
@@ -411,17 +434,25 @@ async fn external_run(
         let slots = ctx.slots.clone();
         set.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore never closed");
-            (i, job.run().await)
+            // Timed from when it holds a slot: waiting for one is not its cost.
+            let started = Instant::now();
+            let inv = job.run().await;
+            (i, inv, (files, started.elapsed()))
         });
     }
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(pair) => invocations.push(pair),
+            Ok((i, inv, batch)) => {
+                invocations.push((i, inv));
+                timed.push((i, batch));
+            }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
     invocations.sort_by_key(|(i, _)| *i);
-    merge(def, invocations.into_iter().map(|(_, inv)| inv).collect())
+    timed.sort_by_key(|(i, _)| *i);
+    let run = merge(def, invocations.into_iter().map(|(_, inv)| inv).collect());
+    (run, timed.into_iter().map(|(_, b)| b).collect())
 }
 
 fn limits(config: &Config) -> Limits {

@@ -14,6 +14,7 @@ mod index;
 mod init;
 mod invocation;
 mod plan;
+mod shard;
 mod workspace;
 
 use std::collections::BTreeSet;
@@ -27,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 pub use execute::{Options, Progress};
 pub use index::FileIndex;
 pub use init::{Initial, initial_config};
-pub use plan::{Shard, UnknownName, did_you_mean};
+pub use plan::{UnknownName, did_you_mean};
+pub use shard::{AutoShardError, Shard, ShardArg, ci_env};
 pub use workspace::{ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, walk_builder, walkable};
 
 use crate::config::Config;
@@ -36,7 +38,8 @@ use crate::event::{AnalyzerRun, Job, Targets, Trigger};
 /// How a job is run, as opposed to what it asks for.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Only this CI job's share of the files.
+    /// Only this CI job's share of the files (balanced by the times the
+    /// result cache recorded).
     pub shard: Option<Shard>,
     /// Skip analyzers that need the network.
     pub offline: bool,
@@ -109,12 +112,30 @@ pub async fn run(
             .cloned()
             .collect()
     });
+    // A shard is balanced by the times in the result cache as restored,
+    // read before anything runs (see `shard.rs`).
+    let times = match opts.shard {
+        Some(_) => {
+            let cache = cache::ResultCache::new(&workspace.root);
+            let head = crate::git::GitDirs::find(&workspace.root).and_then(|d| d.head());
+            let times = tokio::task::spawn_blocking(move || cache.times(head.as_deref()))
+                .await
+                .ok();
+            tracing::debug!(
+                recorded = times.as_ref().is_some_and(|t| !t.is_empty()),
+                "shard split by recorded times, else by path hash"
+            );
+            times
+        }
+        None => None,
+    };
     let inputs = plan::Inputs {
         config: &config,
         files: &files,
         selection: selection.as_ref(),
         gone: gone.as_ref(),
         shard: opts.shard,
+        times: times.as_ref(),
         offline: opts.offline,
     };
     let plans = plan::plan(&inputs, wanted);
@@ -167,6 +188,7 @@ pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicabilit
         selection: None,
         gone: None,
         shard: None,
+        times: None,
         offline: false,
     };
     plan::plan(&inputs, wanted)

@@ -5,9 +5,7 @@
 //! tasks runs once, on the union of the files those tasks allow.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::analyze::{AnalyzerDef, RunStatus};
@@ -16,41 +14,9 @@ use crate::config::raw::Mode;
 use crate::globs::Globs;
 use crate::globs::slashed as rel;
 
-/// `--shard K/N`: this is job K (1-based) of N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let err = || format!("expected K/N with 1 <= K <= N, like 2/4; got `{s}`");
-        let (k, n) = s.split_once('/').ok_or_else(err)?;
-        let index: u32 = k.trim().parse().map_err(|_| err())?;
-        let count: u32 = n.trim().parse().map_err(|_| err())?;
-        if index == 0 || count == 0 || index > count {
-            return Err(err());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl Shard {
-    /// Deterministic across machines: a hash of the bytes, not of a `HashMap`.
-    fn owns(self, key: &[u8]) -> bool {
-        let h = blake3::hash(key);
-        let n = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
-        n % u64::from(self.count) == u64::from(self.index - 1)
-    }
-}
+#[cfg(test)]
+use super::shard::Unit;
+use super::shard::{self, Shard, Times};
 
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -183,6 +149,9 @@ pub struct Inputs<'a> {
     /// same, so their findings end.
     pub gone: Option<&'a BTreeSet<PathBuf>>,
     pub shard: Option<Shard>,
+    /// Recorded times the shards are balanced by (see `shard.rs`); without
+    /// them, the path hash splits.
+    pub times: Option<&'a Times>,
     /// Skip analyzers that need the network.
     pub offline: bool,
 }
@@ -192,14 +161,30 @@ fn matches(g: Option<&Globs>, p: &str) -> bool {
 }
 
 pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) -> Vec<Planned> {
-    wanted
+    let mut planned: Vec<(Planned, Vec<PathBuf>)> = wanted
         .into_iter()
         .map(|(name, (tasks, explicit))| {
             let def = inputs.config.analyzers[&name].clone();
-            let work = work_for(inputs, &def, &tasks, explicit);
-            Planned { def, tasks, work }
+            let (work, configs) = work_for(inputs, &def, &tasks, explicit);
+            (Planned { def, tasks, work }, configs)
         })
-        .collect()
+        .collect();
+    if let Some(s) = inputs.shard {
+        shard::keep(&mut planned, s, inputs.times);
+    }
+    planned.into_iter().map(|(p, _)| p).collect()
+}
+
+/// `files` with the tool's config files, sorted (a cache key hashes them
+/// in order). The walk's files come sorted: a sort only when configs are
+/// added or selected files were.
+pub(super) fn with_configs(configs: &[PathBuf], mut files: Vec<PathBuf>) -> Vec<PathBuf> {
+    if !configs.is_empty() || !files.is_sorted() {
+        files.extend(configs.iter().cloned());
+        files.sort();
+        files.dedup();
+    }
+    files
 }
 
 fn skip(status: RunStatus, reason: impl Into<String>) -> Work {
@@ -209,11 +194,22 @@ fn skip(status: RunStatus, reason: impl Into<String>) -> Work {
     }
 }
 
-fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: bool) -> Work {
+/// The analyzer's work over the whole run (before any shard), with the
+/// tool's config files (to add back to the cache key's files once a shard
+/// has narrowed the targets).
+fn work_for(
+    inputs: &Inputs<'_>,
+    def: &AnalyzerDef,
+    tasks: &[String],
+    explicit: bool,
+) -> (Work, Vec<PathBuf>) {
     if inputs.offline && def.network {
-        return skip(
-            RunStatus::NotApplicable,
-            "needs the network; skipped by --offline",
+        return (
+            skip(
+                RunStatus::NotApplicable,
+                "needs the network; skipped by --offline",
+            ),
+            Vec::new(),
         );
     }
     let all: Vec<(std::borrow::Cow<'_, str>, &PathBuf)> =
@@ -221,9 +217,12 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
     if let Some(req) = &def.requires
         && !all.iter().any(|(r, _)| req.is_match(r))
     {
-        return skip(
-            RunStatus::NotApplicable,
-            format!("no {} in the project", req.patterns().join(" or ")),
+        return (
+            skip(
+                RunStatus::NotApplicable,
+                format!("no {} in the project", req.patterns().join(" or ")),
+            ),
+            Vec::new(),
         );
     }
     // A file passes if any of the analyzer's tasks (or an explicit request) allows it.
@@ -247,19 +246,9 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
         .filter(|(r, _)| config_files.is_match(r) || matches(def.requires.as_ref(), r))
         .map(|(_, p)| (*p).clone())
         .collect();
-    // The walk's files come sorted: a sort only when configs are added
-    // or selected files were (a cache key hashes them in order).
-    let with_configs = |mut files: Vec<PathBuf>| {
-        if !configs.is_empty() || !files.is_sorted() {
-            files.extend(configs.iter().cloned());
-            files.sort();
-            files.dedup();
-        }
-        files
-    };
     let candidate = |r: &str| matches(def.files.as_ref(), r) && allowed(r);
-    match def.mode {
-        Mode::Batch => batch_work(inputs, def, &all, &candidate, with_configs),
+    let work = match def.mode {
+        Mode::Batch => batch_work(inputs, def, &all, &candidate, &configs),
         Mode::Project => {
             if let Some(sel) = inputs.selection {
                 let touched = sel.iter().any(|p| {
@@ -269,19 +258,14 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
                         || config_files.is_match(&r)
                 });
                 if !touched {
-                    return skip(
-                        RunStatus::NotApplicable,
-                        "none of the selected files concern it",
+                    return (
+                        skip(
+                            RunStatus::NotApplicable,
+                            "none of the selected files concern it",
+                        ),
+                        Vec::new(),
                     );
                 }
-            }
-            if let Some(shard) = inputs.shard
-                && !shard.owns(def.name.as_bytes())
-            {
-                return skip(
-                    RunStatus::NotApplicable,
-                    format!("runs in another shard than {shard}"),
-                );
             }
             let sources: Vec<PathBuf> = all
                 .iter()
@@ -290,21 +274,21 @@ fn work_for(inputs: &Inputs<'_>, def: &AnalyzerDef, tasks: &[String], explicit: 
                 .collect();
             Work::Run {
                 targets: Vec::new(),
-                relevant: with_configs(sources),
+                relevant: with_configs(&configs, sources),
             }
         }
-    }
+    };
+    (work, configs)
 }
 
 /// A batch analyzer's files: the candidates, narrowed to the selection
-/// (explicitly selected files count even when the walk ignores them) and
-/// the shard.
+/// (explicitly selected files count even when the walk ignores them).
 fn batch_work(
     inputs: &Inputs<'_>,
     def: &AnalyzerDef,
     all: &[(std::borrow::Cow<'_, str>, &PathBuf)],
     candidate: &dyn Fn(&str) -> bool,
-    with_configs: impl Fn(Vec<PathBuf>) -> Vec<PathBuf>,
+    configs: &[PathBuf],
 ) -> Work {
     let mut targets: Vec<PathBuf> = all
         .iter()
@@ -335,15 +319,6 @@ fn batch_work(
             ),
         );
     }
-    if let Some(shard) = inputs.shard {
-        targets.retain(|p| shard.owns(p.as_os_str().as_encoded_bytes()));
-        if targets.is_empty() {
-            return skip(
-                RunStatus::NotApplicable,
-                format!("no matching files in shard {shard}"),
-            );
-        }
-    }
     if targets.is_empty() {
         let what = def
             .files
@@ -359,7 +334,7 @@ fn batch_work(
             format!("no {scope} files ({what})"),
         );
     }
-    let relevant = with_configs(targets.clone());
+    let relevant = with_configs(configs, targets.clone());
     Work::Run { targets, relevant }
 }
 
@@ -427,6 +402,7 @@ mod tests {
             selection: None,
             gone: None,
             shard: None,
+            times: None,
             offline: false,
         };
         let planned = plan(&inputs, wanted.clone());
@@ -498,6 +474,7 @@ mod tests {
                 selection: None,
                 gone: None,
                 shard: Some(Shard { index: k, count: 3 }),
+                times: None,
                 offline: false,
             };
             let planned = plan(&inputs, resolve(&c, &["t".into()], &[]).unwrap());
@@ -506,12 +483,83 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 200);
-        assert_eq!(
-            "2/3".parse::<Shard>().unwrap(),
-            Shard { index: 2, count: 3 }
-        );
-        for bad in ["0/3", "4/3", "x", "1/0", "1-2"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+
+    #[test]
+    fn shards_balance_files_and_project_analyzers_by_recorded_time() {
+        let c = config(r#"{"tasks": {"t": {"analyzers": ["bandit", "pylint", "pytest"]}}}"#);
+        let mut files: Vec<PathBuf> = (0..40)
+            .map(|i| PathBuf::from(format!("m{i:02}.py")))
+            .collect();
+        files.push(PathBuf::from("test_m.py"));
+        let mut times = Times::default();
+        // The suite is the longest unit, then m00.py (under both linters);
+        // the rest take 10 each, but for a few never timed.
+        times.projects.insert("pytest".into(), 5000);
+        for linter in ["bandit", "pylint"] {
+            let per_file = times.files.entry(linter.into()).or_default();
+            for f in &files[..36] {
+                per_file.insert(f.clone(), 10);
+            }
+            per_file.insert(files[0].clone(), 1500);
+        }
+        let wanted = resolve(&c, &["t".into()], &[]).unwrap();
+        let mut owner: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut load = [0u64; 3];
+        for k in 1..=3 {
+            let inputs = Inputs {
+                config: &c,
+                files: &files,
+                selection: None,
+                gone: None,
+                shard: Some(Shard { index: k, count: 3 }),
+                times: Some(&times),
+                offline: false,
+            };
+            for p in plan(&inputs, wanted.clone()) {
+                let name = p.def.name.as_str();
+                match &p.work {
+                    Work::Run { targets, relevant } => {
+                        if p.def.mode == Mode::Project {
+                            owner.entry(name.into()).or_default().push(k);
+                            load[k as usize - 1] += times.project(name).unwrap();
+                            assert!(relevant.len() > 40, "the suite sees every file");
+                        }
+                        for t in targets {
+                            owner
+                                .entry(format!("{name} {}", t.display()))
+                                .or_default()
+                                .push(k);
+                            load[k as usize - 1] += times.file(name, t).unwrap_or(0);
+                        }
+                    }
+                    Work::Skip { reason, .. } => assert!(
+                        reason == &format!("runs in another shard than {k}/3")
+                            || reason == &format!("no matching files in shard {k}/3"),
+                        "{reason}"
+                    ),
+                }
+            }
+        }
+        // Each unit in exactly one shard; a file in the same one for both linters.
+        assert_eq!(owner.len(), 1 + 2 * files.len());
+        assert!(owner.values().all(|ks| ks.len() == 1), "{owner:?}");
+        for f in &files {
+            let f = f.display();
+            assert_eq!(owner[&format!("bandit {f}")], owner[&format!("pylint {f}")]);
+        }
+        // LPT: the suite alone, m00.py (3000 for both linters) next, the
+        // 35 others (20 each) onto the lighter of the two.
+        assert_eq!(owner["pytest"], [1]);
+        assert_eq!(owner["bandit m00.py"], [2]);
+        assert_eq!(load, [5000, 3000, 700], "{owner:?}");
+        // Files never timed go by path hash.
+        for f in &files[36..] {
+            let unit = Unit::File(f.clone());
+            assert_eq!(
+                owner[&format!("bandit {}", f.display())],
+                [shard::hashed(&unit, 3)]
+            );
         }
     }
 }

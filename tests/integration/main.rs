@@ -40,5 +40,6 @@ mod reports;
 mod runner;
 mod rust;
 mod selection;
+mod shards;
 mod trust;
 mod watch;

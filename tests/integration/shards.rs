@@ -1,0 +1,205 @@
+//! `--shard K/N` balanced by the times the result cache recorded, and
+//! `--shard auto` from the CI's variables.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::Value;
+
+use crate::harness::{Project, run_of};
+
+/// Sleeps 40 ms per line of the files it is given (one batch per run), then
+/// reports one finding per file.
+const SLOW: &str = r#"#!/bin/sh
+lines=$(cat "$@" | wc -l)
+sleep "$(awk "BEGIN { print $lines * 0.04 }")"
+for f in "$@"; do echo "$f:1: looked at $f"; done
+"#;
+
+const LIGHT: &[&str] = &[
+    "l1.txt", "l2.txt", "l3.txt", "l4.txt", "l5.txt", "l6.txt", "l7.txt", "l8.txt", "l9.txt",
+];
+
+/// One file costs 8x each of the nine others (size and time alike).
+fn skewed() -> Project {
+    let p = Project::empty();
+    p.file("bin/slow.sh", SLOW).config(
+        r#"{"analyzers": {"slow": {"command": "./bin/slow.sh", "files": ["*.txt"], "args": ["{files}"],
+            "parser": "regex", "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"},
+            "exit_codes": {"ok": [0]}}}}"#,
+    );
+    std::fs::set_permissions(
+        p.path().join("bin/slow.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let line = format!("{}\n", "x".repeat(4000));
+    p.file("heavy.txt", &line.repeat(8));
+    for f in LIGHT {
+        p.file(f, &line);
+    }
+    p
+}
+
+/// Each shard's files and the analyzer's time in it.
+fn shards(p: &Project, n: u32) -> Vec<(BTreeSet<String>, u64)> {
+    (1..=n)
+        .map(|k| {
+            let report = p
+                .bgtask(&[
+                    "run",
+                    "slow",
+                    "--no-cache",
+                    "--format",
+                    "json",
+                    "--shard",
+                    &format!("{k}/{n}"),
+                ])
+                .code(0)
+                .json();
+            assert_eq!(report["scope"], format!("shard {k}/{n}"));
+            let files = report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+                .collect();
+            let ms = run_of(&report, "slow")["duration_ms"].as_u64().unwrap();
+            (files, ms)
+        })
+        .collect()
+}
+
+/// Every file in exactly one shard.
+#[track_caller]
+fn partition(shards: &[(BTreeSet<String>, u64)]) {
+    let mut seen = BTreeSet::new();
+    for (files, _) in shards {
+        for f in files {
+            assert!(seen.insert(f.clone()), "{f} in two shards: {shards:?}");
+        }
+    }
+    let all: BTreeSet<String> = LIGHT
+        .iter()
+        .map(|f| (*f).to_owned())
+        .chain(["heavy.txt".to_owned()])
+        .collect();
+    assert_eq!(seen, all, "{shards:?}");
+}
+
+/// The slowest shard's time over the mean.
+#[expect(clippy::cast_precision_loss, reason = "milliseconds of a test run")]
+fn skew(shards: &[(BTreeSet<String>, u64)]) -> f64 {
+    let max = shards.iter().map(|s| s.1).max().unwrap() as f64;
+    let mean = shards.iter().map(|s| s.1).sum::<u64>() as f64 / shards.len() as f64;
+    max / mean
+}
+
+/// The shard (1-based) of `path` by hash alone, as `--shard` splits what
+/// it has no time for.
+fn hashed(path: &str, n: u32) -> u32 {
+    let h = blake3::hash(path.as_bytes());
+    let v = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap());
+    u32::try_from(v % u64::from(n)).unwrap() + 1
+}
+
+#[test]
+fn shards_take_equal_time_by_the_times_recorded_at_earlier_commits() {
+    let p = skewed();
+    p.commit_all("first");
+    // Nothing recorded yet: the path hash splits. The second shard sees
+    // the first's fresh records, but they were made at the commit both
+    // analyse, so it plans without them like the first did.
+    let by_hash = shards(&p, 2);
+    partition(&by_hash);
+    for (k, (files, _)) in by_hash.iter().enumerate() {
+        for f in files {
+            assert_eq!(hashed(f, 2), u32::try_from(k).unwrap() + 1, "{f}");
+        }
+    }
+    // At the next commit those records are what every shard sees alike.
+    p.commit_all("second");
+    let balanced = shards(&p, 2);
+    partition(&balanced);
+    let heavy_with = balanced
+        .iter()
+        .find(|(files, _)| files.contains("heavy.txt"))
+        .map(|(files, _)| files.len())
+        .unwrap();
+    assert!(heavy_with <= 2, "the heavy file nearly alone: {balanced:?}");
+    let (hash, lpt) = (skew(&by_hash), skew(&balanced));
+    eprintln!("slowest shard / mean: path hash {hash:.2}, balanced {lpt:.2}");
+    assert!(
+        lpt < hash && lpt < 1.25,
+        "balanced {lpt:.2} vs hash {hash:.2}: {balanced:?} / {by_hash:?}"
+    );
+    // The same records give the same split again.
+    assert_eq!(
+        shards(&p, 2).into_iter().map(|s| s.0).collect::<Vec<_>>(),
+        balanced.into_iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+}
+
+const CI_VARS: &[&str] = &[
+    "CI_NODE_INDEX",
+    "CI_NODE_TOTAL",
+    "CIRCLE_NODE_INDEX",
+    "CIRCLE_NODE_TOTAL",
+    "BUILDKITE_PARALLEL_JOB",
+    "BUILDKITE_PARALLEL_JOB_COUNT",
+];
+
+fn run_auto(p: &Project, vars: &[(&str, &str)]) -> (i32, Value, String) {
+    let mut cmd = p.command(&["run", "slow", "--shard", "auto", "--format", "json"]);
+    for v in CI_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.envs(vars.iter().copied());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shard_auto_reads_gitlab_circleci_and_buildkite_or_says_what_it_missed() {
+    let p = skewed();
+    for (vars, want) in [
+        (
+            &[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "3")],
+            "shard 2/3",
+        ),
+        (
+            &[("CIRCLE_NODE_INDEX", "0"), ("CIRCLE_NODE_TOTAL", "3")],
+            "shard 1/3",
+        ),
+        (
+            &[
+                ("BUILDKITE_PARALLEL_JOB", "2"),
+                ("BUILDKITE_PARALLEL_JOB_COUNT", "3"),
+            ],
+            "shard 3/3",
+        ),
+    ] {
+        let (code, report, stderr) = run_auto(&p, vars);
+        assert_eq!(code, 0, "{vars:?}: {stderr}");
+        assert_eq!(report["scope"], want, "{vars:?}");
+    }
+    let (code, _, stderr) = run_auto(&p, &[("GITHUB_ACTIONS", "true")]);
+    assert_eq!(code, 64, "{stderr}");
+    for needle in [
+        "CI_NODE_INDEX",
+        "CIRCLE_NODE_INDEX",
+        "BUILDKITE_PARALLEL_JOB",
+        "GitHub",
+        "--shard K/N",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    let (code, _, stderr) = run_auto(&p, &[("CI_NODE_INDEX", "0"), ("CI_NODE_TOTAL", "3")]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("counts from 1"), "{stderr}");
+}
