@@ -185,11 +185,7 @@ pub fn resolve(
         None => file,
     };
     Ok(found.map(|(against, baseline)| {
-        let renames = baseline
-            .commit
-            .as_deref()
-            .and_then(|c| crate::git::renames(&workspace.root, c).ok())
-            .unwrap_or_default();
+        let renames = baseline.renames(&workspace.root);
         Wanted {
             against,
             baseline,

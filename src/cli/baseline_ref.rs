@@ -39,14 +39,21 @@ pub fn baseline(
             .map(|o| String::from_utf8_lossy(&o).trim().to_owned())
             .filter(|s| !s.is_empty())
     };
-    let commit = git(&[
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        &format!("{rev}^{{commit}}"),
-    ])
-    .ok_or_else(|| UnknownRef(rev.to_owned()))?;
-    let base = git(&["merge-base", &commit, "HEAD"]).unwrap_or(commit);
+    // One process when REV is known (the common case); the checks only
+    // when the merge base cannot be had.
+    if rev.starts_with('-') {
+        return Err(UnknownRef(rev.to_owned()).into());
+    }
+    let base = match git(&["merge-base", rev, "HEAD"]) {
+        Some(base) => base,
+        None => git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])
+        .ok_or_else(|| UnknownRef(rev.to_owned()))?,
+    };
     let tree = git(&["rev-parse", &format!("{base}^{{tree}}")]).unwrap_or_else(|| base.clone());
     let short = &base[..base.len().min(12)];
     let against = if rev == "HEAD" {

@@ -42,11 +42,7 @@ impl Accepted {
         stamp?;
         match Baseline::read(&path) {
             Ok(b) => {
-                self.renames = b
-                    .commit
-                    .as_deref()
-                    .and_then(|c| crate::git::renames(root, c).ok())
-                    .unwrap_or_default();
+                self.renames = b.renames(root);
                 self.baseline = Some(b);
                 None
             }
