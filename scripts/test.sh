@@ -11,7 +11,10 @@
 #      (PyPI, into target/test-cache/browser-venv) to drive the browser; the
 #      MCP clients the MCP tests use: the official Python SDK (PyPI `mcp`,
 #      into target/test-cache/mcp-venv), the MCP Inspector and the MCP
-#      conformance suite (npm, into target/test-cache/mcp-node);
+#      conformance suite (npm, into target/test-cache/mcp-node); and the
+#      object stores the remote cache tests start: moto's S3 server and the
+#      wsgidav WebDAV server with cheroot (PyPI, into
+#      target/test-cache/stores-venv);
 #   2. checks formatting and clippy (pedantic, warnings are errors);
 #   3. runs the unit and integration tests (the schema drift check is one).
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv,
@@ -74,6 +77,12 @@ if [ ! -x "$mcp_node/node_modules/.bin/mcp-inspector" ] || [ ! -x "$mcp_node/nod
   mkdir -p "$mcp_node"
   npm install --silent --no-audit --no-fund --prefix "$mcp_node" \
     @modelcontextprotocol/inspector@2.12.0 @modelcontextprotocol/conformance@0.1.16 node@22.23.3 >/dev/null
+fi
+stores="$BGTASK_TEST_CACHE/stores-venv"
+if [ ! -x "$stores/bin/moto_server" ] || [ ! -x "$stores/bin/wsgidav" ]; then
+  echo "    moto's S3 server and wsgidav (the remote cache tests' object stores) into $stores"
+  python3 -m venv "$stores"
+  "$stores/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.6' wsgidav==4.4.0 cheroot==11.1.2
 fi
 echo "==> cargo fmt --check"
 cargo fmt --check

@@ -30,6 +30,9 @@ struct Doctor {
     default_config: bool,
     cache_dir: String,
     analyzers: Vec<AnalyzerRow>,
+    /// `cache.remote`, when configured: reachable, read, written?
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team_cache: Option<crate::engine::TeamCacheCheck>,
     /// Hooks, the watcher's limits, trust, the daemon.
     background: super::doctor_background::Background,
 }
@@ -48,6 +51,10 @@ pub fn run(ctx: &Ctx, args: &DoctorArgs) -> anyhow::Result<u8> {
         default_config: config.uses_default(),
         cache_dir: tools::cache_dir().display().to_string(),
         analyzers: tools::analyzers(&workspace, &config),
+        team_cache: config.remote_cache.as_ref().and_then(|remote| {
+            let rt = super::runtime().ok()?;
+            Some(rt.block_on(crate::engine::check_team_cache(remote, &workspace.root)))
+        }),
         background: super::doctor_background::collect(&workspace, &config),
     };
     if args.json {
@@ -106,6 +113,24 @@ fn print_header(doc: &Doctor) {
         "{bold}tools{bold:#}    managed installs under {}/tools",
         doc.cache_dir
     );
+    if let Some(t) = &doc.team_cache {
+        let red = AnsiColor::Red.on_default();
+        match &t.problem {
+            Some(problem) => anstream::println!(
+                "{bold}team cache{bold:#} {} {red}not used{red:#}: {problem}",
+                t.url
+            ),
+            None => anstream::println!(
+                "{bold}team cache{bold:#} {} {green}reachable{green:#}: read{}",
+                t.url,
+                if t.writes {
+                    ", and written by runs here"
+                } else {
+                    "; written only by CI (`write`: ci) or never"
+                }
+            ),
+        }
+    }
     anstream::println!();
 }
 

@@ -173,7 +173,14 @@ impl RunArgs {
 const TERMINAL_FINDINGS: usize = 40;
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
-    let (report, cancelled) = execute(ctx, args)?;
+    let workspace = Workspace::discover(&ctx.cwd)?;
+    let config = Arc::new(crate::config::load(&workspace.root)?);
+    say_default_config(ctx, args, &config);
+    let Executed {
+        report,
+        cancelled,
+        team,
+    } = execute_full(ctx, args, &workspace, &config)?;
     let at_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let console = ConsoleOptions {
         verbose: ctx.verbose,
@@ -214,17 +221,57 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<u8> {
     if cancelled {
         return Ok(exit::INTERRUPTED);
     }
+    if let Some(team) = team {
+        upload(ctx, &team);
+    }
     Ok(report.exit_code)
+}
+
+/// Fills the team cache with what the run computed, now that the report
+/// is out; a store that fails is a note, never the exit code.
+fn upload(ctx: &Ctx, team: &engine::TeamCache) {
+    let Ok(rt) = super::runtime() else { return };
+    let before = team.used();
+    let after = rt.block_on(team.upload());
+    if ctx.quiet {
+        return;
+    }
+    if after.uploaded > 0 {
+        let n = after.uploaded;
+        ctx.note(&format!(
+            "team cache: {n} result{} stored in {}",
+            if n == 1 { "" } else { "s" },
+            after.url
+        ));
+    }
+    if after.problem != before.problem
+        && let Some(problem) = &after.problem
+    {
+        ctx.note(&format!("team cache {}: {problem}", after.url));
+    }
+}
+
+fn say_default_config(ctx: &Ctx, args: &RunArgs, config: &crate::config::Config) {
+    if config.uses_default() && args.format == Format::Console && args.output.is_none() {
+        ctx.note("note: no .background-tasks.json here, using the built-in tasks (`bgtask init` writes one)");
+    }
 }
 
 /// Runs what `args` asks for; the report, and whether it was interrupted.
 pub fn execute(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<(Report, bool)> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = Arc::new(crate::config::load(&workspace.root)?);
-    if config.uses_default() && args.format == Format::Console && args.output.is_none() {
-        ctx.note("note: no .background-tasks.json here, using the built-in tasks (`bgtask init` writes one)");
-    }
+    say_default_config(ctx, args, &config);
     execute_in(ctx, args, &workspace, &config)
+}
+
+/// A foreground run's outcome.
+struct Executed {
+    report: Report,
+    /// Interrupted (Ctrl-C).
+    cancelled: bool,
+    /// The team cache, holding what to upload once the report is out.
+    team: Option<Arc<engine::TeamCache>>,
 }
 
 /// [`execute`] in a given tree with a given config: a gate analyses a
@@ -235,7 +282,18 @@ pub fn execute_in(
     workspace: &Workspace,
     config: &Arc<crate::config::Config>,
 ) -> anyhow::Result<(Report, bool)> {
+    let e = execute_full(ctx, args, workspace, config)?;
+    Ok((e.report, e.cancelled))
+}
+
+fn execute_full(
+    ctx: &Ctx,
+    args: &RunArgs,
+    workspace: &Workspace,
+    config: &Arc<crate::config::Config>,
+) -> anyhow::Result<Executed> {
     let run = Prepared::new(args, workspace, config, &ctx.cwd)?;
+    let team = run.opts.execution.team.clone();
     // Read before anything runs: a bad baseline file is the user's to fix.
     let file = super::baseline_cmd::from_file(args, workspace)?;
     let files = run.files();
@@ -255,7 +313,11 @@ pub fn execute_in(
     if let Some(wanted) = wanted? {
         super::baseline_cmd::apply(&mut report, &wanted, files.as_deref());
     }
-    Ok((report, cancel.is_cancelled()))
+    Ok(Executed {
+        report,
+        cancelled: cancel.is_cancelled(),
+        team,
+    })
 }
 
 /// A foreground run, planned: what `bgtask run` (and every front end that
@@ -298,6 +360,16 @@ impl Prepared {
             at: SystemTime::now(),
         };
         let job = engine::job(config, &args.names, targets, trigger)?;
+        // The team's cache is the network too: `--offline` leaves it be.
+        let team = config
+            .remote_cache
+            .as_ref()
+            .filter(|_| !args.offline && !args.no_cache)
+            .map(|remote| {
+                let secret = engine::team_secret(remote, &workspace.root);
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+                engine::TeamCache::open(remote, &workspace.root, ci, secret)
+            });
         let opts = RunOptions {
             shard,
             offline: args.offline,
@@ -305,6 +377,7 @@ impl Prepared {
                 no_cache: args.no_cache,
                 timeout: args.timeout,
                 jobs: args.jobs,
+                team,
                 ..Options::default()
             },
             files: None,
@@ -341,6 +414,7 @@ impl Prepared {
         cancel: CancellationToken,
     ) -> anyhow::Result<Report> {
         let started = SystemTime::now();
+        let team = self.opts.execution.team.clone();
         let outcome = engine::run(
             self.config.clone(),
             &self.workspace,
@@ -356,14 +430,16 @@ impl Prepared {
             self.strict_tools,
             self.job.analyzers.clone(),
         );
-        Ok(Report::new(
+        let mut report = Report::new(
             self.workspace.root.display().to_string(),
             started,
             outcome.duration,
             self.scope,
             policy,
             outcome.runs,
-        ))
+        );
+        report.team_cache = team.map(|t| t.used());
+        Ok(report)
     }
 }
 

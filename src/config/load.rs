@@ -197,6 +197,7 @@ pub fn to_raw(layers: &Layers) -> (RawConfig, Vec<Problem>) {
             "notifications" => raw.notifications = de.typed(val),
             "retention" => raw.retention = de.typed(val),
             "daemon" => raw.daemon = de.typed(val),
+            "cache" => raw.cache = de.typed(val),
             other => problems.push(layers.problem(
                 &pointer,
                 true,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::raw::{FailOn, NotifyLevel, Priority, TlsMode, TriggerKind};
+pub use super::raw::{FailOn, NotifyLevel, Priority, RemoteWrite, TlsMode, TriggerKind};
 use crate::analyze::AnalyzerDef;
 use crate::globs::Globs;
 
@@ -25,6 +25,16 @@ pub struct Config {
     pub notifications: Notifications,
     pub retention: Retention,
     pub daemon: Daemon,
+    /// `cache.remote`: the team's shared result cache, when configured.
+    pub remote_cache: Option<RemoteCache>,
+}
+
+/// `cache.remote`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCache {
+    pub url: String,
+    pub write: RemoteWrite,
+    pub secret_command: Option<Vec<String>>,
 }
 
 impl Config {

@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub notifications: Option<RawNotifications>,
     pub retention: Option<RawRetention>,
     pub daemon: Option<RawDaemon>,
+    /// The result cache: a team's shared one besides the local one.
+    pub cache: Option<RawCache>,
 }
 
 /// The top-level keys, in file order of a generated config.
@@ -53,6 +55,7 @@ pub const SECTIONS: &[&str] = &[
     "notifications",
     "retention",
     "daemon",
+    "cache",
 ];
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -352,6 +355,42 @@ pub struct RawRetention {
     pub metrics_days: Option<u32>,
     /// Analyzer logs older than this are deleted. Default 7.
     pub logs_days: Option<u32>,
+}
+
+/// The result cache.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// A shared cache on the team's object store: CI fills it, every
+    /// machine reads it.
+    pub remote: Option<RawRemoteCache>,
+}
+
+/// `cache.remote`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteCache {
+    /// Where: `s3://bucket/prefix`, `gs://…`, `az://…`, `https://…`
+    /// (WebDAV or HTTP PUT/GET), `file:///mnt/shared`. Credentials and
+    /// endpoints come from the environment, as the store's own tools find
+    /// them (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, …), never from here.
+    pub url: Option<String>,
+    /// When this machine writes to it: `ci` (only when `CI=true`; the
+    /// default), `always`, `never`.
+    pub write: Option<RemoteWrite>,
+    /// A command printing the team secret entries are signed with, when
+    /// `BGTASK_CACHE_SECRET` is not set (`["pass", "show", "bgtask-cache"]`).
+    pub secret_command: Option<Vec<String>>,
+}
+
+/// `cache.remote.write`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteWrite {
+    #[default]
+    Ci,
+    Always,
+    Never,
 }
 
 /// The background daemon (`bgtask start`).

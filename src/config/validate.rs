@@ -52,6 +52,7 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
     let triggers = triggers(&mut issues, raw.triggers.unwrap_or_default());
     let notifications = notifications(&mut issues, raw.notifications.unwrap_or_default());
     let daemon = daemon(&mut issues, &raw.daemon.unwrap_or_default());
+    let remote_cache = remote_cache(&mut issues, raw.cache.unwrap_or_default());
     let rt = raw.retention.unwrap_or_default();
     let retention = Retention {
         results_days: rt.results_days.unwrap_or(7),
@@ -70,10 +71,41 @@ pub fn validate(layers: &Layers, raw: RawConfig) -> Result<Config, Vec<Problem>>
             notifications,
             retention,
             daemon,
+            remote_cache,
         })
     } else {
         Err(problems)
     }
+}
+
+/// `cache.remote`: a URL whose scheme is one the stores speak (the store
+/// itself is checked when opened), a non-empty secret command.
+fn remote_cache(
+    issues: &mut Issues<'_, '_>,
+    c: super::raw::RawCache,
+) -> Option<super::model::RemoteCache> {
+    let r = c.remote?;
+    let Some(url) = r.url else {
+        issues.at("/cache/remote", "`cache.remote` needs a `url`");
+        return None;
+    };
+    if let Some(why) = crate::engine::url_problem(&url) {
+        issues.at("/cache/remote/url", why);
+        return None;
+    }
+    if let Some(cmd) = &r.secret_command
+        && cmd.first().is_none_or(|c| c.trim().is_empty())
+    {
+        issues.at(
+            "/cache/remote/secret_command",
+            "`secret_command` needs a program: [\"pass\", \"show\", \"bgtask-cache\"]",
+        );
+    }
+    Some(super::model::RemoteCache {
+        url,
+        write: r.write.unwrap_or_default(),
+        secret_command: r.secret_command,
+    })
 }
 
 fn execution(issues: &mut Issues<'_, '_>, e: &super::raw::RawExecution) -> Execution {

@@ -46,26 +46,45 @@ pub fn engine() -> Execute {
                     }
                 });
             }
+            let mut options = run.options;
+            // The team's shared cache: asked after local misses; what the
+            // job computed is uploaded in the background afterwards.
+            let team = run.config.remote_cache.as_ref().map(|remote| {
+                let root = &run.workspace.root;
+                engine::TeamCache::open(
+                    remote,
+                    root,
+                    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+                    engine::team_secret_cached(remote, root),
+                )
+            });
+            options.execution.team.clone_from(&team);
             let outcome = engine::run(
                 run.config.clone(),
                 &run.workspace,
                 &run.job,
-                run.options,
+                options,
                 progress,
                 run.cancel,
             )
             .await;
-            outcome.ok().map(|o| {
+            let report = outcome.ok().map(|o| {
                 let policy = report::policy(&run.config, None, false, Vec::new());
-                Report::new(
+                let mut report = Report::new(
                     run.workspace.root.display().to_string(),
                     started,
                     o.duration,
                     None,
                     policy,
                     o.runs,
-                )
-            })
+                );
+                report.team_cache = team.as_ref().map(|t| t.used());
+                report
+            });
+            if let Some(team) = team {
+                tokio::spawn(async move { team.upload().await });
+            }
+            report
         })
     })
 }

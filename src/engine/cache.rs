@@ -115,6 +115,69 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Whether an entry may still be used: younger than its kind's limit, and
+/// not from the future (beyond a minute of clock difference).
+fn fresh(entry: &Entry, network: bool) -> bool {
+    let max_age = if network { NETWORK_MAX_AGE } else { MAX_AGE };
+    let now = SystemTime::now();
+    match now.duration_since(entry.created) {
+        Ok(age) => age <= max_age,
+        Err(ahead) => ahead.duration() <= Duration::from_secs(60),
+    }
+}
+
+/// A result's keys: on this machine, and in the team's shared cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub local: String,
+    /// `None` when the result is this machine's own: a network audit
+    /// (time-sensitive), a tool that imports the project's environment,
+    /// or a tool whose version is unknown.
+    pub shared: Option<String>,
+}
+
+/// The part of a shared key that is not the files: what makes a result
+/// mean the same on another machine — the analyzer's definition, the
+/// tool's name and version (not its path; for a tool of the repository,
+/// its text), bgtask's version, the OS and architecture. `None` when
+/// nothing does (see [`Keys::shared`]).
+fn shared_hasher(
+    def: &AnalyzerDef,
+    tool: Option<&ToolInfo>,
+    root: &Path,
+    env: Option<&str>,
+) -> Option<blake3::Hasher> {
+    if def.network || env.is_some() {
+        return None;
+    }
+    let mut h = blake3::Hasher::new();
+    for part in [
+        "bgtask-shared-result-v1",
+        VERSION,
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        &def.digest,
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    if let Some(t) = tool {
+        if let Ok(inside) = t.path.strip_prefix(root) {
+            // A tool of the repository (`./bin/lint.sh`): its text is what it is.
+            h.update(inside.as_os_str().as_bytes());
+            h.update(&[0]);
+            h.update(crate::repofile::hash(Some(root), &t.path).ok()??.as_bytes());
+        } else {
+            h.update(t.path.file_name()?.as_bytes());
+            h.update(&[0]);
+            h.update(t.version.as_deref()?.as_bytes());
+        }
+    }
+    h.update(&[0]);
+    Some(h)
+}
+
 #[derive(Debug, Clone)]
 pub struct ResultCache {
     dir: PathBuf,
@@ -127,10 +190,9 @@ impl ResultCache {
         }
     }
 
-    /// The key for running `def` with `tool` over `relevant` (repo-relative)
-    /// files, seeing the project environment `env` (its stamp, for a tool
-    /// that imports the project). Reads every file; a missing one hashes as
-    /// missing.
+    /// The local key for running `def` with `tool` over `relevant`
+    /// (repo-relative) files, seeing the project environment `env`.
+    #[cfg(test)]
     pub fn key(
         def: &AnalyzerDef,
         tool: Option<&ToolInfo>,
@@ -138,6 +200,20 @@ impl ResultCache {
         relevant: &[PathBuf],
         env: Option<&str>,
     ) -> String {
+        ResultCache::keys(def, tool, root, relevant, env).local
+    }
+
+    /// The keys for running `def` with `tool` over `relevant`
+    /// (repo-relative) files, seeing the project environment `env` (its
+    /// stamp, for a tool that imports the project). Reads every file once;
+    /// a missing one hashes as missing.
+    pub fn keys(
+        def: &AnalyzerDef,
+        tool: Option<&ToolInfo>,
+        root: &Path,
+        relevant: &[PathBuf],
+        env: Option<&str>,
+    ) -> Keys {
         let mut h = blake3::Hasher::new();
         h.update(VERSION.as_bytes());
         h.update(&[0]);
@@ -163,25 +239,35 @@ impl ResultCache {
                 }
             }
         }
+        let mut shared = shared_hasher(def, tool, root, env);
         for p in relevant {
-            h.update(p.as_os_str().as_bytes());
-            h.update(&[0]);
+            let mut part = blake3::Hasher::new();
+            part.update(p.as_os_str().as_bytes());
+            part.update(&[0]);
             // Streamed, and never through a FIFO, a device or a link out
             // of the worktree (RELIABILITY 26).
             match crate::repofile::hash(Some(root), &root.join(p)) {
                 Ok(Some(hash)) => {
-                    h.update(hash.as_bytes());
+                    part.update(hash.as_bytes());
                 }
                 Ok(None) => {
-                    h.update(b"<missing>");
+                    part.update(b"<missing>");
                 }
                 Err(e) => {
-                    h.update(b"<unreadable>");
-                    h.update(e.to_string().as_bytes());
+                    part.update(b"<unreadable>");
+                    part.update(e.to_string().as_bytes());
                 }
             }
+            let part = part.finalize();
+            h.update(part.as_bytes());
+            if let Some(s) = &mut shared {
+                s.update(part.as_bytes());
+            }
         }
-        h.finalize().to_hex().to_string()
+        Keys {
+            local: h.finalize().to_hex().to_string(),
+            shared: shared.map(|s| s.finalize().to_hex().to_string()),
+        }
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -191,23 +277,43 @@ impl ResultCache {
     pub fn get(&self, key: &str, network: bool) -> Option<AnalyzerRun> {
         let bytes = std::fs::read(self.path(key)).ok()?;
         let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-        let max_age = if network { NETWORK_MAX_AGE } else { MAX_AGE };
-        let age = SystemTime::now()
-            .duration_since(entry.created)
-            .unwrap_or_default();
-        (age <= max_age).then_some(entry.run)
+        fresh(&entry, network).then_some(entry.run)
+    }
+
+    /// An entry from the team's cache (`team.rs`), stored here under `key`
+    /// too; its run when it reads as one and is not too old (an entry
+    /// dated in the future is not taken: a clock cannot make one valid).
+    pub fn import(&self, key: &str, bytes: &[u8], network: bool) -> Option<AnalyzerRun> {
+        let entry: Entry = serde_json::from_slice(bytes).ok()?;
+        if !fresh(&entry, network) {
+            return None;
+        }
+        self.write(key, bytes);
+        Some(entry.run)
     }
 
     /// Stores a cacheable run, with how long it took; failures (read-only
-    /// tree, full disk) only cost the cache.
-    pub fn put(&self, key: &str, run: &AnalyzerRun, timing: Option<Timing>) {
+    /// tree, full disk) only cost the cache. The entry as stored (for the
+    /// team's cache), when it is one.
+    pub fn put(&self, key: &str, run: &AnalyzerRun, timing: Option<Timing>) -> Option<Vec<u8>> {
         // A network analyzer's result (partial ones too: some dependencies
         // could not be audited offline) is kept for an hour like any of
         // its results, so an offline machine does not pay for it on every
         // run; `--offline` skips it altogether.
         if !run.status.is_cacheable() {
-            return;
+            return None;
         }
+        let entry = Entry {
+            created: SystemTime::now(),
+            run: run.clone(),
+            timing,
+        };
+        let json = serde_json::to_vec(&entry).ok()?;
+        self.write(key, &json);
+        Some(json)
+    }
+
+    fn write(&self, key: &str, json: &[u8]) {
         let Some(root) = self
             .dir
             .parent()
@@ -219,16 +325,8 @@ impl ResultCache {
         if crate::state::state_dir(root).is_err() || std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
-        let entry = Entry {
-            created: SystemTime::now(),
-            run: run.clone(),
-            timing,
-        };
-        let Ok(json) = serde_json::to_vec(&entry) else {
-            return;
-        };
         if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&self.dir)
-            && tmp.write_all(&json).is_ok()
+            && tmp.write_all(json).is_ok()
         {
             let _ = tmp.persist(self.path(key));
         }
@@ -354,6 +452,75 @@ mod tests {
         assert_eq!(state_dir(&root).unwrap(), state, "twice is fine");
     }
     use crate::config::raw::Category;
+
+    #[test]
+    fn shared_keys_are_the_same_on_another_machine_and_absent_when_they_cannot_be() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for root in [a.path(), b.path()] {
+            std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
+        }
+        let files = vec![PathBuf::from("a.py")];
+        let bandit = builtin("bandit");
+        let here = ToolInfo {
+            path: "/usr/bin/bandit".into(),
+            version: Some("1.9.4".into()),
+        };
+        let there = ToolInfo {
+            path: "/home/me/.venv/bin/bandit".into(),
+            ..here.clone()
+        };
+        let ka = ResultCache::keys(&bandit, Some(&here), a.path(), &files, None);
+        let kb = ResultCache::keys(&bandit, Some(&there), b.path(), &files, None);
+        assert_ne!(ka.local, kb.local, "local keys know the tool's path");
+        assert!(ka.shared.is_some());
+        assert_eq!(ka.shared, kb.shared, "the same tool version and files");
+        std::fs::write(b.path().join("a.py"), "x = 2\n").unwrap();
+        let changed = ResultCache::keys(&bandit, Some(&there), b.path(), &files, None);
+        assert_ne!(ka.shared, changed.shared);
+        let unknown = ToolInfo {
+            version: None,
+            ..here.clone()
+        };
+        let none = |k: Keys| k.shared.is_none();
+        assert!(none(ResultCache::keys(
+            &bandit,
+            Some(&unknown),
+            a.path(),
+            &files,
+            None
+        )));
+        assert!(none(ResultCache::keys(
+            &bandit,
+            Some(&here),
+            a.path(),
+            &files,
+            Some(".venv@1")
+        )));
+        assert!(none(ResultCache::keys(
+            &builtin("pip-audit"),
+            Some(&here),
+            a.path(),
+            &files,
+            None
+        )));
+        // A tool of the repository: known by its text, wherever it is.
+        for (root, text) in [(a.path(), "echo 1\n"), (b.path(), "echo 1\n")] {
+            std::fs::create_dir_all(root.join("bin")).unwrap();
+            std::fs::write(root.join("bin/lint.sh"), text).unwrap();
+        }
+        std::fs::write(b.path().join("a.py"), "x = 1\n").unwrap();
+        let script = |root: &Path| ToolInfo {
+            path: root.join("bin/lint.sh"),
+            version: None,
+        };
+        let sa = ResultCache::keys(&bandit, Some(&script(a.path())), a.path(), &files, None);
+        let sb = ResultCache::keys(&bandit, Some(&script(b.path())), b.path(), &files, None);
+        assert!(sa.shared.is_some());
+        assert_eq!(sa.shared, sb.shared);
+        std::fs::write(b.path().join("bin/lint.sh"), "echo 2\n").unwrap();
+        let edited = ResultCache::keys(&bandit, Some(&script(b.path())), b.path(), &files, None);
+        assert_ne!(sa.shared, edited.shared);
+    }
 
     #[test]
     fn key_changes_with_content_tool_and_definition() {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::anchor;
 use super::argv::{self};
-use super::cache::{ResultCache, Timing};
+use super::cache::{Keys, ResultCache, Timing};
 use super::invocation::{Invocation, InvocationJob};
 use super::plan::{Planned, Work};
 use crate::analyze::parsers::truncate;
@@ -62,6 +62,9 @@ pub struct Options {
     pub log_dir: Option<PathBuf>,
     /// Analyzers not to run, with why (quarantine).
     pub skip: std::collections::BTreeMap<String, String>,
+    /// The team's shared result cache, asked after a local miss and
+    /// offered what the run computes (`team.rs`).
+    pub team: Option<Arc<super::team::TeamCache>>,
 }
 
 struct Ctx {
@@ -181,12 +184,17 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
             return r;
         }
     };
-    let key = cache_key(ctx, &def, tool.as_ref(), &relevant).await;
-    if let Some(key) = &key
-        && !ctx.opts.no_cache
-        && let Some(mut hit) = ctx.cache.get(key, def.network)
-    {
-        tracing::debug!(analyzer = %def.name, key = %key, "result cache hit");
+    let keys = cache_key(ctx, &def, tool.as_ref(), &relevant).await;
+    let key = keys.as_ref().map(|k| &k.local);
+    let cached = match key {
+        Some(key) if !ctx.opts.no_cache => match ctx.cache.get(key, def.network) {
+            Some(hit) => Some(hit),
+            None => from_team(ctx, key, keys.as_ref(), def.network).await,
+        },
+        _ => None,
+    };
+    if let Some(mut hit) = cached {
+        tracing::debug!(analyzer = %def.name, key = ?key, "result cache hit");
         hit.cached = true;
         hit.invocations = 0;
         hit.tasks.clone_from(&plan.tasks);
@@ -225,7 +233,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     run.duration_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
     anchor::finish(&mut run.findings, &def, &ctx.root);
     crate::analyze::sort_findings(&mut run.findings);
-    if let Some(key) = &key
+    if let Some(key) = key
         && run.status.is_cacheable()
     {
         let commit = ctx.commit.clone();
@@ -235,20 +243,45 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
                 std::fs::symlink_metadata(ctx.root.join(p)).map_or(0, |m| m.len())
             }),
         };
-        ctx.cache.put(key, &run, Some(timing));
+        let stored = ctx.cache.put(key, &run, Some(timing));
+        if let (Some(team), Some(entry), Some(shared)) = (
+            &ctx.opts.team,
+            stored,
+            keys.as_ref().and_then(|k| k.shared.clone()),
+        ) {
+            team.offer(shared, &entry);
+        }
     }
     finished(ctx, &run);
     run
 }
 
-/// The result-cache key of an analyzer's run over `relevant`, hashed on a
-/// blocking thread; `None` for analyzers whose results are not cached.
+/// The team cache's result for the shared key, stored locally under `key`
+/// too; `None` without a team cache, a shared key, or a usable entry.
+async fn from_team(
+    ctx: &Ctx,
+    key: &str,
+    keys: Option<&Keys>,
+    network: bool,
+) -> Option<AnalyzerRun> {
+    let team = ctx.opts.team.as_ref()?;
+    let shared = keys?.shared.as_deref()?;
+    let bytes = team.fetch(shared).await?;
+    let run = ctx.cache.import(key, &bytes, network);
+    if run.is_some() {
+        tracing::debug!(key = %shared, "team cache hit");
+    }
+    run
+}
+
+/// The result-cache keys of an analyzer's run over `relevant`, hashed on
+/// a blocking thread; `None` for analyzers whose results are not cached.
 async fn cache_key(
     ctx: &Ctx,
     def: &Arc<AnalyzerDef>,
     tool: Option<&ToolInfo>,
     relevant: &[PathBuf],
-) -> Option<String> {
+) -> Option<Keys> {
     // The key hashes every relevant file: only for analyzers whose results
     // are cached (a project-wide test runner on a large tree reads it all).
     if !def.cache {
@@ -259,7 +292,7 @@ async fn cache_key(
     let tool = tool.cloned();
     let relevant = relevant.to_vec();
     let env = ctx.env_stamp(&def);
-    let compute = move || ResultCache::key(&def, tool.as_ref(), &root, &relevant, env.as_deref());
+    let compute = move || ResultCache::keys(&def, tool.as_ref(), &root, &relevant, env.as_deref());
     Some(
         tokio::task::spawn_blocking(compute)
             .await

@@ -14,7 +14,9 @@ mod index;
 mod init;
 mod invocation;
 mod plan;
+mod remote;
 mod shard;
+mod team;
 mod workspace;
 
 use std::collections::BTreeSet;
@@ -29,7 +31,12 @@ pub use execute::{Options, Progress};
 pub use index::FileIndex;
 pub use init::{Initial, initial_config};
 pub use plan::{UnknownName, did_you_mean};
+pub use remote::{Fetched, Remote, RemoteError, RemoteSpec, url_problem};
 pub use shard::{AutoShardError, Shard, ShardArg, ci_env};
+pub use team::{
+    TeamCache, TeamCacheCheck, TeamCacheUse, check as check_team_cache, secret as team_secret,
+    secret_cached as team_secret_cached,
+};
 pub use workspace::{ALWAYS_SKIPPED, Selection, Workspace, WorkspaceError, walk_builder, walkable};
 
 use crate::config::Config;

@@ -327,8 +327,11 @@ fn verdict(out: &mut String, report: &Report) {
         }
     }
     let cached = report.runs.iter().filter(|r| r.cached).count();
-    if cached > 0 {
-        extras.push(format!("{cached} cached"));
+    let team = report.team_cache.as_ref();
+    match team.map_or(0, |t| t.hits) {
+        0 if cached > 0 => extras.push(format!("{cached} cached")),
+        0 => {}
+        hits => extras.push(format!("{cached} cached ({hits} from the team cache)")),
     }
     let extras = if extras.is_empty() {
         String::new()
@@ -343,6 +346,17 @@ fn verdict(out: &mut String, report: &Report) {
         report.exit_code,
         report.verdict
     );
+    if let Some(t) = team {
+        if let Some(problem) = &t.problem {
+            let _ = writeln!(out, "team cache {}: {problem}", t.url);
+        } else if t.rejected > 0 {
+            let _ = writeln!(
+                out,
+                "team cache {}: {} entries did not verify (another secret, or tampered with) and were ignored",
+                t.url, t.rejected
+            );
+        }
+    }
 }
 
 #[cfg(test)]

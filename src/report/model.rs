@@ -47,6 +47,35 @@ pub struct Report {
     /// (`--new-only`): every renderer says the same about what is new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Comparison>,
+    /// What the team's shared cache did, when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_cache: Option<TeamCacheUse>,
+}
+
+/// What the team cache did in a run, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TeamCacheUse {
+    /// The store, without credentials.
+    pub url: String,
+    /// Results taken from it (not computed here).
+    pub hits: usize,
+    pub misses: usize,
+    /// Entries present that failed verification (another secret, tampered,
+    /// truncated, another format): ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: usize,
+    /// Entries written after the report.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uploaded: usize,
+    /// Why it was not read or written (no secret, down, forbidden, …):
+    /// the run went on locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A run compared with a baseline: each finding new or unchanged, and the
@@ -155,6 +184,7 @@ impl Report {
             runs,
             findings,
             baseline: None,
+            team_cache: None,
         };
         report.refresh();
         report

@@ -41,5 +41,7 @@ mod runner;
 mod rust;
 mod selection;
 mod shards;
+mod stores;
+mod team_cache;
 mod trust;
 mod watch;
