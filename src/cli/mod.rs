@@ -4,6 +4,7 @@
 
 pub(crate) mod baseline_cmd;
 mod baseline_ref;
+mod cache_cmd;
 mod config_cmd;
 mod daemon_cmd;
 mod doctor;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Install analyzers' tools into bgtask's managed cache, or list them.
     #[command(subcommand)]
     Tools(tools_cmd::ToolsCommand),
+    /// The result caches, this worktree's and the team's (`cache.remote`): stats, prune, verify.
+    #[command(subcommand, after_help = cache_cmd::EXAMPLES)]
+    Cache(cache_cmd::CacheCommand),
     /// Validate the config, or print its JSON schema.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -372,6 +376,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => init::run(&ctx, &args),
         Command::Doctor(args) => doctor::run(&ctx, &args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
+        Command::Cache(cmd) => cache_cmd::run(&ctx, &cmd),
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Task(cmd) => task_cmd::run(&ctx, cmd),
         Command::Report(cmd) => report_cmd::run(&ctx, cmd),

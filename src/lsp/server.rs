@@ -431,16 +431,9 @@ fn invalid(id: RequestId, e: &serde_json::Error) -> Response {
     Response::new_err(id, ErrorCode::InvalidParams as i32, e.to_string())
 }
 
-/// The worktree's store, read-only; `None` before the first run (no
-/// database yet) or when it cannot be read.
+/// The worktree's store, read-only; `None` before the first run.
 pub fn open_store(root: &Path) -> Option<Store> {
-    let db = root.join(".bgtask").join(crate::store::FILE);
-    if !db.exists() {
-        return None;
-    }
-    Store::open_read_only(&db)
-        .map_err(|e| warn!(db = %db.display(), error = %e, "cannot read the findings"))
-        .ok()
+    Store::of_worktree(root)
 }
 
 /// The current findings of the document at `uri`; none outside the

@@ -200,6 +200,18 @@ impl Store {
         Ok(())
     }
 
+    /// The worktree at `root`'s store, read-only; `None` before the first
+    /// run (no database yet) or when it cannot be read (said in the log).
+    pub fn of_worktree(root: &Path) -> Option<Store> {
+        let db = root.join(".bgtask").join(FILE);
+        if !db.exists() {
+            return None;
+        }
+        Store::open_read_only(&db)
+            .map_err(|e| tracing::warn!(db = %db.display(), error = %e, "cannot read the store"))
+            .ok()
+    }
+
     /// Opens `path` to read only, beside the daemon's own connection (the
     /// dashboard): nothing is migrated, moved or written.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {

@@ -218,6 +218,74 @@ fn an_s3_store_fills_serves_and_going_down_changes_nothing_but_a_note() {
     assert!(!said.contains("result stored"), "{said}");
 }
 
+/// `bgtask cache stats|verify|prune` on both caches.
+#[test]
+fn cache_stats_verify_and_prune_see_both_caches() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let p = project(&url, "always");
+    run(&p, &[("BGTASK_CACHE_SECRET", SECRET)]);
+    let cache = |args: &[&str], env: &[(&str, &str)]| {
+        let out = p
+            .command(&[&["cache"], args].concat())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let secret = [("BGTASK_CACHE_SECRET", SECRET)];
+    let (code, out, err) = cache(&["stats", "--json"], &secret);
+    assert_eq!(code, Some(0), "{err}");
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["local"]["entries"], 1, "{stats:#}");
+    assert_eq!(stats["remote"]["entries"], 1, "{stats:#}");
+    assert!(stats["remote"]["bytes"].as_u64().unwrap() > 0);
+
+    let (code, out, _) = cache(&["verify", "--json"], &secret);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["verified"], 1);
+    // Another secret: the entry is reported, and the exit code says so.
+    let (code, out, _) = cache(&["verify", "--json"], &[("BGTASK_CACHE_SECRET", "other")]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["rejected"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let (code, _, err) = cache(&["prune", "--remote"], &secret);
+    assert_eq!(code, Some(64), "{err}");
+    let (code, out, _) = cache(
+        &["prune", "--remote", "--older-than", "1h", "--json"],
+        &secret,
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["kept"],
+        1,
+        "young entries stay"
+    );
+    let (_, out, _) = cache(
+        &["prune", "--remote", "--older-than", "0s", "--json"],
+        &secret,
+    );
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["deleted"], 1);
+    let (_, out, _) = cache(&["prune", "--max-size", "0", "--json"], &[]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["deleted"], 1);
+    let (_, out, _) = cache(&["stats", "--json"], &secret);
+    let stats: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&stats["local"]["entries"], &stats["remote"]["entries"]),
+        (&Value::from(0), &Value::from(0))
+    );
+}
+
 #[test]
 fn a_webdav_store_fills_and_serves() {
     let Some(dav) = DavServer::start() else {
