@@ -25,8 +25,11 @@ pub(super) const SCHEMES: &str = "s3://bucket/prefix, gs://bucket/prefix, az://c
      (or azure://, adl://, abfs[s]://, https://<account>.blob.core.windows.net/...), \
      http(s)://host/prefix (WebDAV, or any server taking PUT/GET/DELETE) or file:///dir";
 
-/// Per request: giving up on a connection, and on a whole request.
+/// Per request: giving up on a connection, on a silence while reading
+/// (a store that accepts and never answers costs a second), and on a
+/// whole request.
 const CONNECT_TIMEOUT: &str = "1s";
+const READ_TIMEOUT: &str = "1s";
 const REQUEST_TIMEOUT: &str = "2s";
 
 /// A checked URL: which store, where, and how to name it in messages.
@@ -153,6 +156,10 @@ pub(super) fn build(
                 .with_config(
                     AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
                     REQUEST_TIMEOUT,
+                )
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout),
+                    READ_TIMEOUT,
                 );
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
@@ -170,6 +177,10 @@ pub(super) fn build(
                 .with_config(
                     GoogleConfigKey::Client(ClientConfigKey::Timeout),
                     REQUEST_TIMEOUT,
+                )
+                .with_config(
+                    GoogleConfigKey::Client(ClientConfigKey::ReadTimeout),
+                    READ_TIMEOUT,
                 );
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
@@ -187,6 +198,10 @@ pub(super) fn build(
                 .with_config(
                     AzureConfigKey::Client(ClientConfigKey::Timeout),
                     REQUEST_TIMEOUT,
+                )
+                .with_config(
+                    AzureConfigKey::Client(ClientConfigKey::ReadTimeout),
+                    READ_TIMEOUT,
                 );
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
@@ -199,6 +214,7 @@ pub(super) fn build(
                 .with_retry(retry())
                 .with_config(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT)
                 .with_config(ClientConfigKey::Timeout, REQUEST_TIMEOUT)
+                .with_config(ClientConfigKey::ReadTimeout, READ_TIMEOUT)
                 .with_config(
                     ClientConfigKey::AllowHttp,
                     (target.url.scheme() == "http").to_string(),
