@@ -28,9 +28,11 @@ pub(super) const SCHEMES: &str = "s3://bucket/prefix, gs://bucket/prefix, az://c
 /// Per request: giving up on a connection, on a silence while reading
 /// (a store that accepts and never answers costs a second), and on a
 /// whole request.
-const CONNECT_TIMEOUT: &str = "1s";
-const READ_TIMEOUT: &str = "1s";
-const REQUEST_TIMEOUT: &str = "2s";
+const TIMEOUTS: [(ClientConfigKey, &str); 3] = [
+    (ClientConfigKey::ConnectTimeout, "1s"),
+    (ClientConfigKey::ReadTimeout, "1s"),
+    (ClientConfigKey::Timeout, "2s"),
+];
 
 /// A checked URL: which store, where, and how to name it in messages.
 pub(super) struct Target {
@@ -148,19 +150,10 @@ pub(super) fn build(
         ObjectStoreScheme::AmazonS3 => {
             let mut b = AmazonS3Builder::from_env()
                 .with_url(url)
-                .with_retry(retry())
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    CONNECT_TIMEOUT,
-                )
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                    REQUEST_TIMEOUT,
-                )
-                .with_config(
-                    AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout),
-                    READ_TIMEOUT,
-                );
+                .with_retry(retry());
+            for (key, value) in TIMEOUTS {
+                b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
             }
@@ -169,19 +162,10 @@ pub(super) fn build(
         ObjectStoreScheme::GoogleCloudStorage => {
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
-                .with_retry(retry())
-                .with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    CONNECT_TIMEOUT,
-                )
-                .with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::Timeout),
-                    REQUEST_TIMEOUT,
-                )
-                .with_config(
-                    GoogleConfigKey::Client(ClientConfigKey::ReadTimeout),
-                    READ_TIMEOUT,
-                );
+                .with_retry(retry());
+            for (key, value) in TIMEOUTS {
+                b = b.with_config(GoogleConfigKey::Client(key), value);
+            }
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
             }
@@ -190,19 +174,10 @@ pub(super) fn build(
         ObjectStoreScheme::MicrosoftAzure => {
             let mut b = MicrosoftAzureBuilder::from_env()
                 .with_url(url)
-                .with_retry(retry())
-                .with_config(
-                    AzureConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                    CONNECT_TIMEOUT,
-                )
-                .with_config(
-                    AzureConfigKey::Client(ClientConfigKey::Timeout),
-                    REQUEST_TIMEOUT,
-                )
-                .with_config(
-                    AzureConfigKey::Client(ClientConfigKey::ReadTimeout),
-                    READ_TIMEOUT,
-                );
+                .with_retry(retry());
+            for (key, value) in TIMEOUTS {
+                b = b.with_config(AzureConfigKey::Client(key), value);
+            }
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
             }
@@ -212,13 +187,13 @@ pub(super) fn build(
             let mut b = HttpBuilder::new()
                 .with_url(&target.url[..url::Position::BeforePath])
                 .with_retry(retry())
-                .with_config(ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT)
-                .with_config(ClientConfigKey::Timeout, REQUEST_TIMEOUT)
-                .with_config(ClientConfigKey::ReadTimeout, READ_TIMEOUT)
                 .with_config(
                     ClientConfigKey::AllowHttp,
                     (target.url.scheme() == "http").to_string(),
                 );
+            for (key, value) in TIMEOUTS {
+                b = b.with_config(key, value);
+            }
             for (k, v) in overrides {
                 b = b.with_config(k.parse().map_err(|_| unknown_key(k))?, *v);
             }
