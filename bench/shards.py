@@ -17,9 +17,14 @@ time in the JSON report. Prints, per N, the slowest shard over the mean
 (1.00 is a perfect split; the heavy file alone bounds it from below when
 it exceeds the mean) for both, and the bound.
 
+With --project DIR (a real project) and --names (analyzers or tasks),
+the same on that project's files: each shard's time is the wall time of
+its `bgtask run … --no-cache`.
+
 Usage:
   bench/shards.py [--bgtask target/release/bgtask] [--shards 2,3,4]
                   [--files 30] [--heavy 10] [--unit-ms 20] [--rounds 3]
+                  [--project DIR --names bandit radon]
 """
 
 import argparse
@@ -29,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +78,8 @@ def main():
     ap.add_argument("--heavy", type=int, default=10, help="the heavy file costs this many times the others")
     ap.add_argument("--unit-ms", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3, help="repeats per N; the median is printed")
+    ap.add_argument("--project", help="a real project to shard instead of the skewed fixture")
+    ap.add_argument("--names", nargs="+", default=["bandit", "radon"], help="with --project: what to run")
     a = ap.parse_args()
     bgtask = os.path.abspath(a.bgtask)
     tmp = Path(tempfile.mkdtemp(prefix="bgtask-shards-bench."))
@@ -94,6 +102,36 @@ def main():
 
     def skew(times):
         return max(times) / statistics.mean(times)
+
+    def wall_times(repo, n):
+        times = []
+        for k in range(1, n + 1):
+            t0 = time.perf_counter()
+            subprocess.run([bgtask, "-q", "run", *a.names, "--no-cache", "--format", "json", "--shard", f"{k}/{n}"],
+                           cwd=repo, env=env, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+        return times
+
+    if a.project:
+        try:
+            for n in [int(s) for s in a.shards.split(",")]:
+                hashed, balanced = [], []
+                for r in range(a.rounds):
+                    repo = tmp / f"real-{n}-{r}"
+                    shutil.copytree(a.project, repo, ignore=shutil.ignore_patterns(".git", ".bgtask"))
+                    git(repo, "init", "-q", "-b", "main")
+                    git(repo, "add", "-A")
+                    git(repo, "commit", "-qm", "first")
+                    first = wall_times(repo, n)
+                    hashed.append(skew(first))
+                    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+                    balanced.append(skew(wall_times(repo, n)))
+                    shutil.rmtree(repo, ignore_errors=True)
+                print(f"{Path(a.project).name} ({' '.join(a.names)}), {n} shards, {sum(first):.1f} s in all: "
+                      f"slowest/mean path hash {statistics.median(hashed):.2f}, balanced {statistics.median(balanced):.2f}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     total = (a.files - 1 + a.heavy) * a.unit_ms
     print(f"{a.files} files, one {a.heavy}x the others, {total} ms of analysis in all")
