@@ -545,5 +545,30 @@ fn new_only_keeps_what_the_change_introduced() {
             .starts_with("new since HEAD ("),
         "{got}"
     );
+    // The review prompt runs the same analysis on the changed files and
+    // hands the model exactly what the change introduced.
+    let prompt = client(
+        &p,
+        &py,
+        "prompt",
+        &json!({"name": "review-my-change", "arguments": {"tasks": "security"}}),
+    );
+    let text = prompt["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{prompt}"));
+    assert!(text.starts_with("Review my change."), "{text}");
+    let json_part = text
+        .split("```json\n")
+        .nth(1)
+        .and_then(|t| t.split("\n```").next())
+        .unwrap_or_else(|| panic!("{text}"));
+    let body: Value = serde_json::from_str(json_part).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let rules: Vec<&str> = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["B307"], "{body:#}");
     p.stop();
 }

@@ -165,9 +165,10 @@ fn a_directory_store_is_filled_by_ci_and_read_by_a_fresh_clone() {
     assert_eq!(findings(&r), want);
 }
 
-/// The daemon of a fresh clone takes its results from the team cache too.
+/// The daemon of a fresh clone takes its results from the team cache too,
+/// and a daemon that writes fills it.
 #[test]
-fn the_daemon_reads_the_team_cache() {
+fn the_daemon_reads_and_fills_the_team_cache() {
     let store = tempfile::tempdir().unwrap();
     let url = format!("file://{}", store.path().display());
     let ci = project(&url, "ci");
@@ -189,6 +190,21 @@ fn the_daemon_reads_the_team_cache() {
     assert_eq!(report["team_cache"]["hits"], 1, "{report:#}");
     assert_eq!(spawns(&clone), 0);
     clone.stop();
+
+    // A daemon that writes (`write: always`) fills the store in the
+    // background after a run it computed.
+    let other = tempfile::tempdir().unwrap();
+    let writer = project(&format!("file://{}", other.path().display()), "always");
+    writer.bgtask(&["trust", "--yes"]).code(0);
+    let mut start = writer.command(&["start"]);
+    start.env("BGTASK_CACHE_SECRET", SECRET);
+    assert!(start.status().unwrap().success());
+    writer.bgtask(&["submit", "scan"]).code(0);
+    wait_for(30, "an entry in the store", || {
+        !walk(other.path()).is_empty()
+    });
+    assert_eq!(spawns(&writer), 1);
+    writer.stop();
 }
 
 #[test]
