@@ -64,6 +64,7 @@ impl ApiError {
                 "the project's daemon did not answer within 1 s",
             ),
             ClientError::Daemon(e) => ApiError::from_daemon(e),
+            ClientError::NoSocket(why) => ApiError::internal(why),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "daemon_unreachable",

@@ -8,8 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::error::{ApiError, blocking};
-use crate::ipc::{Client, Request, Response, Status};
-use crate::state::Paths;
+use crate::ipc::{Request, Response, Status};
 use crate::state::registry::{self, Known};
 
 /// How long a daemon may take to answer before the API says 503.
@@ -47,13 +46,8 @@ pub fn known(id: &str) -> Result<Known, ApiError> {
 
 /// One request to the daemon of `root`, off the async threads.
 pub async fn ask(root: PathBuf, request: Request) -> Result<Response, ApiError> {
-    blocking(move || {
-        let paths = Paths::for_root(&root).map_err(ApiError::internal)?;
-        let mut client =
-            Client::connect(&paths.socket, ANSWER_WITHIN).map_err(ApiError::from_client)?;
-        client.call(request).map_err(ApiError::from_client)
-    })
-    .await
+    blocking(move || crate::ipc::ask(&root, request, ANSWER_WITHIN).map_err(ApiError::from_client))
+        .await
 }
 
 /// A request whose answer is a stream (`subscribe`, `logs` with follow),

@@ -26,6 +26,17 @@ pub enum ClientError {
     Daemon(IpcError),
     #[error("the daemon answered a {0} request with something else")]
     Unexpected(&'static str),
+    /// The worktree's socket has no place (no runtime directory).
+    #[error("no socket for this worktree: {0}")]
+    NoSocket(String),
+}
+
+/// One request to the daemon of the worktree at `root`, which has `within`
+/// to answer (blocking: from async code, on a blocking thread).
+pub fn ask(root: &Path, request: Request, within: Duration) -> Result<Response, ClientError> {
+    let paths =
+        crate::state::Paths::for_root(root).map_err(|e| ClientError::NoSocket(e.to_string()))?;
+    Client::connect(&paths.socket, within)?.call(request)
 }
 
 pub struct Client {

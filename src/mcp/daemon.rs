@@ -19,10 +19,7 @@ pub async fn ask(root: &Path, request: Request) -> Result<Response, Failed> {
     let root: PathBuf = root.to_owned();
     let shown = root.clone();
     tokio::task::spawn_blocking(move || {
-        let paths = Paths::for_root(&root).map_err(|e| e.to_string())?;
-        let mut client =
-            Client::connect(&paths.socket, ANSWER_WITHIN).map_err(|e| explain(&shown, &e))?;
-        client.call(request).map_err(|e| explain(&shown, &e))
+        crate::ipc::ask(&root, request, ANSWER_WITHIN).map_err(|e| explain(&shown, &e))
     })
     .await
     .map_err(|e| format!("internal error: {e}"))?
