@@ -56,24 +56,12 @@ pub async fn open_stream(
     socket: &std::path::Path,
     request: Request,
 ) -> Result<tokio::net::UnixStream, ApiError> {
-    let mut stream = tokio::net::UnixStream::connect(socket).await.map_err(|_| {
-        ApiError::from_client(crate::ipc::ClientError::NotRunning {
-            socket: socket.display().to_string(),
-        })
-    })?;
-    crate::ipc::frame::write(&mut stream, &crate::ipc::Envelope::new(request))
+    crate::ipc::stream::open(socket, request)
         .await
-        .map_err(|e| ApiError::from_client(crate::ipc::ClientError::Frame(e)))?;
-    Ok(stream)
+        .map_err(ApiError::from_client)
 }
 
-/// The next answer on a stream; `None` once it broke off.
-pub async fn next(stream: &mut tokio::net::UnixStream) -> Option<Response> {
-    crate::ipc::frame::read::<crate::ipc::Envelope<Response>>(stream)
-        .await
-        .ok()
-        .map(|e| e.body)
-}
+pub use crate::ipc::stream::next;
 
 /// A known worktree with its daemon's status (asked now).
 pub async fn describe(k: Known) -> Project {

@@ -200,3 +200,38 @@ mod tests {
         );
     }
 }
+
+/// Streams from async code: a request whose answer is a stream
+/// (`subscribe`, `logs` with follow), for the front ends that run on a
+/// runtime (the dashboard, MCP). The blocking [`Client`] does the same for
+/// the CLI and the language server.
+pub mod stream {
+    use std::path::Path;
+
+    use tokio::net::UnixStream;
+
+    use super::ClientError;
+    use crate::ipc::frame;
+    use crate::ipc::protocol::{Envelope, Request, Response};
+
+    /// Sends `request` to the daemon listening on `socket`; read the
+    /// answers with [`next`].
+    pub async fn open(socket: &Path, request: Request) -> Result<UnixStream, ClientError> {
+        let mut stream =
+            UnixStream::connect(socket)
+                .await
+                .map_err(|_| ClientError::NotRunning {
+                    socket: socket.display().to_string(),
+                })?;
+        frame::write(&mut stream, &Envelope::new(request)).await?;
+        Ok(stream)
+    }
+
+    /// The next answer on a stream; `None` once it broke off.
+    pub async fn next(stream: &mut UnixStream) -> Option<Response> {
+        frame::read::<Envelope<Response>>(stream)
+            .await
+            .ok()
+            .map(|e| e.body)
+    }
+}

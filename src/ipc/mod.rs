@@ -10,5 +10,5 @@ pub mod events;
 pub mod frame;
 mod protocol;
 
-pub use client::{Client, ClientError, ask};
+pub use client::{Client, ClientError, ask, stream};
 pub use protocol::*;

@@ -189,25 +189,19 @@ async fn follow(updates: std::sync::Weak<Updates>) {
     }
 }
 
-async fn subscribe(root: &Path) -> std::io::Result<tokio::net::UnixStream> {
-    let paths = crate::state::Paths::for_root(root).map_err(std::io::Error::other)?;
-    let mut stream = tokio::net::UnixStream::connect(&paths.socket).await?;
+async fn subscribe(root: &Path) -> Result<tokio::net::UnixStream, crate::ipc::ClientError> {
+    let paths = crate::state::Paths::for_root(root)
+        .map_err(|e| crate::ipc::ClientError::NoSocket(e.to_string()))?;
     let request = Request::Subscribe {
         after: None,
         epoch: None,
     };
-    crate::ipc::frame::write(&mut stream, &crate::ipc::Envelope::new(request))
-        .await
-        .map_err(std::io::Error::other)?;
-    Ok(stream)
+    crate::ipc::stream::open(&paths.socket, request).await
 }
 
 async fn next_event(stream: &mut tokio::net::UnixStream) -> Option<What> {
     loop {
-        let envelope = crate::ipc::frame::read::<crate::ipc::Envelope<Response>>(stream)
-            .await
-            .ok()?;
-        match envelope.body {
+        match crate::ipc::stream::next(stream).await? {
             Response::Event(e) => return Some(e.what),
             Response::Subscribed(_) => {}
             _ => return None,
