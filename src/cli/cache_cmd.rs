@@ -3,7 +3,6 @@
 //! `.bgtask/cache/results/`; the team's are listed, deleted and read back
 //! through the store (`engine::Remote`), each call bounded.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
@@ -11,7 +10,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::Ctx;
-use crate::engine::{Fetched, Remote, RemoteSpec, Workspace};
+use crate::engine::{Fetched, Pruned, Remote, RemoteSpec, ResultCache, Workspace};
 use crate::exit;
 use crate::store::HistoryFilter;
 
@@ -84,6 +83,7 @@ const REMOTE_BUDGET: Duration = Duration::from_secs(60);
 pub fn run(ctx: &Ctx, cmd: &CacheCommand) -> anyhow::Result<u8> {
     let workspace = Workspace::discover(&ctx.cwd)?;
     let config = crate::config::load(&workspace.root)?;
+    let cache = ResultCache::new(&workspace.root);
     let dir = workspace.root.join(".bgtask/cache/results");
     let remote = config.remote_cache.as_ref().map(|r| {
         let secret = crate::engine::team_secret(r, &workspace.root).ok();
@@ -96,7 +96,15 @@ pub fn run(ctx: &Ctx, cmd: &CacheCommand) -> anyhow::Result<u8> {
     match *cmd {
         CacheCommand::Stats { json } => {
             let stats = Stats {
-                local: local_entries(&dir).summary(dir.display().to_string()),
+                local: {
+                    let (entries, bytes) = cache.usage();
+                    Side {
+                        at: dir.display().to_string(),
+                        entries,
+                        bytes,
+                        problem: None,
+                    }
+                },
                 remote: match remote {
                     Some(Ok(r)) => Some(rt.block_on(remote_summary(&r))),
                     Some(Err(e)) => Some(Side::failed(String::new(), e.to_string())),
@@ -145,8 +153,7 @@ pub fn run(ctx: &Ctx, cmd: &CacheCommand) -> anyhow::Result<u8> {
             remote: false,
             json,
         } => {
-            let pruned = prune_local(
-                &dir,
+            let pruned = cache.prune_by(
                 older_than.unwrap_or(Duration::from_secs(7 * 86_400)),
                 max_size,
             );
@@ -293,67 +300,6 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// A local entry: its file, size and last change.
-struct Local(Vec<(PathBuf, u64, SystemTime)>);
-
-impl Local {
-    fn summary(&self, at: String) -> Side {
-        Side {
-            at,
-            entries: self.0.len(),
-            bytes: self.0.iter().map(|e| e.1).sum(),
-            problem: None,
-        }
-    }
-}
-
-fn local_entries(dir: &std::path::Path) -> Local {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.extension().is_some_and(|x| x == "json")
-            && let Ok(m) = e.metadata()
-            && m.is_file()
-        {
-            out.push((
-                path,
-                m.len(),
-                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            ));
-        }
-    }
-    // Oldest first: what pruning by size deletes first.
-    out.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
-    Local(out)
-}
-
-/// What a prune did.
-#[derive(Debug, Default, Serialize)]
-struct Pruned {
-    deleted: usize,
-    bytes: u64,
-    kept: usize,
-}
-
-fn prune_local(dir: &std::path::Path, older_than: Duration, max_size: Option<u64>) -> Pruned {
-    let now = SystemTime::now();
-    let Local(entries) = local_entries(dir);
-    let mut total: u64 = entries.iter().map(|e| e.1).sum();
-    let mut p = Pruned::default();
-    for (path, len, changed) in entries {
-        let old = now.duration_since(changed).unwrap_or_default() > older_than;
-        let over = max_size.is_some_and(|m| total > m);
-        if (old || over) && std::fs::remove_file(&path).is_ok() {
-            p.deleted += 1;
-            p.bytes += len;
-            total -= len;
-        } else {
-            p.kept += 1;
-        }
-    }
-    p
-}
-
 async fn remote_summary(r: &Remote) -> Side {
     match r.list(Instant::now() + REMOTE_BUDGET).await {
         Ok(entries) => Side {
@@ -463,28 +409,5 @@ mod tests {
         assert_eq!(parse_size("3 KB"), Ok(3 << 10));
         assert!(parse_size("MB").is_err());
         assert!(parse_size("5TB").unwrap_err().contains("unknown size unit"));
-    }
-
-    #[test]
-    fn local_prune_by_age_then_size_deletes_the_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = SystemTime::now() - Duration::from_secs(10 * 86_400);
-        for (name, len, when) in [
-            ("a.json", 100, old),
-            ("b.json", 100, SystemTime::now() - Duration::from_secs(60)),
-            ("c.json", 100, SystemTime::now()),
-        ] {
-            let path = dir.path().join(name);
-            std::fs::write(&path, vec![b'x'; len]).unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-        let p = prune_local(dir.path(), Duration::from_secs(7 * 86_400), Some(150));
-        assert_eq!((p.deleted, p.bytes, p.kept), (2, 200, 1));
-        assert!(dir.path().join("c.json").exists(), "the newest stays");
     }
 }

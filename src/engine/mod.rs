@@ -17,6 +17,7 @@ mod plan;
 mod remote;
 mod shard;
 mod team;
+mod timing;
 mod workspace;
 
 use std::collections::BTreeSet;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use cache::{Pruned, ResultCache};
 pub use execute::{Options, Progress};
 pub use index::FileIndex;
 pub use init::{Initial, initial_config};
