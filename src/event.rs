@@ -192,6 +192,10 @@ pub struct AnalyzerRun {
     /// Served from the result cache: no process was started.
     #[serde(default)]
     pub cached: bool,
+    /// Of `files`, those whose results came from the cache's per-file
+    /// entries (the tool ran on the others only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_files: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<TestCounts>,
     /// The end of the tool's stderr, for failures.
@@ -202,6 +206,12 @@ pub struct AnalyzerRun {
     /// A failure that retrying cannot fix (could not start, out of memory).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub permanent: bool,
+}
+
+/// For `skip_serializing_if` on counts.
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
+pub(crate) fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl AnalyzerRun {
@@ -228,6 +238,7 @@ impl AnalyzerRun {
             invocations: 0,
             files: 0,
             cached: false,
+            cached_files: 0,
             tests: None,
             output_tail: None,
             network: false,

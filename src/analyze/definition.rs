@@ -32,6 +32,8 @@ pub struct AnalyzerDef {
     pub config_files: Vec<String>,
     pub timeout: Option<Duration>,
     pub cache: bool,
+    /// Results are also cached per file (`engine/per_file.rs`).
+    pub cache_per_file: bool,
     pub batch_size: Option<usize>,
     pub severity_map: BTreeMap<String, Severity>,
     pub default_severity: Severity,

@@ -3,6 +3,7 @@
 //! `.bgtask/cache/results/`; the team's are listed, deleted and read back
 //! through the store (`engine::Remote`), each call bounded.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
@@ -241,6 +242,10 @@ struct HitRate {
     /// Analyzer runs that could have been cached (not skipped).
     analyzer_runs: usize,
     cached: usize,
+    /// Files whose results came from per-file entries in runs that
+    /// analysed the others.
+    cached_files: usize,
+    /// Entries taken from the team cache (a whole run's or one file's).
     from_team: usize,
 }
 
@@ -277,15 +282,22 @@ impl Stats {
                 p
             }
         };
-        out.push(format!(
-            "last {} runs in history: {} of {} analyzer runs cached ({:.0} %), {} from the team cache ({:.0} %)",
+        let mut line = format!(
+            "last {} runs in history: {} of {} analyzer runs cached ({:.0} %)",
             h.runs,
             h.cached,
             h.analyzer_runs,
             pct(h.cached),
-            h.from_team,
-            pct(h.from_team)
-        ));
+        );
+        if h.cached_files > 0 {
+            let _ = write!(
+                line,
+                ", {} more files from per-file entries",
+                h.cached_files
+            );
+        }
+        let _ = write!(line, ", {} team cache hits", h.from_team);
+        out.push(line);
         out.join("\n")
     }
 }
@@ -391,6 +403,7 @@ fn hit_rate(root: &std::path::Path) -> HitRate {
         for r in ran {
             h.analyzer_runs += 1;
             h.cached += usize::from(r.cached);
+            h.cached_files += r.cached_files;
         }
         h.from_team += report.team_cache.map_or(0, |t| t.hits);
     }

@@ -171,6 +171,7 @@ fn overlay(base: RawAnalyzer, over: RawAnalyzer) -> RawAnalyzer {
         config_files: over.config_files.or(base.config_files),
         timeout: over.timeout.or(base.timeout),
         cache: over.cache.or(base.cache),
+        cache_per_file: over.cache_per_file.or(base.cache_per_file),
         batch_size: over.batch_size.or(base.batch_size),
         env: over.env.or(base.env),
         project_env: over.project_env.or(base.project_env),
@@ -216,6 +217,12 @@ fn validate(
         }
         None => Engine::External(Box::new(external(raw, mode, issues)?)),
     };
+    if raw.cache_per_file == Some(true) && mode != Mode::Batch {
+        issues.at(
+            "/cache_per_file",
+            "only a `batch` analyzer's results can be cached per file",
+        );
+    }
     if let Some(0) = raw.batch_size {
         issues.at("/batch_size", "`batch_size` must be at least 1");
     }
@@ -243,6 +250,7 @@ fn validate(
         config_files: raw.config_files.clone().unwrap_or_default(),
         timeout,
         cache: raw.cache.unwrap_or(true),
+        cache_per_file: raw.cache_per_file.unwrap_or(false) && mode == Mode::Batch,
         batch_size: raw.batch_size.map(|n| n as usize),
         severity_map: raw.severity.clone().unwrap_or_default(),
         default_severity: raw.default_severity.unwrap_or(Severity::Medium),

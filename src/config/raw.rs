@@ -464,6 +464,13 @@ pub struct RawAnalyzer {
     pub timeout: Option<String>,
     /// Cache results by content hash. Default true for batch analyzers.
     pub cache: Option<bool>,
+    /// Each file's findings depend on that file alone (and the
+    /// `config_files`), as bandit's and radon's do: results are also cached
+    /// per file, so a changed file re-runs the tool on that file only and
+    /// a save meets the entries a whole-project run made. Not for tools
+    /// that look across files (pylint's duplicate-code, type checkers).
+    /// Batch analyzers only.
+    pub cache_per_file: Option<bool>,
     /// At most this many files per invocation.
     pub batch_size: Option<u32>,
     /// Extra environment for the tool.

@@ -102,6 +102,90 @@ fn shared_hasher(
     Some(h)
 }
 
+/// The local and shared keys being hashed.
+#[derive(Clone)]
+struct KeyHashers {
+    local: blake3::Hasher,
+    shared: Option<blake3::Hasher>,
+}
+
+impl KeyHashers {
+    /// Everything but the files: the definition, the environment seen, the
+    /// tool (here: its path, version and the executable's size and time).
+    fn new(
+        def: &AnalyzerDef,
+        tool: Option<&ToolInfo>,
+        root: &Path,
+        env: Option<&str>,
+    ) -> KeyHashers {
+        let mut h = blake3::Hasher::new();
+        h.update(VERSION.as_bytes());
+        h.update(&[0]);
+        h.update(def.digest.as_bytes());
+        h.update(&[0]);
+        if let Some(env) = env {
+            h.update(env.as_bytes());
+            h.update(&[0]);
+        }
+        if let Some(t) = tool {
+            h.update(t.path.as_os_str().as_bytes());
+            h.update(&[0]);
+            h.update(t.version.as_deref().unwrap_or("?").as_bytes());
+            h.update(&[0]);
+            // The executable itself: catches upgrades of tools without a version probe.
+            if let Ok(m) = std::fs::metadata(&t.path) {
+                h.update(&m.len().to_le_bytes());
+                if let Ok(mtime) = m.modified().and_then(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_err(std::io::Error::other)
+                }) {
+                    h.update(&mtime.as_nanos().to_le_bytes());
+                }
+            }
+        }
+        KeyHashers {
+            local: h,
+            shared: shared_hasher(def, tool, root, env),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.local.update(bytes);
+        if let Some(s) = &mut self.shared {
+            s.update(bytes);
+        }
+    }
+
+    /// A repo-relative file: its path and content.
+    fn file(&mut self, root: &Path, p: &Path) {
+        let mut part = blake3::Hasher::new();
+        part.update(p.as_os_str().as_bytes());
+        part.update(&[0]);
+        // Streamed, and never through a FIFO, a device or a link out
+        // of the worktree (RELIABILITY 26).
+        match crate::repofile::hash(Some(root), &root.join(p)) {
+            Ok(Some(hash)) => {
+                part.update(hash.as_bytes());
+            }
+            Ok(None) => {
+                part.update(b"<missing>");
+            }
+            Err(e) => {
+                part.update(b"<unreadable>");
+                part.update(e.to_string().as_bytes());
+            }
+        }
+        self.update(part.finalize().as_bytes());
+    }
+
+    fn finish(self) -> Keys {
+        Keys {
+            local: self.local.finalize().to_hex().to_string(),
+            shared: self.shared.map(|s| s.finalize().to_hex().to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ResultCache {
     pub(super) dir: PathBuf,
@@ -138,60 +222,38 @@ impl ResultCache {
         relevant: &[PathBuf],
         env: Option<&str>,
     ) -> Keys {
-        let mut h = blake3::Hasher::new();
-        h.update(VERSION.as_bytes());
-        h.update(&[0]);
-        h.update(def.digest.as_bytes());
-        h.update(&[0]);
-        if let Some(env) = env {
-            h.update(env.as_bytes());
-            h.update(&[0]);
-        }
-        if let Some(t) = tool {
-            h.update(t.path.as_os_str().as_bytes());
-            h.update(&[0]);
-            h.update(t.version.as_deref().unwrap_or("?").as_bytes());
-            h.update(&[0]);
-            // The executable itself: catches upgrades of tools without a version probe.
-            if let Ok(m) = std::fs::metadata(&t.path) {
-                h.update(&m.len().to_le_bytes());
-                if let Ok(mtime) = m.modified().and_then(|t| {
-                    t.duration_since(std::time::UNIX_EPOCH)
-                        .map_err(std::io::Error::other)
-                }) {
-                    h.update(&mtime.as_nanos().to_le_bytes());
-                }
-            }
-        }
-        let mut shared = shared_hasher(def, tool, root, env);
+        let mut k = KeyHashers::new(def, tool, root, env);
         for p in relevant {
-            let mut part = blake3::Hasher::new();
-            part.update(p.as_os_str().as_bytes());
-            part.update(&[0]);
-            // Streamed, and never through a FIFO, a device or a link out
-            // of the worktree (RELIABILITY 26).
-            match crate::repofile::hash(Some(root), &root.join(p)) {
-                Ok(Some(hash)) => {
-                    part.update(hash.as_bytes());
-                }
-                Ok(None) => {
-                    part.update(b"<missing>");
-                }
-                Err(e) => {
-                    part.update(b"<unreadable>");
-                    part.update(e.to_string().as_bytes());
-                }
-            }
-            let part = part.finalize();
-            h.update(part.as_bytes());
-            if let Some(s) = &mut shared {
-                s.update(part.as_bytes());
-            }
+            k.file(root, p);
         }
-        Keys {
-            local: h.finalize().to_hex().to_string(),
-            shared: shared.map(|s| s.finalize().to_hex().to_string()),
+        k.finish()
+    }
+
+    /// One pair of keys per target for an analyzer whose findings on a
+    /// file depend on that file alone (`cache_per_file`): each covers the
+    /// tool's `configs` and the one file. Marked apart from whole-run keys
+    /// (a one-file run's entry records a run, not a file's result).
+    pub fn file_keys(
+        def: &AnalyzerDef,
+        tool: Option<&ToolInfo>,
+        root: &Path,
+        configs: &[PathBuf],
+        targets: &[PathBuf],
+        env: Option<&str>,
+    ) -> Vec<Keys> {
+        let mut common = KeyHashers::new(def, tool, root, env);
+        common.update(b"per-file");
+        for p in configs {
+            common.file(root, p);
         }
+        targets
+            .iter()
+            .map(|t| {
+                let mut k = common.clone();
+                k.file(root, t);
+                k.finish()
+            })
+            .collect()
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -319,219 +381,5 @@ pub struct Pruned {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analyze::RunStatus;
-    use crate::analyze::parsers::testing::builtin;
-    use crate::state::state_dir;
-
-    #[test]
-    fn the_state_directory_never_makes_a_deleted_worktree_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("checkout");
-        assert!(state_dir(&root).is_err());
-        assert!(!root.exists());
-        std::fs::create_dir(&root).unwrap();
-        let state = state_dir(&root).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(state.join(".gitignore")).unwrap(),
-            "*\n"
-        );
-        assert_eq!(state_dir(&root).unwrap(), state, "twice is fine");
-    }
-    use crate::config::raw::Category;
-
-    #[test]
-    fn shared_keys_are_the_same_on_another_machine_and_absent_when_they_cannot_be() {
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        for root in [a.path(), b.path()] {
-            std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
-        }
-        let files = vec![PathBuf::from("a.py")];
-        let bandit = builtin("bandit");
-        let here = ToolInfo {
-            path: "/usr/bin/bandit".into(),
-            version: Some("1.9.4".into()),
-        };
-        let there = ToolInfo {
-            path: "/home/me/.venv/bin/bandit".into(),
-            ..here.clone()
-        };
-        let ka = ResultCache::keys(&bandit, Some(&here), a.path(), &files, None);
-        let kb = ResultCache::keys(&bandit, Some(&there), b.path(), &files, None);
-        assert_ne!(ka.local, kb.local, "local keys know the tool's path");
-        assert!(ka.shared.is_some());
-        assert_eq!(ka.shared, kb.shared, "the same tool version and files");
-        std::fs::write(b.path().join("a.py"), "x = 2\n").unwrap();
-        let changed = ResultCache::keys(&bandit, Some(&there), b.path(), &files, None);
-        assert_ne!(ka.shared, changed.shared);
-        let unknown = ToolInfo {
-            version: None,
-            ..here.clone()
-        };
-        let none = |k: Keys| k.shared.is_none();
-        assert!(none(ResultCache::keys(
-            &bandit,
-            Some(&unknown),
-            a.path(),
-            &files,
-            None
-        )));
-        assert!(none(ResultCache::keys(
-            &bandit,
-            Some(&here),
-            a.path(),
-            &files,
-            Some(".venv@1")
-        )));
-        assert!(none(ResultCache::keys(
-            &builtin("pip-audit"),
-            Some(&here),
-            a.path(),
-            &files,
-            None
-        )));
-        // A tool of the repository: known by its text, wherever it is.
-        for (root, text) in [(a.path(), "echo 1\n"), (b.path(), "echo 1\n")] {
-            std::fs::create_dir_all(root.join("bin")).unwrap();
-            std::fs::write(root.join("bin/lint.sh"), text).unwrap();
-        }
-        std::fs::write(b.path().join("a.py"), "x = 1\n").unwrap();
-        let script = |root: &Path| ToolInfo {
-            path: root.join("bin/lint.sh"),
-            version: None,
-        };
-        let sa = ResultCache::keys(&bandit, Some(&script(a.path())), a.path(), &files, None);
-        let sb = ResultCache::keys(&bandit, Some(&script(b.path())), b.path(), &files, None);
-        assert!(sa.shared.is_some());
-        assert_eq!(sa.shared, sb.shared);
-        std::fs::write(b.path().join("bin/lint.sh"), "echo 2\n").unwrap();
-        let edited = ResultCache::keys(&bandit, Some(&script(b.path())), b.path(), &files, None);
-        assert_ne!(sa.shared, edited.shared);
-    }
-
-    #[test]
-    fn key_changes_with_content_tool_and_definition() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
-        let bandit = builtin("bandit");
-        let tool = ToolInfo {
-            path: "/bin/bandit".into(),
-            version: Some("1.9.4".into()),
-        };
-        let files = vec![PathBuf::from("a.py")];
-        let k1 = ResultCache::key(&bandit, Some(&tool), root, &files, None);
-        assert_eq!(
-            k1,
-            ResultCache::key(&bandit, Some(&tool), root, &files, None)
-        );
-        let newer = ToolInfo {
-            version: Some("1.9.5".into()),
-            ..tool.clone()
-        };
-        assert_ne!(
-            k1,
-            ResultCache::key(&bandit, Some(&newer), root, &files, None)
-        );
-        assert_ne!(
-            k1,
-            ResultCache::key(&builtin("pylint"), Some(&tool), root, &files, None)
-        );
-        let seen = |env| ResultCache::key(&bandit, Some(&tool), root, &files, env);
-        assert_ne!(
-            seen(Some(".venv@1")),
-            seen(Some(".venv@2")),
-            "packages changed"
-        );
-        assert_ne!(seen(Some(".venv@1")), k1);
-        std::fs::write(root.join("a.py"), "x = 2\n").unwrap();
-        assert_ne!(
-            k1,
-            ResultCache::key(&bandit, Some(&tool), root, &files, None)
-        );
-    }
-
-    #[test]
-    fn stores_only_cacheable_runs_and_gitignores_the_state_dir() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = ResultCache::new(dir.path());
-        let mut run = AnalyzerRun::skipped(
-            "bandit",
-            Category::Security,
-            vec![],
-            RunStatus::ToolError,
-            "x".into(),
-        );
-        cache.put("k", &run, None);
-        assert!(cache.get("k", false).is_none());
-        run.status = RunStatus::Clean;
-        cache.put("k", &run, None);
-        assert_eq!(cache.get("k", false).unwrap().status, RunStatus::Clean);
-        // A network audit that could audit only part (offline) is kept for
-        // its hour too, so an offline machine does not pay for it each run.
-        run.network = true;
-        run.status = RunStatus::Partial;
-        cache.put("audit", &run, None);
-        assert_eq!(cache.get("audit", true).unwrap().status, RunStatus::Partial);
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(".bgtask/.gitignore")).unwrap(),
-            "*\n"
-        );
-    }
-
-    fn clean_run(analyzer: &str) -> AnalyzerRun {
-        let mut run = AnalyzerRun::skipped(
-            analyzer,
-            Category::Security,
-            vec![],
-            RunStatus::Clean,
-            String::new(),
-        );
-        run.reason = None;
-        run
-    }
-
-    #[test]
-    fn entries_without_a_time_still_read_as_results_of_unknown_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = ResultCache::new(dir.path());
-        cache.put("new", &clean_run("bandit"), None);
-        let written = std::fs::read_to_string(cache.path("new")).unwrap();
-        assert!(!written.contains("timing"), "{written}");
-        // What a bgtask without time records wrote.
-        let old = serde_json::json!({
-            "created": SystemTime::now(),
-            "run": clean_run("bandit"),
-        });
-        std::fs::write(cache.path("old"), old.to_string()).unwrap();
-        assert_eq!(cache.get("old", false).unwrap().status, RunStatus::Clean);
-        assert!(cache.times(None).is_empty());
-    }
-
-    #[test]
-    fn prune_by_age_then_size_deletes_the_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = ResultCache::new(dir.path());
-        std::fs::create_dir_all(&cache.dir).unwrap();
-        let old = SystemTime::now() - Duration::from_secs(10 * 86_400);
-        for (name, when) in [
-            ("a", old),
-            ("b", SystemTime::now() - Duration::from_secs(60)),
-            ("c", SystemTime::now()),
-        ] {
-            let path = cache.path(name);
-            std::fs::write(&path, [b'x'; 100]).unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-        assert_eq!(cache.usage(), (3, 300));
-        let p = cache.prune_by(Duration::from_secs(7 * 86_400), Some(150));
-        assert_eq!((p.deleted, p.bytes, p.kept), (2, 200, 1));
-        assert!(cache.path("c").exists(), "the newest stays");
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

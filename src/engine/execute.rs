@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use super::anchor;
 use super::argv::{self};
 use super::cache::{Keys, ResultCache, Timing};
-use super::invocation::{Invocation, InvocationJob};
+use super::invocation::InvocationJob;
+use super::per_file::{self, PerFile};
 use super::plan::{Planned, Work};
-use crate::analyze::parsers::truncate;
-use crate::analyze::{AnalyzerDef, Engine, ExternalSpec, Finding, RunStatus, TestCounts, profile};
+use crate::analyze::{AnalyzerDef, Engine, ExternalSpec, RunStatus, profile};
 use crate::config::Config;
 use crate::config::raw::ProjectEnv;
 use crate::config::raw::{Builtin, Mode};
@@ -88,6 +88,14 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The result caches a run reads and fills.
+    fn caches(&self) -> per_file::Caches<'_> {
+        per_file::Caches {
+            local: &self.cache,
+            team: self.opts.team.as_deref(),
+        }
+    }
+
     /// The project's Python environment, found once per run.
     fn python_env(&self) -> Option<&PythonEnv> {
         self.python_env
@@ -196,6 +204,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     if let Some(mut hit) = cached {
         tracing::debug!(analyzer = %def.name, key = ?key, "result cache hit");
         hit.cached = true;
+        hit.cached_files = 0;
         hit.invocations = 0;
         hit.tasks.clone_from(&plan.tasks);
         hit.tool.clone_from(&tool);
@@ -217,11 +226,59 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         finished(ctx, &r);
         return r;
     }
+    let run = compute(
+        ctx,
+        &def,
+        plan.tasks,
+        tool,
+        &targets,
+        &relevant,
+        keys.as_ref(),
+    )
+    .await;
+    finished(ctx, &run);
+    run
+}
+
+/// Runs the analyzer over what the cache does not have (for an analyzer
+/// whose files are independent, the files without an entry), and stores
+/// the result.
+async fn compute(
+    ctx: &Ctx,
+    def: &Arc<AnalyzerDef>,
+    tasks: Vec<String>,
+    tool: Option<ToolInfo>,
+    targets: &[PathBuf],
+    relevant: &[PathBuf],
+    keys: Option<&Keys>,
+) -> AnalyzerRun {
+    let per_file = match keys {
+        Some(_) if def.cache_per_file && !ctx.opts.no_cache => {
+            Some(per_file_lookup(ctx, def, tool.as_ref(), targets, relevant).await)
+        }
+        _ => None,
+    };
+    let to_run = per_file
+        .as_ref()
+        .map_or_else(|| targets.to_vec(), PerFile::to_run);
     let started = Instant::now();
-    let (mut run, batches) = engine_run(ctx, &plan.tasks, &def, tool.as_ref(), &targets).await;
+    let (mut run, batches) = if to_run.is_empty() {
+        let mut all_cached = AnalyzerRun::skipped(
+            &def.name,
+            def.category,
+            Vec::new(),
+            RunStatus::Clean,
+            String::new(),
+        );
+        all_cached.reason = None;
+        all_cached.cached = true;
+        (all_cached, Vec::new())
+    } else {
+        engine_run(ctx, &tasks, def, tool.as_ref(), &to_run).await
+    };
     run.analyzer.clone_from(&def.name);
     run.category = def.category;
-    run.tasks = plan.tasks;
+    run.tasks = tasks;
     run.tool = tool;
     run.network = def.network;
     run.files = if def.mode == Mode::Batch {
@@ -231,29 +288,52 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     };
     let wall = started.elapsed();
     run.duration_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
-    anchor::finish(&mut run.findings, &def, &ctx.root);
+    anchor::finish(&mut run.findings, def, &ctx.root);
     crate::analyze::sort_findings(&mut run.findings);
-    if let Some(key) = key
-        && run.status.is_cacheable()
-    {
+    let timing = (keys.is_some() && run.status.is_cacheable() && !run.cached).then(|| {
         let commit = ctx.commit.clone();
-        let timing = match def.mode {
+        match def.mode {
             Mode::Project => Timing::project(&def.name, commit, wall),
             Mode::Batch => Timing::batches(&def.name, commit, wall, &batches, |p| {
                 std::fs::symlink_metadata(ctx.root.join(p)).map_or(0, |m| m.len())
             }),
-        };
-        let stored = ctx.cache.put(key, &run, Some(timing));
-        if let (Some(team), Some(entry), Some(shared)) = (
-            &ctx.opts.team,
-            stored,
-            keys.as_ref().and_then(|k| k.shared.clone()),
-        ) {
-            team.offer(shared, &entry);
+        }
+    });
+    if let Some(per_file) = per_file {
+        if !run.cached {
+            per_file.store(&ctx.caches(), &run, timing.as_ref());
+        }
+        run = per_file.combine(run);
+    }
+    if let Some(keys) = keys
+        && run.status.is_cacheable()
+    {
+        let stored = ctx.cache.put(&keys.local, &run, timing);
+        if let (Some(team), Some(entry), Some(shared)) = (&ctx.opts.team, stored, &keys.shared) {
+            team.offer(shared.clone(), &entry);
         }
     }
-    finished(ctx, &run);
     run
+}
+
+/// Each target's per-file entry, for an analyzer whose files are
+/// independent; the tool's config files are what `relevant` adds to the
+/// targets.
+async fn per_file_lookup(
+    ctx: &Ctx,
+    def: &AnalyzerDef,
+    tool: Option<&ToolInfo>,
+    targets: &[PathBuf],
+    relevant: &[PathBuf],
+) -> PerFile {
+    let given: std::collections::HashSet<&PathBuf> = targets.iter().collect();
+    let configs: Vec<PathBuf> = relevant
+        .iter()
+        .filter(|p| !given.contains(p))
+        .cloned()
+        .collect();
+    let env = ctx.env_stamp(def);
+    per_file::lookup(&ctx.caches(), def, tool, &ctx.root, targets, &configs, env).await
 }
 
 /// The team cache's result for the shared key, stored locally under `key`
@@ -484,7 +564,7 @@ async fn external_run(
     }
     invocations.sort_by_key(|(i, _)| *i);
     timed.sort_by_key(|(i, _)| *i);
-    let run = merge(def, invocations.into_iter().map(|(_, inv)| inv).collect());
+    let run = super::invocation::merge(def, invocations.into_iter().map(|(_, inv)| inv).collect());
     (run, timed.into_iter().map(|(_, b)| b).collect())
 }
 
@@ -494,58 +574,4 @@ fn limits(config: &Config) -> Limits {
         cpu_seconds: config.limits.max_cpu_seconds,
         nice: config.limits.nice,
     }
-}
-
-fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
-    let mut status: Option<RunStatus> = None;
-    let mut reasons: Vec<String> = Vec::new();
-    let mut findings: Vec<Finding> = Vec::new();
-    let mut tests: Option<TestCounts> = None;
-    let mut exit_code = None;
-    let mut peak: Option<u64> = None;
-    let mut cpu = Duration::ZERO;
-    let mut tail = None;
-    let mut permanent = false;
-    let count = invocations.len();
-    for inv in invocations {
-        let c = inv.classified;
-        status = Some(status.map_or(c.status, |s| s.combine(c.status)));
-        if let Some(r) = c.reason
-            && !reasons.contains(&r)
-        {
-            reasons.push(r);
-        }
-        findings.extend(c.findings);
-        if let Some(t) = c.tests {
-            tests.get_or_insert_with(TestCounts::default).add(t);
-        }
-        exit_code = inv.exit_code.or(exit_code);
-        peak = peak.max(inv.peak_rss_kb);
-        cpu += inv.cpu.unwrap_or_default();
-        permanent |= inv.permanent && c.status.is_failure();
-        if (c.status.is_failure() || c.status == RunStatus::Partial)
-            && tail.is_none()
-            && !inv.stderr_tail.is_empty()
-        {
-            tail = Some(inv.stderr_tail);
-        }
-    }
-    let status = status.unwrap_or(RunStatus::Clean);
-    // A split run whose batches were clean and findings is "findings".
-    let status = if status == RunStatus::Clean && !findings.is_empty() {
-        RunStatus::Findings
-    } else {
-        status
-    };
-    let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
-    run.reason = (!reasons.is_empty()).then(|| truncate(&reasons.join("; "), 2000));
-    run.findings = findings;
-    run.tests = tests;
-    run.exit_code = exit_code;
-    run.peak_rss_kb = peak;
-    run.cpu_ms = Some(u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX));
-    run.invocations = u32::try_from(count).unwrap_or(u32::MAX);
-    run.output_tail = tail;
-    run.permanent = permanent;
-    run
 }

@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::argv::{self, Slots};
 use crate::analyze::classify::{Classified, classify};
 use crate::analyze::parsers::{self, Report, ToolOutput, summary, truncate};
-use crate::analyze::{AnalyzerDef, ExternalSpec, RunStatus};
+use crate::analyze::{AnalyzerDef, ExternalSpec, Finding, RunStatus, TestCounts};
 use crate::config::raw::{OutputSource, ParserKind};
+use crate::event::AnalyzerRun;
 use crate::globs::Globs;
 use crate::run::{self, Ended, Limits, Spec, signal_name};
 
@@ -412,4 +413,59 @@ fn tail_text(bytes: &[u8], max: usize) -> String {
     let text = text.trim_end();
     let start = text.char_indices().rev().nth(max).map_or(0, |(i, _)| i);
     text[start..].to_owned()
+}
+/// One analyzer's run from its invocations (batches of files): the most
+/// alarming status, every finding, the first failure's output.
+pub(super) fn merge(def: &AnalyzerDef, invocations: Vec<Invocation>) -> AnalyzerRun {
+    let mut status: Option<RunStatus> = None;
+    let mut reasons: Vec<String> = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut tests: Option<TestCounts> = None;
+    let mut exit_code = None;
+    let mut peak: Option<u64> = None;
+    let mut cpu = Duration::ZERO;
+    let mut tail = None;
+    let mut permanent = false;
+    let count = invocations.len();
+    for inv in invocations {
+        let c = inv.classified;
+        status = Some(status.map_or(c.status, |s| s.combine(c.status)));
+        if let Some(r) = c.reason
+            && !reasons.contains(&r)
+        {
+            reasons.push(r);
+        }
+        findings.extend(c.findings);
+        if let Some(t) = c.tests {
+            tests.get_or_insert_with(TestCounts::default).add(t);
+        }
+        exit_code = inv.exit_code.or(exit_code);
+        peak = peak.max(inv.peak_rss_kb);
+        cpu += inv.cpu.unwrap_or_default();
+        permanent |= inv.permanent && c.status.is_failure();
+        if (c.status.is_failure() || c.status == RunStatus::Partial)
+            && tail.is_none()
+            && !inv.stderr_tail.is_empty()
+        {
+            tail = Some(inv.stderr_tail);
+        }
+    }
+    let status = status.unwrap_or(RunStatus::Clean);
+    // A split run whose batches were clean and findings is "findings".
+    let status = if status == RunStatus::Clean && !findings.is_empty() {
+        RunStatus::Findings
+    } else {
+        status
+    };
+    let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
+    run.reason = (!reasons.is_empty()).then(|| truncate(&reasons.join("; "), 2000));
+    run.findings = findings;
+    run.tests = tests;
+    run.exit_code = exit_code;
+    run.peak_rss_kb = peak;
+    run.cpu_ms = Some(u64::try_from(cpu.as_millis()).unwrap_or(u64::MAX));
+    run.invocations = u32::try_from(count).unwrap_or(u32::MAX);
+    run.output_tail = tail;
+    run.permanent = permanent;
+    run
 }

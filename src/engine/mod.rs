@@ -13,6 +13,7 @@ mod execute;
 mod index;
 mod init;
 mod invocation;
+mod per_file;
 mod plan;
 mod remote;
 mod shard;

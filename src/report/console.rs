@@ -266,6 +266,8 @@ fn run_timing(r: &AnalyzerRun) -> String {
     }
     if r.cached {
         t.push_str(", cached");
+    } else if r.cached_files > 0 {
+        let _ = write!(t, ", {} of {} files cached", r.cached_files, r.files);
     }
     t
 }
@@ -328,10 +330,17 @@ fn verdict(out: &mut String, report: &Report) {
     }
     let cached = report.runs.iter().filter(|r| r.cached).count();
     let team = report.team_cache.as_ref();
-    match team.map_or(0, |t| t.hits) {
-        0 if cached > 0 => extras.push(format!("{cached} cached")),
-        0 => {}
-        hits => extras.push(format!("{cached} cached ({hits} from the team cache)")),
+    // Team cache hits count entries: a whole run's, or one file's.
+    let hits = match team.map_or(0, |t| t.hits) {
+        0 => String::new(),
+        1 => "1 team cache hit".to_owned(),
+        n => format!("{n} team cache hits"),
+    };
+    match (cached, hits.is_empty()) {
+        (0, true) => {}
+        (0, false) => extras.push(hits),
+        (n, true) => extras.push(format!("{n} cached")),
+        (n, false) => extras.push(format!("{n} cached ({hits})")),
     }
     let extras = if extras.is_empty() {
         String::new()

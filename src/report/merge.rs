@@ -63,6 +63,7 @@ fn combine(into: &mut AnalyzerRun, other: AnalyzerRun) {
     into.invocations += other.invocations;
     into.duration_ms += other.duration_ms;
     into.cached &= other.cached;
+    into.cached_files += other.cached_files;
     into.peak_rss_kb = into.peak_rss_kb.max(other.peak_rss_kb);
     into.cpu_ms = match (into.cpu_ms, other.cpu_ms) {
         (Some(a), Some(b)) => Some(a + b),

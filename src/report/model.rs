@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::verdict::{self, Policy, TaskPolicy, Verdict};
 use crate::analyze::{Finding, RunStatus, Severity, sort_findings};
 use crate::config::{Config, FailOn};
-use crate::event::AnalyzerRun;
+use crate::event::{AnalyzerRun, is_zero};
 
 pub const SCHEMA: &str = "bgtask-report/1";
 
@@ -71,11 +71,6 @@ pub struct TeamCacheUse {
     /// the run went on locally.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-}
-
-#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's signature")]
-fn is_zero(n: &usize) -> bool {
-    *n == 0
 }
 
 /// A run compared with a baseline: each finding new or unchanged, and the

@@ -16,6 +16,11 @@ const SECRET: &str = "team-secret-1";
 /// A project whose analyzer (a script of the repository) reports one
 /// finding per `.txt` file and counts its runs in `runs.log`.
 fn project(url: &str, write: &str) -> Project {
+    project_with(url, write, "")
+}
+
+/// [`project`] with `extra` fields in the analyzer's definition.
+fn project_with(url: &str, write: &str, extra: &str) -> Project {
     let p = Project::empty();
     p.script("count-runs.sh");
     p.file(".gitignore", "runs.log\n")
@@ -26,7 +31,7 @@ fn project(url: &str, write: &str) -> Project {
             "analyzers": {{"counter": {{"command": "./bin/count-runs.sh", "files": ["*.txt"],
               "args": ["{{root}}/runs.log", "{{files}}"], "parser": "regex",
               "regex": {{"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"}},
-              "exit_codes": {{"ok": [0]}}}}}},
+              {extra} "exit_codes": {{"ok": [0]}}}}}},
             "cache": {{"remote": {{"url": "{url}", "write": "{write}"}}}}}}"#
     ));
     p.commit_all("init");
@@ -163,6 +168,42 @@ fn a_directory_store_is_filled_by_ci_and_read_by_a_fresh_clone() {
     assert_eq!(spawns(&fresh), 1);
     assert_eq!(r["team_cache"]["rejected"], 1, "{r:#}");
     assert_eq!(findings(&r), want);
+}
+
+/// Per-file entries (`cache_per_file`) go to the team cache too: a clone
+/// with one file changed analyses that file alone, and a one-file run (a
+/// save) on a fresh clone meets the entries CI's whole run made.
+#[test]
+fn per_file_entries_are_shared_file_by_file() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let per_file = r#""cache_per_file": true,"#;
+    let ci = project_with(&url, "ci", per_file);
+    let (filled, said) = run(&ci, &[("BGTASK_CACHE_SECRET", SECRET), ("CI", "true")]);
+    assert!(said.contains("team cache: 3 results stored in"), "{said}");
+    let secret = [("BGTASK_CACHE_SECRET", SECRET)];
+
+    let clone = project_with(&url, "ci", per_file);
+    clone.file("a.txt", "a2\n");
+    let (changed, _) = run(&clone, &secret);
+    assert_eq!(
+        clone.read("runs.log").trim(),
+        "run a.txt",
+        "b.txt's result is shared"
+    );
+    assert_eq!(changed["team_cache"]["hits"], 1, "{changed:#}");
+    assert_eq!(findings(&changed), findings(&filled));
+
+    let fresh = project_with(&url, "ci", per_file);
+    let out = fresh
+        .command(&["run", "scan", "--files", "b.txt", "--format", "json"])
+        .envs(secret)
+        .output()
+        .unwrap();
+    let one: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(spawns(&fresh), 0, "{one:#}");
+    assert_eq!(one["team_cache"]["hits"], 1, "{one:#}");
+    assert_eq!(one["findings"].as_array().map(Vec::len), Some(1));
 }
 
 /// The daemon of a fresh clone takes its results from the team cache too,
