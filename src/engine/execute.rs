@@ -262,7 +262,8 @@ async fn compute(
         .as_ref()
         .map_or_else(|| targets.to_vec(), PerFile::to_run);
     let started = Instant::now();
-    let (mut run, batches) = if to_run.is_empty() {
+    // (A project-mode analyzer has no targets: it always runs.)
+    let (mut run, batches) = if per_file.is_some() && to_run.is_empty() {
         let mut all_cached = AnalyzerRun::skipped(
             &def.name,
             def.category,

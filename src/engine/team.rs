@@ -293,8 +293,8 @@ fn run_bounded(
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "secret_command `{program}` did not finish within {}s",
-                    limit.as_secs()
+                    "secret_command `{program}` did not finish within {:.1}s",
+                    limit.as_secs_f64()
                 ));
             }
         }
@@ -365,5 +365,66 @@ pub async fn check(config: &RemoteCache, root: &Path) -> TeamCacheCheck {
         reads: ok && team.read,
         writes: ok && team.write,
         problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(command: &[&str]) -> RemoteCache {
+        RemoteCache {
+            url: "file:///nowhere".into(),
+            write: RemoteWrite::Never,
+            secret_command: Some(command.iter().map(|&s| s.to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn secret_command_gives_the_secret_or_says_why_not() {
+        if std::env::var_os("BGTASK_CACHE_SECRET").is_some() {
+            return; // the environment's secret comes first
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("secret.txt"), "s3cret\n").unwrap();
+        // Run in the worktree, its output trimmed.
+        assert_eq!(
+            secret(&config(&["cat", "secret.txt"]), root).unwrap(),
+            b"s3cret"
+        );
+        let failed = secret(&config(&["sh", "-c", "echo denied >&2; exit 3"]), root).unwrap_err();
+        assert!(
+            failed.contains("failed") && failed.contains("denied"),
+            "{failed}"
+        );
+        let empty = secret(&config(&["true"]), root).unwrap_err();
+        assert!(empty.contains("printed nothing"), "{empty}");
+        let missing = secret(&config(&["no-such-secret-tool"]), root).unwrap_err();
+        assert!(missing.contains("could not start"), "{missing}");
+        let none = RemoteCache {
+            secret_command: None,
+            ..config(&[])
+        };
+        assert!(secret(&none, root).unwrap_err().contains("no team secret"));
+    }
+
+    #[test]
+    fn a_hung_secret_command_is_killed_at_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let hung = run_bounded(
+            "sleep",
+            &["30".to_owned()],
+            dir.path(),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(hung.contains("did not finish"), "{hung}");
     }
 }
