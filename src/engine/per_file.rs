@@ -7,7 +7,10 @@
 //! team's cache), starts the tool on the misses only and stores each of
 //! their results. So one changed file re-runs that file, and a save (a run
 //! over one file) meets the entries a whole-project run made, CI's
-//! included.
+//! included. The team's cache holds only the files' entries (one lookup
+//! per file, [`CONCURRENT_LOOKUPS`] at once: a store that answers 200 ms
+//! late costs a project of a hundred files one such wait, not one for the
+//! whole entry and another for the files).
 //!
 //! Only a clean or findings run is split, and only when every finding
 //! names one of the files it was given: anything else (a partial run, a
@@ -24,8 +27,8 @@ use super::team::TeamCache;
 use crate::analyze::{AnalyzerDef, Finding, RunStatus, sort_findings};
 use crate::event::{AnalyzerRun, ToolInfo};
 
-/// Team cache lookups in flight at once.
-const CONCURRENT_LOOKUPS: usize = 16;
+/// Lookups in flight at once, per analyzer.
+const CONCURRENT_LOOKUPS: usize = 64;
 
 /// An analyzer's targets split into those with a per-file entry and those
 /// to analyse.

@@ -85,13 +85,13 @@ fn per_file_entries_rerun_only_the_changed_file() {
         .bgtask(&["run", "counter", "--format", "json"])
         .code(0)
         .json();
-    assert_eq!(p.read("runs.log").lines().last(), Some("run a.txt b.txt"));
+    assert_eq!(p.read("runs.log.args").lines().last(), Some("a.txt b.txt"));
     p.file("a.txt", "changed\n");
     let second = p
         .bgtask(&["run", "counter", "--format", "json"])
         .code(0)
         .json();
-    assert_eq!(p.read("runs.log").lines().last(), Some("run a.txt"));
+    assert_eq!(p.read("runs.log.args").lines().last(), Some("a.txt"));
     let counter = run_of(&second, "counter");
     assert_eq!(
         (
@@ -125,15 +125,15 @@ fn per_file_entries_rerun_only_the_changed_file() {
     // The tool's config file is in every file's key.
     p.file("counter.cfg", "v2\n");
     p.bgtask(&["run", "counter"]).code(0);
-    assert_eq!(p.read("runs.log").lines().last(), Some("run a.txt b.txt"));
+    assert_eq!(p.read("runs.log.args").lines().last(), Some("a.txt b.txt"));
     // A definition without the flag keeps whole-run entries only.
     let plain = project();
     plain.bgtask(&["run", "counter"]).code(0);
     plain.file("a.txt", "changed\n");
     plain.bgtask(&["run", "counter"]).code(0);
     assert_eq!(
-        plain.read("runs.log").lines().last(),
-        Some("run a.txt b.txt")
+        plain.read("runs.log.args").lines().last(),
+        Some("a.txt b.txt")
     );
 }
 

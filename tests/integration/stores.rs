@@ -152,6 +152,11 @@ impl S3Server {
     pub fn kill(&mut self) {
         self.process.kill();
     }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.child.as_ref().map(Child::id)
+    }
 }
 
 /// wsgidav serving a fresh directory over DAV, without authentication.

@@ -23,7 +23,7 @@ fn project(url: &str, write: &str) -> Project {
 fn project_with(url: &str, write: &str, extra: &str) -> Project {
     let p = Project::empty();
     p.script("count-runs.sh");
-    p.file(".gitignore", "runs.log\n")
+    p.file(".gitignore", "runs.log*\n")
         .file("a.txt", "a\n")
         .file("b.txt", "b\n");
     p.config(&format!(
@@ -180,15 +180,19 @@ fn per_file_entries_are_shared_file_by_file() {
     let per_file = r#""cache_per_file": true,"#;
     let ci = project_with(&url, "ci", per_file);
     let (filled, said) = run(&ci, &[("BGTASK_CACHE_SECRET", SECRET), ("CI", "true")]);
-    assert!(said.contains("team cache: 3 results stored in"), "{said}");
+    assert!(said.contains("team cache: 2 results stored in"), "{said}");
+    assert_eq!(
+        filled["team_cache"]["misses"], 2,
+        "one per file: {filled:#}"
+    );
     let secret = [("BGTASK_CACHE_SECRET", SECRET)];
 
     let clone = project_with(&url, "ci", per_file);
     clone.file("a.txt", "a2\n");
     let (changed, _) = run(&clone, &secret);
     assert_eq!(
-        clone.read("runs.log").trim(),
-        "run a.txt",
+        clone.read("runs.log.args").trim(),
+        "a.txt",
         "b.txt's result is shared"
     );
     assert_eq!(changed["team_cache"]["hits"], 1, "{changed:#}");
@@ -273,6 +277,59 @@ fn an_s3_store_fills_serves_and_going_down_changes_nothing_but_a_note() {
     let problem = r["team_cache"]["problem"].as_str().unwrap_or_default();
     assert!(problem.contains("could not be asked"), "{r:#}");
     assert!(!said.contains("result stored"), "{said}");
+}
+
+/// The store dies while the analyzer runs (after the lookups, before the
+/// upload): the same findings and exit code as without a team cache, and a
+/// note.
+#[test]
+fn the_store_killed_mid_run_changes_nothing_but_a_note() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    s3.create_bucket("team-cache");
+    let p = Project::empty();
+    p.script("kill-store.sh");
+    p.file(".gitignore", "store.pid\n")
+        .file("a.txt", "a\n")
+        .file("b.txt", "b\n")
+        .file("store.pid", &s3.pid().unwrap().to_string());
+    p.config(
+        r#"{"tasks": {"scan": {"analyzers": ["killer"]}},
+            "analyzers": {"killer": {"command": "./bin/kill-store.sh", "files": ["*.txt"],
+              "args": ["{root}/store.pid", "{files}"], "parser": "regex",
+              "regex": {"pattern": "^(?P<file>[^:]+):(?P<line>\\d+): (?P<message>.*)$"},
+              "exit_codes": {"ok": [0]}}},
+            "cache": {"remote": {"url": "s3://team-cache/myrepo", "write": "ci"}}}"#,
+    );
+    p.commit_all("init");
+    let mut env = s3.env();
+    env.extend(
+        [("BGTASK_CACHE_SECRET", SECRET), ("CI", "true")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let out = p
+        .command(&["run", "scan", "--format", "json"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let with: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        with["team_cache"]["misses"], 1,
+        "looked up before it died: {with:#}"
+    );
+    // The upload comes after the report: its failure is a note on stderr.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("could not be written"), "{said}");
+    assert!(!said.contains("stored in"), "{said}");
+    let without = p
+        .command(&["run", "scan", "--format", "json", "--no-cache"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), without.status.code());
+    let without: Value = serde_json::from_slice(&without.stdout).unwrap();
+    assert_eq!(findings(&with), findings(&without));
+    assert_eq!(findings(&with).len(), 2);
 }
 
 /// `bgtask cache stats|verify|prune` on both caches.

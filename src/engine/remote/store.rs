@@ -25,12 +25,13 @@ pub(super) const SCHEMES: &str = "s3://bucket/prefix, gs://bucket/prefix, az://c
      (or azure://, adl://, abfs[s]://, https://<account>.blob.core.windows.net/...), \
      http(s)://host/prefix (WebDAV, or any server taking PUT/GET/DELETE) or file:///dir";
 
-/// Per request: giving up on a connection, on a silence while reading
-/// (a store that accepts and never answers costs a second), and on a
-/// whole request.
+/// Per request: giving up on a connection, on a silence while reading,
+/// and on a whole request. Under a second for the first two, so that a
+/// store that never accepts, or accepts and never answers, costs a run
+/// less than a second all told (the rest of its lookups are not made).
 const TIMEOUTS: [(ClientConfigKey, &str); 3] = [
-    (ClientConfigKey::ConnectTimeout, "1s"),
-    (ClientConfigKey::ReadTimeout, "1s"),
+    (ClientConfigKey::ConnectTimeout, "900ms"),
+    (ClientConfigKey::ReadTimeout, "900ms"),
     (ClientConfigKey::Timeout, "2s"),
 ];
 
