@@ -37,6 +37,8 @@ pub fn run(ctx: &Ctx, cmd: ReportCommand) -> anyhow::Result<u8> {
         .iter()
         .map(|p| report::read(&ctx.cwd.join(p)))
         .collect::<Result<_, _>>()?;
+    let named: Vec<(PathBuf, &report::Report)> = reports.iter().cloned().zip(&read).collect();
+    report::check_shards(&named)?;
     let merged = report::merge(read)?;
     let text = report::render(
         &merged,

@@ -439,6 +439,7 @@ impl Prepared {
             outcome.runs,
         );
         report.team_cache = team.map(|t| t.used());
+        report.shard = outcome.shard;
         Ok(report)
     }
 }

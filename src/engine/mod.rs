@@ -35,7 +35,7 @@ pub use index::FileIndex;
 pub use init::{Initial, initial_config};
 pub use plan::{UnknownName, did_you_mean};
 pub use remote::{Fetched, Remote, RemoteError, RemoteSpec, url_problem};
-pub use shard::{AutoShardError, Shard, ShardArg, ci_env};
+pub use shard::{AutoShardError, Shard, ShardArg, ShardSplit, ci_env};
 pub use team::{
     TeamCache, TeamCacheCheck, TeamCacheUse, check as check_team_cache, secret as team_secret,
     secret_cached as team_secret_cached,
@@ -63,6 +63,8 @@ pub struct RunOptions {
 pub struct Outcome {
     pub runs: Vec<AnalyzerRun>,
     pub duration: Duration,
+    /// A shard's split (`--shard`).
+    pub shard: Option<ShardSplit>,
 }
 
 /// A job from command-line names (`all`, tasks, analyzers) over `targets`.
@@ -148,7 +150,7 @@ pub async fn run(
         times: times.as_ref(),
         offline: opts.offline,
     };
-    let plans = plan::plan(&inputs, wanted);
+    let (plans, split) = plan::plan_split(&inputs, wanted);
     let runs = execute::execute(
         config.clone(),
         &workspace.root,
@@ -163,6 +165,7 @@ pub async fn run(
     Ok(Outcome {
         runs,
         duration: started.elapsed(),
+        shard: split,
     })
 }
 

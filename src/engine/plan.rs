@@ -161,6 +161,14 @@ fn matches(g: Option<&Globs>, p: &str) -> bool {
 }
 
 pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) -> Vec<Planned> {
+    plan_split(inputs, wanted).0
+}
+
+/// [`plan`], with how a shard's work was split from the whole.
+pub fn plan_split(
+    inputs: &Inputs<'_>,
+    wanted: BTreeMap<String, (Vec<String>, bool)>,
+) -> (Vec<Planned>, Option<shard::ShardSplit>) {
     let mut planned: Vec<(Planned, Vec<PathBuf>)> = wanted
         .into_iter()
         .map(|(name, (tasks, explicit))| {
@@ -169,10 +177,10 @@ pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) 
             (Planned { def, tasks, work }, configs)
         })
         .collect();
-    if let Some(s) = inputs.shard {
-        shard::keep(&mut planned, s, inputs.times);
-    }
-    planned.into_iter().map(|(p, _)| p).collect()
+    let split = inputs
+        .shard
+        .map(|s| shard::keep(&mut planned, s, inputs.times));
+    (planned.into_iter().map(|(p, _)| p).collect(), split)
 }
 
 /// `files` with the tool's config files, sorted (a cache key hashes them

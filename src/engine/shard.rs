@@ -256,10 +256,34 @@ pub fn assign(units: &BTreeMap<Unit, Option<u64>>, count: u32) -> BTreeMap<Unit,
     out
 }
 
+/// How a shard's run was split from the whole, recorded in its report so
+/// that `bgtask report merge` can tell shards that split differently
+/// (restored different caches: some files analysed twice, others never).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct ShardSplit {
+    /// This shard, 1-based.
+    pub index: u32,
+    /// Of this many.
+    pub count: u32,
+    /// A digest of the whole assignment (every unit and its shard): the
+    /// same in every shard of one run when they agree.
+    pub split: String,
+    /// Units of work (files, project-mode analyzers) in the whole run.
+    pub units: usize,
+    /// Of those, the ones placed by a recorded time (the rest by hash).
+    pub timed: usize,
+}
+
 /// Narrows the whole run's plan (each analyzer's work, with its tool's
 /// config files) to shard `s`. The split is made over every analyzer's
 /// work at once, so all shards, each planning the whole run, agree on it.
-pub(super) fn keep(planned: &mut [(Planned, Vec<PathBuf>)], s: Shard, times: Option<&Times>) {
+pub(super) fn keep(
+    planned: &mut [(Planned, Vec<PathBuf>)],
+    s: Shard,
+    times: Option<&Times>,
+) -> ShardSplit {
     let empty = Times::default();
     let times = times.unwrap_or(&empty);
     // A file's time is the sum of its recorded times under each per-file
@@ -286,6 +310,20 @@ pub(super) fn keep(planned: &mut [(Planned, Vec<PathBuf>)], s: Shard, times: Opt
         }
     }
     let owner = assign(&units, s.count);
+    let mut digest = blake3::Hasher::new();
+    for (unit, shard) in &owner {
+        digest.update(&[u8::from(matches!(unit, Unit::File(_)))]);
+        digest.update(unit.key());
+        digest.update(&[0]);
+        digest.update(&shard.to_le_bytes());
+    }
+    let split = ShardSplit {
+        index: s.index,
+        count: s.count,
+        split: digest.finalize().to_hex()[..16].to_owned(),
+        units: units.len(),
+        timed: units.values().filter(|t| t.is_some()).count(),
+    };
     for (p, configs) in planned.iter_mut() {
         let Work::Run { targets, relevant } = &mut p.work else {
             continue;
@@ -312,6 +350,7 @@ pub(super) fn keep(planned: &mut [(Planned, Vec<PathBuf>)], s: Shard, times: Opt
             }
         }
     }
+    split
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! into one, as if a single job had run everything, and recomputes the
 //! verdict with the policy the shards carried.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::model::{Report, SCHEMA};
@@ -27,6 +27,64 @@ pub enum MergeError {
     Schema { path: PathBuf, found: String },
     #[error("no reports given")]
     Empty,
+    #[error("{0}")]
+    Shards(String),
+}
+
+/// Checks that reports of CI shards (`--shard K/N`) add up to one run:
+/// the same split in each (each shard computes the whole split from the
+/// times in the result cache it starts with), every shard once.
+/// Reports of runs that were not sharded are not checked.
+pub fn check_shards(reports: &[(PathBuf, &Report)]) -> Result<(), MergeError> {
+    let sharded: Vec<(&Path, &crate::engine::ShardSplit)> = reports
+        .iter()
+        .filter_map(|(p, r)| Some((p.as_path(), r.shard.as_ref()?)))
+        .collect();
+    let Some(&(first_path, first)) = sharded.first() else {
+        return Ok(());
+    };
+    let mut seen: BTreeMap<u32, &Path> = BTreeMap::new();
+    for &(path, s) in &sharded {
+        if s.count != first.count || s.split != first.split {
+            return Err(MergeError::Shards(format!(
+                "{} (shard {}/{}) and {} (shard {}/{}) split the files differently: each shard \
+                 computes the whole split from the times in the result cache it starts with, so \
+                 every shard must restore the same cache and use the same count. Files may have \
+                 been analysed twice or not at all; run the shards again from one cache",
+                first_path.display(),
+                first.index,
+                first.count,
+                path.display(),
+                s.index,
+                s.count
+            )));
+        }
+        if let Some(other) = seen.insert(s.index, path) {
+            return Err(MergeError::Shards(format!(
+                "{} and {} are both shard {}/{}",
+                other.display(),
+                path.display(),
+                s.index,
+                s.count
+            )));
+        }
+    }
+    let missing: Vec<String> = (1..=first.count)
+        .filter(|i| !seen.contains_key(i))
+        .map(|i| format!("{i}/{}", first.count))
+        .collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Shards(format!(
+            "no report of shard {}: the files of {} were not analysed in these reports",
+            missing.join(", "),
+            if missing.len() == 1 {
+                "that shard"
+            } else {
+                "those shards"
+            }
+        )));
+    }
+    Ok(())
 }
 
 pub fn read(path: &Path) -> Result<Report, MergeError> {
@@ -114,6 +172,7 @@ pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
     }
     crate::analyze::sort_findings(&mut base.findings);
     base.scope = Some(format!("merged from {count} reports"));
+    base.shard = None;
     base.refresh();
     Ok(base)
 }

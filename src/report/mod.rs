@@ -15,7 +15,7 @@ mod verdict;
 
 pub use console::ConsoleOptions;
 pub use markdown::{MarkdownLinks, render as render_markdown};
-pub use merge::{MergeError, merge, read};
+pub use merge::{MergeError, check_shards, merge, read};
 pub use model::{BaselineState, Comparison, Report, SCHEMA, Summary, TeamCacheUse, policy};
 pub use verdict::over_threshold;
 pub use verdict::{Policy, TaskPolicy};

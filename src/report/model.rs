@@ -50,6 +50,9 @@ pub struct Report {
     /// What the team's shared cache did, when one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_cache: Option<TeamCacheUse>,
+    /// A CI shard's share of the work (`--shard K/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::engine::ShardSplit>,
 }
 
 /// What the team cache did in a run, for the report.
@@ -180,6 +183,7 @@ impl Report {
             findings,
             baseline: None,
             team_cache: None,
+            shard: None,
         };
         report.refresh();
         report

@@ -203,3 +203,61 @@ fn shard_auto_reads_gitlab_circleci_and_buildkite_or_says_what_it_missed() {
     assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("counts from 1"), "{stderr}");
 }
+
+/// `report merge` checks that shard reports add up to one run: the same
+/// split in each (shards that restored different caches split the files
+/// differently: some analysed twice, others never), every shard once.
+#[test]
+fn report_merge_refuses_shards_that_split_differently_or_are_missing() {
+    let p = skewed();
+    p.commit_all("first");
+    shards(&p, 2); // records times at this commit
+    p.commit_all("second");
+    let shard = |project: &Project, k: u32, out: &str| {
+        let path = p.path().join(out);
+        project
+            .bgtask(&[
+                "run",
+                "slow",
+                "--format",
+                "json",
+                "--shard",
+                &format!("{k}/2"),
+                "-o",
+                path.to_str().unwrap(),
+            ])
+            .code(0);
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        report["shard"].clone()
+    };
+    let one = shard(&p, 1, "one.json");
+    let two = shard(&p, 2, "two.json");
+    assert_eq!(one["split"], two["split"], "{one} {two}");
+    assert_eq!((&one["units"], &one["timed"]), (&10.into(), &10.into()));
+    let merged = p.bgtask(&[
+        "report", "merge", "one.json", "two.json", "--format", "json",
+    ]);
+    merged.code(0);
+    assert!(merged.json().get("shard").is_none(), "a whole run");
+
+    // A shard from a job that restored no cache: split by path hash.
+    let elsewhere = skewed();
+    elsewhere.commit_all("first");
+    let other = shard(&elsewhere, 2, "other.json");
+    assert_ne!(one["split"], other["split"]);
+    assert_eq!(other["timed"], 0);
+    for (reports, want) in [
+        (
+            &["one.json", "other.json"][..],
+            "split the files differently",
+        ),
+        (&["one.json"][..], "no report of shard 2/2"),
+        (&["one.json", "one.json"][..], "are both shard 1/2"),
+    ] {
+        let mut args = vec!["report", "merge"];
+        args.extend_from_slice(reports);
+        let out = p.bgtask(&args);
+        out.code(65);
+        assert!(out.stderr.contains(want), "{reports:?}: {}", out.stderr);
+    }
+}
