@@ -20,7 +20,7 @@ use super::cache::{Keys, ResultCache, Timing};
 use super::invocation::InvocationJob;
 use super::per_file::{self, PerFile};
 use super::plan::{Planned, Work};
-use crate::analyze::{AnalyzerDef, Engine, ExternalSpec, RunStatus, profile};
+use crate::analyze::{AnalyzerDef, Engine, ExternalSpec, RunStatus};
 use crate::config::Config;
 use crate::config::raw::ProjectEnv;
 use crate::config::raw::{Builtin, Mode};
@@ -28,9 +28,6 @@ use crate::event::{AnalyzerRun, ToolInfo};
 use crate::run::Limits;
 use crate::tools::pyenv::PythonEnv;
 use crate::tools::{self, Probe, VersionCache};
-
-/// Largest source file the profile analyzer reads.
-const PROFILE_READ_MAX: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
@@ -88,6 +85,35 @@ struct Ctx {
 }
 
 impl Ctx {
+    fn new(
+        config: Arc<Config>,
+        root: &Path,
+        canonical_root: &Path,
+        opts: Options,
+        progress: mpsc::UnboundedSender<Progress>,
+        cancel: CancellationToken,
+    ) -> Ctx {
+        let slots = opts.slots.clone().unwrap_or_else(|| {
+            Arc::new(Semaphore::new(
+                opts.jobs.unwrap_or(config.execution.max_concurrent).max(1),
+            ))
+        });
+        Ctx {
+            cache: ResultCache::new(root),
+            root: root.to_owned(),
+            canonical_root: canonical_root.to_owned(),
+            versions: Mutex::new(VersionCache::load()),
+            slots,
+            config,
+            opts,
+            progress,
+            cancel,
+            python_env: std::sync::OnceLock::new(),
+            network: tokio::sync::OnceCell::new(),
+            commit: crate::git::GitDirs::find(root).and_then(|d| d.head()),
+        }
+    }
+
     /// The result caches a run reads and fills.
     fn caches(&self) -> per_file::Caches<'_> {
         per_file::Caches {
@@ -128,25 +154,14 @@ pub async fn execute(
     progress: mpsc::UnboundedSender<Progress>,
     cancel: CancellationToken,
 ) -> Vec<AnalyzerRun> {
-    let slots = opts.slots.clone().unwrap_or_else(|| {
-        Arc::new(Semaphore::new(
-            opts.jobs.unwrap_or(config.execution.max_concurrent).max(1),
-        ))
-    });
-    let ctx = Arc::new(Ctx {
-        cache: ResultCache::new(root),
-        root: root.to_owned(),
-        canonical_root: canonical_root.to_owned(),
-        versions: Mutex::new(VersionCache::load()),
-        slots,
+    let ctx = Arc::new(Ctx::new(
         config,
+        root,
+        canonical_root,
         opts,
         progress,
         cancel,
-        python_env: std::sync::OnceLock::new(),
-        network: tokio::sync::OnceCell::new(),
-        commit: crate::git::GitDirs::find(root).and_then(|d| d.head()),
-    });
+    ));
     let order: Vec<String> = plans.iter().map(|p| p.def.name.clone()).collect();
     let mut set = JoinSet::new();
     for plan in plans {
@@ -167,6 +182,28 @@ pub async fn execute(
     ctx.cache.prune();
     runs.sort_by_key(|r| order.iter().position(|n| *n == r.analyzer));
     runs
+}
+
+/// Brings the team cache's per-file entries for every target of the
+/// per-file analyzers in `plans` (the whole run's, before a shard narrows
+/// it) into the local cache, where their recorded times balance the
+/// shards (`shard.rs`) and the shard's own files find them; how many
+/// files had one.
+pub async fn prefetch(config: Arc<Config>, root: &Path, plans: &[Planned], opts: Options) -> usize {
+    let (progress, _) = mpsc::unbounded_channel();
+    let ctx = Ctx::new(config, root, root, opts, progress, CancellationToken::new());
+    let mut found = 0;
+    for plan in plans.iter().filter(|p| p.def.cache_per_file) {
+        let Work::Run { targets, relevant } = &plan.work else {
+            continue;
+        };
+        let Ok(tool) = find_tool(&ctx, &plan.def).await else {
+            continue;
+        };
+        let looked = per_file_lookup(&ctx, &plan.def, tool.as_ref(), targets, relevant).await;
+        found += targets.len() - looked.to_run().len();
+    }
+    found
 }
 
 async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
@@ -387,7 +424,7 @@ async fn cache_key(
 }
 
 /// The files of one invocation and its wall time.
-type Batch = (Vec<PathBuf>, Duration);
+pub(super) type Batch = (Vec<PathBuf>, Duration);
 
 /// Runs an analyzer's engine over `targets`: the built-in profile in this
 /// process, an external analyzer as its tool's processes. With the run,
@@ -405,7 +442,7 @@ async fn engine_run(
                 analyzer: def.name.clone(),
                 invocations: 0,
             });
-            profile_run(ctx, def, targets)
+            super::builtin::profile_run(&ctx.root, def, targets)
         }
         Engine::External(_) => {
             let tool = tool.expect("external analyzers have a tool");
@@ -464,36 +501,6 @@ async fn tool_version(ctx: &Ctx, path: &Path, spec: &ExternalSpec) -> Probe {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .put(path, &spec.version_args, &ctx.root, &probe);
     probe
-}
-
-/// The built-in profile over `targets`, each file timed by itself.
-fn profile_run(ctx: &Ctx, def: &AnalyzerDef, targets: &[PathBuf]) -> (AnalyzerRun, Vec<Batch>) {
-    let mut findings = Vec::new();
-    let mut batches = Vec::with_capacity(targets.len());
-    for t in targets {
-        let started = Instant::now();
-        // Never a FIFO, a device or a link out of the worktree.
-        let Ok(Some((file, _))) = crate::repofile::open(Some(&ctx.root), &ctx.root.join(t)) else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        if std::io::Read::read_to_end(&mut std::io::Read::take(file, PROFILE_READ_MAX), &mut bytes)
-            .is_err()
-        {
-            continue;
-        }
-        findings.extend(profile::profile_file(def, &t.to_string_lossy(), &bytes));
-        batches.push((vec![t.clone()], started.elapsed()));
-    }
-    let status = if findings.is_empty() {
-        RunStatus::Clean
-    } else {
-        RunStatus::Findings
-    };
-    let mut run = AnalyzerRun::skipped(&def.name, def.category, Vec::new(), status, String::new());
-    run.reason = None;
-    run.findings = findings;
-    (run, batches)
 }
 
 fn timeout_for(ctx: &Ctx, def: &AnalyzerDef, tasks: &[String]) -> Duration {

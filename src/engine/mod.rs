@@ -8,6 +8,7 @@
 
 mod anchor;
 mod argv;
+mod builtin;
 mod cache;
 mod execute;
 mod index;
@@ -128,6 +129,33 @@ pub async fn run(
     // read before anything runs (see `shard.rs`).
     let times = match opts.shard {
         Some(_) => {
+            // With a team cache, its per-file entries for every file bring
+            // their times (and this shard's results) here first.
+            if opts.execution.team.is_some() && !opts.execution.no_cache {
+                let whole = plan::plan(
+                    &plan::Inputs {
+                        config: &config,
+                        files: &files,
+                        selection: selection.as_ref(),
+                        gone: gone.as_ref(),
+                        shard: None,
+                        times: None,
+                        offline: opts.offline,
+                    },
+                    wanted.clone(),
+                );
+                let found = execute::prefetch(
+                    config.clone(),
+                    &workspace.root,
+                    &whole,
+                    opts.execution.clone(),
+                )
+                .await;
+                tracing::debug!(
+                    found,
+                    "per-file entries from the team cache before the split"
+                );
+            }
             let cache = cache::ResultCache::new(&workspace.root);
             let head = crate::git::GitDirs::find(&workspace.root).and_then(|d| d.head());
             let times = tokio::task::spawn_blocking(move || cache.times(head.as_deref()))

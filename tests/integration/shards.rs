@@ -261,3 +261,74 @@ fn report_merge_refuses_shards_that_split_differently_or_are_missing() {
         assert!(out.stderr.contains(want), "{reports:?}: {}", out.stderr);
     }
 }
+
+/// With a team cache, a shard on a fresh machine (no local cache) takes
+/// the times recorded with the per-file entries CI's last run shared: the
+/// same split in every shard, balanced, and each shard's results from the
+/// team cache.
+#[test]
+fn shards_on_fresh_machines_balance_by_the_team_caches_times() {
+    let store = tempfile::tempdir().unwrap();
+    let with_store = |p: &Project, commit: &str| {
+        let cfg = p
+            .read(".background-tasks.json")
+            .replace(r#""exit_codes""#, r#""cache_per_file": true, "exit_codes""#);
+        let cfg = format!(
+            r#"{{"cache": {{"remote": {{"url": "file://{}", "write": "ci"}}}}, {}"#,
+            store.path().display(),
+            cfg.trim_start().trim_start_matches('{')
+        );
+        p.config(&cfg);
+        p.commit_all(commit);
+    };
+    let secret = ("BGTASK_CACHE_SECRET", "team");
+    let ci = skewed();
+    with_store(&ci, "main's last commit");
+    let out = ci
+        .command(&["run", "slow", "--format", "json"])
+        .envs([secret, ("CI", "true")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("10 results stored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut splits = Vec::new();
+    let mut files = BTreeSet::new();
+    for k in 1..=2 {
+        let fresh = skewed();
+        // The next commit: the CI run's times are from before it.
+        with_store(&fresh, "a pull request");
+        let out = fresh
+            .command(&[
+                "run",
+                "slow",
+                "--format",
+                "json",
+                "--shard",
+                &format!("{k}/2"),
+            ])
+            .env(secret.0, secret.1)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["shard"]["timed"], 10, "{report:#}");
+        let slow = run_of(&report, "slow");
+        assert_eq!(slow["invocations"], 0, "from the team cache: {slow:#}");
+        let mine: BTreeSet<String> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
+            .collect();
+        if mine.contains("heavy.txt") {
+            assert!(mine.len() <= 2, "the heavy file nearly alone: {mine:?}");
+        }
+        assert!(mine.is_disjoint(&files), "{mine:?} {files:?}");
+        files.extend(mine);
+        splits.push(report["shard"]["split"].clone());
+    }
+    assert_eq!(files.len(), 10);
+    assert_eq!(splits[0], splits[1]);
+}
