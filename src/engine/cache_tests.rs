@@ -214,3 +214,37 @@ fn prune_by_age_then_size_deletes_the_oldest_first() {
     assert_eq!((p.deleted, p.bytes, p.kept), (2, 200, 1));
     assert!(cache.path("c").exists(), "the newest stays");
 }
+
+#[test]
+fn a_clock_cannot_make_an_entry_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ResultCache::new(dir.path());
+    let entry = |created: SystemTime, network: bool| {
+        let mut run = clean_run("bandit");
+        run.network = network;
+        serde_json::to_vec(&serde_json::json!({ "created": created, "run": run })).unwrap()
+    };
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    for (created, network, usable, why) in [
+        (now, false, true, "made now"),
+        (
+            now + Duration::from_secs(30),
+            false,
+            true,
+            "a clock 30 s ahead",
+        ),
+        (now + hour, false, false, "dated an hour ahead"),
+        (now + 400 * 24 * hour, false, false, "dated next year"),
+        (now - 6 * 24 * hour, false, true, "six days old"),
+        (now - 8 * 24 * hour, false, false, "over a week old"),
+        (now - 2 * hour, true, false, "an audit two hours old"),
+    ] {
+        let got = cache.import("k", &entry(created, network), network);
+        assert_eq!(got.is_some(), usable, "{why}");
+    }
+    assert!(
+        cache.import("k", b"{\"created\":", false).is_none(),
+        "truncated"
+    );
+}
