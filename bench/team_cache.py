@@ -162,12 +162,12 @@ def main():
         warm = []
         for _ in range(a.rounds):
             took, r = timed(fresh, moto_url)
-            assert r["team_cache"]["hits"] == len([x for x in r["runs"] if x["cached"]]), r["team_cache"]
+            assert all(x["cached"] for x in r["runs"] if x["status"] in ("clean", "findings")), r["runs"]
             warm.append(took)
         c, w = statistics.median(cold), statistics.median(warm)
         hits = r["team_cache"]["hits"]
         print(f"{os.path.basename(a.project)} ({' '.join(a.names)}): cold {c * 1000:.0f} ms, fresh clone with a warm "
-              f"team cache {w * 1000:.0f} ms = {w / c:.2f}x ({hits} results from the team cache, "
+              f"team cache {w * 1000:.0f} ms = {w / c:.2f}x ({hits} entries from the team cache, "
               f"{len(filled['findings'])} findings)")
         # slow: empty prefix, every lookup a miss 200 ms late
         slow_port = delaying_proxy(port, 0.2)

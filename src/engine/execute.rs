@@ -234,8 +234,6 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
     let cached = match key {
         Some(key) if !ctx.opts.no_cache => match ctx.cache.get(key, def.network) {
             Some(hit) => Some(hit),
-            // The team's cache has its files' entries, looked up together.
-            None if def.cache_per_file => None,
             None => from_team(ctx, key, keys.as_ref(), def.network).await,
         },
         _ => None,
@@ -349,10 +347,7 @@ async fn compute(
         && run.status.is_cacheable()
     {
         let stored = ctx.cache.put(&keys.local, &run, timing);
-        // Per file, the team's cache is filled with the files' entries.
-        if let (Some(team), Some(entry), Some(shared), false) =
-            (&ctx.opts.team, stored, &keys.shared, def.cache_per_file)
-        {
+        if let (Some(team), Some(entry), Some(shared)) = (&ctx.opts.team, stored, &keys.shared) {
             team.offer(shared.clone(), &entry);
         }
     }

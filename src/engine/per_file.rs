@@ -7,10 +7,10 @@
 //! team's cache), starts the tool on the misses only and stores each of
 //! their results. So one changed file re-runs that file, and a save (a run
 //! over one file) meets the entries a whole-project run made, CI's
-//! included. The team's cache holds only the files' entries (one lookup
-//! per file, [`CONCURRENT_LOOKUPS`] at once: a store that answers 200 ms
-//! late costs a project of a hundred files one such wait, not one for the
-//! whole entry and another for the files).
+//! included. The team's cache is asked for the files (one lookup each,
+//! [`CONCURRENT_LOOKUPS`] at once) only after it answered the whole run's
+//! lookup quickly (`TeamCache::answers_quickly`): against a slow store,
+//! a hundred lookups would cost more than analysing the files here.
 //!
 //! Only a clean or findings run is split, and only when every finding
 //! names one of the files it was given: anything else (a partial run, a
@@ -53,7 +53,7 @@ impl Caches<'_> {
         if let Some(run) = self.local.get(&keys.local, false) {
             return Some(run);
         }
-        let team = self.team?;
+        let team = self.team.filter(|t| t.answers_quickly())?;
         let bytes = team.fetch(keys.shared.as_deref()?).await?;
         self.local.import(&keys.local, &bytes, false)
     }

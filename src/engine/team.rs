@@ -31,6 +31,9 @@ pub use crate::report::TeamCacheUse;
 const LOOKUP_BUDGET: Duration = Duration::from_secs(2);
 /// The whole of a run's uploads.
 const UPLOAD_BUDGET: Duration = Duration::from_secs(30);
+/// A store that answered every lookup within this is asked for files one
+/// by one (`per_file.rs`); a slower one only for whole runs.
+const QUICK: Duration = Duration::from_millis(100);
 /// What stands for the worktree's path in a shared entry.
 const ROOT_MARK: &str = "@@bgtask-root@@";
 
@@ -41,6 +44,8 @@ struct State {
     down: bool,
     /// When the first lookup started.
     first: Option<Instant>,
+    /// The longest a lookup took to be answered.
+    slowest: Duration,
     /// (key, entry) to upload after the report.
     pending: Vec<(String, Vec<u8>)>,
 }
@@ -130,8 +135,10 @@ impl TeamCache {
             *s.first.get_or_insert_with(Instant::now) + LOOKUP_BUDGET
         };
         let remote = self.remote.as_ref()?;
+        let asked = Instant::now();
         let fetched = remote.get(key, deadline).await;
         let mut s = self.state();
+        s.slowest = s.slowest.max(asked.elapsed());
         match fetched {
             Fetched::Hit(bytes) => {
                 s.used.hits += 1;
@@ -158,6 +165,13 @@ impl TeamCache {
                 None
             }
         }
+    }
+
+    /// Whether it is worth asking for many entries at once (each file's):
+    /// readable, not found down, and every lookup so far answered quickly.
+    pub fn answers_quickly(&self) -> bool {
+        let s = self.state();
+        self.read && !s.down && s.slowest <= QUICK
     }
 
     /// Keeps a result this run computed (a local cache entry) for the

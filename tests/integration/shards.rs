@@ -290,7 +290,7 @@ fn shards_on_fresh_machines_balance_by_the_team_caches_times() {
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("10 results stored"),
+        String::from_utf8_lossy(&out.stderr).contains("11 results stored"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -180,10 +180,13 @@ fn per_file_entries_are_shared_file_by_file() {
     let per_file = r#""cache_per_file": true,"#;
     let ci = project_with(&url, "ci", per_file);
     let (filled, said) = run(&ci, &[("BGTASK_CACHE_SECRET", SECRET), ("CI", "true")]);
-    assert!(said.contains("team cache: 2 results stored in"), "{said}");
+    assert!(
+        said.contains("team cache: 3 results stored in"),
+        "the run's and each file's: {said}"
+    );
     assert_eq!(
-        filled["team_cache"]["misses"], 2,
-        "one per file: {filled:#}"
+        filled["team_cache"]["misses"], 3,
+        "the run's, then each file's: {filled:#}"
     );
     let secret = [("BGTASK_CACHE_SECRET", SECRET)];
 
