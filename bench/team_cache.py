@@ -6,6 +6,8 @@ from scripts/test.sh's stores-venv).
            an empty local cache, `bgtask run NAMES` (every result from the
            team cache) against a cold run (no cache at all). Target: warm
            <= 0.15x cold.
+  edited   the fresh clone with one file edited: per-file analyzers take
+           the other files' results from the team cache.
   slow     a store answering each request 200 ms late (a delaying proxy in
            front of moto), nothing in it: the run against the same run
            with no remote cache. Target: at most 0.3 s slower.
@@ -169,6 +171,19 @@ def main():
         print(f"{os.path.basename(a.project)} ({' '.join(a.names)}): cold {c * 1000:.0f} ms, fresh clone with a warm "
               f"team cache {w * 1000:.0f} ms = {w / c:.2f}x ({hits} entries from the team cache, "
               f"{len(filled['findings'])} findings)")
+        # one file edited in the fresh clone: the others' results per file
+        edited = sorted(os.path.relpath(os.path.join(d, f), fresh) for d, _, fs in os.walk(fresh) for f in fs
+                        if f.endswith(".py") and ".git" not in d)[0]
+        with open(os.path.join(fresh, edited), "a") as f:
+            f.write("# edited\n")
+        one = []
+        for _ in range(a.rounds):
+            took, r = timed(fresh, moto_url)
+            one.append(took)
+        o = statistics.median(one)
+        kept = sum(x.get("cached_files", 0) for x in r["runs"])
+        print(f"fresh clone, one file edited: {o * 1000:.0f} ms = {o / c:.2f}x ({kept} file results from the team "
+              f"cache, {sum(x['invocations'] for x in r['runs'])} processes)")
         # slow: empty prefix, every lookup a miss 200 ms late
         slow_port = delaying_proxy(port, 0.2)
         slow = clone("slow", "s3://bench/empty")

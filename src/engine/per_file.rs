@@ -8,9 +8,11 @@
 //! their results. So one changed file re-runs that file, and a save (a run
 //! over one file) meets the entries a whole-project run made, CI's
 //! included. The team's cache is asked for the files (one lookup each,
-//! [`CONCURRENT_LOOKUPS`] at once) only after it answered the whole run's
+//! [`CONCURRENT_LOOKUPS`] at once) only when it answered the whole run's
 //! lookup quickly (`TeamCache::answers_quickly`): against a slow store,
-//! a hundred lookups would cost more than analysing the files here.
+//! a hundred lookups would cost more than analysing the files here. (A
+//! shard, looking its files up before any whole-run lookup, asks anyway:
+//! all its lookups are bounded by the run's 2 s.)
 //!
 //! Only a clean or findings run is split, and only when every finding
 //! names one of the files it was given: anything else (a partial run, a
@@ -54,7 +56,7 @@ impl Caches<'_> {
             return Some(run);
         }
         let team = self.team.filter(|t| t.answers_quickly())?;
-        let bytes = team.fetch(keys.shared.as_deref()?).await?;
+        let bytes = team.fetch_one_of_many(keys.shared.as_deref()?).await?;
         self.local.import(&keys.local, &bytes, false)
     }
 }

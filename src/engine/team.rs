@@ -125,8 +125,20 @@ impl TeamCache {
 
     /// The entry stored under `key`, verified, with this worktree's path
     /// put back; `None` on a miss, a rejected entry, or a store that cannot
-    /// be asked (then not asked again this run).
+    /// be asked (then not asked again this run). How long it took to be
+    /// answered decides [`TeamCache::answers_quickly`].
     pub async fn fetch(&self, key: &str) -> Option<Vec<u8>> {
+        self.get(key, true).await
+    }
+
+    /// [`TeamCache::fetch`] of one of many lookups made together (a
+    /// file's entry), whose time is the queue's as much as the store's:
+    /// not timed.
+    pub async fn fetch_one_of_many(&self, key: &str) -> Option<Vec<u8>> {
+        self.get(key, false).await
+    }
+
+    async fn get(&self, key: &str, timed: bool) -> Option<Vec<u8>> {
         let deadline = {
             let mut s = self.state();
             if !self.read || s.down {
@@ -138,7 +150,9 @@ impl TeamCache {
         let asked = Instant::now();
         let fetched = remote.get(key, deadline).await;
         let mut s = self.state();
-        s.slowest = s.slowest.max(asked.elapsed());
+        if timed {
+            s.slowest = s.slowest.max(asked.elapsed());
+        }
         match fetched {
             Fetched::Hit(bytes) => {
                 s.used.hits += 1;
