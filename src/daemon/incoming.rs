@@ -19,6 +19,8 @@ pub(super) struct Incoming {
     /// Hook and watcher triggers taken since start.
     arrivals: u64,
     git_dirs: Option<GitDirs>,
+    /// HEAD as the last `HeadMoved` (or the start) left it.
+    known_head: Option<String>,
     timers: Timers,
     files: FileIndex,
 }
@@ -29,6 +31,7 @@ impl Incoming {
             intake,
             resolving: false,
             arrivals: 0,
+            known_head: git_dirs.as_ref().and_then(GitDirs::head),
             git_dirs,
             timers,
             files: FileIndex::default(),
@@ -38,6 +41,9 @@ impl Incoming {
     /// Takes an arrival that came at `at`; its id in the intake.
     pub(super) fn add(&mut self, arrival: Arrival, at: Millis) -> IntakeId {
         self.arrivals += 1;
+        if let Arrival::HeadMoved { to, .. } = &arrival {
+            self.known_head.clone_from(to);
+        }
         self.intake.add(arrival, at)
     }
 
@@ -70,14 +76,20 @@ impl Incoming {
         if self.resolving || self.intake.next_wakeup().is_none_or(|at| at > now) {
             return None;
         }
+        let head = self.git_dirs.as_ref().and_then(GitDirs::head);
         let git = self
             .git_dirs
             .as_ref()
             .map_or_else(GitState::default, |d| GitState {
                 index_locked: d.index_locked(),
                 operation_in_progress: d.operation().is_some(),
+                head_unseen: head != self.known_head,
             });
-        self.intake.take(now, git)
+        let batch = self.intake.take(now, git)?;
+        // Released: HEAD as it is now is what the batch goes with (a move
+        // whose event never came — no watcher — is not waited for again).
+        self.known_head = head;
+        Some(batch)
     }
 
     /// A batch went to the blocking pool; [`Incoming::resolved`] ends it.

@@ -67,10 +67,15 @@ impl Window {
 pub struct GitState {
     pub index_locked: bool,
     pub operation_in_progress: bool,
+    /// HEAD is not where the last `HeadMoved` left it: git moved it and
+    /// the watcher's event is on its way (it hands events on in batches).
+    pub head_unseen: bool,
 }
 
 /// How often a held batch looks at git's state again.
 const HOLD_POLL: Millis = 10;
+/// Longest a batch waits for the event of a HEAD move it saw happen.
+const HEAD_WAIT: Millis = 200;
 const OPERATION_POLL: Millis = 500;
 
 #[derive(Debug)]
@@ -90,6 +95,8 @@ pub struct Intake {
     /// waits one git window more (the operation's hook comes right after
     /// git lets go of the index) and its cap starts again.
     was_locked: bool,
+    /// Since when a due batch waits for the event of a HEAD move.
+    head_wait: Option<Millis>,
 }
 
 impl Intake {
@@ -104,6 +111,7 @@ impl Intake {
             window,
             recheck: None,
             was_locked: false,
+            head_wait: None,
         }
     }
 
@@ -152,6 +160,7 @@ impl Intake {
         self.quiet_until = now;
         self.hook_until = now;
         self.hooked = false;
+        self.head_wait = None;
     }
 
     fn quiet_for(&mut self, until: Millis) {
@@ -214,6 +223,15 @@ impl Intake {
             self.recheck = None;
             return None;
         }
+        // A checkout that wrote its index quickly: the batch came due after
+        // git let go of the lock, and HEAD has moved, but the watcher's
+        // event for it is still on its way. Going now would run the saves
+        // alone, and the checkout again right after.
+        if git.head_unseen && now - *self.head_wait.get_or_insert(now) < HEAD_WAIT {
+            self.recheck = Some(now + HOLD_POLL);
+            return None;
+        }
+        self.head_wait = None;
         if git.operation_in_progress
             && self.waits_for_operation()
             && age < self.window.operation_cap
@@ -265,6 +283,7 @@ mod tests {
     const QUIET: GitState = GitState {
         index_locked: false,
         operation_in_progress: false,
+        head_unseen: false,
     };
 
     #[test]
@@ -293,6 +312,40 @@ mod tests {
             }
         }
         assert_eq!(fired, [w.cap, 2 * w.cap + 50]);
+    }
+
+    #[test]
+    fn a_head_move_whose_event_is_on_its_way_joins_the_batch() {
+        // No hooks deliver here (the watcher's HEAD event is all there is).
+        let w = Window {
+            hooks: false,
+            ..Window::for_debounce(50)
+        };
+        let mut i = Intake::new(1, w);
+        i.add(saved("a"), 0);
+        let moved = GitState {
+            head_unseen: true,
+            ..QUIET
+        };
+        // Due, but HEAD moved and its event has not come: held.
+        assert!(i.take(50, moved).is_none());
+        assert_eq!(i.next_wakeup(), Some(60));
+        i.add(
+            Arrival::HeadMoved {
+                from: Some("a".into()),
+                to: Some("b".into()),
+                how: None,
+            },
+            55,
+        );
+        // The move settles like any git step, then all goes as one batch.
+        assert!(i.take(60, QUIET).is_none());
+        assert_eq!(i.take(105, QUIET).map(|b| b.len()), Some(2));
+        // A move whose event never comes (no watcher) holds only so long.
+        i.add(saved("b"), 1_000);
+        assert!(i.take(1_050, moved).is_none());
+        assert!(i.take(1_240, moved).is_none());
+        assert!(i.take(1_250, moved).is_some());
     }
 
     #[test]
