@@ -12,6 +12,9 @@ use crate::git::GitDirs;
 use crate::schedule::intake::{GitState, Intake, IntakeId, Window};
 use crate::schedule::timers::Timers;
 
+/// How recent a write of git's index means git is finishing a step.
+const INDEX_JUST_WRITTEN: std::time::Duration = std::time::Duration::from_millis(20);
+
 pub(super) struct Incoming {
     intake: Intake,
     /// A released batch is being resolved in the blocking pool.
@@ -84,8 +87,11 @@ impl Incoming {
                 index_locked: d.index_locked(),
                 operation_in_progress: d.operation().is_some(),
                 head_unseen: head != self.known_head,
+                index_just_written: d.index_written_within(INDEX_JUST_WRITTEN),
             });
-        let batch = self.intake.take(now, git)?;
+        let batch = self.intake.take(now, git);
+        tracing::debug!(?git, now, released = batch.is_some(), "intake batch due");
+        let batch = batch?;
         // Released: HEAD as it is now is what the batch goes with (a move
         // whose event never came — no watcher — is not waited for again).
         self.known_head = head;

@@ -132,6 +132,14 @@ impl GitDirs {
     pub fn index_locked(&self) -> bool {
         self.git_dir.join("index.lock").exists()
     }
+
+    /// git replaced the index within `within` (let go of its lock just
+    /// now: HEAD moves and the hook runs right after).
+    pub fn index_written_within(&self, within: std::time::Duration) -> bool {
+        std::fs::metadata(self.git_dir.join("index"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < within))
+    }
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {

@@ -70,6 +70,9 @@ pub struct GitState {
     /// HEAD is not where the last `HeadMoved` left it: git moved it and
     /// the watcher's event is on its way (it hands events on in batches).
     pub head_unseen: bool,
+    /// git wrote the index a moment ago: it let go of its lock, and HEAD
+    /// and the hook are about to follow.
+    pub index_just_written: bool,
 }
 
 /// How often a held batch looks at git's state again.
@@ -137,6 +140,9 @@ impl Intake {
     /// Puts back an arrival saved before a restart.
     pub fn restore(&mut self, id: IntakeId, arrival: Arrival, now: Millis) {
         self.next_id = self.next_id.max(id + 1);
+        // Events still coming: the watcher is catching up, and the HEAD
+        // move's event is behind them. Its wait starts again once due.
+        self.head_wait = None;
         if self.pending.is_empty() {
             self.fresh(now);
         }
@@ -217,6 +223,12 @@ impl Intake {
             self.recheck = Some(now + HOLD_POLL);
             return None;
         }
+        // Git let go of the index just before the batch came due (a
+        // checkout whose index took about a debounce to write): as if the
+        // batch had seen the lock.
+        if git.index_just_written && age < self.window.cap {
+            self.was_locked = true;
+        }
         if std::mem::take(&mut self.was_locked) && !git.index_locked {
             self.first = now;
             self.git_moved(now);
@@ -284,6 +296,7 @@ mod tests {
         index_locked: false,
         operation_in_progress: false,
         head_unseen: false,
+        index_just_written: false,
     };
 
     #[test]
@@ -346,6 +359,16 @@ mod tests {
         assert!(i.take(1_050, moved).is_none());
         assert!(i.take(1_240, moved).is_none());
         assert!(i.take(1_250, moved).is_some());
+        // Due just as git let go of the index (never seen held): settles
+        // as after a lock, for the HEAD move right behind it.
+        let written = GitState {
+            index_just_written: true,
+            ..QUIET
+        };
+        i.add(saved("c"), 2_000);
+        assert!(i.take(2_050, written).is_none());
+        assert_eq!(i.next_wakeup(), Some(2_100));
+        assert!(i.take(2_100, QUIET).is_some());
     }
 
     #[test]
