@@ -437,6 +437,60 @@ mod tests {
         assert!(secret(&none, root).unwrap_err().contains("no team secret"));
     }
 
+    /// An HTTP store with nothing in it that answers every request
+    /// `delay` late; its URL.
+    fn empty_store(delay: Duration) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/cache", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while conn.read(&mut buf).is_ok_and(|n| n > 0) {
+                        std::thread::sleep(delay);
+                        let answer = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+                        if conn.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn files_are_looked_up_one_by_one_only_in_a_store_that_answers_quickly() {
+        let root = tempfile::tempdir().unwrap();
+        for (delay, quick) in [(Duration::ZERO, true), (Duration::from_millis(250), false)] {
+            let config = RemoteCache {
+                url: empty_store(delay),
+                write: RemoteWrite::Never,
+                secret_command: None,
+            };
+            let team = TeamCache::open(&config, root.path(), false, Ok(b"s".to_vec()));
+            assert!(team.answers_quickly(), "not asked yet");
+            // Many lookups at once are not timed: they wait in a queue.
+            let (k1, k2) = ("a1".repeat(32), "b2".repeat(32));
+            assert!(team.fetch_one_of_many(&k1).await.is_none());
+            assert!(team.answers_quickly());
+            let asked = Instant::now();
+            assert!(team.fetch(&k2).await.is_none());
+            assert_eq!(
+                team.answers_quickly(),
+                quick,
+                "{delay:?}: {:?} {:?}",
+                asked.elapsed(),
+                team.used()
+            );
+            let used = team.used();
+            assert_eq!((used.misses, used.rejected), (2, 0), "{used:?}");
+            assert!(used.problem.is_none(), "{used:?}");
+        }
+    }
+
     #[test]
     fn a_hung_secret_command_is_killed_at_its_bound() {
         let dir = tempfile::tempdir().unwrap();
