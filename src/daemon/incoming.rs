@@ -22,8 +22,6 @@ pub(super) struct Incoming {
     /// Hook and watcher triggers taken since start.
     arrivals: u64,
     git_dirs: Option<GitDirs>,
-    /// HEAD as the last `HeadMoved` (or the start) left it.
-    known_head: Option<String>,
     timers: Timers,
     files: FileIndex,
 }
@@ -34,7 +32,6 @@ impl Incoming {
             intake,
             resolving: false,
             arrivals: 0,
-            known_head: git_dirs.as_ref().and_then(GitDirs::head),
             git_dirs,
             timers,
             files: FileIndex::default(),
@@ -44,9 +41,6 @@ impl Incoming {
     /// Takes an arrival that came at `at`; its id in the intake.
     pub(super) fn add(&mut self, arrival: Arrival, at: Millis) -> IntakeId {
         self.arrivals += 1;
-        if let Arrival::HeadMoved { to, .. } = &arrival {
-            self.known_head.clone_from(to);
-        }
         self.intake.add(arrival, at)
     }
 
@@ -79,23 +73,15 @@ impl Incoming {
         if self.resolving || self.intake.next_wakeup().is_none_or(|at| at > now) {
             return None;
         }
-        let head = self.git_dirs.as_ref().and_then(GitDirs::head);
         let git = self
             .git_dirs
             .as_ref()
             .map_or_else(GitState::default, |d| GitState {
                 index_locked: d.index_locked(),
                 operation_in_progress: d.operation().is_some(),
-                head_unseen: head != self.known_head,
                 index_just_written: d.index_written_within(INDEX_JUST_WRITTEN),
             });
-        let batch = self.intake.take(now, git);
-        tracing::debug!(?git, now, released = batch.is_some(), "intake batch due");
-        let batch = batch?;
-        // Released: HEAD as it is now is what the batch goes with (a move
-        // whose event never came — no watcher — is not waited for again).
-        self.known_head = head;
-        Some(batch)
+        self.intake.take(now, git)
     }
 
     /// A batch went to the blocking pool; [`Incoming::resolved`] ends it.

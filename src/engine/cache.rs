@@ -102,6 +102,32 @@ fn shared_hasher(
     Some(h)
 }
 
+/// Each file's part of a key, by repo-relative path: hashed once per run,
+/// for the whole run's key and its files' own.
+pub type FileParts = std::collections::HashMap<PathBuf, blake3::Hash>;
+
+/// A repo-relative file's part of a key: its path and content. Streamed,
+/// and never through a FIFO, a device or a link out of the worktree
+/// (RELIABILITY 26); a missing one hashes as missing.
+fn file_part(root: &Path, p: &Path) -> blake3::Hash {
+    let mut part = blake3::Hasher::new();
+    part.update(p.as_os_str().as_bytes());
+    part.update(&[0]);
+    match crate::repofile::hash(Some(root), &root.join(p)) {
+        Ok(Some(hash)) => {
+            part.update(hash.as_bytes());
+        }
+        Ok(None) => {
+            part.update(b"<missing>");
+        }
+        Err(e) => {
+            part.update(b"<unreadable>");
+            part.update(e.to_string().as_bytes());
+        }
+    }
+    part.finalize()
+}
+
 /// The local and shared keys being hashed.
 #[derive(Clone)]
 struct KeyHashers {
@@ -156,26 +182,9 @@ impl KeyHashers {
         }
     }
 
-    /// A repo-relative file: its path and content.
-    fn file(&mut self, root: &Path, p: &Path) {
-        let mut part = blake3::Hasher::new();
-        part.update(p.as_os_str().as_bytes());
-        part.update(&[0]);
-        // Streamed, and never through a FIFO, a device or a link out
-        // of the worktree (RELIABILITY 26).
-        match crate::repofile::hash(Some(root), &root.join(p)) {
-            Ok(Some(hash)) => {
-                part.update(hash.as_bytes());
-            }
-            Ok(None) => {
-                part.update(b"<missing>");
-            }
-            Err(e) => {
-                part.update(b"<unreadable>");
-                part.update(e.to_string().as_bytes());
-            }
-        }
-        self.update(part.finalize().as_bytes());
+    /// A file's part (see [`file_part`]).
+    fn file(&mut self, part: &blake3::Hash) {
+        self.update(part.as_bytes());
     }
 
     fn finish(self) -> Keys {
@@ -213,8 +222,7 @@ impl ResultCache {
 
     /// The keys for running `def` with `tool` over `relevant`
     /// (repo-relative) files, seeing the project environment `env` (its
-    /// stamp, for a tool that imports the project). Reads every file once;
-    /// a missing one hashes as missing.
+    /// stamp, for a tool that imports the project).
     pub fn keys(
         def: &AnalyzerDef,
         tool: Option<&ToolInfo>,
@@ -222,35 +230,52 @@ impl ResultCache {
         relevant: &[PathBuf],
         env: Option<&str>,
     ) -> Keys {
+        ResultCache::keys_and_parts(def, tool, root, relevant, env).0
+    }
+
+    /// [`ResultCache::keys`], with each file's part (read once; for
+    /// [`ResultCache::file_keys`]).
+    pub fn keys_and_parts(
+        def: &AnalyzerDef,
+        tool: Option<&ToolInfo>,
+        root: &Path,
+        relevant: &[PathBuf],
+        env: Option<&str>,
+    ) -> (Keys, FileParts) {
         let mut k = KeyHashers::new(def, tool, root, env);
+        let mut parts = FileParts::with_capacity(relevant.len());
         for p in relevant {
-            k.file(root, p);
+            let part = file_part(root, p);
+            k.file(&part);
+            parts.insert(p.clone(), part);
         }
-        k.finish()
+        (k.finish(), parts)
     }
 
     /// One pair of keys per target for an analyzer whose findings on a
     /// file depend on that file alone (`cache_per_file`): each covers the
     /// tool's `configs` and the one file. Marked apart from whole-run keys
-    /// (a one-file run's entry records a run, not a file's result).
+    /// (a one-file run's entry records a run, not a file's result). A
+    /// file's part is taken from `parts` when the run's key read it.
     pub fn file_keys(
         def: &AnalyzerDef,
         tool: Option<&ToolInfo>,
         root: &Path,
-        configs: &[PathBuf],
-        targets: &[PathBuf],
+        (configs, targets): (&[PathBuf], &[PathBuf]),
         env: Option<&str>,
+        parts: &FileParts,
     ) -> Vec<Keys> {
+        let part = |p: &PathBuf| parts.get(p).copied().unwrap_or_else(|| file_part(root, p));
         let mut common = KeyHashers::new(def, tool, root, env);
         common.update(b"per-file");
         for p in configs {
-            common.file(root, p);
+            common.file(&part(p));
         }
         targets
             .iter()
             .map(|t| {
                 let mut k = common.clone();
-                k.file(root, t);
+                k.file(&part(t));
                 k.finish()
             })
             .collect()
@@ -382,4 +407,4 @@ pub struct Pruned {
 
 #[cfg(test)]
 #[path = "cache_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -160,7 +160,8 @@ fn stores_only_cacheable_runs_and_gitignores_the_state_dir() {
     );
 }
 
-fn clean_run(analyzer: &str) -> AnalyzerRun {
+/// A clean run of `analyzer` with no reason (what a cache stores).
+pub(in crate::engine) fn clean_run(analyzer: &str) -> AnalyzerRun {
     let mut run = AnalyzerRun::skipped(
         analyzer,
         Category::Security,
@@ -246,5 +247,32 @@ fn a_clock_cannot_make_an_entry_valid() {
     assert!(
         cache.import("k", b"{\"created\":", false).is_none(),
         "truncated"
+    );
+}
+
+#[test]
+fn per_file_keys_are_the_same_from_the_parts_a_run_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("a.py"), "x = 1\n").unwrap();
+    std::fs::write(root.join("pyproject.toml"), "[tool]\n").unwrap();
+    let bandit = builtin("bandit");
+    let (targets, configs) = (
+        vec![PathBuf::from("a.py")],
+        vec![PathBuf::from("pyproject.toml")],
+    );
+    let relevant = vec![PathBuf::from("a.py"), PathBuf::from("pyproject.toml")];
+    let (whole, parts) = ResultCache::keys_and_parts(&bandit, None, root, &relevant, None);
+    assert_eq!(
+        whole,
+        ResultCache::keys(&bandit, None, root, &relevant, None)
+    );
+    let files = (configs.as_slice(), targets.as_slice());
+    let read_again = ResultCache::file_keys(&bandit, None, root, files, None, &FileParts::new());
+    let from_parts = ResultCache::file_keys(&bandit, None, root, files, None, &parts);
+    assert_eq!(read_again, from_parts);
+    assert_ne!(
+        from_parts[0], whole,
+        "a file's entry is not a one-file run's"
     );
 }

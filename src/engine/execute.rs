@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::anchor;
 use super::argv::{self};
-use super::cache::{Keys, ResultCache, Timing};
+use super::cache::{FileParts, Keys, ResultCache, Timing};
 use super::invocation::InvocationJob;
 use super::per_file::{self, PerFile};
 use super::plan::{Planned, Work};
@@ -200,7 +200,8 @@ pub async fn prefetch(config: Arc<Config>, root: &Path, plans: &[Planned], opts:
         let Ok(tool) = find_tool(&ctx, &plan.def).await else {
             continue;
         };
-        let looked = per_file_lookup(&ctx, &plan.def, tool.as_ref(), targets, relevant).await;
+        let files = (targets.as_slice(), relevant.as_slice());
+        let looked = per_file_lookup(&ctx, &plan.def, tool.as_ref(), files, Arc::default()).await;
         found += targets.len() - looked.to_run().len();
     }
     found
@@ -229,12 +230,13 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
             return r;
         }
     };
-    let keys = cache_key(ctx, &def, tool.as_ref(), &relevant).await;
-    let key = keys.as_ref().map(|k| &k.local);
+    let keyed = cache_key(ctx, &def, tool.as_ref(), &relevant).await;
+    let keys = keyed.as_ref().map(|(k, _)| k);
+    let key = keys.map(|k| &k.local);
     let cached = match key {
         Some(key) if !ctx.opts.no_cache => match ctx.cache.get(key, def.network) {
             Some(hit) => Some(hit),
-            None => from_team(ctx, key, keys.as_ref(), def.network).await,
+            None => from_team(ctx, key, keys, def.network).await,
         },
         _ => None,
     };
@@ -270,7 +272,7 @@ async fn analyze(ctx: &Ctx, plan: Planned) -> AnalyzerRun {
         tool,
         &targets,
         &relevant,
-        keys.as_ref(),
+        keyed.as_ref(),
     )
     .await;
     finished(ctx, &run);
@@ -287,11 +289,13 @@ async fn compute(
     tool: Option<ToolInfo>,
     targets: &[PathBuf],
     relevant: &[PathBuf],
-    keys: Option<&Keys>,
+    keyed: Option<&(Keys, Arc<FileParts>)>,
 ) -> AnalyzerRun {
-    let per_file = match keys {
-        Some(_) if def.cache_per_file && !ctx.opts.no_cache => {
-            Some(per_file_lookup(ctx, def, tool.as_ref(), targets, relevant).await)
+    let keys = keyed.map(|(k, _)| k);
+    let per_file = match keyed {
+        Some((_, parts)) if def.cache_per_file && !ctx.opts.no_cache => {
+            let parts = parts.clone();
+            Some(per_file_lookup(ctx, def, tool.as_ref(), (targets, relevant), parts).await)
         }
         _ => None,
     };
@@ -356,13 +360,13 @@ async fn compute(
 
 /// Each target's per-file entry, for an analyzer whose files are
 /// independent; the tool's config files are what `relevant` adds to the
-/// targets.
+/// targets. `parts`: the files' parts of keys, as the run's key read them.
 async fn per_file_lookup(
     ctx: &Ctx,
     def: &AnalyzerDef,
     tool: Option<&ToolInfo>,
-    targets: &[PathBuf],
-    relevant: &[PathBuf],
+    (targets, relevant): (&[PathBuf], &[PathBuf]),
+    parts: Arc<FileParts>,
 ) -> PerFile {
     let given: std::collections::HashSet<&PathBuf> = targets.iter().collect();
     let configs: Vec<PathBuf> = relevant
@@ -371,7 +375,8 @@ async fn per_file_lookup(
         .cloned()
         .collect();
     let env = ctx.env_stamp(def);
-    per_file::lookup(&ctx.caches(), def, tool, &ctx.root, targets, &configs, env).await
+    let files = (targets, configs.as_slice());
+    per_file::lookup(&ctx.caches(), def, tool, &ctx.root, files, env, parts).await
 }
 
 /// The team cache's result for the shared key, stored locally under `key`
@@ -392,14 +397,15 @@ async fn from_team(
     run
 }
 
-/// The result-cache keys of an analyzer's run over `relevant`, hashed on
-/// a blocking thread; `None` for analyzers whose results are not cached.
+/// The result-cache keys of an analyzer's run over `relevant`, with each
+/// file's part of them, hashed on a blocking thread; `None` for analyzers
+/// whose results are not cached.
 async fn cache_key(
     ctx: &Ctx,
     def: &Arc<AnalyzerDef>,
     tool: Option<&ToolInfo>,
     relevant: &[PathBuf],
-) -> Option<Keys> {
+) -> Option<(Keys, Arc<FileParts>)> {
     // The key hashes every relevant file: only for analyzers whose results
     // are cached (a project-wide test runner on a large tree reads it all).
     if !def.cache {
@@ -410,7 +416,11 @@ async fn cache_key(
     let tool = tool.cloned();
     let relevant = relevant.to_vec();
     let env = ctx.env_stamp(&def);
-    let compute = move || ResultCache::keys(&def, tool.as_ref(), &root, &relevant, env.as_deref());
+    let compute = move || {
+        let (keys, parts) =
+            ResultCache::keys_and_parts(&def, tool.as_ref(), &root, &relevant, env.as_deref());
+        (keys, Arc::new(parts))
+    };
     Some(
         tokio::task::spawn_blocking(compute)
             .await

@@ -21,10 +21,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::cache::{Keys, ResultCache, Timing};
+use super::cache::{FileParts, Keys, ResultCache, Timing};
 use super::team::TeamCache;
 use crate::analyze::{AnalyzerDef, Finding, RunStatus, sort_findings};
 use crate::event::{AnalyzerRun, ToolInfo};
@@ -63,15 +64,15 @@ impl Caches<'_> {
 
 /// Looks each of `targets` up; `configs` are the tool's config files
 /// (part of every key), `env` the environment stamp of a tool that
-/// imports the project.
+/// imports the project, `parts` the files' parts of keys already read.
 pub(super) async fn lookup(
     caches: &Caches<'_>,
     def: &AnalyzerDef,
     tool: Option<&ToolInfo>,
     root: &Path,
-    targets: &[PathBuf],
-    configs: &[PathBuf],
+    (targets, configs): (&[PathBuf], &[PathBuf]),
     env: Option<String>,
+    parts: Arc<FileParts>,
 ) -> PerFile {
     let keys = {
         let (def, tool, root) = (def.clone(), tool.cloned(), root.to_owned());
@@ -81,9 +82,9 @@ pub(super) async fn lookup(
                 &def,
                 tool.as_ref(),
                 &root,
-                &configs,
-                &targets,
+                (&configs, &targets),
                 env.as_deref(),
+                &parts,
             )
         })
         .await
@@ -202,7 +203,7 @@ mod tests {
     use super::*;
     use crate::analyze::parsers::testing::builtin;
     use crate::analyze::{Location, Severity};
-    use crate::config::raw::Category;
+    use crate::engine::cache::tests::clean_run;
 
     fn finding(path: Option<&str>) -> Finding {
         let mut f = Finding::new("bandit", "B101", Severity::Low, "assert");
@@ -211,13 +212,11 @@ mod tests {
     }
 
     fn run(status: RunStatus, findings: Vec<Finding>) -> AnalyzerRun {
-        let mut r =
-            AnalyzerRun::skipped("bandit", Category::Security, vec![], status, String::new());
-        r.reason = None;
+        let mut r = clean_run("bandit");
+        r.status = status;
         r.findings = findings;
         r
     }
-
     fn setup(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<PathBuf>) {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
@@ -238,7 +237,17 @@ mod tests {
             team: None,
         };
         let configs = [PathBuf::from("pyproject.toml")];
-        let look = || lookup(&caches, &def, None, root, &targets, &configs, None);
+        let look = || {
+            lookup(
+                &caches,
+                &def,
+                None,
+                root,
+                (&targets, &configs),
+                None,
+                Arc::default(),
+            )
+        };
         let first = look().await;
         assert_eq!(first.to_run(), targets, "nothing stored yet");
         let mut timing = Timing::project("bandit", None, std::time::Duration::from_millis(9));
@@ -280,7 +289,17 @@ mod tests {
             local: &local,
             team: None,
         };
-        let look = || lookup(&caches, &def, None, root, &targets, &[], None);
+        let look = || {
+            lookup(
+                &caches,
+                &def,
+                None,
+                root,
+                (&targets, &[]),
+                None,
+                Arc::default(),
+            )
+        };
         for unsplittable in [
             run(RunStatus::Partial, vec![]),
             run(RunStatus::Findings, vec![finding(Some("elsewhere.py"))]),

@@ -171,21 +171,7 @@ impl ResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::RunStatus;
-    use crate::config::raw::Category;
-    use crate::event::AnalyzerRun;
-
-    fn clean_run(analyzer: &str) -> AnalyzerRun {
-        let mut run = AnalyzerRun::skipped(
-            analyzer,
-            Category::Security,
-            vec![],
-            RunStatus::Clean,
-            String::new(),
-        );
-        run.reason = None;
-        run
-    }
+    use crate::engine::cache::tests::clean_run;
 
     #[test]
     fn a_batch_time_is_shared_by_size_and_a_project_time_is_whole() {

@@ -67,9 +67,6 @@ impl Window {
 pub struct GitState {
     pub index_locked: bool,
     pub operation_in_progress: bool,
-    /// HEAD is not where the last `HeadMoved` left it: git moved it and
-    /// the watcher's event is on its way (it hands events on in batches).
-    pub head_unseen: bool,
     /// git wrote the index a moment ago: it let go of its lock, and HEAD
     /// and the hook are about to follow.
     pub index_just_written: bool,
@@ -77,8 +74,6 @@ pub struct GitState {
 
 /// How often a held batch looks at git's state again.
 const HOLD_POLL: Millis = 10;
-/// Longest a batch waits for the event of a HEAD move it saw happen.
-const HEAD_WAIT: Millis = 200;
 const OPERATION_POLL: Millis = 500;
 
 #[derive(Debug)]
@@ -98,8 +93,6 @@ pub struct Intake {
     /// waits one git window more (the operation's hook comes right after
     /// git lets go of the index) and its cap starts again.
     was_locked: bool,
-    /// Since when a due batch waits for the event of a HEAD move.
-    head_wait: Option<Millis>,
 }
 
 impl Intake {
@@ -114,7 +107,6 @@ impl Intake {
             window,
             recheck: None,
             was_locked: false,
-            head_wait: None,
         }
     }
 
@@ -140,9 +132,6 @@ impl Intake {
     /// Puts back an arrival saved before a restart.
     pub fn restore(&mut self, id: IntakeId, arrival: Arrival, now: Millis) {
         self.next_id = self.next_id.max(id + 1);
-        // Events still coming: the watcher is catching up, and the HEAD
-        // move's event is behind them. Its wait starts again once due.
-        self.head_wait = None;
         if self.pending.is_empty() {
             self.fresh(now);
         }
@@ -166,7 +155,6 @@ impl Intake {
         self.quiet_until = now;
         self.hook_until = now;
         self.hooked = false;
-        self.head_wait = None;
     }
 
     fn quiet_for(&mut self, until: Millis) {
@@ -235,15 +223,6 @@ impl Intake {
             self.recheck = None;
             return None;
         }
-        // A checkout that wrote its index quickly: the batch came due after
-        // git let go of the lock, and HEAD has moved, but the watcher's
-        // event for it is still on its way. Going now would run the saves
-        // alone, and the checkout again right after.
-        if git.head_unseen && now - *self.head_wait.get_or_insert(now) < HEAD_WAIT {
-            self.recheck = Some(now + HOLD_POLL);
-            return None;
-        }
-        self.head_wait = None;
         if git.operation_in_progress
             && self.waits_for_operation()
             && age < self.window.operation_cap
@@ -295,7 +274,6 @@ mod tests {
     const QUIET: GitState = GitState {
         index_locked: false,
         operation_in_progress: false,
-        head_unseen: false,
         index_just_written: false,
     };
 
@@ -328,47 +306,35 @@ mod tests {
     }
 
     #[test]
-    fn a_head_move_whose_event_is_on_its_way_joins_the_batch() {
+    fn a_batch_due_just_as_git_let_go_of_the_index_settles_for_the_head_move() {
         // No hooks deliver here (the watcher's HEAD event is all there is).
         let w = Window {
             hooks: false,
             ..Window::for_debounce(50)
         };
         let mut i = Intake::new(1, w);
-        i.add(saved("a"), 0);
-        let moved = GitState {
-            head_unseen: true,
+        let written = GitState {
+            index_just_written: true,
             ..QUIET
         };
-        // Due, but HEAD moved and its event has not come: held.
-        assert!(i.take(50, moved).is_none());
-        assert_eq!(i.next_wakeup(), Some(60));
+        // Due just as git let go of the index (never seen held): settles
+        // as after a lock, and the HEAD move right behind joins the batch.
+        i.add(saved("a"), 0);
+        assert!(i.take(50, written).is_none());
+        assert_eq!(i.next_wakeup(), Some(100));
         i.add(
             Arrival::HeadMoved {
                 from: Some("a".into()),
                 to: Some("b".into()),
                 how: None,
             },
-            55,
+            52,
         );
-        // The move settles like any git step, then all goes as one batch.
-        assert!(i.take(60, QUIET).is_none());
-        assert_eq!(i.take(105, QUIET).map(|b| b.len()), Some(2));
-        // A move whose event never comes (no watcher) holds only so long.
+        assert!(i.take(101, QUIET).is_none(), "settles after the move");
+        assert_eq!(i.take(102, QUIET).map(|b| b.len()), Some(2));
+        // Without the index written, a due batch goes.
         i.add(saved("b"), 1_000);
-        assert!(i.take(1_050, moved).is_none());
-        assert!(i.take(1_240, moved).is_none());
-        assert!(i.take(1_250, moved).is_some());
-        // Due just as git let go of the index (never seen held): settles
-        // as after a lock, for the HEAD move right behind it.
-        let written = GitState {
-            index_just_written: true,
-            ..QUIET
-        };
-        i.add(saved("c"), 2_000);
-        assert!(i.take(2_050, written).is_none());
-        assert_eq!(i.next_wakeup(), Some(2_100));
-        assert!(i.take(2_100, QUIET).is_some());
+        assert!(i.take(1_050, QUIET).is_some());
     }
 
     #[test]

@@ -58,15 +58,20 @@ fn shards(p: &Project, n: u32) -> Vec<(BTreeSet<String>, u64)> {
                 .code(0)
                 .json();
             assert_eq!(report["scope"], format!("shard {k}/{n}"));
-            let files = report["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
-                .collect();
+            let files = finding_paths(&report);
             let ms = run_of(&report, "slow")["duration_ms"].as_u64().unwrap();
             (files, ms)
         })
+        .collect()
+}
+
+/// The files a report's findings are on.
+fn finding_paths(report: &Value) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -316,12 +321,7 @@ fn shards_on_fresh_machines_balance_by_the_team_caches_times() {
         assert_eq!(report["shard"]["timed"], 10, "{report:#}");
         let slow = run_of(&report, "slow");
         assert_eq!(slow["invocations"], 0, "from the team cache: {slow:#}");
-        let mine: BTreeSet<String> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["location"]["path"].as_str().unwrap().to_owned())
-            .collect();
+        let mine = finding_paths(&report);
         if mine.contains("heavy.txt") {
             assert!(mine.len() <= 2, "the heavy file nearly alone: {mine:?}");
         }
