@@ -87,6 +87,12 @@ pub enum Arrival {
         files: Vec<PathBuf>,
         #[serde(default)]
         rescan: bool,
+        /// Of `files`, those that were no regular file (gone, or a link)
+        /// when the watcher handed them on (it looks at each then, and
+        /// names no directory that is there); `None` when nobody looked,
+        /// so each is looked at when the batch is resolved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_files: Option<Vec<PathBuf>>,
     },
     /// HEAD moved from one commit to another with no hook telling us.
     HeadMoved {

@@ -40,4 +40,6 @@ pub struct Finished {
 pub struct ResolvedBatch {
     pub ids: Vec<IntakeId>,
     pub resolved: Vec<super::resolve::Resolved>,
+    /// Each task's trust, when it was worked out beside the resolving.
+    pub trust: Option<std::collections::BTreeMap<String, crate::trust::TaskTrust>>,
 }

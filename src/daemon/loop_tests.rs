@@ -339,6 +339,7 @@ impl Harness {
                 crate::event::Arrival::Saved {
                     files: files.iter().map(std::path::PathBuf::from).collect(),
                     rescan: false,
+                    not_files: None,
                 },
                 tokio::time::Instant::now().into_std(),
             ))

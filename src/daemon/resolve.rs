@@ -16,7 +16,7 @@
 //! A hook's own HEAD (read when it ran) is used, not today's: during a
 //! rebase HEAD moves on before the batch is resolved.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::TriggerKind;
@@ -106,14 +106,29 @@ fn commits_of(h: &HookEvent) -> Option<Vec<&str>> {
 /// commits, a burst of commits in a script).
 pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Vec<Resolved> {
     let hooks_spoke = batch.iter().any(|a| matches!(a, Arrival::Hook(_)));
+    // The watcher looked at what it saw (none is a directory): git's list
+    // of a checkout's files need not be looked at again.
+    let looked: HashSet<&Path> = batch
+        .iter()
+        .filter_map(|a| match a {
+            Arrival::Saved {
+                files,
+                not_files: Some(_),
+                ..
+            } => Some(files.iter().map(PathBuf::as_path)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let files_or_gone = |files| files_or_gone(root, files, &looked);
     let mut out = Vec::new();
     let mut commits: Vec<(Vec<String>, Vec<&str>, &HookEvent)> = Vec::new();
     for arrival in batch {
         match arrival {
-            Arrival::Saved { files, rescan } if wanted.contains(&TriggerKind::Save) => {
+            Arrival::Saved { files, rescan, .. } if wanted.contains(&TriggerKind::Save) => {
                 out.push(Resolved {
                     kind: TriggerKind::Save,
-                    files: (!rescan).then(|| files_or_gone(root, files.iter().cloned().collect())),
+                    files: (!rescan).then(|| files_or_gone(files.iter().cloned().collect())),
                     source: TriggerSource::Save,
                     skip: Vec::new(),
                     only: None,
@@ -138,7 +153,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                 };
                 out.push(Resolved {
                     kind,
-                    files: Some(files_or_gone(root, files)),
+                    files: Some(files_or_gone(files)),
                     source: TriggerSource::Hook {
                         hook: h.hook.clone(),
                         head: h.head.clone(),
@@ -156,7 +171,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
             } if !hooks_spoke && from != to && wanted.contains(&moved_by(how.as_deref())) => {
                 out.push(Resolved {
                     kind: moved_by(how.as_deref()),
-                    files: Some(files_or_gone(root, range_files(root, from, to))),
+                    files: Some(files_or_gone(range_files(root, from, to))),
                     source: TriggerSource::HeadMoved,
                     skip: Vec::new(),
                     only: None,
@@ -170,7 +185,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
         ids.dedup();
         out.push(Resolved {
             kind: TriggerKind::Commit,
-            files: Some(files_or_gone(root, commit_files(root, &ids))),
+            files: Some(files_or_gone(commit_files(root, &ids))),
             source: TriggerSource::Hook {
                 hook: last.hook.clone(),
                 head: last.head.clone(),
@@ -199,11 +214,18 @@ fn moved_by(how: Option<&str>) -> TriggerKind {
 /// The files a trigger names, deleted ones included: a deleted file's
 /// findings end with it, so the tasks that looked at it must hear of it
 /// (the engine records it as gone without running a per-file analyzer on
-/// it). Directories are left out.
-fn files_or_gone(root: &Path, files: BTreeSet<PathBuf>) -> BTreeSet<PathBuf> {
+/// it). Directories are left out; what the watcher `looked` at is none.
+fn files_or_gone(
+    root: &Path,
+    files: BTreeSet<PathBuf>,
+    looked: &HashSet<&Path>,
+) -> BTreeSet<PathBuf> {
     files
         .into_iter()
-        .filter(|f| !std::fs::symlink_metadata(root.join(f)).is_ok_and(|m| m.is_dir()))
+        .filter(|f| {
+            looked.contains(f.as_path())
+                || !std::fs::symlink_metadata(root.join(f)).is_ok_and(|m| m.is_dir())
+        })
         .collect()
 }
 
@@ -294,6 +316,7 @@ mod tests {
             Arrival::Saved {
                 files: vec!["a.py".into(), "gone.py".into()],
                 rescan: false,
+                not_files: None,
             },
             moved(&one, &two, None),
         ];

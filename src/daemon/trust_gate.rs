@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::{Config, Projects};
 use crate::trust::{TaskTrust, Tracked};
@@ -15,16 +16,19 @@ pub(super) struct TrustGate {
     /// Tasks already reported as untrusted, and in which state.
     noted: BTreeMap<String, String>,
     /// What git tracks in each project's environments, kept until the
-    /// index changes.
-    tracked: BTreeMap<PathBuf, Tracked>,
+    /// index changes (shared with the states worked out off the loop).
+    tracked: Arc<Mutex<BTreeMap<PathBuf, Tracked>>>,
 }
+
+/// Each task's trust, worked out where it costs the core's loop nothing.
+pub(super) type StatesLater = Box<dyn FnOnce() -> BTreeMap<String, TaskTrust> + Send>;
 
 impl TrustGate {
     pub(super) fn new(bypass: bool) -> TrustGate {
         TrustGate {
             bypass,
             noted: BTreeMap::new(),
-            tracked: BTreeMap::new(),
+            tracked: Arc::default(),
         }
     }
 
@@ -42,9 +46,18 @@ impl TrustGate {
                 .map(|t| (t.clone(), TaskTrust::Trusted))
                 .collect();
         }
-        let fp = crate::trust::fingerprint_projects(projects, root, &mut self.tracked);
-        let record = crate::trust::load(root);
-        crate::trust::evaluate(&fp, record.as_ref())
+        evaluate(projects, root, &self.tracked)
+    }
+
+    /// [`TrustGate::states`] to be worked out off the loop (beside a
+    /// batch's resolving, when git's index just changed and git must be
+    /// asked again); `None` when the check is off.
+    pub(super) fn states_later(&self, projects: &Projects, root: &Path) -> Option<StatesLater> {
+        if self.bypass {
+            return None;
+        }
+        let (projects, root, tracked) = (projects.clone(), root.to_owned(), self.tracked.clone());
+        Some(Box::new(move || evaluate(&projects, &root, &tracked)))
     }
 
     /// What to say about `task` being held back in `state`, unless it was
@@ -66,4 +79,15 @@ impl TrustGate {
             )),
         }
     }
+}
+
+fn evaluate(
+    projects: &Projects,
+    root: &Path,
+    tracked: &Mutex<BTreeMap<PathBuf, Tracked>>,
+) -> BTreeMap<String, TaskTrust> {
+    let mut tracked = tracked.lock().unwrap_or_else(PoisonError::into_inner);
+    let fp = crate::trust::fingerprint_projects(projects, root, &mut tracked);
+    let record = crate::trust::load(root);
+    crate::trust::evaluate(&fp, record.as_ref())
 }

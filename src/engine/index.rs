@@ -79,13 +79,13 @@ impl FileIndex {
     }
 
     /// Brings the list up to date with `paths` (repo-relative), which a
-    /// trigger says changed; each is looked at on disk now. Returns the
-    /// files that went with a directory that is gone (moved away: one
-    /// event for the directory, none for what was in it).
+    /// trigger says changed; `is_file` says which are regular files now.
+    /// Returns the files that went with a directory that is gone (moved
+    /// away: one event for the directory, none for what was in it).
     pub fn update<'a>(
         &self,
-        root: &Path,
         paths: impl IntoIterator<Item = &'a PathBuf>,
+        is_file: impl Fn(&Path) -> bool,
     ) -> Vec<PathBuf> {
         let paths: Vec<&PathBuf> = paths.into_iter().collect();
         if paths.iter().any(|p| changes_ignores(p)) {
@@ -100,9 +100,14 @@ impl FileIndex {
         };
         let mut added = Vec::new();
         let mut removed: std::collections::HashSet<&Path> = std::collections::HashSet::new();
+        // A checkout's paths come sorted: each is looked for from where
+        // the one before was found.
+        let mut from = 0;
         for p in paths {
-            let is_file = std::fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_file());
-            let known = files.binary_search(p).is_ok();
+            let is_file = is_file(p);
+            let at = seek(files, from, p);
+            from = at.unwrap_or_else(|i| i);
+            let known = at.is_ok();
             if is_file && !known {
                 added.push(p.clone());
             } else if !is_file && (known || has_under(files, p)) {
@@ -132,6 +137,27 @@ impl FileIndex {
     }
 }
 
+/// `binary_search` of the sorted `files` for `p`, galloping from `from`
+/// when `p` comes at or after it (sorted lookups cost a few comparisons
+/// each, where a path comparison is not cheap).
+fn seek(files: &[PathBuf], from: usize, p: &Path) -> Result<usize, usize> {
+    if from == 0 || from > files.len() || files[from - 1].as_path() >= p {
+        return files.binary_search_by(|f| f.as_path().cmp(p));
+    }
+    let mut step = 1;
+    let mut hi = from;
+    while hi < files.len() && files[hi].as_path() < p {
+        hi = from + step;
+        step *= 2;
+    }
+    let hi = (hi + 1).min(files.len());
+    let lo = (from + step / 4).min(hi);
+    files[lo..hi]
+        .binary_search_by(|f| f.as_path().cmp(p))
+        .map(|i| i + lo)
+        .map_err(|i| i + lo)
+}
+
 /// Whether the sorted `files` has one under the directory `dir`.
 fn has_under(files: &[PathBuf], dir: &Path) -> bool {
     let i = files.partition_point(|f| f.as_path() <= dir);
@@ -153,6 +179,11 @@ mod tests {
         (dir, ws)
     }
 
+    /// What the tree says of a path now.
+    fn on_disk(root: &Path) -> impl Fn(&Path) -> bool + '_ {
+        move |p| std::fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_file())
+    }
+
     fn names(files: &[PathBuf]) -> Vec<String> {
         files.iter().map(|f| f.display().to_string()).collect()
     }
@@ -167,8 +198,8 @@ mod tests {
         std::fs::write(dir.path().join("src/new.py"), "").unwrap();
         std::fs::remove_file(dir.path().join("a.py")).unwrap();
         index.update(
-            &ws.root,
             &[PathBuf::from("src/new.py"), PathBuf::from("a.py")],
+            on_disk(&ws.root),
         );
         assert_eq!(
             names(&index.files(&ws)),
@@ -178,20 +209,20 @@ mod tests {
         let before = index.files(&ws);
         assert!(
             index
-                .update(&ws.root, &[PathBuf::from("src/b.py")])
+                .update(&[PathBuf::from("src/b.py")], on_disk(&ws.root))
                 .is_empty()
         );
         assert!(Arc::ptr_eq(&before, &index.files(&ws)));
         // A directory moved away takes its files along.
         std::fs::rename(dir.path().join("src/deep"), dir.path().join("moved")).unwrap();
         assert_eq!(
-            index.update(&ws.root, &[PathBuf::from("src/deep")]),
+            index.update(&[PathBuf::from("src/deep")], on_disk(&ws.root)),
             [PathBuf::from("src/deep/c.py")]
         );
         assert_eq!(names(&index.files(&ws)), ["src/b.py", "src/new.py"]);
         // A changed ignore file: the next job walks (and sees `moved/`).
         std::fs::write(dir.path().join(".gitignore"), "src/new.py\n").unwrap();
-        index.update(&ws.root, &[PathBuf::from(".gitignore")]);
+        index.update(&[PathBuf::from(".gitignore")], on_disk(&ws.root));
         assert_eq!(
             names(&index.files(&ws)),
             [".gitignore", "moved/c.py", "src/b.py"]
@@ -205,12 +236,38 @@ mod tests {
         // No list yet: a change now means a walk under way may be stale.
         let generation = index.state().generation;
         std::fs::write(dir.path().join("late.py"), "").unwrap();
-        index.update(&ws.root, &[PathBuf::from("late.py")]);
+        index.update(&[PathBuf::from("late.py")], on_disk(&ws.root));
         assert_eq!(index.state().generation, generation + 1);
         assert!(index.state().files.is_none());
         index.files(&ws);
         assert!(index.state().files.is_some());
         index.invalidate();
         assert!(index.state().files.is_none());
+    }
+
+    #[test]
+    fn sorted_lookups_find_what_a_binary_search_finds() {
+        let files: Vec<PathBuf> = (0..500)
+            .map(|i| PathBuf::from(format!("d{}/f{:03}.py", i % 7, i)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut wanted: Vec<PathBuf> = files.iter().step_by(3).cloned().collect();
+        wanted.extend((0..40).map(|i| PathBuf::from(format!("d{}/g{i}.py", i % 9))));
+        wanted.push(PathBuf::from("a"));
+        wanted.push(PathBuf::from("z"));
+        wanted.sort();
+        for step in [1, 2, 50] {
+            let mut from = 0;
+            for p in wanted.iter().step_by(step) {
+                let at = seek(&files, from, p);
+                assert_eq!(at, files.binary_search(p), "{} from {from}", p.display());
+                from = at.unwrap_or_else(|i| i);
+            }
+        }
+        // Out of order, and from anywhere.
+        for (from, p) in [(400, &files[3]), (0, &files[499]), (500, &files[0])] {
+            assert_eq!(seek(&files, from, p), files.binary_search(p));
+        }
     }
 }

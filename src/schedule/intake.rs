@@ -12,7 +12,12 @@
 //! - HEAD moving, or git letting go of the index, waits [`Window::git`]
 //!   for the hook that follows when hooks deliver here; the hook itself
 //!   ends that wait (git is done when it runs its `post-*` hook), and what
-//!   is left is [`Window::settle`] for the last writes;
+//!   is left is [`Window::settle`] for the last writes — only
+//!   [`Window::after_head`] once HEAD has moved: git writes the tree and
+//!   the index before it moves HEAD, and the watcher hands on the HEAD
+//!   move after every file event that came before it, so nothing of that
+//!   step is still to come (within a rebase or another multi-step
+//!   operation, the next step may be: the settle stays);
 //! - while git holds `index.lock` (a checkout, commit or merge writing the
 //!   tree) the batch is held, as watchman does — up to [`Window::hold_cap`],
 //!   in case a crashed git left the lock behind;
@@ -38,6 +43,8 @@ pub struct Window {
     pub git: Millis,
     /// Quiet time once git is done (its hook came, or no hook will).
     pub settle: Millis,
+    /// Quiet time once git is done and HEAD has moved.
+    pub after_head: Millis,
     /// Hooks deliver git's events here (else none will come).
     pub hooks: bool,
     /// Longest a batch waits for quiet, from its first arrival.
@@ -54,6 +61,7 @@ impl Window {
             save: debounce,
             git: 300,
             settle: debounce.min(300),
+            after_head: debounce.min(AFTER_HEAD),
             hooks: true,
             cap: (debounce * 3).max(5_000),
             hold_cap: 30_000,
@@ -72,6 +80,10 @@ pub struct GitState {
     pub index_just_written: bool,
 }
 
+/// The quiet time after a HEAD move: long enough for the watcher's next
+/// hand-on (the saves it collected with the move) to come in.
+const AFTER_HEAD: Millis = 5;
+
 /// How often a held batch looks at git's state again.
 const HOLD_POLL: Millis = 10;
 const OPERATION_POLL: Millis = 500;
@@ -85,6 +97,9 @@ pub struct Intake {
     hook_until: Millis,
     /// A hook came in this batch: git is done.
     hooked: bool,
+    /// When HEAD last moved in this batch since git last held the index
+    /// (a move before a lock is the step before).
+    head_moved: Option<Millis>,
     next_id: IntakeId,
     window: Window,
     /// Set while a held batch waits on git: when to look again.
@@ -103,6 +118,7 @@ impl Intake {
             quiet_until: 0,
             hook_until: 0,
             hooked: false,
+            head_moved: None,
             next_id,
             window,
             recheck: None,
@@ -142,9 +158,21 @@ impl Intake {
                 self.window.hooks = true;
                 self.hooked = true;
                 self.hook_until = now;
-                self.quiet_for(now + self.window.settle);
+                if self.head_moved.is_some() {
+                    self.quiet_for(now + self.window.after_head);
+                } else {
+                    self.quiet_for(now + self.window.settle);
+                }
             }
-            Arrival::HeadMoved { .. } => self.git_moved(now),
+            Arrival::HeadMoved { .. } => {
+                self.head_moved = Some(now);
+                if self.window.hooks && !self.hooked {
+                    self.hook_until = self.hook_until.max(now + self.window.git);
+                }
+                // What is pending came before the move: git is done with
+                // it (a save after the move gets its own debounce).
+                self.quiet_until = now + self.window.after_head;
+            }
         }
         self.pending.push((id, arrival));
     }
@@ -155,14 +183,15 @@ impl Intake {
         self.quiet_until = now;
         self.hook_until = now;
         self.hooked = false;
+        self.head_moved = None;
     }
 
     fn quiet_for(&mut self, until: Millis) {
         self.quiet_until = self.quiet_until.max(until);
     }
 
-    /// Git moved HEAD or let go of the index: its hook follows, unless it
-    /// came already or none will.
+    /// Git let go of the index: HEAD's move and its hook follow, unless
+    /// the hook came already or none will.
     fn git_moved(&mut self, now: Millis) {
         if self.window.hooks && !self.hooked {
             self.hook_until = self.hook_until.max(now + self.window.git);
@@ -208,6 +237,7 @@ impl Intake {
         let age = now - self.first;
         if git.index_locked && age < self.window.hold_cap {
             self.was_locked = true;
+            self.head_moved = None;
             self.recheck = Some(now + HOLD_POLL);
             return None;
         }
@@ -217,9 +247,24 @@ impl Intake {
         if git.index_just_written && age < self.window.cap {
             self.was_locked = true;
         }
-        if std::mem::take(&mut self.was_locked) && !git.index_locked {
+        // HEAD moved since: that step of git is done, and the deadline
+        // already counts from the move.
+        if std::mem::take(&mut self.was_locked)
+            && !git.index_locked
+            && self.head_moved.is_none()
+        {
             self.first = now;
             self.git_moved(now);
+            self.recheck = None;
+            return None;
+        }
+        if let Some(moved) = self.head_moved
+            && git.operation_in_progress
+            && now < moved + self.window.settle
+        {
+            // A step of a rebase (or a cherry-pick sequence): the next one
+            // may follow, as with any other HEAD move before.
+            self.quiet_for(moved + self.window.settle);
             self.recheck = None;
             return None;
         }
@@ -255,6 +300,7 @@ mod tests {
         Arrival::Saved {
             files: vec![f.into()],
             rescan: false,
+            not_files: None,
         }
     }
 
@@ -330,8 +376,9 @@ mod tests {
             },
             52,
         );
-        assert!(i.take(101, QUIET).is_none(), "settles after the move");
-        assert_eq!(i.take(102, QUIET).map(|b| b.len()), Some(2));
+        assert_eq!(i.next_wakeup(), Some(57), "git is done once HEAD moved");
+        assert!(i.take(56, QUIET).is_none());
+        assert_eq!(i.take(57, QUIET).map(|b| b.len()), Some(2));
         // Without the index written, a due batch goes.
         i.add(saved("b"), 1_000);
         assert!(i.take(1_050, QUIET).is_some());
@@ -451,24 +498,85 @@ mod tests {
         };
         let w = Window::for_debounce(100);
         let mut i = Intake::new(1, w);
-        i.add(moved(), 0);
-        assert_eq!(i.next_wakeup(), Some(300), "waits for the hook");
+        i.add(saved("a"), 0);
+        i.add(moved(), 1);
+        assert_eq!(i.next_wakeup(), Some(301), "waits for the hook");
         i.add(hook("post-checkout", None), 5);
-        assert_eq!(i.next_wakeup(), Some(105), "the hook came: settle after it");
-        assert_eq!(i.take(105, QUIET).unwrap().len(), 2);
-        // The hook first, then the watcher's view of the same move.
+        assert_eq!(
+            i.next_wakeup(),
+            Some(5 + AFTER_HEAD),
+            "the hook came after the move: git is done"
+        );
+        assert_eq!(i.take(5 + AFTER_HEAD, QUIET).unwrap().len(), 3);
+        // The hook first (the watcher is behind): settle until the
+        // watcher's view of the same move, which ends it.
         i.add(hook("post-commit", None), 1_000);
+        assert_eq!(i.next_wakeup(), Some(1_100));
         i.add(moved(), 1_010);
-        assert_eq!(i.next_wakeup(), Some(1_110));
-        assert_eq!(i.take(1_110, QUIET).unwrap().len(), 2);
+        assert_eq!(i.next_wakeup(), Some(1_010 + AFTER_HEAD));
+        assert_eq!(i.take(1_010 + AFTER_HEAD, QUIET).unwrap().len(), 2);
+        // A save after the move gets its own debounce.
+        i.add(moved(), 2_000);
+        i.add(saved("b"), 2_002);
+        i.add(hook("post-commit", None), 2_003);
+        assert_eq!(i.next_wakeup(), Some(2_102));
+        assert_eq!(i.take(2_102, QUIET).unwrap().len(), 3);
         // Without hooks, none is waited for.
         let mut i = Intake::new(1, Window { hooks: false, ..w });
         i.add(moved(), 0);
-        assert_eq!(i.next_wakeup(), Some(100), "no hook will come");
+        assert_eq!(i.next_wakeup(), Some(AFTER_HEAD), "no hook will come");
         // A long debounce does not hold a commit: git's own window settles it.
         let mut i = Intake::new(1, Window::for_debounce(2_000));
         i.add(hook("post-commit", None), 0);
         assert_eq!(i.next_wakeup(), Some(300));
+    }
+
+    #[test]
+    fn a_head_move_after_the_lock_ends_the_wait_and_one_before_it_does_not() {
+        let w = Window {
+            hooks: false,
+            ..Window::for_debounce(50)
+        };
+        let locked = GitState {
+            index_locked: true,
+            ..QUIET
+        };
+        let moved = |to: &str| Arrival::HeadMoved {
+            from: Some("x".into()),
+            to: Some(to.into()),
+            how: None,
+        };
+        // A commit moved HEAD, then a checkout took the lock and wrote.
+        let mut i = Intake::new(1, w);
+        i.add(moved("commit"), 0);
+        i.add(saved("a"), 2);
+        assert!(i.take(52, locked).is_none(), "held while git writes");
+        // The checkout moves HEAD before the next look sees the lock gone:
+        // released right after the move.
+        i.add(moved("checkout"), 58);
+        assert!(i.take(62, QUIET).is_none());
+        assert_eq!(i.take(63, QUIET).map(|b| b.len()), Some(3));
+        // The lock went with no move yet: the settle, which the move cuts.
+        i.add(saved("b"), 100);
+        assert!(i.take(150, locked).is_none());
+        assert!(i.take(160, QUIET).is_none());
+        assert_eq!(i.next_wakeup(), Some(210));
+        i.add(moved("checkout"), 165);
+        assert_eq!(i.next_wakeup(), Some(170));
+        assert!(i.take(170, QUIET).is_some());
+        // Within a rebase, a move settles as long as any other arrival: its
+        // next step may follow.
+        let busy = GitState {
+            operation_in_progress: true,
+            ..QUIET
+        };
+        i.add(moved("pick 1"), 1_000);
+        assert!(i.take(1_005, busy).is_none());
+        assert_eq!(i.next_wakeup(), Some(1_050));
+        i.add(moved("pick 2"), 1_030);
+        assert!(i.take(1_035, busy).is_none());
+        assert!(i.take(1_079, busy).is_none());
+        assert_eq!(i.take(1_080, QUIET).map(|b| b.len()), Some(2));
     }
 
     #[test]

@@ -391,9 +391,23 @@ impl<F: Fn(Output)> Watching<F> {
         }
     }
 
-    /// Hands on the batch; whether there was anything.
+    /// Hands on the batch, the saves before HEAD's move (git writes the
+    /// tree before it moves HEAD: the daemon takes the move as the end of
+    /// that step); whether there was anything.
     fn flush(&mut self) -> bool {
         let mut sent = false;
+        if !self.files.is_empty() || self.rescan {
+            let (files, not_files) = self.look_at_files();
+            (self.out)(Output::Arrival(
+                Arrival::Saved {
+                    files,
+                    rescan: std::mem::take(&mut self.rescan),
+                    not_files: Some(not_files),
+                },
+                self.last_event,
+            ));
+            sent = true;
+        }
         let from = self.head_from.take();
         if std::mem::take(&mut self.head_moved) && from != self.head {
             (self.out)(Output::Arrival(
@@ -406,17 +420,27 @@ impl<F: Fn(Output)> Watching<F> {
             ));
             sent = true;
         }
-        if !self.files.is_empty() || self.rescan {
-            (self.out)(Output::Arrival(
-                Arrival::Saved {
-                    files: std::mem::take(&mut self.files).into_iter().collect(),
-                    rescan: std::mem::take(&mut self.rescan),
-                },
-                self.last_event,
-            ));
-            sent = true;
-        }
         sent
+    }
+
+    /// The batch's files as they are now, directories left out (a removed
+    /// directory made again: its files come as their own events), and
+    /// which of them are no regular file (gone, or a link). Looked at
+    /// here, on the watcher's thread while git is still writing, so the
+    /// daemon need not look at a checkout's 10 000 files again once git
+    /// is done.
+    fn look_at_files(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut files = Vec::with_capacity(self.files.len());
+        let mut not_files = Vec::new();
+        for f in std::mem::take(&mut self.files) {
+            match std::fs::symlink_metadata(self.opts.root.join(&f)) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(m) if m.is_file() => {}
+                _ => not_files.push(f.clone()),
+            }
+            files.push(f);
+        }
+        (files, not_files)
     }
 
     /// Takes one event into the batch; false means stop.

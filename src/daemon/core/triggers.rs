@@ -30,9 +30,12 @@ use crate::trust::TaskTrust;
 
 /// The batch's saves as one (a checkout is a few hundred of the watcher's
 /// arrivals, each of which would be resolved and routed on its own),
-/// first, then the git events in their order.
+/// first, then the git events in their order. A file's last arrival says
+/// whether it is a regular file; when one arrival was not looked at, none
+/// is taken as known.
 fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
     let mut files = BTreeSet::new();
+    let mut not_files: Option<BTreeSet<PathBuf>> = Some(BTreeSet::new());
     let mut rescan = false;
     let mut saved = false;
     let mut rest = Vec::new();
@@ -41,9 +44,23 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
             Arrival::Saved {
                 files: f,
                 rescan: r,
+                not_files: n,
             } => {
                 saved = true;
                 rescan |= r;
+                match (&mut not_files, n) {
+                    (Some(all), Some(n)) => {
+                        let n: std::collections::HashSet<&PathBuf> = n.iter().collect();
+                        for p in &f {
+                            if n.contains(p) {
+                                all.insert(p.clone());
+                            } else {
+                                all.remove(p);
+                            }
+                        }
+                    }
+                    _ => not_files = None,
+                }
                 files.extend(f);
             }
             other => rest.push(other),
@@ -54,6 +71,7 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
         out.push(Arrival::Saved {
             files: files.into_iter().collect(),
             rescan,
+            not_files: not_files.map(|n| n.into_iter().collect()),
         });
     }
     out.extend(rest);
@@ -62,7 +80,7 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
 
 /// What the watcher saw, told to the file list before any job of this
 /// batch plans with it; a directory that went away stands for the files
-/// that were in it (its tasks must learn they are gone).
+/// that were in it (its tasks must learn they are gone, and so are they).
 fn update_index(
     index: &crate::engine::FileIndex,
     root: &std::path::Path,
@@ -71,8 +89,22 @@ fn update_index(
     for a in arrivals {
         match a {
             Arrival::Saved { rescan: true, .. } => index.invalidate(),
-            Arrival::Saved { files, .. } => {
-                let went = index.update(root, files.iter());
+            Arrival::Saved {
+                files, not_files, ..
+            } => {
+                let went = match not_files.as_ref() {
+                    Some(n) => {
+                        let n: std::collections::HashSet<&std::path::Path> =
+                            n.iter().map(PathBuf::as_path).collect();
+                        index.update(files.iter(), |p| !n.contains(p))
+                    }
+                    None => index.update(files.iter(), |p| {
+                        std::fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_file())
+                    }),
+                };
+                if let Some(n) = not_files.as_mut() {
+                    n.extend(went.iter().cloned());
+                }
                 files.extend(went);
             }
             Arrival::Hook(_) | Arrival::HeadMoved { .. } => {}
@@ -169,15 +201,32 @@ impl Core {
         if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
             update_index(&index, &root, &mut arrivals);
             let resolved = resolve(&root, &arrivals, &wanted);
-            self.route(ResolvedBatch { ids, resolved });
+            self.route(ResolvedBatch {
+                ids,
+                resolved,
+                trust: None,
+            });
             return;
         }
         self.incoming.start_resolving();
         let tx = self.tx.clone();
+        // Git's index changed (a commit, a checkout): trust asks git again,
+        // on a thread of its own while the batch is resolved.
+        let trust = self.trust.states_later(&self.projects, &root);
         tokio::task::spawn_blocking(move || {
-            update_index(&index, &root, &mut arrivals);
-            let resolved = resolve(&root, &arrivals, &wanted);
-            let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch { ids, resolved })));
+            let t = std::time::Instant::now();
+            let (resolved, trust) = std::thread::scope(|s| {
+                let trust = trust.map(|states| s.spawn(states));
+                update_index(&index, &root, &mut arrivals);
+                let resolved = resolve(&root, &arrivals, &wanted);
+                (resolved, trust.and_then(|h| h.join().ok()))
+            });
+            tracing::debug!(ms = t.elapsed().as_millis(), "intake batch resolved");
+            let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch {
+                ids,
+                resolved,
+                trust,
+            })));
         });
     }
 
@@ -295,13 +344,15 @@ impl Core {
     /// Turns a resolved batch into jobs (`schedule::route`) and forgets its
     /// arrivals, in one transaction.
     pub(super) fn route(&mut self, batch: ResolvedBatch) {
+        let t = std::time::Instant::now();
         let mut effects = Vec::new();
         let projects = self.projects.clone();
-        let trust = if batch.resolved.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.trust_states()
+        let trust = match batch.trust {
+            _ if batch.resolved.is_empty() => BTreeMap::new(),
+            Some(states) => states,
+            None => self.trust_states(),
         };
+        tracing::debug!(ms = t.elapsed().as_millis(), "trust checked");
         for r in &batch.resolved {
             self.publish(What::TriggerArrived {
                 trigger: r.source.label(),
@@ -330,8 +381,9 @@ impl Core {
             }
         }
         effects.push(Effect::Consumed(batch.ids));
+        let offered = t.elapsed().as_millis();
         self.persist(&effects).or_later("a routed batch");
-        tracing::debug!(triggers = batch.resolved.len(), "intake batch routed");
+        tracing::debug!(triggers = batch.resolved.len(), offered, ms = t.elapsed().as_millis(), "intake batch routed");
     }
 }
 
@@ -398,6 +450,7 @@ impl Core {
         self.route(ResolvedBatch {
             ids: Vec::new(),
             resolved,
+            trust: None,
         });
     }
 }
@@ -410,6 +463,7 @@ mod tests {
         Arrival::Saved {
             files: files.iter().map(PathBuf::from).collect(),
             rescan,
+            not_files: Some(Vec::new()),
         }
     }
 
