@@ -42,4 +42,7 @@ pub struct ResolvedBatch {
     pub resolved: Vec<super::resolve::Resolved>,
     /// Each task's trust, when it was worked out beside the resolving.
     pub trust: Option<std::collections::BTreeMap<String, crate::trust::TaskTrust>>,
+    /// More of the batch follows (what git's lists add, `resolve::Later`):
+    /// the intake stays busy, and the arrivals go with the last part.
+    pub partial: bool,
 }

@@ -16,7 +16,7 @@
 //! A hook's own HEAD (read when it ran) is used, not today's: during a
 //! rebase HEAD moves on before the batch is resolved.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::config::TriggerKind;
@@ -100,35 +100,111 @@ fn commits_of(h: &HookEvent) -> Option<Vec<&str>> {
     }
 }
 
+/// A resolved batch: its triggers now, and what git's lists may add.
+#[derive(Debug)]
+pub struct Resolution {
+    pub now: Vec<Resolved>,
+    pub later: Vec<Later>,
+}
+
+/// A checkout or a merge whose files were taken from what the watcher saw
+/// git write in the same batch: git's own list of a 10 000-file checkout
+/// takes tens of milliseconds more, the analysis need not wait for it.
+/// That list is read after ([`Later::rest`]) for what the watcher did not
+/// see (a mode change, a path it does not watch).
+#[derive(Debug)]
+pub struct Later {
+    /// The trigger, but for its files.
+    trigger: Resolved,
+    from: String,
+    to: String,
+}
+
+impl Later {
+    /// What git's list names beyond what the watcher saw of `batch`, as a
+    /// trigger of its own; `None` when nothing.
+    pub fn rest(self, root: &Path, batch: &[Arrival]) -> Option<Resolved> {
+        let seen = seen(batch).unwrap_or_default();
+        let rest: BTreeSet<PathBuf> = range_files(root, &self.from, &self.to)
+            .into_iter()
+            .filter(|f| seen.binary_search(f).is_err())
+            .collect();
+        let rest = files_or_gone(root, rest, &[]);
+        (!rest.is_empty()).then(|| Resolved {
+            files: Some(rest),
+            ..self.trigger
+        })
+    }
+}
+
+impl Resolution {
+    /// Every trigger of `batch`, git's lists read now.
+    pub fn complete(self, root: &Path, batch: &[Arrival]) -> Vec<Resolved> {
+        let mut all = self.now;
+        all.extend(self.later.into_iter().filter_map(|l| l.rest(root, batch)));
+        all
+    }
+}
+
+/// The files the watcher looked at in `batch` (none is a directory),
+/// sorted (the intake hands the batch's saves on as one, sorted).
+fn seen(batch: &[Arrival]) -> Option<&[PathBuf]> {
+    batch.iter().find_map(|a| match a {
+        Arrival::Saved {
+            files,
+            not_files: Some(_),
+            rescan: false,
+        } => Some(files.as_slice()),
+        _ => None,
+    })
+}
+
 /// Resolves a batch, only for the kinds some task subscribes to (`wanted`);
 /// arrivals of other kinds are left out. Commit hooks with the same skip
 /// list are resolved together, with one git process (a rebase of fifty
 /// commits, a burst of commits in a script).
-pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Vec<Resolved> {
+pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Resolution {
     let hooks_spoke = batch.iter().any(|a| matches!(a, Arrival::Hook(_)));
     // The watcher looked at what it saw (none is a directory): git's list
     // of a checkout's files need not be looked at again.
-    let looked: HashSet<&Path> = batch
-        .iter()
-        .filter_map(|a| match a {
-            Arrival::Saved {
-                files,
-                not_files: Some(_),
-                ..
-            } => Some(files.iter().map(PathBuf::as_path)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let files_or_gone = |files| files_or_gone(root, files, &looked);
+    let seen = seen(batch);
+    let files_or_gone = |files| files_or_gone(root, files, seen.unwrap_or_default());
     let mut out = Vec::new();
+    let mut later = Vec::new();
+    // A checkout or merge from `from` to `to`: the watcher's files now,
+    // git's list after; git's list now when the watcher saw nothing.
+    let mut rewrote = |trigger: Resolved, from: &str, to: &str| match seen {
+        Some(seen) if !seen.is_empty() && is_object_id(from) && from != NULL_ID => {
+            later.push(Later {
+                trigger: trigger.clone(),
+                from: from.to_owned(),
+                to: to.to_owned(),
+            });
+            Resolved {
+                files: Some(seen.iter().cloned().collect()),
+                ..trigger
+            }
+        }
+        _ => Resolved {
+            files: Some(files_or_gone(range_files(root, from, to))),
+            ..trigger
+        },
+    };
     let mut commits: Vec<(Vec<String>, Vec<&str>, &HookEvent)> = Vec::new();
     for arrival in batch {
         match arrival {
-            Arrival::Saved { files, rescan, .. } if wanted.contains(&TriggerKind::Save) => {
+            Arrival::Saved {
+                files,
+                rescan,
+                not_files,
+            } if wanted.contains(&TriggerKind::Save) => {
+                let files: BTreeSet<PathBuf> = files.iter().cloned().collect();
                 out.push(Resolved {
                     kind: TriggerKind::Save,
-                    files: (!rescan).then(|| files_or_gone(files.iter().cloned().collect())),
+                    files: (!rescan).then(|| match not_files {
+                        Some(_) => files,
+                        None => files_or_gone(files),
+                    }),
                     source: TriggerSource::Save,
                     skip: Vec::new(),
                     only: None,
@@ -148,16 +224,48 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                     }
                     continue;
                 }
+                let source = TriggerSource::Hook {
+                    hook: h.hook.clone(),
+                    head: h.head.clone(),
+                };
+                if let ("post-checkout", [from, to, flag]) = (h.hook.as_str(), &h.args[..])
+                    && flag == "1"
+                    && from != to
+                    && from != NULL_ID
+                    && wanted.contains(&TriggerKind::Checkout)
+                {
+                    let resolved = Resolved {
+                        kind: TriggerKind::Checkout,
+                        files: None,
+                        source,
+                        skip: h.skip.clone(),
+                        only: None,
+                    };
+                    out.push(rewrote(resolved, from, to));
+                    continue;
+                }
+                if let ("post-merge", Some(from), Some(to)) =
+                    (h.hook.as_str(), h.orig_head.as_deref(), h.head.as_deref())
+                    && from != to
+                    && wanted.contains(&TriggerKind::Merge)
+                {
+                    let resolved = Resolved {
+                        kind: TriggerKind::Merge,
+                        files: None,
+                        source,
+                        skip: h.skip.clone(),
+                        only: None,
+                    };
+                    out.push(rewrote(resolved, from, to));
+                    continue;
+                }
                 let Some((kind, files)) = hook_kind_and_files(root, h, wanted) else {
                     continue;
                 };
                 out.push(Resolved {
                     kind,
                     files: Some(files_or_gone(files)),
-                    source: TriggerSource::Hook {
-                        hook: h.hook.clone(),
-                        head: h.head.clone(),
-                    },
+                    source,
                     skip: h.skip.clone(),
                     only: None,
                 });
@@ -169,12 +277,21 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                 to: Some(to),
                 how,
             } if !hooks_spoke && from != to && wanted.contains(&moved_by(how.as_deref())) => {
-                out.push(Resolved {
+                let resolved = Resolved {
                     kind: moved_by(how.as_deref()),
-                    files: Some(files_or_gone(range_files(root, from, to))),
+                    files: None,
                     source: TriggerSource::HeadMoved,
                     skip: Vec::new(),
                     only: None,
+                };
+                // A commit, an amend or a reset did not write the tree
+                // the watcher saw (a reset may have: git's list is exact).
+                out.push(match resolved.kind {
+                    TriggerKind::Checkout | TriggerKind::Merge => rewrote(resolved, from, to),
+                    _ => Resolved {
+                        files: Some(files_or_gone(range_files(root, from, to))),
+                        ..resolved
+                    },
                 });
             }
             Arrival::Saved { .. } | Arrival::HeadMoved { .. } => {}
@@ -194,13 +311,13 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
             only: None,
         });
     }
-    out
+    Resolution { now: out, later }
 }
 
 /// What kind of trigger a HEAD move is, from its reflog message: a branch
 /// switch is a checkout, a merge or pull a merge, anything else (a commit,
 /// an amend, a rebase, a reset) a commit.
-fn moved_by(how: Option<&str>) -> TriggerKind {
+pub(super) fn moved_by(how: Option<&str>) -> TriggerKind {
     let how = how.unwrap_or_default();
     if how.starts_with("checkout:") {
         TriggerKind::Checkout
@@ -214,16 +331,12 @@ fn moved_by(how: Option<&str>) -> TriggerKind {
 /// The files a trigger names, deleted ones included: a deleted file's
 /// findings end with it, so the tasks that looked at it must hear of it
 /// (the engine records it as gone without running a per-file analyzer on
-/// it). Directories are left out; what the watcher `looked` at is none.
-fn files_or_gone(
-    root: &Path,
-    files: BTreeSet<PathBuf>,
-    looked: &HashSet<&Path>,
-) -> BTreeSet<PathBuf> {
+/// it). Directories are left out; what the watcher has `seen` is none.
+fn files_or_gone(root: &Path, files: BTreeSet<PathBuf>, seen: &[PathBuf]) -> BTreeSet<PathBuf> {
     files
         .into_iter()
         .filter(|f| {
-            looked.contains(f.as_path())
+            seen.binary_search(f).is_ok()
                 || !std::fs::symlink_metadata(root.join(f)).is_ok_and(|m| m.is_dir())
         })
         .collect()
@@ -295,6 +408,55 @@ mod tests {
             "echo x >> a.py && echo n > new.py && git add . && git commit -qm two && git rev-parse HEAD",
         );
         (dir, one, two)
+    }
+
+    /// The whole resolution, git's lists read now.
+    fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Vec<Resolved> {
+        super::resolve(root, batch, wanted).complete(root, batch)
+    }
+
+    /// A checkout the watcher saw git write (but for `new.py`): its files
+    /// at once, git's list after for what the watcher did not see.
+    #[test]
+    fn a_checkout_the_watcher_saw_starts_from_its_files_and_git_adds_the_rest() {
+        let (dir, one, two) = two_commits();
+        let root = dir.path();
+        let seen = Arrival::Saved {
+            files: vec!["a.py".into(), "other.py".into()],
+            rescan: false,
+            not_files: Some(Vec::new()),
+        };
+        let checkout = Some("checkout: moving from main to two");
+        for git in [
+            moved(&one, &two, checkout),
+            hook("post-checkout", &[&one, &two, "1"], "", &two),
+        ] {
+            let batch = [seen.clone(), git];
+            let r = super::resolve(root, &batch, &all());
+            assert_eq!(r.now.len(), 2, "{r:?}");
+            assert_eq!(r.now[1].kind, TriggerKind::Checkout);
+            assert_eq!(files(&r.now[1]), ["a.py", "other.py"]);
+            let [later] = &r.later[..] else {
+                panic!("{r:?}")
+            };
+            assert_eq!(later.from, one);
+            let rest = r.later.into_iter().next().unwrap().rest(root, &batch).unwrap();
+            assert_eq!(rest.kind, TriggerKind::Checkout);
+            assert_eq!(files(&rest), ["new.py"]);
+        }
+        // A commit wrote nothing the watcher saw: git's list, now.
+        let r = super::resolve(root, &[seen.clone(), moved(&one, &two, None)], &all());
+        assert!(r.later.is_empty());
+        assert_eq!(files(&r.now[1]), ["a.py", "new.py"]);
+        // Everything seen: nothing more.
+        let all_seen = Arrival::Saved {
+            files: vec!["a.py".into(), "new.py".into()],
+            rescan: false,
+            not_files: Some(Vec::new()),
+        };
+        let batch = [all_seen, moved(&one, &two, checkout)];
+        let r = super::resolve(root, &batch, &all());
+        assert!(r.complete(root, &batch).len() == 2, "no third trigger");
     }
 
     fn moved(one: &str, two: &str, how: Option<&str>) -> Arrival {

@@ -14,6 +14,7 @@
 //! A job that walks stores its list only if nothing changed meanwhile (a
 //! generation count), so a walk that raced a change is never kept.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -135,6 +136,24 @@ impl FileIndex {
         s.generation += 1;
         went_along
     }
+}
+
+/// The `selected` files that are gone: those the project's (sorted) file
+/// list does not hold and that are not there either. The list is the walk
+/// or the daemon's list kept true by the watcher: a selected file it holds
+/// is taken as there without a look (a checkout's 10 000 files would be
+/// looked at again before its analysis starts).
+pub fn gone(files: &[PathBuf], selected: &BTreeSet<PathBuf>, root: &Path) -> BTreeSet<PathBuf> {
+    let mut from = 0;
+    selected
+        .iter()
+        .filter(|p| {
+            let at = seek(files, from, p);
+            from = at.unwrap_or_else(|i| i);
+            at.is_err() && std::fs::symlink_metadata(root.join(p)).is_err()
+        })
+        .cloned()
+        .collect()
 }
 
 /// `binary_search` of the sorted `files` for `p`, galloping from `from`

@@ -17,6 +17,7 @@ mod invocation;
 mod per_file;
 mod plan;
 mod remote;
+mod scan;
 mod shard;
 mod team;
 mod timing;
@@ -119,12 +120,9 @@ pub async fn run(
         .await
         .unwrap_or_else(|_| Arc::new(workspace.files()))
     };
-    let gone: Option<BTreeSet<PathBuf>> = selection.as_ref().map(|sel| {
-        sel.iter()
-            .filter(|p| std::fs::symlink_metadata(workspace.root.join(p)).is_err())
-            .cloned()
-            .collect()
-    });
+    let gone: Option<BTreeSet<PathBuf>> = selection
+        .as_ref()
+        .map(|sel| index::gone(&files, sel, &workspace.root));
     // A shard is balanced by the times in the result cache as restored,
     // read before anything runs (see `shard.rs`).
     let times = match opts.shard {
@@ -210,7 +208,7 @@ pub struct Applicability {
 /// Every analyzer of the config, with the tasks that use it and whether it
 /// applies to the project (for `doctor`, `init` and `tools install`).
 pub fn applicability(config: &Config, workspace: &Workspace) -> Vec<Applicability> {
-    let files = workspace.files();
+    let files = Arc::new(workspace.files());
     let mut wanted: std::collections::BTreeMap<String, (Vec<String>, bool)> = config
         .analyzers
         .keys()

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use crate::analyze::{AnalyzerDef, RunStatus};
 use crate::config::Config;
 use crate::config::raw::Mode;
-use crate::globs::Globs;
 use crate::globs::slashed as rel;
 
 #[cfg(test)]
 use super::shard::Unit;
+use super::scan::{self, matches};
 use super::shard::{self, Shard, Times};
 
 #[derive(Debug, Clone)]
@@ -34,8 +34,9 @@ pub enum Work {
     Run {
         /// Files passed to a batch analyzer (empty for project analyzers).
         targets: Vec<PathBuf>,
-        /// Files whose content keys the result cache.
-        relevant: Vec<PathBuf>,
+        /// Files whose content keys the result cache (shared: a project
+        /// analyzer's are often the whole list).
+        relevant: Arc<Vec<PathBuf>>,
     },
 }
 
@@ -140,8 +141,8 @@ pub fn resolve(
 
 pub struct Inputs<'a> {
     pub config: &'a Config,
-    /// Every file of the project (the walk).
-    pub files: &'a [PathBuf],
+    /// Every file of the project (the walk, or the daemon's kept list).
+    pub files: &'a Arc<Vec<PathBuf>>,
     /// Only these files, when the user selected some.
     pub selection: Option<&'a BTreeSet<PathBuf>>,
     /// Selected files that no longer exist (deleted, or renamed away):
@@ -156,9 +157,6 @@ pub struct Inputs<'a> {
     pub offline: bool,
 }
 
-fn matches(g: Option<&Globs>, p: &str) -> bool {
-    g.is_some_and(|g| g.is_match(p))
-}
 
 pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) -> Vec<Planned> {
     plan_split(inputs, wanted).0
@@ -204,7 +202,8 @@ fn skip(status: RunStatus, reason: impl Into<String>) -> Work {
 
 /// The analyzer's work over the whole run (before any shard), with the
 /// tool's config files (to add back to the cache key's files once a shard
-/// has narrowed the targets).
+/// has narrowed the targets). What its globs make of the whole list is the
+/// kept scan's (`scan.rs`); a selection is looked at file by file.
 fn work_for(
     inputs: &Inputs<'_>,
     def: &AnalyzerDef,
@@ -220,10 +219,13 @@ fn work_for(
             Vec::new(),
         );
     }
-    let all: Vec<(std::borrow::Cow<'_, str>, &PathBuf)> =
-        inputs.files.iter().map(|p| (rel(p), p)).collect();
+    let task_defs: Vec<&crate::config::Task> = tasks
+        .iter()
+        .filter_map(|t| inputs.config.tasks.get(t))
+        .collect();
+    let scan = scan::scan(inputs.files, def, &task_defs, explicit);
     if let Some(req) = &def.requires
-        && !all.iter().any(|(r, _)| req.is_match(r))
+        && !scan.requires_met
     {
         return (
             skip(
@@ -234,31 +236,15 @@ fn work_for(
         );
     }
     // A file passes if any of the analyzer's tasks (or an explicit request) allows it.
-    let task_defs: Vec<&crate::config::Task> = tasks
-        .iter()
-        .filter_map(|t| inputs.config.tasks.get(t))
-        .collect();
-    let allowed = |r: &str| {
-        explicit
-            || task_defs.is_empty()
-            || task_defs.iter().any(|t| {
-                t.paths.as_ref().is_none_or(|g| g.is_match(r))
-                    && !matches(t.exclude_paths.as_ref(), r)
-            })
-    };
-    let config_files = Globs::new(&def.config_files)
-        .unwrap_or_else(|_| Globs::new::<&str>(&[]).expect("empty globs"));
+    let candidate =
+        |r: &str| matches(def.files.as_ref(), r) && scan::allowed(&task_defs, explicit, r);
     // Tool config (and the files that make it apply) key the cache too.
-    let configs: Vec<PathBuf> = all
-        .iter()
-        .filter(|(r, _)| config_files.is_match(r) || matches(def.requires.as_ref(), r))
-        .map(|(_, p)| (*p).clone())
-        .collect();
-    let candidate = |r: &str| matches(def.files.as_ref(), r) && allowed(r);
+    let configs = scan.configs.clone();
     let work = match def.mode {
-        Mode::Batch => batch_work(inputs, def, &all, &candidate, &configs),
+        Mode::Batch => batch_work(inputs, def, &scan, &candidate, &configs),
         Mode::Project => {
             if let Some(sel) = inputs.selection {
+                let config_files = scan::config_globs(def);
                 let touched = sel.iter().any(|p| {
                     let r = rel(p);
                     matches(def.files.as_ref(), &r)
@@ -275,49 +261,46 @@ fn work_for(
                     );
                 }
             }
-            let sources: Vec<PathBuf> = all
-                .iter()
-                .filter(|(r, _)| candidate(r))
-                .map(|(_, p)| (*p).clone())
-                .collect();
+            let relevant = if configs.is_empty() && scan.takes_all() {
+                inputs.files.clone()
+            } else {
+                let sources: Vec<PathBuf> = scan.candidates(inputs.files).cloned().collect();
+                Arc::new(with_configs(&configs, sources))
+            };
             Work::Run {
                 targets: Vec::new(),
-                relevant: with_configs(&configs, sources),
+                relevant,
             }
         }
     };
     (work, configs)
 }
 
-/// A batch analyzer's files: the candidates, narrowed to the selection
-/// (explicitly selected files count even when the walk ignores them).
+/// A batch analyzer's files: the candidates, or the selected ones
+/// (explicitly selected files count even when the walk ignores them, and
+/// deleted ones are counted, not run on).
 fn batch_work(
     inputs: &Inputs<'_>,
     def: &AnalyzerDef,
-    all: &[(std::borrow::Cow<'_, str>, &PathBuf)],
+    scan: &scan::Scan,
     candidate: &dyn Fn(&str) -> bool,
     configs: &[PathBuf],
 ) -> Work {
-    let mut targets: Vec<PathBuf> = all
-        .iter()
-        .filter(|(r, p)| candidate(r) && inputs.selection.is_none_or(|s| s.contains(*p)))
-        .map(|(_, p)| (*p).clone())
-        .collect();
     let is_gone = |p: &PathBuf| inputs.gone.is_some_and(|g| g.contains(p));
     let mut gone = 0;
-    if let Some(sel) = inputs.selection {
-        for p in sel {
-            if targets.contains(p) || !candidate(&rel(p)) {
-                continue;
-            }
-            if is_gone(p) {
-                gone += 1;
-            } else {
-                targets.push(p.clone());
-            }
-        }
-        targets.sort();
-    }
+    let targets: Vec<PathBuf> = match inputs.selection {
+        None => scan.candidates(inputs.files).cloned().collect(),
+        Some(sel) => sel
+            .iter()
+            .filter(|p| candidate(&rel(p)))
+            .filter(|p| {
+                let there = !is_gone(p);
+                gone += usize::from(!there);
+                there
+            })
+            .cloned()
+            .collect(),
+    };
     if targets.is_empty() && gone > 0 {
         return skip(
             RunStatus::Clean,
@@ -342,7 +325,7 @@ fn batch_work(
             format!("no {scope} files ({what})"),
         );
     }
-    let relevant = with_configs(configs, targets.clone());
+    let relevant = Arc::new(with_configs(configs, targets.clone()));
     Work::Run { targets, relevant }
 }
 
@@ -354,8 +337,8 @@ mod tests {
         crate::config::from_text(std::path::Path::new("c.json"), text).unwrap()
     }
 
-    fn paths(v: &[&str]) -> Vec<PathBuf> {
-        v.iter().map(PathBuf::from).collect()
+    fn paths(v: &[&str]) -> Arc<Vec<PathBuf>> {
+        Arc::new(v.iter().map(PathBuf::from).collect())
     }
 
     fn run_targets(p: &Planned) -> Vec<String> {
@@ -427,7 +410,7 @@ mod tests {
             by["eslint"]
         );
 
-        let sel: BTreeSet<PathBuf> = paths(&["src/b.py", "web/x.js"]).into_iter().collect();
+        let sel: BTreeSet<PathBuf> = paths(&["src/b.py", "web/x.js"]).iter().cloned().collect();
         let inputs = Inputs {
             selection: Some(&sel),
             offline: true,
@@ -450,7 +433,7 @@ mod tests {
         );
 
         // A deleted file: no per-file run on it, the project-wide ones run.
-        let sel: BTreeSet<PathBuf> = paths(&["src/gone.py"]).into_iter().collect();
+        let sel: BTreeSet<PathBuf> = paths(&["src/gone.py"]).iter().cloned().collect();
         let inputs = Inputs {
             selection: Some(&sel),
             gone: Some(&sel),
@@ -471,9 +454,11 @@ mod tests {
     #[test]
     fn shards_partition_files_deterministically() {
         let c = config(r#"{"tasks": {"t": {"analyzers": ["bandit"]}}}"#);
-        let files: Vec<PathBuf> = (0..200)
-            .map(|i| PathBuf::from(format!("m{i}.py")))
-            .collect();
+        let files: Arc<Vec<PathBuf>> = Arc::new(
+            (0..200)
+                .map(|i| PathBuf::from(format!("m{i}.py")))
+                .collect(),
+        );
         let mut seen = BTreeSet::new();
         for k in 1..=3 {
             let inputs = Inputs {
@@ -500,6 +485,7 @@ mod tests {
             .map(|i| PathBuf::from(format!("m{i:02}.py")))
             .collect();
         files.push(PathBuf::from("test_m.py"));
+        let files = Arc::new(files);
         let mut times = Times::default();
         // The suite is the longest unit, then m00.py (under both linters);
         // the rest take 10 each, but for a few never timed.
@@ -552,7 +538,7 @@ mod tests {
         // Each unit in exactly one shard; a file in the same one for both linters.
         assert_eq!(owner.len(), 1 + 2 * files.len());
         assert!(owner.values().all(|ks| ks.len() == 1), "{owner:?}");
-        for f in &files {
+        for f in files.iter() {
             let f = f.display();
             assert_eq!(owner[&format!("bandit {f}")], owner[&format!("pylint {f}")]);
         }

@@ -82,7 +82,7 @@ pub struct GitState {
 
 /// The quiet time after a HEAD move: long enough for the watcher's next
 /// hand-on (the saves it collected with the move) to come in.
-const AFTER_HEAD: Millis = 5;
+const AFTER_HEAD: Millis = 2;
 
 /// How often a held batch looks at git's state again.
 const HOLD_POLL: Millis = 10;
@@ -376,9 +376,13 @@ mod tests {
             },
             52,
         );
-        assert_eq!(i.next_wakeup(), Some(57), "git is done once HEAD moved");
-        assert!(i.take(56, QUIET).is_none());
-        assert_eq!(i.take(57, QUIET).map(|b| b.len()), Some(2));
+        assert_eq!(
+            i.next_wakeup(),
+            Some(52 + AFTER_HEAD),
+            "git is done once HEAD moved"
+        );
+        assert!(i.take(51 + AFTER_HEAD, QUIET).is_none());
+        assert_eq!(i.take(52 + AFTER_HEAD, QUIET).map(|b| b.len()), Some(2));
         // Without the index written, a due batch goes.
         i.add(saved("b"), 1_000);
         assert!(i.take(1_050, QUIET).is_some());
@@ -554,16 +558,16 @@ mod tests {
         // The checkout moves HEAD before the next look sees the lock gone:
         // released right after the move.
         i.add(moved("checkout"), 58);
-        assert!(i.take(62, QUIET).is_none());
-        assert_eq!(i.take(63, QUIET).map(|b| b.len()), Some(3));
+        assert!(i.take(57 + AFTER_HEAD, QUIET).is_none());
+        assert_eq!(i.take(58 + AFTER_HEAD, QUIET).map(|b| b.len()), Some(3));
         // The lock went with no move yet: the settle, which the move cuts.
         i.add(saved("b"), 100);
         assert!(i.take(150, locked).is_none());
         assert!(i.take(160, QUIET).is_none());
         assert_eq!(i.next_wakeup(), Some(210));
         i.add(moved("checkout"), 165);
-        assert_eq!(i.next_wakeup(), Some(170));
-        assert!(i.take(170, QUIET).is_some());
+        assert_eq!(i.next_wakeup(), Some(165 + AFTER_HEAD));
+        assert!(i.take(165 + AFTER_HEAD, QUIET).is_some());
         // Within a rebase, a move settles as long as any other arrival: its
         // next step may follow.
         let busy = GitState {

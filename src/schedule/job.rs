@@ -18,6 +18,9 @@ pub type Files = Option<BTreeSet<PathBuf>>;
 /// whole project).
 pub(super) fn merge_files(a: &mut Files, b: Files) -> Vec<PathBuf> {
     match (a.as_mut(), b) {
+        // A checkout's saves and its HEAD move name the same 10 000 files:
+        // one walk through both sets, not 10 000 lookups.
+        (Some(set), Some(more)) if more.is_subset(set) => Vec::new(),
         (Some(set), Some(more)) => more.into_iter().filter(|f| set.insert(f.clone())).collect(),
         (Some(_), None) => {
             *a = None;

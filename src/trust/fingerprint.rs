@@ -195,6 +195,15 @@ fn tool_places<'c>(config: &'c Config, root: &Path, git: bool) -> BTreeMap<&'c s
         let Engine::External(spec) = &def.engine else {
             continue;
         };
+        // A tool named by its path is run from there, never looked up in
+        // an environment (a path inside the worktree is the command file
+        // `spec_lines` hashes).
+        if std::iter::once(&spec.command)
+            .chain(&spec.alternatives)
+            .all(|c| c.contains('/'))
+        {
+            continue;
+        }
         let mut specs: Vec<String> = spec
             .lookup
             .iter()

@@ -19,7 +19,7 @@
 //!   network filesystem (NFS, SMB, FUSE, 9p, …), where inotify misses
 //!   other machines' changes, everything is polled.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -156,8 +156,9 @@ struct Watching<F> {
     started: Instant,
     ready_ms: Option<u64>,
     head: Option<String>,
-    // The batch being collected.
-    files: BTreeSet<PathBuf>,
+    // The batch being collected: each path, and whether its last event
+    // left a regular file there (else it is gone, or a link).
+    files: BTreeMap<PathBuf, bool>,
     rescan: bool,
     /// HEAD moved during this batch, from this commit.
     head_moved: bool,
@@ -191,7 +192,7 @@ impl<F: Fn(Output)> Watching<F> {
             started: Instant::now(),
             ready_ms: None,
             head,
-            files: BTreeSet::new(),
+            files: BTreeMap::new(),
             rescan: false,
             head_moved: false,
             head_from: None,
@@ -284,7 +285,7 @@ impl<F: Fn(Output)> Watching<F> {
             let found = walk(&self.opts.root, path, self.opts.exclude.as_ref(), true);
             for f in found.files {
                 if !self.filter.ignored(&f, false) {
-                    self.files.insert(f);
+                    self.files.insert(f, true);
                 }
             }
             let fresh: Vec<PathBuf> = found
@@ -423,20 +424,16 @@ impl<F: Fn(Output)> Watching<F> {
         sent
     }
 
-    /// The batch's files as they are now, directories left out (a removed
-    /// directory made again: its files come as their own events), and
-    /// which of them are no regular file (gone, or a link). Looked at
-    /// here, on the watcher's thread while git is still writing, so the
-    /// daemon need not look at a checkout's 10 000 files again once git
-    /// is done.
+    /// The batch's files, and which of them are no regular file (gone, or
+    /// a link), as their last events left them: the daemon need not look
+    /// at a checkout's 10 000 files again once git is done. (An event not
+    /// read yet comes with the next batch, which then says it better.)
     fn look_at_files(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let mut files = Vec::with_capacity(self.files.len());
         let mut not_files = Vec::new();
-        for f in std::mem::take(&mut self.files) {
-            match std::fs::symlink_metadata(self.opts.root.join(&f)) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(m) if m.is_file() => {}
-                _ => not_files.push(f.clone()),
+        for (f, is_file) in std::mem::take(&mut self.files) {
+            if !is_file {
+                not_files.push(f.clone());
             }
             files.push(f);
         }
@@ -496,13 +493,19 @@ impl<F: Fn(Output)> Watching<F> {
             }
             _ => ev.paths,
         };
+        // A write closed is on a regular file; anything else made or
+        // changed (polling's new mtimes) is looked at.
+        let closed = matches!(
+            ev.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
         for path in paths {
-            self.path_changed(&path, created, removed);
+            self.path_changed(&path, created, closed, removed);
         }
         true
     }
 
-    fn path_changed(&mut self, path: &Path, created: bool, removed: bool) {
+    fn path_changed(&mut self, path: &Path, created: bool, closed: bool, removed: bool) {
         if let Some(g) = &self.opts.git
             && (path.starts_with(&g.git_dir) || path.starts_with(&g.common_dir))
         {
@@ -541,21 +544,29 @@ impl<F: Fn(Output)> Watching<F> {
             // A deleted file is a change too: its findings end with it.
             // (A removed directory's files come as their own events.)
             if !self.filter.ignored(&rel, false) {
-                self.files.insert(rel);
+                self.files.insert(rel, false);
             }
             return;
         }
-        if created && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-            if !self.filter.ignored(&rel, true) {
-                self.take_in(path);
-                if self.polled > 0 {
-                    self.state();
+        let is_file = if closed {
+            true
+        } else {
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    if created && !self.filter.ignored(&rel, true) {
+                        self.take_in(path);
+                        if self.polled > 0 {
+                            self.state();
+                        }
+                    }
+                    return;
                 }
+                Ok(m) => m.is_file(),
+                Err(_) => false,
             }
-            return;
-        }
+        };
         if !self.filter.ignored(&rel, false) {
-            self.files.insert(rel);
+            self.files.insert(rel, is_file);
         }
     }
 }

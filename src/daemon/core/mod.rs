@@ -356,7 +356,9 @@ impl Core {
                 Command::Resolved(batch) => {
                     self.persist(&std::mem::take(&mut effects))
                         .or_later("the triggers before a batch");
-                    self.incoming.resolved();
+                    if !batch.partial {
+                        self.incoming.resolved();
+                    }
                     self.route(*batch);
                 }
                 Command::Watcher(state) => self.watcher_changed(state),

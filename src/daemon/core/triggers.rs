@@ -34,7 +34,7 @@ use crate::trust::TaskTrust;
 /// whether it is a regular file; when one arrival was not looked at, none
 /// is taken as known.
 fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
-    let mut files = BTreeSet::new();
+    let mut files: Vec<PathBuf> = Vec::new();
     let mut not_files: Option<BTreeSet<PathBuf>> = Some(BTreeSet::new());
     let mut rescan = false;
     let mut saved = false;
@@ -49,7 +49,9 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
                 saved = true;
                 rescan |= r;
                 match (&mut not_files, n) {
-                    (Some(all), Some(n)) => {
+                    // Mostly empty: a file's last word is only looked up
+                    // when some arrival says one is no file.
+                    (Some(all), Some(n)) if !n.is_empty() || !all.is_empty() => {
                         let n: std::collections::HashSet<&PathBuf> = n.iter().collect();
                         for p in &f {
                             if n.contains(p) {
@@ -59,6 +61,7 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
                             }
                         }
                     }
+                    (Some(_), Some(_)) => {}
                     _ => not_files = None,
                 }
                 files.extend(f);
@@ -68,8 +71,11 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
     }
     let mut out = Vec::with_capacity(rest.len() + 1);
     if saved {
+        // Each arrival's files come sorted: a merge of runs.
+        files.sort();
+        files.dedup();
         out.push(Arrival::Saved {
-            files: files.into_iter().collect(),
+            files,
             rescan,
             not_files: not_files.map(|n| n.into_iter().collect()),
         });
@@ -102,10 +108,14 @@ fn update_index(
                         std::fs::symlink_metadata(root.join(p)).is_ok_and(|m| m.is_file())
                     }),
                 };
-                if let Some(n) = not_files.as_mut() {
-                    n.extend(went.iter().cloned());
+                if !went.is_empty() {
+                    if let Some(n) = not_files.as_mut() {
+                        n.extend(went.iter().cloned());
+                    }
+                    files.extend(went);
+                    files.sort();
+                    files.dedup();
                 }
-                files.extend(went);
             }
             Arrival::Hook(_) | Arrival::HeadMoved { .. } => {}
         }
@@ -131,11 +141,14 @@ impl Core {
         if let Arrival::HeadMoved {
             from: Some(from),
             to: Some(to),
-            ..
+            how,
         } = &arrival
+            && crate::daemon::resolve::moved_by(how.as_deref()) == TriggerKind::Commit
         {
             // Whichever of the hook and this resolves it, git's list of
-            // the files is ready by the time the batch is.
+            // the files is ready by the time the batch is. (A checkout's
+            // or a merge's files are the ones the watcher saw git write:
+            // git's list is read after, and not while the analysis starts.)
             let (root, from, to) = (self.workspace.root.clone(), from.clone(), to.clone());
             tokio::task::spawn_blocking(move || {
                 crate::git::prefetch_range(&root, &from, &to);
@@ -183,12 +196,11 @@ impl Core {
         tracing::debug!(arrivals = batch.len(), "intake batch released");
         let hooks_on = self.config.triggers.git_hooks.enabled;
         let ids: Vec<IntakeId> = batch.iter().map(|(id, _)| *id).collect();
-        let mut arrivals = one_save(
-            batch
-                .into_iter()
-                .map(|(_, a)| a)
-                .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_))),
-        );
+        let arrivals: Vec<Arrival> = batch
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| hooks_on || !matches!(a, Arrival::Hook(_)))
+            .collect();
         let wanted: BTreeSet<TriggerKind> = self
             .config
             .tasks
@@ -199,12 +211,14 @@ impl Core {
         let root = self.workspace.root.clone();
         let index = self.incoming.files().clone();
         if arrivals.iter().all(|a| matches!(a, Arrival::Saved { .. })) {
+            let mut arrivals = one_save(arrivals.into_iter());
             update_index(&index, &root, &mut arrivals);
-            let resolved = resolve(&root, &arrivals, &wanted);
+            let resolved = resolve(&root, &arrivals, &wanted).complete(&root, &arrivals);
             self.route(ResolvedBatch {
                 ids,
                 resolved,
                 trust: None,
+                partial: false,
             });
             return;
         }
@@ -215,18 +229,68 @@ impl Core {
         let trust = self.trust.states_later(&self.projects, &root);
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
+            let mut arrivals = one_save(arrivals.into_iter());
+            let o = t.elapsed().as_millis();
             let (resolved, trust) = std::thread::scope(|s| {
                 let trust = trust.map(|states| s.spawn(states));
                 update_index(&index, &root, &mut arrivals);
+                let a = t.elapsed().as_millis();
                 let resolved = resolve(&root, &arrivals, &wanted);
-                (resolved, trust.and_then(|h| h.join().ok()))
+                let b = t.elapsed().as_millis();
+                let trust = trust.and_then(|h| h.join().ok());
+                tracing::debug!(o, a, b, "TIMING");
+                (resolved, trust)
             });
             tracing::debug!(ms = t.elapsed().as_millis(), "intake batch resolved");
+            if resolved.later.is_empty() {
+                let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch {
+                    ids,
+                    resolved: resolved.now,
+                    trust,
+                    partial: false,
+                })));
+                return;
+            }
+            // The analysis starts on the watcher's files; the arrivals are
+            // let go with git's lists, so a crash in between replays them.
             let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch {
-                ids,
-                resolved,
+                ids: Vec::new(),
+                resolved: resolved.now,
                 trust,
+                partial: true,
             })));
+            // git's lists are read at the lowest priority, on a thread of
+            // their own (a thread's priority cannot be raised again): on a
+            // small machine they would slow the start they need not hold.
+            let (done, consumed) = (tx.clone(), ids.clone());
+            let later = move || {
+                // SAFETY: setpriority on the calling thread (Linux: who 0
+                // with PRIO_PROCESS is the thread); failure changes nothing.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                let rest = resolved
+                    .later
+                    .into_iter()
+                    .filter_map(|l| l.rest(&root, &arrivals))
+                    .collect();
+                let _ = tx.send(Command::Resolved(Box::new(ResolvedBatch {
+                    ids,
+                    resolved: rest,
+                    trust: None,
+                    partial: false,
+                })));
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("bgtask-git-lists".into())
+                .spawn(later)
+            {
+                tracing::warn!(error = %e, "could not start a thread for git's lists: the batch ends with the watcher's files");
+                let _ = done.send(Command::Resolved(Box::new(ResolvedBatch {
+                    ids: consumed,
+                    resolved: Vec::new(),
+                    trust: None,
+                    partial: false,
+                })));
+            }
         });
     }
 
@@ -451,6 +515,7 @@ impl Core {
             ids: Vec::new(),
             resolved,
             trust: None,
+            partial: false,
         });
     }
 }
