@@ -130,7 +130,7 @@ impl Later {
             .filter(|f| seen.binary_search(f).is_err())
             .collect();
         let rest = files_or_gone(root, rest, &[]);
-        (!rest.is_empty()).then(|| Resolved {
+        (!rest.is_empty()).then_some(Resolved {
             files: Some(rest),
             ..self.trigger
         })
@@ -171,25 +171,7 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
     let files_or_gone = |files| files_or_gone(root, files, seen.unwrap_or_default());
     let mut out = Vec::new();
     let mut later = Vec::new();
-    // A checkout or merge from `from` to `to`: the watcher's files now,
-    // git's list after; git's list now when the watcher saw nothing.
-    let mut rewrote = |trigger: Resolved, from: &str, to: &str| match seen {
-        Some(seen) if !seen.is_empty() && is_object_id(from) && from != NULL_ID => {
-            later.push(Later {
-                trigger: trigger.clone(),
-                from: from.to_owned(),
-                to: to.to_owned(),
-            });
-            Resolved {
-                files: Some(seen.iter().cloned().collect()),
-                ..trigger
-            }
-        }
-        _ => Resolved {
-            files: Some(files_or_gone(range_files(root, from, to))),
-            ..trigger
-        },
-    };
+    let mut rewrote = |trigger, from, to| rewrote(root, seen, &mut later, trigger, from, to);
     let mut commits: Vec<(Vec<String>, Vec<&str>, &HookEvent)> = Vec::new();
     for arrival in batch {
         match arrival {
@@ -198,13 +180,16 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                 rescan,
                 not_files,
             } if wanted.contains(&TriggerKind::Save) => {
+                // What the watcher looked at needs no look.
                 let files: BTreeSet<PathBuf> = files.iter().cloned().collect();
+                let files = if not_files.is_some() {
+                    files
+                } else {
+                    files_or_gone(files)
+                };
                 out.push(Resolved {
                     kind: TriggerKind::Save,
-                    files: (!rescan).then(|| match not_files {
-                        Some(_) => files,
-                        None => files_or_gone(files),
-                    }),
+                    files: (!rescan).then_some(files),
                     source: TriggerSource::Save,
                     skip: Vec::new(),
                     only: None,
@@ -228,35 +213,15 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
                     hook: h.hook.clone(),
                     head: h.head.clone(),
                 };
-                if let ("post-checkout", [from, to, flag]) = (h.hook.as_str(), &h.args[..])
-                    && flag == "1"
-                    && from != to
-                    && from != NULL_ID
-                    && wanted.contains(&TriggerKind::Checkout)
-                {
-                    let resolved = Resolved {
-                        kind: TriggerKind::Checkout,
+                if let Some((kind, from, to)) = rewriting(h, wanted) {
+                    let trigger = Resolved {
+                        kind,
                         files: None,
                         source,
                         skip: h.skip.clone(),
                         only: None,
                     };
-                    out.push(rewrote(resolved, from, to));
-                    continue;
-                }
-                if let ("post-merge", Some(from), Some(to)) =
-                    (h.hook.as_str(), h.orig_head.as_deref(), h.head.as_deref())
-                    && from != to
-                    && wanted.contains(&TriggerKind::Merge)
-                {
-                    let resolved = Resolved {
-                        kind: TriggerKind::Merge,
-                        files: None,
-                        source,
-                        skip: h.skip.clone(),
-                        only: None,
-                    };
-                    out.push(rewrote(resolved, from, to));
+                    out.push(rewrote(trigger, from, to));
                     continue;
                 }
                 let Some((kind, files)) = hook_kind_and_files(root, h, wanted) else {
@@ -297,21 +262,93 @@ pub fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -
             Arrival::Saved { .. } | Arrival::HeadMoved { .. } => {}
         }
     }
-    for (skip, mut ids, last) in commits {
-        ids.sort_unstable();
-        ids.dedup();
-        out.push(Resolved {
-            kind: TriggerKind::Commit,
-            files: Some(files_or_gone(commit_files(root, &ids))),
-            source: TriggerSource::Hook {
-                hook: last.hook.clone(),
-                head: last.head.clone(),
-            },
-            skip,
-            only: None,
-        });
-    }
+    out.extend(
+        commits
+            .into_iter()
+            .map(|(skip, ids, last)| commit_trigger(root, seen, skip, ids, last)),
+    );
     Resolution { now: out, later }
+}
+
+/// One trigger for commit hooks with the same skip list: their commits'
+/// files, with one git process.
+fn commit_trigger(
+    root: &Path,
+    seen: Option<&[PathBuf]>,
+    skip: Vec<String>,
+    mut ids: Vec<&str>,
+    last: &HookEvent,
+) -> Resolved {
+    ids.sort_unstable();
+    ids.dedup();
+    Resolved {
+        kind: TriggerKind::Commit,
+        files: Some(files_or_gone(
+            root,
+            commit_files(root, &ids),
+            seen.unwrap_or_default(),
+        )),
+        source: TriggerSource::Hook {
+            hook: last.hook.clone(),
+            head: last.head.clone(),
+        },
+        skip,
+        only: None,
+    }
+}
+
+/// A hook of git writing the tree from one commit to another: a branch
+/// checkout (not of the first commit: everything is new then) or a merge.
+fn rewriting<'h>(
+    h: &'h HookEvent,
+    wanted: &BTreeSet<TriggerKind>,
+) -> Option<(TriggerKind, &'h str, &'h str)> {
+    let (kind, from, to) = match (h.hook.as_str(), &h.args[..]) {
+        ("post-checkout", [from, to, flag]) if flag == "1" && from != NULL_ID => {
+            (TriggerKind::Checkout, from.as_str(), to.as_str())
+        }
+        ("post-merge", _) => (
+            TriggerKind::Merge,
+            h.orig_head.as_deref()?,
+            h.head.as_deref()?,
+        ),
+        _ => return None,
+    };
+    (from != to && wanted.contains(&kind)).then_some((kind, from, to))
+}
+
+/// A checkout's or merge's trigger from `from` to `to`: the files the
+/// watcher saw git write now, git's list after (`later`); git's list now
+/// when the watcher saw nothing.
+fn rewrote(
+    root: &Path,
+    seen: Option<&[PathBuf]>,
+    later: &mut Vec<Later>,
+    trigger: Resolved,
+    from: &str,
+    to: &str,
+) -> Resolved {
+    match seen {
+        Some(seen) if !seen.is_empty() && is_object_id(from) && from != NULL_ID => {
+            later.push(Later {
+                trigger: trigger.clone(),
+                from: from.to_owned(),
+                to: to.to_owned(),
+            });
+            Resolved {
+                files: Some(seen.iter().cloned().collect()),
+                ..trigger
+            }
+        }
+        _ => Resolved {
+            files: Some(files_or_gone(
+                root,
+                range_files(root, from, to),
+                seen.unwrap_or_default(),
+            )),
+            ..trigger
+        },
+    }
 }
 
 /// What kind of trigger a HEAD move is, from its reflog message: a branch
@@ -343,244 +380,5 @@ fn files_or_gone(root: &Path, files: BTreeSet<PathBuf>, seen: &[PathBuf]) -> BTr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    fn sh(dir: &Path, script: &str) -> String {
-        let out = Command::new("sh")
-            .args(["-c", script])
-            .current_dir(dir)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{script}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn hook(name: &str, args: &[&str], stdin: &str, head: &str) -> Arrival {
-        Arrival::Hook(HookEvent {
-            hook: name.into(),
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            stdin: stdin.into(),
-            head: Some(head.into()),
-            orig_head: None,
-            operation: None,
-            skip: vec!["tests".into()],
-            at_ms: 0,
-        })
-    }
-
-    fn all() -> BTreeSet<TriggerKind> {
-        [
-            TriggerKind::Save,
-            TriggerKind::Commit,
-            TriggerKind::Checkout,
-            TriggerKind::Merge,
-            TriggerKind::Push,
-        ]
-        .into()
-    }
-
-    fn files(r: &Resolved) -> Vec<String> {
-        r.files
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
-    }
-
-    /// A repository with two commits: `one` (a.py, "b c.py") and `two`
-    /// (a.py changed, new.py).
-    fn two_commits() -> (tempfile::TempDir, String, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let one = sh(
-            root,
-            "git init -q -b main && echo a > a.py && echo b > 'b c.py' && git add . && git commit -qm one && git rev-parse HEAD",
-        );
-        let two = sh(
-            root,
-            "echo x >> a.py && echo n > new.py && git add . && git commit -qm two && git rev-parse HEAD",
-        );
-        (dir, one, two)
-    }
-
-    /// The whole resolution, git's lists read now.
-    fn resolve(root: &Path, batch: &[Arrival], wanted: &BTreeSet<TriggerKind>) -> Vec<Resolved> {
-        super::resolve(root, batch, wanted).complete(root, batch)
-    }
-
-    /// A checkout the watcher saw git write (but for `new.py`): its files
-    /// at once, git's list after for what the watcher did not see.
-    #[test]
-    fn a_checkout_the_watcher_saw_starts_from_its_files_and_git_adds_the_rest() {
-        let (dir, one, two) = two_commits();
-        let root = dir.path();
-        let seen = Arrival::Saved {
-            files: vec!["a.py".into(), "other.py".into()],
-            rescan: false,
-            not_files: Some(Vec::new()),
-        };
-        let checkout = Some("checkout: moving from main to two");
-        for git in [
-            moved(&one, &two, checkout),
-            hook("post-checkout", &[&one, &two, "1"], "", &two),
-        ] {
-            let batch = [seen.clone(), git];
-            let r = super::resolve(root, &batch, &all());
-            assert_eq!(r.now.len(), 2, "{r:?}");
-            assert_eq!(r.now[1].kind, TriggerKind::Checkout);
-            assert_eq!(files(&r.now[1]), ["a.py", "other.py"]);
-            let [later] = &r.later[..] else {
-                panic!("{r:?}")
-            };
-            assert_eq!(later.from, one);
-            let rest = r.later.into_iter().next().unwrap().rest(root, &batch).unwrap();
-            assert_eq!(rest.kind, TriggerKind::Checkout);
-            assert_eq!(files(&rest), ["new.py"]);
-        }
-        // A commit wrote nothing the watcher saw: git's list, now.
-        let r = super::resolve(root, &[seen.clone(), moved(&one, &two, None)], &all());
-        assert!(r.later.is_empty());
-        assert_eq!(files(&r.now[1]), ["a.py", "new.py"]);
-        // Everything seen: nothing more.
-        let all_seen = Arrival::Saved {
-            files: vec!["a.py".into(), "new.py".into()],
-            rescan: false,
-            not_files: Some(Vec::new()),
-        };
-        let batch = [all_seen, moved(&one, &two, checkout)];
-        let r = super::resolve(root, &batch, &all());
-        assert!(r.complete(root, &batch).len() == 2, "no third trigger");
-    }
-
-    fn moved(one: &str, two: &str, how: Option<&str>) -> Arrival {
-        Arrival::HeadMoved {
-            from: Some(one.to_owned()),
-            to: Some(two.to_owned()),
-            how: how.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn commits_checkouts_and_saves() {
-        let (dir, one, two) = two_commits();
-        let root = dir.path();
-        let batch = [
-            hook("post-commit", &[], "", &two),
-            hook("post-checkout", &[&one, &two, "1"], "", &two),
-            hook("post-checkout", &[&one, &two, "0"], "", &two),
-            Arrival::Saved {
-                files: vec!["a.py".into(), "gone.py".into()],
-                rescan: false,
-                not_files: None,
-            },
-            moved(&one, &two, None),
-        ];
-        let r = resolve(root, &batch, &all());
-        assert_eq!(r.len(), 3, "{r:?}");
-        let of = |k: TriggerKind| r.iter().find(|x| x.kind == k).unwrap();
-        assert_eq!(files(of(TriggerKind::Commit)), ["a.py", "new.py"]);
-        assert_eq!(of(TriggerKind::Commit).skip, ["tests"]);
-        assert_eq!(files(of(TriggerKind::Checkout)), ["a.py", "new.py"]);
-        assert_eq!(
-            files(of(TriggerKind::Save)),
-            ["a.py", "gone.py"],
-            "a deleted file stays: its findings end"
-        );
-        let only_saves = resolve(root, &batch, &[TriggerKind::Save].into());
-        assert_eq!(only_saves.len(), 1, "no git work for kinds no task wants");
-    }
-
-    /// An editor opened files: a save of those inside the worktree.
-    #[test]
-    fn an_editor_open_is_a_save_of_the_worktrees_files_it_names() {
-        let (dir, _, two) = two_commits();
-        let root = dir.path();
-        let opened = hook(
-            EDITOR_OPEN,
-            &["a.py", "../a.py", "/etc/passwd", "missing.py", "."],
-            "",
-            &two,
-        );
-        let r = resolve(root, std::slice::from_ref(&opened), &all());
-        assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!(r[0].kind, TriggerKind::Save);
-        assert_eq!(files(&r[0]), ["a.py"]);
-        assert!(resolve(root, &[opened], &[TriggerKind::Commit].into()).is_empty());
-    }
-
-    /// Two commits in one batch: each commit's own files, not a diff
-    /// between the two.
-    #[test]
-    fn two_commits_in_one_batch_are_each_commits_files() {
-        let (dir, one, two) = two_commits();
-        let both = resolve(
-            dir.path(),
-            &[
-                hook("post-commit", &[], "", &one),
-                hook("post-commit", &[], "", &two),
-            ],
-            &all(),
-        );
-        assert_eq!(both.len(), 1);
-        assert_eq!(files(&both[0]), ["a.py", "b c.py", "new.py"]);
-    }
-
-    /// What moved HEAD, as its reflog says, is the kind.
-    #[test]
-    fn head_moving_alone_is_typed_by_its_reflog() {
-        let (dir, one, two) = two_commits();
-        let alone = resolve(
-            dir.path(),
-            &[moved(&one, &two, Some("commit: add new"))],
-            &all(),
-        );
-        assert_eq!(alone[0].source, TriggerSource::HeadMoved);
-        assert_eq!(alone[0].kind, TriggerKind::Commit);
-        assert_eq!(files(&alone[0]), ["a.py", "new.py"]);
-        for (how, kind) in [
-            ("checkout: moving from main to topic", TriggerKind::Checkout),
-            ("merge topic: Fast-forward", TriggerKind::Merge),
-            ("pull: Fast-forward", TriggerKind::Merge),
-            ("reset: moving to HEAD~1", TriggerKind::Commit),
-        ] {
-            let r = resolve(dir.path(), &[moved(&one, &two, Some(how))], &all());
-            assert_eq!(r[0].kind, kind, "{how}");
-            assert_eq!(files(&r[0]), ["a.py", "new.py"]);
-        }
-    }
-
-    #[test]
-    fn rewrites_and_pushes_are_their_commits_files() {
-        let (dir, one, two) = two_commits();
-        let root = dir.path();
-        let mapping = format!("{one} {two}\n");
-        let rewrite = resolve(
-            root,
-            &[hook("post-rewrite", &["rebase"], &mapping, &two)],
-            &all(),
-        );
-        assert_eq!(files(&rewrite[0]), ["a.py", "new.py"]);
-        let push = format!("refs/heads/main {two} refs/heads/main {one}\n");
-        let pushed = resolve(
-            root,
-            &[hook("pre-push", &["origin", "url"], &push, &two)],
-            &all(),
-        );
-        assert_eq!(pushed[0].kind, TriggerKind::Push);
-        assert_eq!(files(&pushed[0]), ["a.py", "new.py"]);
-        let new_branch = format!("refs/heads/main {two} refs/heads/main {NULL_ID}\n");
-        let pushed = resolve(
-            root,
-            &[hook("pre-push", &["origin", "url"], &new_branch, &two)],
-            &all(),
-        );
-        assert_eq!(files(&pushed[0]), ["a.py", "b c.py", "new.py"]);
-    }
-}
+#[path = "resolve_tests.rs"]
+mod tests;

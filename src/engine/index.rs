@@ -158,23 +158,40 @@ pub fn gone(files: &[PathBuf], selected: &BTreeSet<PathBuf>, root: &Path) -> BTr
 
 /// `binary_search` of the sorted `files` for `p`, galloping from `from`
 /// when `p` comes at or after it (sorted lookups cost a few comparisons
-/// each, where a path comparison is not cheap).
+/// each).
 fn seek(files: &[PathBuf], from: usize, p: &Path) -> Result<usize, usize> {
-    if from == 0 || from > files.len() || files[from - 1].as_path() >= p {
-        return files.binary_search_by(|f| f.as_path().cmp(p));
+    let before = |f: &PathBuf| path_order(f, p).is_lt();
+    if from == 0 || from > files.len() || !before(&files[from - 1]) {
+        return files.binary_search_by(|f| path_order(f, p));
     }
     let mut step = 1;
     let mut hi = from;
-    while hi < files.len() && files[hi].as_path() < p {
+    while hi < files.len() && before(&files[hi]) {
         hi = from + step;
         step *= 2;
     }
     let hi = (hi + 1).min(files.len());
     let lo = (from + step / 4).min(hi);
     files[lo..hi]
-        .binary_search_by(|f| f.as_path().cmp(p))
+        .binary_search_by(|f| path_order(f, p))
         .map(|i| i + lo)
         .map_err(|i| i + lo)
+}
+
+/// `Path`'s order (component by component) for the normalised relative
+/// paths of a file list, without splitting them into components (ten
+/// times cheaper): at the first byte that differs, a separator comes
+/// before anything, its component having ended first.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::os::unix::ffi::OsStrExt;
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        None => a.len().cmp(&b.len()),
+        Some(i) => {
+            let key = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
+            key(a[i]).cmp(&key(b[i]))
+        }
+    }
 }
 
 /// Whether the sorted `files` has one under the directory `dir`.
@@ -265,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn a_selected_file_is_gone_when_neither_listed_nor_there() {
+        let (dir, ws) = tree();
+        let index = FileIndex::default();
+        let files = index.files(&ws);
+        std::fs::write(dir.path().join("new.py"), "").unwrap();
+        std::fs::remove_file(dir.path().join("src/b.py")).unwrap();
+        let selected: BTreeSet<PathBuf> = ["a.py", "gone.py", "new.py", "src/b.py"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        // `src/b.py` is still listed (no trigger told the list): taken as
+        // there, as the list says; `new.py` is there, not listed yet.
+        let gone: Vec<PathBuf> = gone(&files, &selected, &ws.root).into_iter().collect();
+        assert_eq!(names(&gone), ["gone.py"]);
+    }
+
+    #[test]
     fn sorted_lookups_find_what_a_binary_search_finds() {
         let files: Vec<PathBuf> = (0..500)
             .map(|i| PathBuf::from(format!("d{}/f{:03}.py", i % 7, i)))
@@ -282,6 +316,24 @@ mod tests {
                 let at = seek(&files, from, p);
                 assert_eq!(at, files.binary_search(p), "{} from {from}", p.display());
                 from = at.unwrap_or_else(|i| i);
+            }
+        }
+        // The order is `Path`'s, names that run on past a separator
+        // included.
+        let tricky = [
+            "a", "a b", "a-b", "a.b", "a/b", "a/b.c", "a/b/c", "a/bc", "a0", "ab", "b", "a.b/c",
+            "a/b-c/d", "a/b/c-d",
+        ];
+        for x in tricky {
+            for y in tricky {
+                let (x, y) = (Path::new(x), Path::new(y));
+                assert_eq!(
+                    path_order(x, y),
+                    x.cmp(y),
+                    "{} {}",
+                    x.display(),
+                    y.display()
+                );
             }
         }
         // Out of order, and from anywhere.

@@ -177,7 +177,11 @@ pub async fn run(
         offline: opts.offline,
     };
     let (plans, split) = plan::plan_split(&inputs, wanted);
-    tracing::debug!(files = files.len(), ms = started.elapsed().as_millis(), "planned");
+    tracing::debug!(
+        files = files.len(),
+        ms = started.elapsed().as_millis(),
+        "planned"
+    );
     let runs = execute::execute(
         config.clone(),
         &workspace.root,

@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::config::raw::Mode;
 use crate::globs::slashed as rel;
 
+use super::scan::{self, matches};
 #[cfg(test)]
 use super::shard::Unit;
-use super::scan::{self, matches};
 use super::shard::{self, Shard, Times};
 
 #[derive(Debug, Clone)]
@@ -156,7 +156,6 @@ pub struct Inputs<'a> {
     /// Skip analyzers that need the network.
     pub offline: bool,
 }
-
 
 pub fn plan(inputs: &Inputs<'_>, wanted: BTreeMap<String, (Vec<String>, bool)>) -> Vec<Planned> {
     plan_split(inputs, wanted).0

@@ -42,7 +42,10 @@ impl Scan {
     }
 
     /// The candidate files, in the list's order.
-    pub fn candidates<'a>(&'a self, files: &'a [PathBuf]) -> Box<dyn Iterator<Item = &'a PathBuf> + 'a> {
+    pub fn candidates<'a>(
+        &'a self,
+        files: &'a [PathBuf],
+    ) -> Box<dyn Iterator<Item = &'a PathBuf> + 'a> {
         match &self.candidates {
             Candidates::All => Box::new(files.iter()),
             Candidates::Some(at) => Box::new(at.iter().filter_map(|&i| files.get(i as usize))),
@@ -60,9 +63,9 @@ pub fn matches(g: Option<&Globs>, p: &str) -> bool {
 pub fn allowed(tasks: &[&Task], explicit: bool, r: &str) -> bool {
     explicit
         || tasks.is_empty()
-        || tasks
-            .iter()
-            .any(|t| t.paths.as_ref().is_none_or(|g| g.is_match(r)) && !matches(t.exclude_paths.as_ref(), r))
+        || tasks.iter().any(|t| {
+            t.paths.as_ref().is_none_or(|g| g.is_match(r)) && !matches(t.exclude_paths.as_ref(), r)
+        })
 }
 
 /// The analyzer's config-file globs.
@@ -75,7 +78,12 @@ type Entry = (Weak<Vec<PathBuf>>, String, Arc<Scan>);
 static KEPT_SCANS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 /// The scan of `files` for `def` as used by `tasks`: kept, or made now.
-pub fn scan(files: &Arc<Vec<PathBuf>>, def: &AnalyzerDef, tasks: &[&Task], explicit: bool) -> Arc<Scan> {
+pub fn scan(
+    files: &Arc<Vec<PathBuf>>,
+    def: &AnalyzerDef,
+    tasks: &[&Task],
+    explicit: bool,
+) -> Arc<Scan> {
     let key = key(def, tasks, explicit);
     {
         let mut kept = KEPT_SCANS.lock().unwrap_or_else(PoisonError::into_inner);

@@ -345,7 +345,8 @@ pub(super) fn keep(
                         reason: format!("no matching files in shard {s}"),
                     };
                 } else {
-                    *relevant = std::sync::Arc::new(super::plan::with_configs(configs, targets.clone()));
+                    *relevant =
+                        std::sync::Arc::new(super::plan::with_configs(configs, targets.clone()));
                 }
             }
         }

@@ -249,10 +249,7 @@ impl Intake {
         }
         // HEAD moved since: that step of git is done, and the deadline
         // already counts from the move.
-        if std::mem::take(&mut self.was_locked)
-            && !git.index_locked
-            && self.head_moved.is_none()
-        {
+        if std::mem::take(&mut self.was_locked) && !git.index_locked && self.head_moved.is_none() {
             self.first = now;
             self.git_moved(now);
             self.recheck = None;

@@ -129,6 +129,37 @@ fn a_branch_switch_from_a_client_without_hooks_is_a_checkout() {
     p.stop();
 }
 
+/// A checkout's analysis starts from the files the watcher saw git write;
+/// git's own list, read after, brings the ones it does not watch.
+#[test]
+fn a_checkout_starts_from_what_the_watcher_saw_and_git_adds_what_it_did_not() {
+    let p = Project::triggered(
+        &[("tests", r#"["checkout"]"#)],
+        r#""triggers": {"file_watch": {"debounce": "200ms", "exclude_paths": ["vendor/**"]}, "git_hooks": {"autostart": false}}"#,
+    );
+    p.file("a.py", "a = 1\n").file("vendor/v.py", "v = 1\n");
+    p.commit_all("setup");
+    p.bgtask(&["trust", "--yes"]).code(0);
+    p.git(&["checkout", "-q", "-b", "topic"]);
+    p.file("a.py", "a = 2\n").file("vendor/v.py", "v = 2\n");
+    p.commit_all("on topic");
+    p.git(&["checkout", "-q", "-"]);
+    p.start();
+    p.wait_watching();
+    p.git(&["checkout", "-q", "topic"]);
+    let got = p.wait_records(2);
+    assert_eq!(
+        got,
+        ["tests [a.py]", "tests [vendor/v.py]"],
+        "{}",
+        p.daemon_log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    p.wait_idle();
+    assert_eq!(p.records().len(), 2, "nothing more after the checkout");
+    p.stop();
+}
+
 /// DESIGN: one run per affected task after a checkout of 10 000 files,
 /// with the hooks installed too (the post-checkout hook and the watcher
 /// both see it).

@@ -84,6 +84,21 @@ fn one_save(arrivals: impl Iterator<Item = Arrival>) -> Vec<Arrival> {
     out
 }
 
+/// How long git's lists of a checkout wait once its analysis is offered
+/// (they only add what the watcher did not see): the job's start goes
+/// first.
+const LATER_LISTS: Duration = Duration::from_millis(100);
+
+/// Whether a job on `a` does all a job on `b` would (`None`: the whole
+/// project).
+fn covers(a: &crate::schedule::Files, b: &crate::schedule::Files) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => b.is_subset(a),
+    }
+}
+
 /// What the watcher saw, told to the file list before any job of this
 /// batch plans with it; a directory that went away stands for the files
 /// that were in it (its tasks must learn they are gone, and so are they).
@@ -230,16 +245,11 @@ impl Core {
         tokio::task::spawn_blocking(move || {
             let t = std::time::Instant::now();
             let mut arrivals = one_save(arrivals.into_iter());
-            let o = t.elapsed().as_millis();
             let (resolved, trust) = std::thread::scope(|s| {
                 let trust = trust.map(|states| s.spawn(states));
                 update_index(&index, &root, &mut arrivals);
-                let a = t.elapsed().as_millis();
                 let resolved = resolve(&root, &arrivals, &wanted);
-                let b = t.elapsed().as_millis();
-                let trust = trust.and_then(|h| h.join().ok());
-                tracing::debug!(o, a, b, "TIMING");
-                (resolved, trust)
+                (resolved, trust.and_then(|h| h.join().ok()))
             });
             tracing::debug!(ms = t.elapsed().as_millis(), "intake batch resolved");
             if resolved.later.is_empty() {
@@ -259,14 +269,16 @@ impl Core {
                 trust,
                 partial: true,
             })));
-            // git's lists are read at the lowest priority, on a thread of
-            // their own (a thread's priority cannot be raised again): on a
-            // small machine they would slow the start they need not hold.
+            // git's lists are read a moment later at the lowest priority,
+            // on a thread of their own (a thread's priority cannot be
+            // raised again): on a small machine they would slow the start
+            // they need not hold.
             let (done, consumed) = (tx.clone(), ids.clone());
             let later = move || {
                 // SAFETY: setpriority on the calling thread (Linux: who 0
                 // with PRIO_PROCESS is the thread); failure changes nothing.
                 unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                std::thread::sleep(LATER_LISTS);
                 let rest = resolved
                     .later
                     .into_iter()
@@ -416,38 +428,52 @@ impl Core {
             Some(states) => states,
             None => self.trust_states(),
         };
-        tracing::debug!(ms = t.elapsed().as_millis(), "trust checked");
+        let mut offers: Vec<(&Resolved, String, crate::schedule::Files)> = Vec::new();
         for r in &batch.resolved {
             self.publish(What::TriggerArrived {
                 trigger: r.source.label(),
                 files: r.files.as_ref().map_or(0, BTreeSet::len),
             });
             for routed in crate::schedule::route::route(&projects, &trust, r) {
-                let (key, files) = match routed {
-                    Routed::Untrusted { key, state } => {
-                        self.note_untrusted(&key, &state);
-                        continue;
-                    }
-                    Routed::Offer { key, files } => (key, files),
-                };
-                let files = match files {
-                    Some(files) if r.kind == TriggerKind::Save => {
-                        let Some(files) = self.guard_self_writes(&key, files) else {
-                            continue;
-                        };
-                        Some(files)
-                    }
-                    other => other,
-                };
-                let admitted =
-                    self.offer(&key, None, files, &r.source, Duration::ZERO, &mut effects);
-                tracing::info!(task = %key, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
+                match routed {
+                    Routed::Untrusted { key, state } => self.note_untrusted(&key, &state),
+                    Routed::Offer { key, files } => offers.push((r, key, files)),
+                }
             }
         }
+        // A checkout's saves and its HEAD move offer a task the same
+        // files: one offer, the later trigger's.
+        let covered: Vec<bool> = (0..offers.len())
+            .map(|i| {
+                let (_, key, files) = &offers[i];
+                offers[i + 1..]
+                    .iter()
+                    .any(|(_, k, later)| k == key && covers(later, files))
+            })
+            .collect();
+        for ((r, key, files), covered) in offers.into_iter().zip(covered) {
+            if covered {
+                continue;
+            }
+            let files = match files {
+                Some(files) if r.kind == TriggerKind::Save => {
+                    let Some(files) = self.guard_self_writes(&key, files) else {
+                        continue;
+                    };
+                    Some(files)
+                }
+                other => other,
+            };
+            let admitted = self.offer(&key, None, files, &r.source, Duration::ZERO, &mut effects);
+            tracing::info!(task = %key, kind = ?r.kind, job = admitted.job_id, outcome = %admitted.outcome, "triggered");
+        }
         effects.push(Effect::Consumed(batch.ids));
-        let offered = t.elapsed().as_millis();
         self.persist(&effects).or_later("a routed batch");
-        tracing::debug!(triggers = batch.resolved.len(), offered, ms = t.elapsed().as_millis(), "intake batch routed");
+        tracing::debug!(
+            triggers = batch.resolved.len(),
+            ms = t.elapsed().as_millis(),
+            "intake batch routed"
+        );
     }
 }
 
