@@ -97,6 +97,8 @@ pub struct Intake {
     hook_until: Millis,
     /// A hook came in this batch: git is done.
     hooked: bool,
+    /// The last hook may have another behind it in the same git command.
+    hook_follows: bool,
     /// When HEAD last moved in this batch since git last held the index
     /// (a move before a lock is the step before).
     head_moved: Option<Millis>,
@@ -118,6 +120,7 @@ impl Intake {
             quiet_until: 0,
             hook_until: 0,
             hooked: false,
+            hook_follows: false,
             head_moved: None,
             next_id,
             window,
@@ -151,14 +154,16 @@ impl Intake {
         if self.pending.is_empty() {
             self.fresh(now);
         }
-        match arrival {
+        match &arrival {
             Arrival::Saved { .. } => self.quiet_for(now + self.window.save),
-            Arrival::Hook(_) => {
+            Arrival::Hook(h) => {
                 // Hooks evidently deliver here (installed since start).
                 self.window.hooks = true;
                 self.hooked = true;
                 self.hook_until = now;
-                if self.head_moved.is_some() {
+                // An amend runs `post-rewrite` right after `post-commit`.
+                self.hook_follows = h.hook == "post-commit";
+                if self.head_moved.is_some() && !self.hook_follows {
                     self.quiet_for(now + self.window.after_head);
                 } else {
                     self.quiet_for(now + self.window.settle);
@@ -169,9 +174,13 @@ impl Intake {
                 if self.window.hooks && !self.hooked {
                     self.hook_until = self.hook_until.max(now + self.window.git);
                 }
-                // What is pending came before the move: git is done with
-                // it (a save after the move gets its own debounce).
-                self.quiet_until = now + self.window.after_head;
+                if self.hook_follows {
+                    self.quiet_for(now + self.window.after_head);
+                } else {
+                    // What is pending came before the move: git is done
+                    // with it (a save after the move gets its own debounce).
+                    self.quiet_until = now + self.window.after_head;
+                }
             }
         }
         self.pending.push((id, arrival));
@@ -183,6 +192,7 @@ impl Intake {
         self.quiet_until = now;
         self.hook_until = now;
         self.hooked = false;
+        self.hook_follows = false;
         self.head_moved = None;
     }
 
@@ -511,15 +521,27 @@ mod tests {
         assert_eq!(i.take(5 + AFTER_HEAD, QUIET).unwrap().len(), 3);
         // The hook first (the watcher is behind): settle until the
         // watcher's view of the same move, which ends it.
-        i.add(hook("post-commit", None), 1_000);
+        i.add(hook("post-checkout", None), 1_000);
         assert_eq!(i.next_wakeup(), Some(1_100));
         i.add(moved(), 1_010);
         assert_eq!(i.next_wakeup(), Some(1_010 + AFTER_HEAD));
         assert_eq!(i.take(1_010 + AFTER_HEAD, QUIET).unwrap().len(), 2);
+        // An amend: `post-rewrite` follows `post-commit`, which settles.
+        i.add(moved(), 1_500);
+        i.add(hook("post-commit", None), 1_503);
+        assert_eq!(i.next_wakeup(), Some(1_603));
+        i.add(hook("post-rewrite", None), 1_506);
+        assert_eq!(i.next_wakeup(), Some(1_603), "the settle stays");
+        assert_eq!(i.take(1_603, QUIET).unwrap().len(), 3);
+        // ... also when the watcher's view of the move comes last.
+        i.add(hook("post-commit", None), 1_700);
+        i.add(moved(), 1_702);
+        assert_eq!(i.next_wakeup(), Some(1_800));
+        assert_eq!(i.take(1_800, QUIET).unwrap().len(), 2);
         // A save after the move gets its own debounce.
         i.add(moved(), 2_000);
         i.add(saved("b"), 2_002);
-        i.add(hook("post-commit", None), 2_003);
+        i.add(hook("post-checkout", None), 2_003);
         assert_eq!(i.next_wakeup(), Some(2_102));
         assert_eq!(i.take(2_102, QUIET).unwrap().len(), 3);
         // Without hooks, none is waited for.
