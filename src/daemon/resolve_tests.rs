@@ -83,14 +83,26 @@ fn a_checkout_the_watcher_saw_starts_from_its_files_and_git_adds_the_rest() {
         not_files: Some(Vec::new()),
     };
     let checkout = Some("checkout: moving from main to two");
-    for git in [
-        moved(&one, &two, checkout),
-        hook("post-checkout", &[&one, &two, "1"], "", &two),
+    let mut merged = hook("post-merge", &["0"], "", &two);
+    if let Arrival::Hook(h) = &mut merged {
+        h.orig_head = Some(one.clone());
+    }
+    for (git, kind) in [
+        (moved(&one, &two, checkout), TriggerKind::Checkout),
+        (
+            hook("post-checkout", &[&one, &two, "1"], "", &two),
+            TriggerKind::Checkout,
+        ),
+        (
+            moved(&one, &two, Some("merge topic: Fast-forward")),
+            TriggerKind::Merge,
+        ),
+        (merged, TriggerKind::Merge),
     ] {
         let batch = [seen.clone(), git];
         let r = super::resolve(root, &batch, &all());
         assert_eq!(r.now.len(), 2, "{r:?}");
-        assert_eq!(r.now[1].kind, TriggerKind::Checkout);
+        assert_eq!(r.now[1].kind, kind);
         assert_eq!(files(&r.now[1]), ["a.py", "other.py"]);
         let [later] = &r.later[..] else {
             panic!("{r:?}")
@@ -103,7 +115,7 @@ fn a_checkout_the_watcher_saw_starts_from_its_files_and_git_adds_the_rest() {
             .unwrap()
             .rest(root, &batch)
             .unwrap();
-        assert_eq!(rest.kind, TriggerKind::Checkout);
+        assert_eq!(rest.kind, kind);
         assert_eq!(files(&rest), ["new.py"]);
     }
     // A commit wrote nothing the watcher saw: git's list, now.

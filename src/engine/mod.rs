@@ -37,6 +37,7 @@ pub use index::FileIndex;
 pub use init::{Initial, initial_config};
 pub use plan::{UnknownName, did_you_mean};
 pub use remote::{Fetched, Remote, RemoteError, RemoteSpec, url_problem};
+pub use scan::config_globs;
 pub use shard::{AutoShardError, Shard, ShardArg, ShardSplit, ci_env};
 pub use team::{
     TeamCache, TeamCacheCheck, TeamCacheUse, check as check_team_cache, secret as team_secret,

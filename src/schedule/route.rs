@@ -121,8 +121,7 @@ impl<'a> Relevance<'a> {
             .iter()
             .filter_map(|name| config.analyzers.get(name))
             .map(|def| {
-                let configs = Globs::new(&def.config_files)
-                    .unwrap_or_else(|_| Globs::new::<&str>(&[]).expect("empty globs"));
+                let configs = crate::engine::config_globs(def);
                 (def.files.as_ref(), def.requires.as_ref(), configs)
             })
             .collect();

@@ -398,7 +398,7 @@ impl<F: Fn(Output)> Watching<F> {
     fn flush(&mut self) -> bool {
         let mut sent = false;
         if !self.files.is_empty() || self.rescan {
-            let (files, not_files) = self.look_at_files();
+            let (files, not_files) = self.take_files();
             (self.out)(Output::Arrival(
                 Arrival::Saved {
                     files,
@@ -428,7 +428,7 @@ impl<F: Fn(Output)> Watching<F> {
     /// a link), as their last events left them: the daemon need not look
     /// at a checkout's 10 000 files again once git is done. (An event not
     /// read yet comes with the next batch, which then says it better.)
-    fn look_at_files(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    fn take_files(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let mut files = Vec::with_capacity(self.files.len());
         let mut not_files = Vec::new();
         for (f, is_file) in std::mem::take(&mut self.files) {
